@@ -1,0 +1,3 @@
+"""hercc: the Hercules network compiler."""
+
+__version__ = "0.1.0"

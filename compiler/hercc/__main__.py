@@ -1,0 +1,3 @@
+from hercc.cli import run
+
+run()

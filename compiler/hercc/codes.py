@@ -1,0 +1,88 @@
+"""Every diagnostic code hercc emits, in one place (docs/diagnostics.md lists them)."""
+
+from __future__ import annotations
+
+# Syntax and structure.
+SYNTAX = "E100"  # the text does not parse
+UNKNOWN = "E101"  # unknown statement or option
+MISSING = "E102"  # a required option is missing
+REPEATED = "E103"  # an option given twice where it may appear once
+ARGUMENTS = "E104"  # wrong number or kind of arguments
+BAD_CIDR = "E110"
+BAD_ADDRESS = "E111"
+BAD_PORT = "E112"
+BAD_VNI = "E113"
+BAD_VLAN = "E114"
+BAD_DURATION = "E115"
+BAD_VALUE = "E116"  # another malformed value: number, name, choice, key
+BAD_ENDPOINT = "E117"
+INCLUDE_MISSING = "E120"
+INCLUDE_CYCLE = "E121"
+YAML_SCHEMA = "E130"  # a YAML spec does not match schemas/spec.schema.json
+
+# Names and references.
+DUPLICATE = "E200"
+UNDEFINED = "E201"
+
+# Addressing.
+RANGE_OVERLAP = "E210"
+SUBNET_OUTSIDE = "E211"
+SUBNET_OVERLAP = "E212"
+ADDRESS_OUTSIDE = "E213"
+ADDRESS_REUSED = "E214"
+SUBNET_EXHAUSTED = "E215"
+ADDRESSES_EXHAUSTED = "E216"
+SUBNET_SIZE = "E217"  # `subnets` does not fit the range, or a pinned subnet has the wrong size
+
+# Nodes and the underlay.
+NAT_ENDPOINT = "E220"
+NO_ENDPOINT = "E221"  # neither `endpoint` nor `nat`
+ENDPOINT_PORT = "E222"  # endpoint port on a node in several networks
+PORT_CLASH = "E223"  # two networks of one node on the same WireGuard port
+WRONG_NETWORK = "E224"  # workload network not joined by its node / ambiguous
+LINK_SELF = "E240"
+LINK_NAT_PAIR = "E241"  # a link between two nat nodes: neither can be dialled
+ISOLATED = "E242"  # a node with no underlay path to any other
+LINK_DUPLICATE = "E243"
+
+# Gateways and services.
+EXPOSED_TWICE = "E230"
+
+ALL: dict[str, str] = {
+    SYNTAX: "syntax error",
+    UNKNOWN: "unknown statement or option",
+    MISSING: "required option missing",
+    REPEATED: "option given more than once",
+    ARGUMENTS: "wrong number or kind of arguments",
+    BAD_CIDR: "invalid CIDR",
+    BAD_ADDRESS: "invalid IP address",
+    BAD_PORT: "invalid port",
+    BAD_VNI: "invalid VXLAN VNI (1..16777215)",
+    BAD_VLAN: "invalid VLAN id (1..4094)",
+    BAD_DURATION: "invalid duration",
+    BAD_VALUE: "invalid value",
+    BAD_ENDPOINT: "invalid endpoint",
+    INCLUDE_MISSING: "included file cannot be read",
+    INCLUDE_CYCLE: "include cycle",
+    YAML_SCHEMA: "YAML spec does not match the schema",
+    DUPLICATE: "duplicate name",
+    UNDEFINED: "undefined reference",
+    RANGE_OVERLAP: "overlapping network ranges",
+    SUBNET_OUTSIDE: "pinned subnet outside its network",
+    SUBNET_OVERLAP: "pinned subnet overlaps another",
+    ADDRESS_OUTSIDE: "workload address outside its node's subnet",
+    ADDRESS_REUSED: "address used twice",
+    SUBNET_EXHAUSTED: "network range has no free subnet",
+    ADDRESSES_EXHAUSTED: "node subnet has no free address",
+    SUBNET_SIZE: "subnet size does not fit",
+    NAT_ENDPOINT: "nat node with an endpoint",
+    NO_ENDPOINT: "node has neither endpoint nor nat",
+    ENDPOINT_PORT: "endpoint port on a node in several networks",
+    PORT_CLASH: "two networks of one node on the same WireGuard port",
+    WRONG_NETWORK: "workload network not joined by its node",
+    EXPOSED_TWICE: "port or hostname exposed twice on one gateway",
+    LINK_SELF: "link names one node twice",
+    LINK_NAT_PAIR: "link between two nat nodes",
+    ISOLATED: "node has no underlay path to any other",
+    LINK_DUPLICATE: "link given twice",
+}

@@ -1,0 +1,246 @@
+"""The IR: typed, immutable, plain data; the contract with every backend.
+
+Serialised as ir.json and validated against schemas/ir.schema.json. Lists are
+sorted by name so that the same spec always gives the same bytes, whatever
+the order of its statements. Secrets appear only by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+IR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    range: str | None
+    range6: str | None
+    subnet_prefix: int
+    subnet6_prefix: int | None
+    port: int
+    mtu: int
+    keepalive_ms: int
+    psk: bool
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A node's place in one network."""
+
+    network: str
+    subnet: str | None
+    subnet6: str | None
+    address: str | None
+    address6: str | None
+    listen_port: int
+    endpoint: str | None  # host:port peers dial; None for a nat node
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str  # public | nat
+    relay: bool
+    pubkey: str | None
+    networks: tuple[Membership, ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    node: str
+    network: str
+    address: str | None
+    address6: str | None
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str  # a < b
+    b: str
+    cost: int | None  # None: unreachable
+
+
+@dataclass(frozen=True)
+class Underlay:
+    public_public_cost: int
+    nat_public_cost: int
+    links: tuple[Link, ...]
+
+
+@dataclass(frozen=True)
+class Gateway:
+    name: str
+    address: str
+    address6: str | None
+    farmer: str | None
+    listen: tuple[int, ...]
+    tunnel: int
+
+
+@dataclass(frozen=True)
+class Expose:
+    protocol: str
+    host: str | None
+    port: int | None
+    via: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Health:
+    protocol: str
+    path: str | None
+    interval_ms: int
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    workload: str
+    port: int
+    exposes: tuple[Expose, ...]
+    health: Health | None
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    name: str
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DnsZone:
+    zone: str
+    ttl: int
+    nameservers: tuple[str, ...]
+    records: tuple[DnsRecord, ...]
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    name: str
+    node: str
+    vni: int
+    local: str
+    remote: str
+    port: int
+    bridge: str | None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret: str
+
+
+@dataclass(frozen=True)
+class Ipsec:
+    name: str
+    node: str
+    remote: str
+    remote_port: int | None
+    local_ts: tuple[str, ...]
+    remote_ts: tuple[str, ...]
+    auth: str
+    psk: SecretRef
+    proposals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Vlan:
+    name: str
+    node: str
+    parent: str
+    id: int
+    address: str | None
+
+
+@dataclass(frozen=True)
+class Bridge:
+    name: str
+    node: str
+    ports: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Enterprise:
+    name: str
+    vxlan: tuple[Vxlan, ...]
+    ipsec: tuple[Ipsec, ...]
+    vlan: tuple[Vlan, ...]
+    bridge: tuple[Bridge, ...]
+
+
+@dataclass(frozen=True)
+class Netflow:
+    collector: str
+    protocol: str
+    active_timeout_ms: int
+    idle_timeout_ms: int
+    sampling: int
+
+
+@dataclass(frozen=True)
+class IR:
+    networks: tuple[Network, ...]
+    nodes: tuple[Node, ...]
+    workloads: tuple[Workload, ...]
+    underlay: Underlay
+    gateways: tuple[Gateway, ...]
+    services: tuple[Service, ...]
+    dns: tuple[DnsZone, ...]
+    enterprise: tuple[Enterprise, ...]
+    fastpath: str
+    netflow: Netflow | None
+    ir_version: int = IR_VERSION
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict keeps tuples; JSON (and JSON Schema) want lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_data(ir: IR) -> dict[str, Any]:
+    data = _plain(dataclasses.asdict(ir))
+    return {
+        "ir_version": data.pop("ir_version"),
+        **{
+            k: data[k]
+            for k in (
+                "networks",
+                "nodes",
+                "workloads",
+                "underlay",
+                "gateways",
+                "services",
+                "dns",
+                "enterprise",
+            )
+        },
+        "dataplane": {"fastpath": data["fastpath"]},
+        "monitor": {"netflow": data["netflow"]},
+    }
+
+
+def dumps(data: Any) -> str:
+    """The one JSON layout for every file hercc writes: sorted, indented, newline-terminated."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def to_json(ir: IR) -> str:
+    return dumps(to_data(ir))

@@ -1,0 +1,177 @@
+"""Pass 2: semantic checks that need resolved names but no addresses."""
+
+from __future__ import annotations
+
+from hercc import ast, codes
+from hercc.diagnostics import Collector
+from hercc.passes.resolve import Names
+from hercc.source import Span
+from hercc.values import IPNetwork
+
+
+def check(spec: ast.Spec, names: Names, diags: Collector) -> None:
+    _check_ranges(spec, diags)
+    _check_nodes(spec, names, diags)
+    _check_workloads(spec, names, diags)
+    _check_gateways(spec, diags)
+
+
+def _check_ranges(spec: ast.Spec, diags: Collector) -> None:
+    for attr in ("range4", "range6"):
+        seen: list[tuple[IPNetwork, ast.NetworkDecl]] = []
+        for net in spec.networks:
+            r: IPNetwork | None = getattr(net, attr)
+            if r is None:
+                continue
+            key = "range" if attr == "range4" else "range6"
+            for other_range, other in seen:
+                if r.overlaps(other_range):
+                    diags.error(
+                        codes.RANGE_OVERLAP,
+                        f"network {net.name}: {key} {r} overlaps {other_range} "
+                        f"of network {other.name}",
+                        net.spans[key],
+                        "every network is its own tenant: give each a distinct range",
+                    )
+            seen.append((r, net))
+        for net in spec.networks:
+            if attr == "range4" and net.range4 is not None:
+                p = net.subnet_prefix
+                if not net.range4.prefixlen <= p <= 30:
+                    diags.error(
+                        codes.SUBNET_SIZE,
+                        f"network {net.name}: subnets /{p} do not fit range {net.range4}",
+                        net.spans.get("subnets", net.span),
+                        f"use a prefix from /{net.range4.prefixlen} to /30",
+                    )
+            if attr == "range6" and net.range6 is not None and net.range6.prefixlen > 64:
+                diags.error(
+                    codes.SUBNET_SIZE,
+                    f"network {net.name}: range6 {net.range6} is smaller than one /64",
+                    net.spans["range6"],
+                )
+
+
+def _check_nodes(spec: ast.Spec, names: Names, diags: Collector) -> None:
+    for node in spec.nodes:
+        if node.nat and node.endpoint is not None:
+            diags.error(
+                codes.NAT_ENDPOINT,
+                f"node {node.name} is nat and has an endpoint",
+                node.spans["endpoint"],
+                "a nat node has no inbound path: drop the endpoint, or drop nat",
+            )
+        elif not node.nat and node.endpoint is None:
+            diags.error(
+                codes.NO_ENDPOINT,
+                f"node {node.name} has neither an endpoint nor nat",
+                node.span,
+                "add `endpoint HOST[:PORT]` for a public node, or `nat` for one behind NAT",
+            )
+        if node.endpoint is not None and node.endpoint.port is not None and len(node.networks) > 1:
+            diags.error(
+                codes.ENDPOINT_PORT,
+                f"node {node.name} is in {len(node.networks)} networks; "
+                "its endpoint cannot fix one port",
+                node.spans["endpoint"],
+                "each network listens on its own `port`: write the endpoint without a port",
+            )
+        ports: dict[int, str] = {}
+        for net_name in node.networks:
+            net = names.networks.get(net_name)
+            if net is None:
+                continue
+            port = net.port
+            if (
+                node.endpoint is not None
+                and node.endpoint.port is not None
+                and len(node.networks) == 1
+            ):
+                port = node.endpoint.port
+            if port in ports:
+                diags.error(
+                    codes.PORT_CLASH,
+                    f"node {node.name}: networks {ports[port]} and {net_name} "
+                    f"both use WireGuard port {port}",
+                    node.spans[f"network:{net_name}"],
+                    f"give network {net_name} another `port`",
+                )
+            else:
+                ports[port] = net_name
+        seen_nets: set[str] = set()
+        for net_name in node.networks:
+            if net_name in seen_nets:
+                diags.error(
+                    codes.DUPLICATE,
+                    f"node {node.name} joins network {net_name} twice",
+                    node.spans[f"network:{net_name}"],
+                )
+            seen_nets.add(net_name)
+
+
+def _check_workloads(spec: ast.Spec, names: Names, diags: Collector) -> None:
+    for w in spec.workloads:
+        node = names.nodes.get(w.node)
+        if node is None:
+            continue
+        if w.network is None and len(node.networks) > 1:
+            diags.error(
+                codes.WRONG_NETWORK,
+                f"workload {w.name}: node {node.name} is in several networks; say which",
+                w.span,
+                f"add `network` with one of: {', '.join(node.networks)}",
+            )
+        elif (
+            w.network is not None and w.network not in node.networks and w.network in names.networks
+        ):
+            diags.error(
+                codes.WRONG_NETWORK,
+                f"workload {w.name}: node {node.name} is not in network {w.network}",
+                w.spans["network"],
+                f"node {node.name} is in: {', '.join(node.networks)}",
+            )
+
+
+def _check_gateways(spec: ast.Spec, diags: Collector) -> None:
+    gateways = {g.name: g for g in spec.gateways}
+    taken: dict[tuple[str, str, str], tuple[str, Span]] = {}
+    for g in spec.gateways:
+        if g.tunnel in g.listen:
+            diags.error(
+                codes.EXPOSED_TWICE,
+                f"gateway {g.name}: tunnel port {g.tunnel} is also a listen port",
+                g.spans["tunnel"],
+            )
+    for svc in spec.services:
+        for ex in svc.exposes:
+            for gw_name in ex.via:
+                gw = gateways.get(gw_name)
+                if gw is None:
+                    continue
+                span = ex.spans["target"]
+                if ex.protocol == "tcp":
+                    assert ex.port is not None
+                    key = (gw_name, "port", str(ex.port))
+                    if ex.port in gw.listen or ex.port == gw.tunnel:
+                        role = "tunnel" if ex.port == gw.tunnel else "listen"
+                        diags.error(
+                            codes.EXPOSED_TWICE,
+                            f"gateway {gw_name}: port {ex.port} is already its {role} port",
+                            span,
+                        )
+                        continue
+                    what = f"port {ex.port}"
+                else:
+                    assert ex.host is not None
+                    key = (gw_name, ex.protocol, ex.host)
+                    what = f"{ex.protocol} host {ex.host}"
+                if key in taken:
+                    other, first = taken[key]
+                    diags.error(
+                        codes.EXPOSED_TWICE,
+                        f"gateway {gw_name}: {what} is already exposed by service {other}",
+                        span,
+                        f"first exposed at {first}",
+                    )
+                else:
+                    taken[key] = (svc.name, span)

@@ -1,0 +1,50 @@
+"""The fixed pipeline: load -> AST -> resolve -> check -> allocate -> underlay -> IR.
+
+Later issues (routing, keys, backends) plug in after `lower`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hercc import build_ast, ir, loader
+from hercc.diagnostics import Collector, OperationError
+from hercc.lockfile import Lock, lock_path, read_lock
+from hercc.passes.allocate import allocate
+from hercc.passes.check import check
+from hercc.passes.lower import lower
+from hercc.passes.resolve import resolve
+from hercc.passes.underlay import underlay
+
+
+@dataclass(frozen=True)
+class Compiled:
+    ir: ir.IR
+    lock: Lock
+    lock_changed: bool
+    lock_file: str
+
+
+def compile_spec(
+    path: str, sources: dict[str, str] | None = None, *, frozen: bool = False, use_lock: bool = True
+) -> Compiled:
+    """Compile a spec file. Raises SpecError (invalid spec) or OperationError."""
+    loaded = loader.load(path, sources)
+    lock_file = lock_path(path)
+    old = read_lock(lock_file) if use_lock else Lock()
+    diags = Collector()
+    spec = build_ast.build(loaded.stmts, diags)
+    names = resolve(spec, diags)
+    check(spec, names, diags)
+    diags.raise_if_any()
+    alloc = allocate(spec, names, old, diags)
+    graph = underlay(spec, names, diags)
+    diags.raise_if_any()
+    result = lower(spec, alloc, graph)
+    changed = alloc.lock.to_data() != old.to_data()
+    if frozen and changed:
+        raise OperationError(
+            f"{lock_file} is out of date and --frozen forbids changing it; "
+            "run `hercc build` without --frozen and commit the lock"
+        )
+    return Compiled(result, alloc.lock, changed, lock_file)

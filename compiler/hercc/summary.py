@@ -1,0 +1,69 @@
+"""A readable summary of a build directory, for people (make run prints it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+
+
+def render_summary(data: dict[str, Any], files: dict[str, Any]) -> str:
+    out: list[str] = []
+    out.append(f"Networks ({len(data['networks'])})")
+    rows = [["NAME", "RANGE", "RANGE6", "SUBNETS", "PORT", "MTU"]]
+    for n in data["networks"]:
+        rows.append(
+            [
+                n["name"],
+                n["range"] or "-",
+                n["range6"] or "-",
+                f"/{n['subnet_prefix']}",
+                str(n["port"]),
+                str(n["mtu"]),
+            ]
+        )
+    out += _table(rows)
+    out.append(f"\nNodes ({len(data['nodes'])})")
+    rows = [["NAME", "KIND", "NETWORK", "SUBNET", "ADDRESS", "ADDRESS6", "ENDPOINT"]]
+    for node in data["nodes"]:
+        for m in node["networks"]:
+            kind = node["kind"] + (" relay" if node["relay"] else "")
+            rows.append(
+                [
+                    node["name"],
+                    kind,
+                    m["network"],
+                    m["subnet"] or "-",
+                    m["address"] or "-",
+                    m["address6"] or "-",
+                    m["endpoint"] or "(dials out)",
+                ]
+            )
+    out += _table(rows)
+    out.append(f"\nWorkloads ({len(data['workloads'])})")
+    rows = [["NAME", "NODE", "NETWORK", "ADDRESS", "ADDRESS6"]]
+    for w in data["workloads"]:
+        rows.append([w["name"], w["node"], w["network"], w["address"] or "-", w["address6"] or "-"])
+    out += _table(rows)
+    if data["services"]:
+        out.append(f"\nServices ({len(data['services'])})")
+        rows = [["NAME", "WORKLOAD", "PORT", "EXPOSED"]]
+        for s in data["services"]:
+            exposed = ", ".join(
+                f"{e['protocol']} {e['host'] or e['port']} via {'+'.join(e['via'])}"
+                for e in s["exposes"]
+            )
+            rows.append([s["name"], s["workload"], str(s["port"]), exposed or "-"])
+        out += _table(rows)
+    links = data["underlay"]["links"]
+    out.append(
+        f"\nUnderlay: default cost {data['underlay']['public_public_cost']}, "
+        f"{len(links)} explicit link{'s' if len(links) != 1 else ''}"
+    )
+    out.append(f"Files: {len(files) + 1} (manifest.json lists {len(files)} with sha256)")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,50 @@
+"""Shared helpers for the hercc tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hercc.diagnostics import Diagnostic, SpecError
+from hercc.pipeline import Compiled, compile_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHARED_REFERENCE = ROOT.parent / "shared" / "spec" / "reference.herc"
+MARK = "@@"
+
+
+def write(tmp: Path, name: str, text: str) -> str:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def compile_text(tmp: Path, text: str, name: str = "spec.herc") -> Compiled:
+    return compile_spec(write(tmp, name, text), use_lock=False)
+
+
+def marked(text: str) -> tuple[str, int, int]:
+    """Strip the @@ marker; return the text and the marker's 1-based line and column."""
+    index = text.index(MARK)
+    before = text[:index]
+    line = before.count("\n") + 1
+    col = index - (before.rfind("\n") + 1) + 1
+    return text.replace(MARK, "", 1), line, col
+
+
+def errors_of(tmp: Path, text: str, name: str = "spec.herc") -> list[Diagnostic]:
+    with pytest.raises(SpecError) as info:
+        compile_text(tmp, text, name)
+    return list(info.value.diagnostics)
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path) -> Path:
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    yield tmp_path
+    os.chdir(old)

@@ -1,0 +1,246 @@
+"""Every diagnostic code, each with a failing spec: code, line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hercc import codes
+from tests.conftest import errors_of, marked, write
+
+NET = "network prod {\n  range 10.20.0.0/16\n}\n"
+TWO = (
+    NET
+    + "node a {\n  network prod\n  endpoint 192.0.2.1\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n}\n"
+)
+
+CASES: list[tuple[str, str, str]] = [
+    (codes.SYNTAX, "unclosed block", "network prod {\n  range 10.20.0.0/16\n@@"),
+    (codes.SYNTAX, "stray brace", NET + "@@}\n"),
+    (codes.SYNTAX, "single quotes", "network prod {\n  range @@'x'\n}\n"),
+    (codes.UNKNOWN, "unknown option", "network prod {\n  range 10.20.0.0/16\n  @@rnage 1\n}\n"),
+    (codes.UNKNOWN, "unknown statement", NET + "@@nodes x {\n}\n"),
+    (codes.MISSING, "node without network", NET + "@@node a {\n  endpoint 192.0.2.1\n}\n"),
+    (
+        codes.REPEATED,
+        "port twice",
+        "network prod {\n  range 10.20.0.0/16\n  port 1\n  @@port 2\n}\n",
+    ),
+    (
+        codes.ARGUMENTS,
+        "two endpoints",
+        NET + "node a {\n  network prod\n  endpoint @@192.0.2.1 192.0.2.2\n}\n",
+    ),
+    (codes.BAD_CIDR, "prefix too long", "network prod {\n  range @@10.20.0.0/33\n}\n"),
+    (codes.BAD_CIDR, "host bits", "network prod {\n  range @@10.20.0.1/16\n}\n"),
+    (codes.BAD_ADDRESS, "bad gateway address", TWO + "gateway g {\n  address @@1.2.3\n}\n"),
+    (
+        codes.BAD_PORT,
+        "port out of range",
+        "network prod {\n  range 10.20.0.0/16\n  port @@70000\n}\n",
+    ),
+    (
+        codes.BAD_VNI,
+        "vni too large",
+        TWO + "enterprise e {\n  vxlan v {\n    node a\n    vni @@16777216\n"
+        "    local 192.0.2.1\n    remote 192.0.2.9\n  }\n}\n",
+    ),
+    (
+        codes.BAD_VNI,
+        "vni zero",
+        TWO + "enterprise e {\n  vxlan v {\n    node a\n    vni @@0\n"
+        "    local 192.0.2.1\n    remote 192.0.2.9\n  }\n}\n",
+    ),
+    (
+        codes.BAD_VLAN,
+        "vlan 4095",
+        TWO + "enterprise e {\n  vlan v {\n    node a\n    parent eth1\n    id @@4095\n  }\n}\n",
+    ),
+    (
+        codes.BAD_DURATION,
+        "bad keepalive",
+        "network prod {\n  range 10.20.0.0/16\n  keepalive @@5x\n}\n",
+    ),
+    (codes.BAD_VALUE, "bad fastpath", TWO + "dataplane {\n  fastpath @@dpdk\n}\n"),
+    (
+        codes.BAD_ENDPOINT,
+        "unclosed v6 bracket",
+        NET + "node a {\n  network prod\n  endpoint @@[2001:db8::1\n}\n",
+    ),
+    (codes.INCLUDE_MISSING, "include missing", TWO + 'include @@"nope.herc"\n'),
+    (codes.DUPLICATE, "node twice", TWO + "node @@a {\n  network prod\n  endpoint 192.0.2.3\n}\n"),
+    (codes.DUPLICATE, "workload named like a node", TWO + "workload @@a {\n  node b\n}\n"),
+    (
+        codes.UNDEFINED,
+        "undefined network",
+        NET + "node a {\n  network @@prd\n  endpoint 192.0.2.1\n}\n",
+    ),
+    (codes.UNDEFINED, "undefined node", TWO + "workload w {\n  node @@c\n}\n"),
+    (
+        codes.UNDEFINED,
+        "undefined gateway",
+        TWO + "workload w {\n  node a\n}\nservice s {\n  workload w\n"
+        "  port 80\n  expose tcp 9000 via @@gx\n}\n",
+    ),
+    (codes.UNDEFINED, "undefined workload", TWO + "service s {\n  workload @@w\n  port 80\n}\n"),
+    (
+        codes.RANGE_OVERLAP,
+        "overlapping ranges",
+        NET + "network dev {\n  range @@10.20.128.0/17\n}\n",
+    ),
+    (
+        codes.SUBNET_OUTSIDE,
+        "pinned subnet outside",
+        NET + "node a {\n  network prod\n  nat\n  subnet @@10.30.0.0/24\n}\n",
+    ),
+    (
+        codes.SUBNET_OVERLAP,
+        "pinned subnets overlap",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n"
+        "  subnet 10.20.5.0/24\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n  subnet @@10.20.5.0/24\n}\n",
+    ),
+    (
+        codes.ADDRESS_OUTSIDE,
+        "workload address outside",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n"
+        "  subnet 10.20.9.0/24\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n}\n"
+        "workload w {\n  node a\n  address @@10.20.8.20\n}\n",
+    ),
+    (
+        codes.ADDRESS_REUSED,
+        "workload address twice",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n"
+        "  subnet 10.20.9.0/24\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n}\n"
+        "workload v {\n  node a\n  address 10.20.9.20\n}\nworkload w {\n  node a\n  address @@10.20.9.20\n}\n",
+    ),
+    (
+        codes.ADDRESS_REUSED,
+        "workload takes the node's address",
+        NET + "node a {\n  network prod\n"
+        "  endpoint 192.0.2.1\n  subnet 10.20.9.0/24\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n}\n"
+        "workload w {\n  node a\n  address @@10.20.9.1\n}\n",
+    ),
+    (
+        codes.SUBNET_EXHAUSTED,
+        "range full",
+        "network prod {\n  range 10.20.0.0/24\n}\n"
+        "node a {\n  network prod\n  endpoint 192.0.2.1\n}\nnode b {\n  network @@prod\n  endpoint 192.0.2.2\n}\n",
+    ),
+    (
+        codes.ADDRESSES_EXHAUSTED,
+        "subnet full",
+        "network prod {\n  range 10.20.0.0/16\n  subnets /30\n}\n"
+        "node a {\n  network prod\n  endpoint 192.0.2.1\n}\nnode b {\n  network prod\n  endpoint 192.0.2.2\n}\n"
+        "workload v {\n  node a\n}\nworkload @@w {\n  node a\n}\n",
+    ),
+    (
+        codes.SUBNET_SIZE,
+        "subnets wider than range",
+        "network prod {\n  range 10.20.0.0/16\n  subnets @@/8\n}\n",
+    ),
+    (
+        codes.NAT_ENDPOINT,
+        "nat with endpoint",
+        NET + "node a {\n  network prod\n  nat\n  endpoint @@192.0.2.1\n}\n",
+    ),
+    (codes.NO_ENDPOINT, "neither endpoint nor nat", NET + "node @@a {\n  network prod\n}\n"),
+    (
+        codes.ENDPOINT_PORT,
+        "endpoint port in two networks",
+        NET + "network dev {\n  range 10.30.0.0/16\n"
+        "  port 51821\n}\nnode a {\n  network prod, dev\n  endpoint @@192.0.2.1:51820\n}\n",
+    ),
+    (
+        codes.PORT_CLASH,
+        "two networks one port",
+        NET + "network dev {\n  range 10.30.0.0/16\n}\n"
+        "node a {\n  network prod, @@dev\n  endpoint 192.0.2.1\n}\n",
+    ),
+    (
+        codes.WRONG_NETWORK,
+        "workload network not on node",
+        NET + "network dev {\n  range 10.30.0.0/16\n}\n"
+        "node a {\n  network prod\n  endpoint 192.0.2.1\n}\nworkload w {\n  node a\n  network @@dev\n}\n",
+    ),
+    (
+        codes.EXPOSED_TWICE,
+        "tcp port twice",
+        TWO + "gateway g {\n  address 203.0.113.1\n}\n"
+        "workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose tcp 9000 via g\n}\n"
+        "service t {\n  workload w\n  port 81\n  expose tcp @@9000 via g\n}\n",
+    ),
+    (
+        codes.EXPOSED_TWICE,
+        "hostname twice",
+        TWO + "gateway g {\n  address 203.0.113.1\n}\n"
+        'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose https "x.example" via g\n'
+        '  expose https @@"x.example" via g\n}\n',
+    ),
+    (codes.LINK_SELF, "link to itself", TWO + "link a @@a { cost 5 }\n"),
+    (
+        codes.LINK_NAT_PAIR,
+        "link between nat nodes",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n"
+        "node m {\n  network prod\n  nat\n}\nnode n {\n  network prod\n  nat\n}\n@@link m n { cost 5 }\n",
+    ),
+    (
+        codes.ISOLATED,
+        "nat node with every path cut",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n"
+        "node @@m {\n  network prod\n  nat\n}\nlink m a { unreachable }\n",
+    ),
+    (codes.LINK_DUPLICATE, "same link twice", TWO + "link a b { cost 5 }\n@@link b a { cost 7 }\n"),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "text"), [(c, t) for c, _, t in CASES], ids=[n for _, n, _ in CASES]
+)
+def test_failing_spec_reports_code_line_and_column(tmp_path: Path, code: str, text: str) -> None:
+    source, line, col = marked(text)
+    found = [(d.code, d.span.line, d.span.col) for d in errors_of(tmp_path, source)]
+    assert (code, line, col) in found, found
+
+
+def test_every_code_has_a_failing_spec() -> None:
+    tested = {c for c, _, _ in CASES} | {codes.YAML_SCHEMA, codes.INCLUDE_CYCLE}  # tested elsewhere
+    assert tested == set(codes.ALL)
+
+
+def test_include_cycle_names_the_chain(tmp_path: Path) -> None:
+    write(tmp_path, "b.herc", 'include "c.herc"\n')
+    write(tmp_path, "c.herc", 'include "b.herc"\n')
+    source, _line, _col = marked(TWO + 'include @@"b.herc"\n')
+    path = write(tmp_path, "a.herc", source)
+    from hercc.diagnostics import SpecError
+    from hercc.pipeline import compile_spec
+
+    with pytest.raises(SpecError) as info:
+        compile_spec(path, use_lock=False)
+    [diag] = info.value.diagnostics
+    assert diag.code == codes.INCLUDE_CYCLE
+    assert diag.message.endswith(
+        "b.herc -> " + str(tmp_path / "c.herc") + " -> " + str(tmp_path / "b.herc")
+    )
+    assert diag.span.file == str(tmp_path / "c.herc")
+    assert (diag.span.line, diag.span.col) == (1, 9)
+
+
+def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
+    text = (
+        NET
+        + "node a {\n  network prd\n  endpoint 192.0.2.1\n  bogus 1\n}\nnode b {\n  network prod\n}\n"
+    )
+    found = {d.code for d in errors_of(tmp_path, text)}
+    assert {codes.UNDEFINED, codes.UNKNOWN, codes.NO_ENDPOINT} <= found
+
+
+def test_unknown_option_suggests_the_right_one(tmp_path: Path) -> None:
+    [diag] = errors_of(tmp_path, "network prod {\n  range 10.20.0.0/16\n  keepalvie 25s\n}\n")
+    assert diag.hint == 'did you mean "keepalive"?'
+
+
+def test_host_bits_hint_shows_the_network(tmp_path: Path) -> None:
+    [diag] = errors_of(tmp_path, "network prod {\n  range 10.20.0.1/16\n}\n")
+    assert diag.hint == 'did you mean "10.20.0.0/16"?'

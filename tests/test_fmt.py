@@ -31,9 +31,7 @@ def value_shape(v: Value) -> Any:
 def shape(stmts: tuple[Stmt, ...] | None) -> Any:
     if stmts is None:
         return None
-    return tuple(
-        (s.keyword, tuple(value_shape(a) for a in s.args), shape(s.block)) for s in stmts
-    )
+    return tuple((s.keyword, tuple(value_shape(a) for a in s.args), shape(s.block)) for s in stmts)
 
 
 def check_invariants(text: str) -> str:
@@ -157,6 +155,8 @@ class Naive:
 
     def quote(self, s: str) -> str:
         esc = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\0": "\\0"}
+        if self.rnd.random() < 0.5:  # else tabs and carriage returns stay raw
+            esc |= {"\t": "\\t", "\r": "\\r"}
         return '"' + "".join(esc.get(ch, ch) for ch in s) + '"'
 
     def stmts(self, tree: Any) -> str:
@@ -173,7 +173,7 @@ class Naive:
         return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=stmt_trees(2), rnd=st.randoms(use_true_random=False))
 def test_random_trees(tree: Any, rnd: random.Random) -> None:
     naive = Naive(rnd)

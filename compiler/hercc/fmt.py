@@ -47,6 +47,7 @@ Layout rules
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ _WORD = re.compile(r"[A-Za-z0-9_.:/\[\]+-]+")
 class _Node:
     stmt: Stmt
     children: list[_Node]
+    ends: list[int]  # end lines of the children, sorted
     head: int  # line of the last argument, hence of the `{` when there is a block
     lead: list[Comment] = field(default_factory=list)  # from inside the arguments
     opening: Comment | None = None  # on the `{` line
@@ -88,9 +90,10 @@ class _Row:
 def format_source(sf: SourceFile) -> str:
     """The canonical text of a parsed .herc file (see the module docstring)."""
     top = [_node(s) for s in sf.stmts]
+    top_ends = [n.end for n in top]
     top_inner: list[Comment] = []
     for c in sf.comments:
-        _place(c, top, top_inner)
+        _place(c, top, top_ends, top_inner)
     out = _Out()
     _items(top, top_inner, 0, out, top_level=True)
     lines = [_line(r, out) for r in out.rows]
@@ -99,29 +102,39 @@ def format_source(sf: SourceFile) -> str:
 
 def _node(s: Stmt) -> _Node:
     head = s.args[-1].span.end_line if s.args else s.span.line
-    return _Node(s, [_node(c) for c in s.block or ()], head)
+    children = [_node(c) for c in s.block or ()]
+    return _Node(s, children, [c.end for c in children], head)
 
 
-def _place(c: Comment, top: list[_Node], top_inner: list[Comment]) -> None:
-    """Attach a comment to its statement, walking down from the outermost level."""
+def _place(c: Comment, top: list[_Node], top_ends: list[int], top_inner: list[Comment]) -> None:
+    """Attach a comment to its statement, walking down from the outermost level.
+
+    Siblings are in source order, so their end lines are sorted: bisect keeps
+    this linear in the depth even for a file of thousands of statements.
+    """
     line = c.line
-    seq, owner = top, None
+    seq, ends, owner = top, top_ends, None
     while True:
-        ending = [n for n in seq if n.end == line]
-        if ending:
-            ending[-1].trailing = c
+        lo, hi = bisect_left(ends, line), bisect_right(ends, line)
+        if lo < hi:  # the last statement ending on this line, at the outermost level
+            seq[hi - 1].trailing = c
             return
-        hit = next((n for n in seq if n.first <= line <= n.end), None)
+        hit = _containing(seq, ends, line)
         if hit is None:
             (owner.inner if owner else top_inner).append(c)
             return
         if line < hit.head:
             hit.lead.append(c)
             return
-        if line == hit.head and not any(ch.first <= line <= ch.end for ch in hit.children):
+        if line == hit.head and _containing(hit.children, hit.ends, line) is None:
             hit.opening = c
             return
-        seq, owner = hit.children, hit
+        seq, ends, owner = hit.children, hit.ends, hit
+
+
+def _containing(seq: list[_Node], ends: list[int], line: int) -> _Node | None:
+    k = bisect_left(ends, line)
+    return seq[k] if k < len(seq) and seq[k].first <= line else None
 
 
 class _Out:
@@ -230,9 +243,7 @@ def _one_line(n: _Node) -> bool:
         return True
     if n.opening or n.inner or len(n.children) > 1:
         return False
-    return all(
-        c.stmt.block is None and c.trailing is None and not c.lead for c in n.children
-    )
+    return all(c.stmt.block is None and c.trailing is None and not c.lead for c in n.children)
 
 
 def _inline(n: _Node, col: int) -> str:

@@ -47,7 +47,9 @@ def measure(spec: str) -> tuple[float, float]:
         "sys.exit(code)\n"
     )
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"hercc check failed:\n{proc.stderr}")

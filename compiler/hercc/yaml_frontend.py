@@ -37,6 +37,7 @@ _TYPE_WORDS = {
     "object": "a mapping",
     "array": "a list",
     "null": "nothing",
+    "scalar": "a single value",  # string or integer: the value's parser checks it
 }
 
 
@@ -195,9 +196,9 @@ def _label(path: Sequence[str | int]) -> str:
 
 def _expected(types: str | list[str]) -> str:
     names = [types] if isinstance(types, str) else list(types)
-    if "string" in names and "integer" in names:  # any one value: its parser checks it
+    if "string" in names and "integer" in names:
         names = ["scalar", *(n for n in names if n not in ("string", "integer"))]
-    return " or ".join(_TYPE_WORDS.get(n, "a single value") for n in names)
+    return " or ".join(_TYPE_WORDS.get(n, n) for n in names)
 
 
 def _found(node: Node) -> str:

@@ -44,6 +44,7 @@ LINK_SELF = "E240"
 LINK_NAT_PAIR = "E241"  # a link between two nat nodes: neither can be dialled
 ISOLATED = "E242"  # a node with no underlay path to any other
 LINK_DUPLICATE = "E243"
+NO_PATH = "E244"  # two nodes of a network with no overlay path between them
 
 # Gateways and services.
 EXPOSED_TWICE = "E230"
@@ -85,4 +86,5 @@ ALL: dict[str, str] = {
     LINK_NAT_PAIR: "link between two nat nodes",
     ISOLATED: "node has no underlay path to any other",
     LINK_DUPLICATE: "link given twice",
+    NO_PATH: "no overlay path between two nodes",
 }

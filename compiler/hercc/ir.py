@@ -29,6 +29,23 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """One WireGuard peer of a node in a network (filled by passes/routing.py).
+
+    allowed_ips is summarised: the network's whole range sits behind the node's
+    usual next hop, and every destination reached another way is listed
+    behind its own next hop as a more specific prefix (WireGuard picks the
+    longest prefix, both to send and to accept).
+    """
+
+    node: str
+    pubkey: str | None  # None until keys are known (hercc keys init, or `pubkey`)
+    endpoint: str | None  # None when the peer is nat: it dials us
+    allowed_ips: tuple[str, ...]
+    keepalive_s: int | None  # set on a nat node's peers, to keep its NAT mapping open
+
+
+@dataclass(frozen=True)
 class Membership:
     """A node's place in one network."""
 
@@ -39,6 +56,9 @@ class Membership:
     address6: str | None
     listen_port: int
     endpoint: str | None  # host:port peers dial; None for a nat node
+    mtu: int = 1420
+    forwarding: bool = False  # relays traffic between other nodes: needs IP forwarding
+    peers: tuple[Peer, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The fixed pipeline: load -> AST -> resolve -> check -> allocate -> underlay -> IR.
+"""The fixed pipeline: load -> AST -> resolve -> check -> allocate -> underlay -> IR -> routing.
 
-Later issues (routing, keys, backends) plug in after `lower`.
+Backends (pure functions over the IR) run after it; keys are applied by the build.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hercc.passes.allocate import allocate
 from hercc.passes.check import check
 from hercc.passes.lower import lower
 from hercc.passes.resolve import resolve
+from hercc.passes.routing import NetworkRoutes, route
 from hercc.passes.underlay import underlay
 
 
@@ -23,6 +24,7 @@ class Compiled:
     lock: Lock
     lock_changed: bool
     lock_file: str
+    routes: dict[str, NetworkRoutes]
 
 
 def compile_spec(
@@ -40,11 +42,12 @@ def compile_spec(
     alloc = allocate(spec, names, old, diags)
     graph = underlay(spec, names, diags)
     diags.raise_if_any()
-    result = lower(spec, alloc, graph)
+    result, routes = route(lower(spec, alloc, graph), spec, diags)
+    diags.raise_if_any()
     changed = alloc.lock.to_data() != old.to_data()
     if frozen and changed:
         raise OperationError(
             f"{lock_file} is out of date and --frozen forbids changing it; "
             "run `hercc build` without --frozen and commit the lock"
         )
-    return Compiled(result, alloc.lock, changed, lock_file)
+    return Compiled(result, alloc.lock, changed, lock_file, routes)

@@ -190,6 +190,12 @@ CASES: list[tuple[str, str, str]] = [
         NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n"
         "node @@m {\n  network prod\n  nat\n}\nlink m a { unreachable }\n",
     ),
+    (
+        codes.NO_PATH,
+        "two nat nodes and no relay",
+        NET + "node p {\n  network prod\n  endpoint 192.0.2.1\n  relay off\n}\n"
+        "node @@m {\n  network prod\n  nat\n}\nnode n {\n  network prod\n  nat\n}\n",
+    ),
     (codes.LINK_DUPLICATE, "same link twice", TWO + "link a b { cost 5 }\n@@link b a { cost 7 }\n"),
 ]
 

@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     mode = f.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if a file is not canonical")
     mode.add_argument("--write", action="store_true", help="rewrite files in place")
+    r = spec_cmd("route", "Print the chosen overlay paths and their costs.")
+    r.add_argument("--from", dest="src", metavar="NODE", help="path from this node")
+    r.add_argument("--to", dest="dst", metavar="NODE", help="path to this node")
+    r.add_argument("--network", metavar="NAME", help="only this network")
+    r.add_argument("--json", action="store_true", help="print JSON for scripts")
     s = sub.add_parser(
         "summary", help="Summarise a build directory.", description="Summarise a build directory."
     )
@@ -118,6 +123,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return _build(args, sources)
     if command == "fmt":
         return _fmt(args, sources)
+    if command == "route":
+        return _route(args, sources)
     if command == "summary":
         return _summary(args.build_dir, sys.stdout)
     raise UsageError(f"unknown command {command}")
@@ -165,6 +172,17 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
     else:
         note = f"; updated {compiled.lock_file}" if compiled.lock_changed else ""
         sys.stderr.write(f"wrote {len(files)} files to {args.output}{note}\n")
+    return EXIT_OK
+
+
+def _route(args: argparse.Namespace, sources: dict[str, str]) -> int:
+    from hercc.route_report import render_routes, route_data
+
+    entries = route_data(_compile(args, sources).routes, args.src, args.dst, args.network)
+    if args.json:
+        sys.stdout.write(ir.dumps(entries))
+    else:
+        sys.stdout.write(render_routes(entries))
     return EXIT_OK
 
 

@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="dst", metavar="NODE", help="path to this node")
     r.add_argument("--network", metavar="NAME", help="only this network")
     r.add_argument("--json", action="store_true", help="print JSON for scripts")
+    g = spec_cmd("graph", "Draw the network: nodes, relays, chosen paths, gateways, services.")
+    g.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
+    g.add_argument(
+        "--as",
+        dest="drawing",
+        choices=("svg", "dot"),
+        default=None,
+        help="svg or dot (default: from the file name)",
+    )
     s = sub.add_parser(
         "summary", help="Summarise a build directory.", description="Summarise a build directory."
     )
@@ -123,6 +132,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return _build(args, sources)
     if command == "fmt":
         return _fmt(args, sources)
+    if command == "graph":
+        return _graph(args, sources)
     if command == "route":
         return _route(args, sources)
     if command == "summary":
@@ -172,6 +183,17 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
     else:
         note = f"; updated {compiled.lock_file}" if compiled.lock_changed else ""
         sys.stderr.write(f"wrote {len(files)} files to {args.output}{note}\n")
+    return EXIT_OK
+
+
+def _graph(args: argparse.Namespace, sources: dict[str, str]) -> int:
+    from hercc.graph_dot import render_dot, render_svg  # noqa: PLC0415
+    from hercc.lockfile import write_atomic  # noqa: PLC0415
+
+    drawing = args.drawing or ("dot" if args.output.endswith((".dot", ".gv")) else "svg")
+    dot_text = render_dot(_compile(args, sources).ir)
+    write_atomic(args.output, dot_text if drawing == "dot" else render_svg(dot_text))
+    sys.stderr.write(f"wrote {args.output}\n")
     return EXIT_OK
 
 

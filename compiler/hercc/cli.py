@@ -187,8 +187,8 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
 
 def _graph(args: argparse.Namespace, sources: dict[str, str]) -> int:
-    from hercc.graph_dot import render_dot, render_svg  # noqa: PLC0415
-    from hercc.lockfile import write_atomic  # noqa: PLC0415
+    from hercc.graph_dot import render_dot, render_svg
+    from hercc.lockfile import write_atomic
 
     drawing = args.drawing or ("dot" if args.output.endswith((".dot", ".gv")) else "svg")
     dot_text = render_dot(_compile(args, sources).ir)

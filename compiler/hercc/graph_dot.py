@@ -55,12 +55,12 @@ def render_dot(model: ir.IR) -> str:
     for gw in model.gateways:
         out.append(f"  {_q('gateway:' + gw.name)} [label={_q(gw.name)}, shape=diamond];")
     for svc in model.services:
-        node = workloads[svc.workload].node
+        host = workloads[svc.workload].node
         for ex in svc.exposes:
             target = ex.host if ex.host is not None else str(ex.port)
-            for gw in ex.via:
+            for via in ex.via:
                 out.append(
-                    f"  {_q('gateway:' + gw)} -- {_q('node:' + node)} "
+                    f"  {_q('gateway:' + via)} -- {_q('node:' + host)} "
                     f"[style=dotted, label={_q(f'{ex.protocol} {target} -> {svc.name}')}];"
                 )
     out.append("}")

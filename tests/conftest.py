@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def errors_of(tmp: Path, text: str, name: str = "spec.herc") -> list[Diagnostic]
 
 
 @pytest.fixture
-def in_tmp(tmp_path: Path) -> Path:
+def in_tmp(tmp_path: Path) -> Iterator[Path]:
     old = os.getcwd()
     os.chdir(tmp_path)
     yield tmp_path

@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TextIO
 
 from hercc import __version__, ir
 from hercc.backends import render_all
+from hercc.cli_keys import add_keys_commands, run_keys
 from hercc.diagnostics import (
     HerccError,
     OperationError,
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         "summary", help="Summarise a build directory.", description="Summarise a build directory."
     )
     s.add_argument("build_dir", metavar="DIR")
+    add_keys_commands(sub)
     return p
 
 
@@ -136,6 +138,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return _graph(args, sources)
     if command == "route":
         return _route(args, sources)
+    if command == "keys":
+        return run_keys(args, sources)
     if command == "summary":
         return _summary(args.build_dir, sys.stdout)
     raise UsageError(f"unknown command {command}")

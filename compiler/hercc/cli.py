@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(
             "--frozen", action="store_true", help="fail instead of changing SPEC.lock (for CI)"
         )
+        c.add_argument(
+            "--keys",
+            metavar="DIR",
+            help="keys directory (hercc keys init): public keys for the "
+            "configs; build also copies private keys into nodes/<node>/secrets/ (0600)",
+        )
         return c
 
     c = spec_cmd("check", "Validate a spec; write nothing.")
@@ -151,7 +157,12 @@ def _compile(args: argparse.Namespace, sources: dict[str, str]) -> Any:
 
     if not os.path.exists(args.spec):
         raise UsageError(f"{args.spec}: no such file")
-    compiled = compile_spec(args.spec, sources, frozen=args.frozen)
+    pubkeys = None
+    if args.keys is not None:
+        from hercc.keys import load_public_keys
+
+        pubkeys = load_public_keys(args.keys)
+    compiled = compile_spec(args.spec, sources, frozen=args.frozen, pubkeys=pubkeys)
     validate_ir(ir.to_data(compiled.ir))
     return compiled
 
@@ -177,7 +188,12 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
     compiled = _compile(args, sources)
     files = with_manifest(render_all(compiled.ir))
-    write_tree(args.output, files)
+    secrets = {}
+    if args.keys is not None:
+        from hercc.passes.keys import secret_files
+
+        secrets = secret_files(compiled.ir, args.keys)
+    write_tree(args.output, files, secrets)
     if compiled.lock_changed:
         write_atomic(compiled.lock_file, compiled.lock.to_json())
     if args.format == "json":

@@ -43,6 +43,7 @@ class Peer:
     endpoint: str | None  # None when the peer is nat: it dials us
     allowed_ips: tuple[str, ...]
     keepalive_s: int | None  # set on a nat node's peers, to keep its NAT mapping open
+    psk: bool = False  # a preshared key protects this pair (the key itself is a secret file)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from hercc.diagnostics import Collector, OperationError
 from hercc.lockfile import Lock, lock_path, read_lock
 from hercc.passes.allocate import allocate
 from hercc.passes.check import check
+from hercc.passes.keys import with_public_keys
 from hercc.passes.lower import lower
 from hercc.passes.resolve import resolve
 from hercc.passes.routing import NetworkRoutes, route
@@ -28,9 +29,18 @@ class Compiled:
 
 
 def compile_spec(
-    path: str, sources: dict[str, str] | None = None, *, frozen: bool = False, use_lock: bool = True
+    path: str,
+    sources: dict[str, str] | None = None,
+    *,
+    frozen: bool = False,
+    use_lock: bool = True,
+    pubkeys: dict[str, str] | None = None,
 ) -> Compiled:
-    """Compile a spec file. Raises SpecError (invalid spec) or OperationError."""
+    """Compile a spec file. Raises SpecError (invalid spec) or OperationError.
+
+    With `pubkeys` (hercc keys' public.json), every node must have a key and
+    the IR carries them; without, only keys pinned in the spec appear.
+    """
     loaded = loader.load(path, sources)
     lock_file = lock_path(path)
     old = read_lock(lock_file) if use_lock else Lock()
@@ -42,7 +52,10 @@ def compile_spec(
     alloc = allocate(spec, names, old, diags)
     graph = underlay(spec, names, diags)
     diags.raise_if_any()
-    result, routes = route(lower(spec, alloc, graph), spec, diags)
+    model = lower(spec, alloc, graph)
+    if pubkeys is not None:
+        model = with_public_keys(model, pubkeys)
+    result, routes = route(model, spec, diags)
     diags.raise_if_any()
     changed = alloc.lock.to_data() != old.to_data()
     if frozen and changed:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hercc import ir
-from hercc.backends import node_json
+from hercc.backends import netplan, networkd, node_json, wg_quick, wireguard
 
 Backend = Callable[[ir.IR], dict[str, str]]
 
-BACKENDS: tuple[Backend, ...] = (node_json.render,)
+BACKENDS: tuple[Backend, ...] = (
+    node_json.render,
+    wireguard.render,
+    wg_quick.render,
+    networkd.render,
+    netplan.render,
+)
 
 
 def render_all(model: ir.IR) -> dict[str, str]:

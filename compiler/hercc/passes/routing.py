@@ -231,6 +231,7 @@ def _peers(
                 endpoint=peer_member.endpoint,
                 allowed_ips=tuple(_sorted_prefixes(behind[hop])),
                 keepalive_s=keepalive,
+                psk=net.psk,
             )
         )
     return tuple(peers)

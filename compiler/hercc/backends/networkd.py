@@ -1,0 +1,65 @@
+"""nodes/<node>/networkd/50-hercules-<network>.{netdev,network}: systemd-networkd files.
+
+systemd.netdev(5) creates the WireGuard interface, with its peers, and reads
+the private key from /etc/hercules/keys/<node>.key (PrivateKeyFile=; the file
+must be readable by the systemd-network user). systemd.network(5) gives the
+interface the node's overlay addresses with the prefix of the network range,
+so no [Route] section is needed, and turns on IP forwarding on relays.
+
+IPForward= is what systemd 252 (Debian 12) understands; systemd 256 deprecates
+it in favour of IPv4Forwarding=/IPv6Forwarding= but still accepts it.
+"""
+
+from __future__ import annotations
+
+from hercc import ir
+from hercc.backends import wireguard
+
+PRIORITY = 50
+
+
+def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
+    lines = wireguard.header("systemd-networkd", node.name, membership.network)
+    lines += [
+        "",
+        "[NetDev]",
+        f"Name={wireguard.ifname(membership.network)}",
+        "Kind=wireguard",
+        f"MTUBytes={membership.mtu}",
+        "",
+        "[WireGuard]",
+        f"ListenPort={membership.listen_port}",
+        f"PrivateKeyFile={wireguard.key_file(node.name)}",
+    ]
+    for peer in wireguard.sorted_peers(membership):
+        lines += ["", "[WireGuardPeer]", f"# {peer.node}", f"PublicKey={peer.pubkey}"]
+        if peer.endpoint is not None:
+            lines.append(f"Endpoint={peer.endpoint}")
+        lines.append(f"AllowedIPs={','.join(peer.allowed_ips)}")
+        if peer.keepalive_s is not None:
+            lines.append(f"PersistentKeepalive={peer.keepalive_s}")
+        if peer.psk:
+            lines.append(f"PresharedKeyFile={wireguard.psk_file(membership.network, peer.node)}")
+    return lines
+
+
+def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
+    network = wireguard.network_of(model, membership.network)
+    lines = wireguard.header("systemd-networkd", node.name, membership.network)
+    lines += ["", "[Match]", f"Name={wireguard.ifname(membership.network)}", "", "[Network]"]
+    lines += [f"Address={address}" for address in wireguard.addresses(model, membership)]
+    if membership.forwarding:
+        lines.append("IPForward=yes" if network.range6 is not None else "IPForward=ipv4")
+    return lines
+
+
+def render(model: ir.IR) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for node in sorted(model.nodes, key=lambda n: n.name):
+        for membership in sorted(node.networks, key=lambda m: m.network):
+            if not wireguard.keys_known(membership):
+                continue
+            base = f"nodes/{node.name}/networkd/{PRIORITY}-hercules-{membership.network}"
+            files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership))
+            files[f"{base}.network"] = wireguard.text(_network(model, node, membership))
+    return files

@@ -130,7 +130,7 @@ def test_two_relay_path_in_reference() -> None:
     routes = compile_spec(str(EXAMPLES / "reference.herc"), use_lock=False).routes["prod"]
     assert routes.path("gamma", "delta") == ["gamma", "beta", "alpha", "delta"]
     assert routes.path("delta", "gamma") == ["delta", "alpha", "beta", "gamma"]
-    assert routes.cost["gamma"]["delta"] == 25
+    assert routes.cost("gamma", "delta") == 25
 
 
 def test_nat_nodes_share_one_relay_when_costs_tie(tmp_path: Path) -> None:
@@ -162,3 +162,24 @@ def test_relay_off_is_never_a_hop(tmp_path: Path, relay: str) -> None:
     else:
         model = compile_text(tmp_path, text).ir
         assert [m.forwarding for n in model.nodes if n.name == "pub" for m in n.networks] == [True]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=topologies())
+def test_router_matches_dijkstra_from_every_node(tmp_path: Path, text: str) -> None:
+    """The clean-node shortcut gives exactly the paths of full Dijkstra."""
+    from hercc.passes.routing import Router, shortest_paths
+
+    try:
+        model = compile_text(tmp_path, text).ir
+    except SpecError:
+        return
+    graph = Graph(model, "prod")
+    router = Router(graph)
+    for src in graph.members:
+        tree = shortest_paths(graph, src)
+        for dst in graph.members:
+            if dst != src:
+                assert router.hop(src, dst) == tree.first.get(dst), (src, dst)
+                assert router.cost(src, dst) == tree.weight[dst][0], (src, dst)
+        assert router.hops_from(src) == tree.first

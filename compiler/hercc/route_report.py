@@ -17,16 +17,16 @@ def route_data(
     chosen = [routes[network]] if network else [routes[n] for n in sorted(routes)]
     out: list[dict[str, Any]] = []
     for table in chosen:
-        members = sorted(table.next_hop)
+        members = table.members
         for name in (src, dst):
             if name is not None and name not in members and network is not None:
                 raise UsageError(f"node {name!r} is not in network {table.network}")
         sources = [src] if src is not None else members
         for a in sources:
-            if a not in table.next_hop:
+            if a not in members:
                 continue
             for b in [dst] if dst is not None else members:
-                if b == a or b not in table.next_hop:
+                if b == a or b not in members:
                     continue
                 out.append(
                     {
@@ -34,7 +34,7 @@ def route_data(
                         "from": a,
                         "to": b,
                         "path": table.path(a, b),
-                        "cost": table.cost[a][b],
+                        "cost": table.cost(a, b),
                     }
                 )
     if not out and (src is not None or dst is not None):

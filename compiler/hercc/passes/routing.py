@@ -46,23 +46,6 @@ class RoutingTie(Exception):
     """Two distinct paths with the same weight: the tie-break failed (a bug)."""
 
 
-@dataclass(frozen=True)
-class NetworkRoutes:
-    """First hop and cost from every member to every other, in one network."""
-
-    network: str
-    next_hop: dict[str, dict[str, str]]
-    cost: dict[str, dict[str, int]]
-
-    def path(self, src: str, dst: str) -> list[str]:
-        hops = [src]
-        while hops[-1] != dst:
-            hops.append(self.next_hop[hops[-1]][dst])
-            if len(hops) > len(self.next_hop) + 1:
-                raise RoutingTie(f"routing loop from {src} to {dst}: {hops}")
-        return hops
-
-
 class Graph:
     """The underlay of one network: explicit links over the default rules."""
 
@@ -98,10 +81,20 @@ def _edge_hash(u: str, v: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{a}\0{b}".encode(), digest_size=8).digest(), "big")
 
 
-def shortest_paths(graph: Graph, src: str) -> tuple[dict[str, str], dict[str, Weight]]:
-    """Dijkstra under the strict order above. Returns first hops and weights from src."""
+@dataclass
+class Tree:
+    """Dijkstra from one root: each node's first hop from the root, its parent, its weight."""
+
+    first: dict[str, str]
+    parent: dict[str, str]
+    weight: dict[str, Weight]
+
+
+def shortest_paths(graph: Graph, src: str) -> Tree:
+    """Dijkstra under the strict order above; only relays are expanded."""
     best: dict[str, Weight] = {src: (0, 0, 0)}
     first: dict[str, str] = {}
+    parent: dict[str, str] = {}
     done: set[str] = set()
     heap: list[tuple[Weight, str]] = [((0, 0, 0), src)]
     while heap:
@@ -119,28 +112,130 @@ def shortest_paths(graph: Graph, src: str) -> tuple[dict[str, str], dict[str, We
             if c is None:
                 continue
             cand = (weight[0] + c, weight[1] + via, weight[2] + _edge_hash(u, v))
-            hop = v if u == src else first[u]
             old = best.get(v)
             if old is None or cand < old:
                 best[v] = cand
-                first[v] = hop
+                parent[v] = u
+                first[v] = v if u == src else first[u]
                 heapq.heappush(heap, (cand, v))
-            elif cand == old and first[v] != hop:
+            elif cand == old and parent[v] != u:
                 raise RoutingTie(f"equal-weight paths from {src} to {v}")
-    return first, best
+    del best[src]
+    return Tree(first, parent, best)
 
 
-def route_network(graph: Graph) -> tuple[NetworkRoutes, list[tuple[str, str]]]:
-    """All first hops; also the pairs with no path at all."""
-    next_hop: dict[str, dict[str, str]] = {}
-    cost: dict[str, dict[str, int]] = {}
-    missing: list[tuple[str, str]] = []
-    for src in graph.members:
-        first, weights = shortest_paths(graph, src)
-        next_hop[src] = first
-        cost[src] = {dst: w[0] for dst, w in weights.items() if dst != src}
-        missing.extend((src, dst) for dst in graph.members if dst != src and dst not in first)
-    return NetworkRoutes(graph.network, next_hop, cost), missing
+class Router:
+    """Next hops and costs for every pair, without all-pairs Dijkstra.
+
+    A *clean* node has no explicit link, so every link it has is a default
+    one (cost d). Between two clean nodes the path is then fixed: direct when
+    they may link (cost d; any other path costs at least d + 1), and through
+    the lowest-ranked relay when both are nat (cost 2d; any longer path costs
+    at least 2d + 1, and among one-relay paths the rank decides). Dijkstra
+    runs only from the *dirty* nodes, those with explicit links; a clean
+    node's hop toward a dirty node is its parent in that node's tree, since
+    the unique path is the same read from either end.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        if graph.public_cost != graph.nat_cost:
+            raise ValueError("the clean-path rule assumes one default link cost")
+        self.graph = graph
+        self.default = graph.public_cost
+        ends = {name for pair in graph.links for name in pair}
+        self.dirty = [name for name in graph.members if name in ends]
+        self.trees = {d: shortest_paths(graph, d) for d in self.dirty}
+        self.hub = (
+            min(graph.relay_bit, key=lambda r: graph.relay_bit[r]) if graph.relay_bit else None
+        )
+
+    def hop(self, src: str, dst: str) -> str | None:
+        """The next hop from src toward dst, None when there is no path."""
+        if src in self.trees:
+            return self.trees[src].first.get(dst)
+        if dst in self.trees:
+            return self.trees[dst].parent.get(src)
+        if src in self.graph.nat and dst in self.graph.nat:
+            return self.hub
+        return dst
+
+    def cost(self, src: str, dst: str) -> int | None:
+        for root, other in ((src, dst), (dst, src)):
+            if root in self.trees:
+                weight = self.trees[root].weight.get(other)
+                return None if weight is None else weight[0]
+        if src in self.graph.nat and dst in self.graph.nat:
+            return None if self.hub is None else 2 * self.default
+        return self.default
+
+    def path(self, src: str, dst: str) -> list[str]:
+        hops = [src]
+        while hops[-1] != dst:
+            nxt = self.hop(hops[-1], dst)
+            if nxt is None or len(hops) > len(self.graph.members):
+                raise RoutingTie(f"no consistent path from {src} to {dst}: {hops}")
+            hops.append(nxt)
+        return hops
+
+    def hops_from(self, src: str) -> dict[str, str]:
+        """Every destination's next hop from src (the unreachable ones left out)."""
+        if src in self.trees:
+            return dict(self.trees[src].first)
+        out: dict[str, str] = {}
+        nat_src = src in self.graph.nat
+        for dst in self.graph.members:
+            if dst == src:
+                continue
+            if dst in self.trees:
+                hop = self.trees[dst].parent.get(src)
+            elif nat_src and dst in self.graph.nat:
+                hop = self.hub
+            else:
+                hop = dst
+            if hop is not None:
+                out[dst] = hop
+        return out
+
+    def missing(self) -> list[tuple[str, str]]:
+        """Pairs with no path at all (each reported once, src < dst)."""
+        out = [
+            (min(d, t), max(d, t))
+            for d, tree in self.trees.items()
+            for t in self.graph.members
+            if t != d and t not in tree.first
+        ]
+        clean_nat = [n for n in self.graph.members if n in self.graph.nat and n not in self.trees]
+        if self.hub is None and len(clean_nat) > 1:
+            out.append((clean_nat[0], clean_nat[1]))
+        return sorted(set(out))
+
+    def forwarders(self) -> set[str]:
+        """Relays that carry traffic between two other nodes."""
+        out = {p for d, tree in self.trees.items() for p in tree.parent.values() if p != d}
+        clean_nat = sum(
+            1 for n in self.graph.members if n in self.graph.nat and n not in self.trees
+        )
+        if self.hub is not None and clean_nat > 1:
+            out.add(self.hub)
+        return out
+
+
+@dataclass(frozen=True)
+class NetworkRoutes:
+    """The routing of one network, for `hercc route` and the backends."""
+
+    network: str
+    router: Router
+
+    def path(self, src: str, dst: str) -> list[str]:
+        return self.router.path(src, dst)
+
+    def cost(self, src: str, dst: str) -> int | None:
+        return self.router.cost(src, dst)
+
+    @property
+    def members(self) -> list[str]:
+        return self.router.graph.members
 
 
 def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[str, NetworkRoutes]]:
@@ -154,9 +249,9 @@ def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[s
     updated: dict[tuple[str, str], ir.Membership] = {}
     for net in model.networks:
         graph = Graph(model, net.name)
-        table, missing = route_network(graph)
+        router = Router(graph)
         reported: set[str] = set()
-        for src, dst in missing:
+        for src, dst in router.missing():
             if src in reported or dst in reported:
                 continue
             reported.add(src)
@@ -166,33 +261,31 @@ def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[s
                 spans[src],
                 "nat nodes reach others only through public relays; add a relay both can reach",
             )
-        routes[net.name] = table
-        forwarding = {
-            hop for src, hops in table.next_hop.items() for dst, hop in hops.items() if hop != dst
+        if reported:
+            continue
+        routes[net.name] = NetworkRoutes(net.name, router)
+        forwarding = router.forwarders()
+        subnets = {
+            name: [p for p in (m.subnet, m.subnet6) if p is not None]
+            for (name, network), m in memberships.items()
+            if network == net.name
+        }
+        # Parse every prefix once: sorting AllowedIPs is the hot loop of a big mesh.
+        order = {
+            p: _prefix_key(p)
+            for p in [*(x for ps in subnets.values() for x in ps), net.range, net.range6]
+            if p is not None
         }
         for name in graph.members:
             member = memberships[(name, net.name)]
-            peers = _peers(name, net, graph, table, memberships, pubkeys)
-            updated[(name, net.name)] = ir.Membership(
-                network=member.network,
-                subnet=member.subnet,
-                subnet6=member.subnet6,
-                address=member.address,
-                address6=member.address6,
-                listen_port=member.listen_port,
-                endpoint=member.endpoint,
-                mtu=net.mtu,
-                forwarding=name in forwarding,
-                peers=peers,
+            peers = _peers(
+                name, net, graph, router.hops_from(name), subnets, order, memberships, pubkeys
+            )
+            updated[(name, net.name)] = replace(
+                member, mtu=net.mtu, forwarding=name in forwarding, peers=peers
             )
     nodes = tuple(
-        ir.Node(
-            n.name,
-            n.kind,
-            n.relay,
-            n.pubkey,
-            tuple(updated[(n.name, m.network)] for m in n.networks),
-        )
+        replace(n, networks=tuple(updated.get((n.name, m.network), m) for m in n.networks))
         for n in model.nodes
     )
     return replace(model, nodes=nodes), routes
@@ -202,41 +295,38 @@ def _peers(
     name: str,
     net: ir.Network,
     graph: Graph,
-    table: NetworkRoutes,
+    hops: dict[str, str],
+    subnets: dict[str, list[str]],
+    order: dict[str, tuple[int, int, int]],
     memberships: dict[tuple[str, str], ir.Membership],
     pubkeys: dict[str, str | None],
 ) -> tuple[ir.Peer, ...]:
-    hops = table.next_hop[name]
     if not hops:
         return ()
     counts = Counter(hops.values())
     usual = min(counts, key=lambda hop: (-counts[hop], hop))
     behind: dict[str, list[str]] = {hop: [] for hop in counts}
     for dst, hop in hops.items():
-        if hop == usual:
-            continue
-        m = memberships[(dst, net.name)]
-        behind[hop].extend(p for p in (m.subnet, m.subnet6) if p is not None)
+        if hop != usual:
+            behind[hop].extend(subnets[dst])
     behind[usual] = [r for r in (net.range, net.range6) if r is not None]
     keepalive = (
         math.ceil(net.keepalive_ms / 1000) if name in graph.nat and net.keepalive_ms else None
     )
-    peers = []
-    for hop in sorted(behind):
-        peer_member = memberships[(hop, net.name)]
-        peers.append(
-            ir.Peer(
-                node=hop,
-                pubkey=pubkeys[hop],
-                endpoint=peer_member.endpoint,
-                allowed_ips=tuple(_sorted_prefixes(behind[hop])),
-                keepalive_s=keepalive,
-                psk=net.psk,
-            )
+    return tuple(
+        ir.Peer(
+            node=hop,
+            pubkey=pubkeys[hop],
+            endpoint=memberships[(hop, net.name)].endpoint,
+            allowed_ips=tuple(sorted(behind[hop], key=order.__getitem__)),
+            keepalive_s=keepalive,
+            psk=net.psk,
         )
-    return tuple(peers)
+        for hop in sorted(behind)
+    )
 
 
-def _sorted_prefixes(prefixes: list[str]) -> list[str]:
-    nets = [ipaddress.ip_network(p) for p in prefixes]
-    return [str(n) for n in sorted(nets, key=lambda n: (n.version, n.network_address, n.prefixlen))]
+def _prefix_key(prefix: str) -> tuple[int, int, int]:
+    """AllowedIPs order: IPv4 first, then by address, then shorter prefixes first."""
+    net = ipaddress.ip_network(prefix)
+    return (net.version, int(net.network_address), net.prefixlen)

@@ -1,0 +1,421 @@
+"""Bring a plan up as namespaces, veths, a bridge, NAT routers and wireguard-go.
+
+Order (each step for every node before the next step starts):
+  1. namespaces, veths, the underlay bridge, addresses and routes, nftables;
+  2. one wireguard-go per (node, network), started in the node's underlay
+     namespace so that its UDP socket lives on the underlay; its TUN is then
+     moved into the (node, network) namespace, addressed and brought up;
+  3. everywhere: `wg setconf` of the config without endpoints or keepalives
+     (every peer known, nobody dials yet), then the private key (setconf
+     replaces the key too) and listen port; wait until every UDP port is open;
+  4. everywhere: `wg addconf` of the full config: endpoints and keepalives;
+  5. wait for the handshakes that the configs start by themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from hercc import ir
+from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
+from hercc.lab.run import LabError, ip_batch, ns_argv, run
+from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Plan, new_prefix, plan
+from hercc.lab.wgconf import Renderer, handshake_expected, render_setconf, strip_endpoints
+
+TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss")
+WG_RUN_DIR = Path("/var/run/wireguard")
+_NS_SYSCTLS = (
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.all.accept_ra=0",
+    "net.ipv6.conf.default.accept_ra=0",
+)
+_FORWARDING = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+
+
+def missing_requirements() -> str | None:
+    """Why a live lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"missing tools: {', '.join(missing)}"
+    return None
+
+
+class Lab:
+    """A live network for one IR. Use as a context manager, or up() then down().
+
+    `ir` must have its peers filled (routing pass, or hercc.lab.naive_mesh).
+    Public keys are replaced by those of `keys` (default: fresh ones).
+    """
+
+    def __init__(
+        self,
+        model: ir.IR,
+        *,
+        prefix: str | None = None,
+        keys: KeySource | None = None,
+        render: Renderer = render_setconf,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.prefix = prefix or new_prefix()
+        self.plan: Plan = plan(model, self.prefix)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"hercc-lab-{self.prefix}-"))
+        self.keys: KeySource = keys or GeneratedKeys(self.workdir / "keys")
+        self.model = model
+        self.render = render
+        self.handshake_timeout = handshake_timeout
+        self.namespaces: list[str] = []  # created by this lab, in order
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # wg interface -> wireguard-go
+        self.timings: dict[str, float] = {}
+        self._expected: dict[str, list[str]] = {}  # wg interface -> peers it dials
+        self._up = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Lab:
+        self.up()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes.values()]
+
+    def up(self) -> None:
+        """Build everything; on any failure, tear down what was built and re-raise."""
+        if self._up:
+            return
+        self._up = True
+        start = time.monotonic()
+        try:
+            self.model = with_keys(self.model, self.keys)
+            self._underlay()
+            self.timings["underlay"] = time.monotonic() - start
+            self._interfaces()
+            self.timings["interfaces"] = time.monotonic() - start
+            self._configure()
+            self.timings["configured"] = time.monotonic() - start
+            self._wait_handshakes()
+            self.timings["handshakes"] = time.monotonic() - start
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        """Stop this lab's processes and delete its namespaces. Idempotent."""
+        errors: list[str] = []
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    try:
+                        proc.wait(timeout=3)
+                    except subprocess.TimeoutExpired:
+                        errors.append(f"wireguard-go {name} (pid {proc.pid}) did not exit")
+                        continue
+            with contextlib.suppress(FileNotFoundError):
+                (WG_RUN_DIR / f"{name}.sock").unlink()
+            del self.processes[name]
+        for ns in reversed(list(self.namespaces)):
+            done = run(["ip", "netns", "del", ns], check=False, timeout=10)
+            if done.returncode == 0 or not Path("/run/netns", ns).exists():
+                self.namespaces.remove(ns)
+            else:
+                errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+        if not errors:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._up = False
+        if errors:
+            raise LabError("lab teardown incomplete: " + "; ".join(errors))
+
+    # ------------------------------------------------------------ using it
+
+    def namespace(self, name: str) -> str:
+        """The namespace behind a name.
+
+        `node@network`: the node's namespace for that network; a workload name:
+        the workload; a node name: its underlay namespace; `router:node`: its
+        NAT router; `underlay`: the bridge. `workload:NAME` and `node:NAME`
+        force the kind.
+        """
+        p = self.plan
+        if name == "underlay":
+            return p.underlay_ns
+        if "@" in name:
+            node, network = name.split("@", 1)
+            try:
+                return p.member(node, network).ns
+            except KeyError:
+                raise LabError(f"no member {name}") from None
+        kind, _, bare = name.rpartition(":")
+        workloads = {w.name: w.ns for w in p.workloads}
+        hosts = {h.node: h for h in p.hosts}
+        if kind == "router":
+            router = hosts[bare].router_ns if bare in hosts else None
+            if router is None:
+                raise LabError(f"no NAT router for {bare!r}")
+            return router
+        if kind in ("", "workload") and bare in workloads:
+            if kind == "" and bare in hosts:
+                raise LabError(f"{bare!r} is a node and a workload: say node: or workload:")
+            return workloads[bare]
+        if kind in ("", "node") and bare in hosts:
+            return hosts[bare].ns
+        raise LabError(f"no namespace for {name!r}")
+
+    def exec(
+        self, name: str, argv: Sequence[str], *, timeout: float = 10.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return run(ns_argv(self.namespace(name), argv), timeout=timeout, check=check)
+
+    def ping(self, src: str, dst: str, count: int = 1, timeout: float = 2) -> bool:
+        """True when `dst` answers a ping sent from inside `src`."""
+        family = "-6" if ipaddress.ip_address(dst).version == 6 else "-4"
+        argv = ["ping", family, "-n", "-q", "-c", str(count), "-W", f"{timeout:g}"]
+        if count > 1:
+            argv += ["-i", "0.2"]
+        done = self.exec(src, [*argv, dst], timeout=count * (timeout + 0.2) + 5)
+        return done.returncode == 0
+
+    # ------------------------------------------------------------ building
+
+    def _netns_add(self, ns: str) -> None:
+        if Path("/run/netns", ns).exists():
+            raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
+        run(["ip", "netns", "add", ns])
+        self.namespaces.append(ns)
+
+    def _underlay(self) -> None:
+        p = self.plan
+        for ns in p.namespaces():
+            self._netns_add(ns)
+        for ns in p.namespaces():
+            run(ns_argv(ns, ["sysctl", "-qw", *_NS_SYSCTLS]))
+        ip_batch(
+            [
+                f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
+                for v in p.veths
+            ]
+        )
+        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in p.namespaces()}
+        under = batches[p.underlay_ns]
+        under += ["link add br0 type bridge", "link set br0 up"]
+        under += [f"link set {port} master br0 up" for port in p.bridge_ports]
+        for h in p.hosts:
+            cmds = batches[h.ns]
+            cmds += [f"address add {h.address} dev ul", "link set ul up"]
+            if h.gateway is None:
+                cmds.append("route add default dev ul")
+            else:
+                cmds.append(f"route add default via {h.gateway} dev ul")
+            if h.router_ns is not None:
+                batches[h.router_ns] += [
+                    f"address add {h.router_inside} dev lan",
+                    f"address add {h.router_outside} dev wan",
+                    "link set lan up",
+                    "link set wan up",
+                    "route add default dev wan",
+                ]
+        for w in p.workloads:
+            cmds = batches[w.ns]
+            cmds.append("link set eth0 up")
+            side = batches[w.member_ns]
+            side.append(f"link set {w.member_if} up")
+            if w.address is not None and w.gateway is not None:
+                cmds += [
+                    f"address add {w.address}/32 dev eth0",
+                    f"route add default via {w.gateway} dev eth0 onlink",
+                ]
+                side.append(f"route add {w.address}/32 dev {w.member_if}")
+            if w.address6 is not None:
+                cmds += [
+                    f"address add {WORKLOAD_LL6}/64 dev eth0 nodad",
+                    f"address add {w.address6}/128 dev eth0 nodad",
+                    f"route add ::/0 via {WORKLOAD_GW6} dev eth0",
+                ]
+                side += [
+                    f"address add {WORKLOAD_GW6}/64 dev {w.member_if} nodad",
+                    f"route add {w.address6}/128 dev {w.member_if}",
+                ]
+        for ns, cmds in batches.items():
+            ip_batch(cmds, ns=ns)
+        for h in p.hosts:
+            if h.router_ns is not None:
+                run(ns_argv(h.router_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+                self._nft(
+                    h.router_ns,
+                    "table ip herclab_nat {\n"
+                    "  chain postrouting {\n"
+                    "    type nat hook postrouting priority srcnat; policy accept;\n"
+                    '    oifname "wan" masquerade\n'
+                    "  }\n"
+                    "}\n",
+                )
+        for b in p.blocks:
+            addrs = ", ".join(b.peers)
+            chains = [
+                ("input", f"ip saddr {{ {addrs} }} drop"),
+                ("output", f"ip daddr {{ {addrs} }} drop"),
+            ]
+            if b.router:
+                chains.append(
+                    ("forward", f"ip saddr {{ {addrs} }} drop\n    ip daddr {{ {addrs} }} drop")
+                )
+            body = "".join(
+                f"  chain {hook} {{\n"
+                f"    type filter hook {hook} priority filter; policy accept;\n"
+                f"    {rule}\n"
+                "  }\n"
+                for hook, rule in chains
+            )
+            self._nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
+
+    def _nft(self, ns: str, script: str) -> None:
+        path = self.workdir / f"{ns}.nft"
+        path.write_text(script, encoding="utf-8")
+        run(ns_argv(ns, ["nft", "-f", str(path)]))
+
+    def _interfaces(self) -> None:
+        p = self.plan
+        env = {**os.environ, "WG_PROCESS_FOREGROUND": "1"}
+        for m in p.members:
+            if (WG_RUN_DIR / f"{m.wg_if}.sock").exists():
+                raise LabError(f"{WG_RUN_DIR}/{m.wg_if}.sock exists: interface name in use")
+            log = (self.workdir / f"{m.wg_if}.log").open("wb")
+            with log:
+                proc = subprocess.Popen(
+                    ns_argv(p.host(m.node).ns, ["wireguard-go", "-f", m.wg_if]),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            self.processes[m.wg_if] = proc
+        deadline = time.monotonic() + 10
+        waiting = {m.wg_if for m in p.members}
+        while waiting:
+            for name in sorted(waiting):
+                proc = self.processes[name]
+                if proc.poll() is not None:
+                    log_text = (self.workdir / f"{name}.log").read_text(errors="replace")
+                    raise LabError(f"wireguard-go {name} exited {proc.returncode}: {log_text}")
+                if (WG_RUN_DIR / f"{name}.sock").exists():
+                    waiting.discard(name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"wireguard-go did not create {sorted(waiting)} within 10 s")
+            time.sleep(0.02)
+        by_node: dict[str, list[str]] = {}
+        for m in p.members:
+            by_node.setdefault(p.host(m.node).ns, []).append(f"link set {m.wg_if} netns {m.ns}")
+        for ns, cmds in by_node.items():
+            ip_batch(cmds, ns=ns)
+        for m in p.members:
+            cmds = [f"link set {m.wg_if} mtu {m.mtu}"]
+            cmds += [
+                f"address add {a} dev {m.wg_if}" + (" nodad" if ":" in a else "")
+                for a in m.addresses
+            ]
+            cmds.append(f"link set {m.wg_if} up")
+            ip_batch(cmds, ns=m.ns)
+            if m.forwarding:
+                run(ns_argv(m.ns, ["sysctl", "-qw", *_FORWARDING]))
+
+    def _wg(self, ns: str, args: Sequence[str]) -> str:
+        return run(ns_argv(ns, ["wg", *args])).stdout
+
+    def _configure(self) -> None:
+        p = self.plan
+        nodes = {n.name: n for n in self.model.nodes}
+        confs: dict[str, str] = {}
+        for m in p.members:
+            node = nodes[m.node]
+            member = next(x for x in node.networks if x.network == m.network)
+            conf = self.render(self.model, node, member)
+            confs[m.wg_if] = conf
+            (self.workdir / f"{m.wg_if}.conf").write_text(conf, encoding="utf-8")
+            (self.workdir / f"{m.wg_if}.stage1.conf").write_text(
+                strip_endpoints(conf), encoding="utf-8"
+            )
+            # setconf replaces the whole device config, private key included: key after it
+            self._wg(m.ns, ["setconf", m.wg_if, str(self.workdir / f"{m.wg_if}.stage1.conf")])
+            key = self.keys.private_key_file(m.node)
+            self._wg(
+                m.ns, ["set", m.wg_if, "listen-port", str(m.listen_port), "private-key", str(key)]
+            )
+        self._wait_ports()
+        for m in p.members:
+            self._wg(m.ns, ["addconf", m.wg_if, str(self.workdir / f"{m.wg_if}.conf")])
+        self._expected = {m.wg_if: handshake_expected(confs[m.wg_if]) for m in p.members}
+
+    def _wait_ports(self) -> None:
+        """wireguard-go binds its UDP port once it sees its (moved) TUN up."""
+        p = self.plan
+        wanted: dict[str, set[int]] = {}
+        for m in p.members:
+            wanted.setdefault(p.host(m.node).ns, set()).add(m.listen_port)
+        deadline = time.monotonic() + 10
+        while wanted:
+            for ns in sorted(wanted):
+                out = run(ns_argv(ns, ["ss", "-Hnlu"]), timeout=5).stdout
+                open_ports = set()
+                for line in out.splitlines():
+                    fields = line.split()
+                    if len(fields) >= 4:
+                        port = fields[3].rsplit(":", 1)[-1]
+                        if port.isdigit():
+                            open_ports.add(int(port))
+                if wanted[ns] <= open_ports:
+                    del wanted[ns]
+            if not wanted:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
+            time.sleep(0.05)
+
+    def _wait_handshakes(self) -> None:
+        p = self.plan
+        pending = {m.wg_if: set(self._expected[m.wg_if]) for m in p.members}
+        ns_of = {m.wg_if: m.ns for m in p.members}
+        deadline = time.monotonic() + self.handshake_timeout
+        while True:
+            for name in sorted(pending):
+                out = self._wg(ns_of[name], ["show", name, "latest-handshakes"])
+                for line in out.splitlines():
+                    fields = line.split()
+                    if len(fields) == 2 and fields[1] != "0":
+                        pending[name].discard(fields[0])
+                if not pending[name]:
+                    del pending[name]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"no handshake within {self.handshake_timeout:g} s: "
+                    + "; ".join(f"{k}: {len(v)} peers" for k, v in sorted(pending.items()))
+                )
+            time.sleep(0.05)

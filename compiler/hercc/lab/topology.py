@@ -1,0 +1,308 @@
+"""The lab's plan: every namespace, interface and address, computed from the IR.
+
+Pure: nothing here touches the system, so the plan can be checked without root.
+
+Names carry the lab's prefix (`h` + 4 hex digits by default), so that labs and
+test runs never clash:
+
+  <p>-u               the underlay: a bridge `br0` that every public node and
+                      every NAT router plugs into (ports p0, p1, ...)
+  <p>-n-<node>        a node's underlay namespace; its uplink is `ul`. The
+                      UDP sockets of its WireGuard interfaces live here.
+  <p>-r-<node>        a nat node's NAT router: `lan` to the node, `wan` to the
+                      bridge, masquerade on `wan`
+  <p>-x-<node>-<net>  the node's namespace for one network (there is no VRF
+                      here: one namespace per network keeps networks apart);
+                      it holds the WireGuard interface and the workloads' veths
+  <p>-w-<workload>    a workload; its interface is `eth0`
+
+Veths are created straight into their namespaces, so their names only need
+to be unique inside one namespace. A WireGuard interface is named <p>w<i> and
+is unique on the machine, because wireguard-go's control socket
+/var/run/wireguard/<name>.sock is shared by every namespace.
+
+Underlay addressing: a public node has its endpoint address as a /32 and an
+on-link default route, so public endpoints in different /24s still share the
+one L2 segment. nat node number k gets 100.64.0.0/10 block k (a /30: router
+.1, node .2) and its router gets 198.18.0.0/15 address k+1 on the bridge.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+
+from hercc import ir
+from hercc.lab.run import LabError
+
+NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")
+NAT_OUTSIDE = ipaddress.IPv4Network("198.18.0.0/15")
+WORKLOAD_GW6 = "fe80::1"  # the network namespace's side of every workload veth
+WORKLOAD_LL6 = "fe80::2"  # the workload's side
+IFNAMSIZ = 15
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,7}")
+
+
+def new_prefix() -> str:
+    return "h" + secrets.token_hex(2)
+
+
+@dataclass(frozen=True)
+class Veth:
+    ns_a: str
+    if_a: str
+    ns_b: str
+    if_b: str
+
+
+@dataclass(frozen=True)
+class Host:
+    """A node on the underlay."""
+
+    node: str
+    kind: str  # public | nat
+    ns: str
+    address: str  # on `ul`, with prefix length
+    gateway: str | None  # None: on-link default route out of `ul`
+    public_ip: str  # the address the other nodes see: its endpoint, or its router's
+    router_ns: str | None = None
+    router_inside: str | None = None  # on the router's `lan`, with prefix length
+    router_outside: str | None = None  # on the router's `wan`, with prefix length
+
+
+@dataclass(frozen=True)
+class Member:
+    """A node's namespace for one network."""
+
+    node: str
+    network: str
+    ns: str
+    wg_if: str
+    listen_port: int
+    mtu: int
+    addresses: tuple[str, ...]  # on the WireGuard interface, with the range's prefix length
+    forwarding: bool
+
+
+@dataclass(frozen=True)
+class WorkloadNs:
+    name: str
+    node: str
+    network: str
+    ns: str
+    member_ns: str
+    member_if: str  # the veth's end in the member namespace
+    address: str | None
+    address6: str | None
+    gateway: str | None  # the node's overlay address in that network
+    gateway6: str | None
+
+
+@dataclass(frozen=True)
+class Block:
+    """Underlay drop rules for an `unreachable` link, installed at one end."""
+
+    ns: str
+    router: bool  # the rules go in a NAT router: filter forwarded traffic
+    peers: tuple[str, ...]  # underlay addresses to drop to and from
+
+
+@dataclass(frozen=True)
+class Plan:
+    prefix: str
+    underlay_ns: str
+    hosts: tuple[Host, ...]
+    members: tuple[Member, ...]
+    workloads: tuple[WorkloadNs, ...]
+    veths: tuple[Veth, ...]
+    bridge_ports: tuple[str, ...]
+    blocks: tuple[Block, ...]
+
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace, in creation order."""
+        names = [self.underlay_ns]
+        for h in self.hosts:
+            names.append(h.ns)
+            if h.router_ns is not None:
+                names.append(h.router_ns)
+        names += [m.ns for m in self.members]
+        names += [w.ns for w in self.workloads]
+        return tuple(names)
+
+    def host(self, node: str) -> Host:
+        for h in self.hosts:
+            if h.node == node:
+                return h
+        raise KeyError(node)
+
+    def member(self, node: str, network: str) -> Member:
+        for m in self.members:
+            if m.node == node and m.network == network:
+                return m
+        raise KeyError(f"{node}@{network}")
+
+
+def endpoint_host(endpoint: str) -> str:
+    """The address part of an IR endpoint (`192.0.2.10:51820`, `[2001:db8::1]:51820`)."""
+    host = endpoint
+    if endpoint.startswith("["):
+        host = endpoint[1 : endpoint.index("]")]
+    elif endpoint.count(":") == 1:
+        host = endpoint.rsplit(":", 1)[0]
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise LabError(f"endpoint {endpoint!r}: the lab needs an IP address") from exc
+    if addr.version != 4:
+        raise LabError(f"endpoint {endpoint!r}: the lab's underlay is IPv4 only")
+    return str(addr)
+
+
+def _with_len(address: str, cidr: str | None) -> str:
+    length = 32 if cidr is None else ipaddress.ip_network(cidr).prefixlen
+    if cidr is None and ":" in address:
+        length = 128
+    return f"{address}/{length}"
+
+
+def plan(model: ir.IR, prefix: str) -> Plan:
+    if not _PREFIX.fullmatch(prefix):
+        raise LabError(f"lab prefix {prefix!r}: 1-8 of a-z0-9, starting with a letter")
+    under = f"{prefix}-u"
+    nets = {n.name: n for n in model.networks}
+    hosts: list[Host] = []
+    veths: list[Veth] = []
+    ports: list[str] = []
+    public_seen: dict[str, str] = {}
+    nat_index = 0
+    for node in model.nodes:
+        ns = f"{prefix}-n-{node.name}"
+        port = f"p{len(ports)}"
+        ports.append(port)
+        if node.kind == "public":
+            endpoints = {endpoint_host(m.endpoint) for m in node.networks if m.endpoint}
+            if len(endpoints) != 1:
+                raise LabError(f"node {node.name}: needs exactly one endpoint address")
+            addr = endpoints.pop()
+            ip = ipaddress.IPv4Address(addr)
+            if ip in NAT_INSIDE or ip in NAT_OUTSIDE:
+                raise LabError(f"node {node.name}: {addr} collides with the lab's NAT ranges")
+            if addr in public_seen:
+                raise LabError(f"nodes {public_seen[addr]} and {node.name} share {addr}")
+            public_seen[addr] = node.name
+            hosts.append(Host(node.name, "public", ns, f"{addr}/32", None, addr))
+            veths.append(Veth(ns, "ul", under, port))
+        else:
+            inside = ipaddress.IPv4Network((int(NAT_INSIDE.network_address) + 4 * nat_index, 30))
+            outside = NAT_OUTSIDE.network_address + nat_index + 1
+            nat_index += 1
+            router = f"{prefix}-r-{node.name}"
+            hosts.append(
+                Host(
+                    node.name,
+                    "nat",
+                    ns,
+                    f"{inside.network_address + 2}/30",
+                    str(inside.network_address + 1),
+                    str(outside),
+                    router_ns=router,
+                    router_inside=f"{inside.network_address + 1}/30",
+                    router_outside=f"{outside}/32",
+                )
+            )
+            veths.append(Veth(ns, "ul", router, "lan"))
+            veths.append(Veth(router, "wan", under, port))
+
+    members: list[Member] = []
+    workloads: list[WorkloadNs] = []
+    for node in model.nodes:
+        ports_used: dict[int, str] = {}
+        for m in node.networks:
+            if m.listen_port in ports_used:
+                raise LabError(
+                    f"node {node.name}: networks {ports_used[m.listen_port]} and {m.network} "
+                    f"both listen on port {m.listen_port}"
+                )
+            ports_used[m.listen_port] = m.network
+            net = nets[m.network]
+            here = [w for w in model.workloads if w.node == node.name and w.network == m.network]
+            addrs = []
+            if m.address is not None:
+                addrs.append(_with_len(m.address, net.range))
+            if m.address6 is not None:
+                addrs.append(_with_len(m.address6, net.range6))
+            member = Member(
+                node.name,
+                m.network,
+                f"{prefix}-x-{node.name}-{m.network}",
+                f"{prefix}w{len(members)}",
+                m.listen_port,
+                m.mtu,
+                tuple(addrs),
+                m.forwarding or bool(here),
+            )
+            members.append(member)
+            for j, w in enumerate(here):
+                wl = WorkloadNs(
+                    w.name,
+                    w.node,
+                    w.network,
+                    f"{prefix}-w-{w.name}",
+                    member.ns,
+                    f"wl{j}",
+                    w.address,
+                    w.address6,
+                    m.address,
+                    WORKLOAD_GW6 if w.address6 is not None else None,
+                )
+                workloads.append(wl)
+                veths.append(Veth(wl.ns, "eth0", member.ns, wl.member_if))
+    known = {w.name for w in model.workloads}
+    placed = {w.name for w in workloads}
+    if known != placed:
+        raise LabError(f"workloads without a node in their network: {sorted(known - placed)}")
+
+    by_node = {h.node: h for h in hosts}
+    drops: dict[str, set[str]] = {}
+    for link in model.underlay.links:
+        if link.cost is not None:
+            continue
+        for here_name, there_name in ((link.a, link.b), (link.b, link.a)):
+            drops.setdefault(here_name, set()).add(by_node[there_name].public_ip)
+    blocks = tuple(
+        Block(
+            by_node[name].router_ns or by_node[name].ns,
+            by_node[name].router_ns is not None,
+            tuple(sorted(addrs)),
+        )
+        for name, addrs in sorted(drops.items())
+    )
+
+    result = Plan(
+        prefix,
+        under,
+        tuple(hosts),
+        tuple(members),
+        tuple(workloads),
+        tuple(veths),
+        tuple(ports),
+        blocks,
+    )
+    _check_names(result)
+    return result
+
+
+def _check_names(p: Plan) -> None:
+    names = p.namespaces()
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise LabError(f"namespace names collide: {dupes}")
+    bad = [n for n in names if "/" in n or len(n) > 200]
+    if bad:
+        raise LabError(f"unusable namespace names: {bad}")
+    ifnames = [m.wg_if for m in p.members] + [v.if_a for v in p.veths] + [v.if_b for v in p.veths]
+    long = [n for n in ifnames if len(n) > IFNAMSIZ]
+    if long:
+        raise LabError(f"interface names longer than {IFNAMSIZ}: {long}")

@@ -1,0 +1,324 @@
+"""The documentation's examples are tested.
+
+Conventions for fenced code blocks in README.md and docs/*.md:
+
+* ```herc: a complete spec. It must pass `hercc check`, and be in the
+  canonical layout of `hercc fmt`.
+* ```herc-error: a spec that must fail. Its first line is `# expect: E123`,
+  a code that must be among the diagnostics.
+* ```yaml whose first line is `# herc.yaml`: a YAML spec (spec.herc.yaml)
+  that must pass. With `# herc.yaml expect: E123`, it must fail with E123.
+  Other yaml blocks are fragments.
+* ```text whose first line is `$ hercc ... spec.herc` (or spec.herc.yaml),
+  with no other `$` line: the exact output of that command, run on the last
+  spec block above it in the same file.
+* A ```herc block right after a `# herc.yaml` block (no block between) is
+  the same spec: both must give the same IR.
+* Fragments (not whole specs) use ```text or a plain fence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hercc import cli, codes, ir
+from hercc.diagnostics import SpecError
+from hercc.fmt import format_source
+from hercc.parser import parse_text
+from hercc.pipeline import compile_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE_TAGS = {"", "text", "sh", "herc", "herc-error", "yaml", "json"}
+EXPECT = re.compile(r"# expect: (E\d{3})\Z")
+YAML_MARK = "# herc.yaml"
+YAML_EXPECT = re.compile(r"# herc\.yaml expect: (E\d{3})\Z")
+SPEC_FILES = {"spec.herc": ("herc", "herc-error"), "spec.herc.yaml": ("yaml",)}
+
+
+@dataclass(frozen=True)
+class Block:
+    doc: Path
+    line: int  # of the opening fence
+    tag: str
+    text: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def first(self) -> str:
+        return self.text.split("\n", 1)[0]
+
+    @property
+    def is_yaml_spec(self) -> bool:
+        return self.tag == "yaml" and self.first.startswith(YAML_MARK)
+
+    @property
+    def must_fail(self) -> bool:
+        return self.tag == "herc-error" or (self.is_yaml_spec and self.first != YAML_MARK)
+
+    @property
+    def is_spec(self) -> bool:
+        return self.tag in ("herc", "herc-error") or self.is_yaml_spec
+
+
+def blocks_of(doc: Path) -> list[Block]:
+    found: list[Block] = []
+    lines = doc.read_text(encoding="utf-8").split("\n")
+    open_at, tag, body = 0, "", []
+    for number, line in enumerate(lines, 1):
+        if not line.startswith("```"):
+            if open_at:
+                body.append(line)
+            continue
+        if open_at:
+            assert line == "```", f"{doc}:{number}: a fence closes with ``` alone"
+            found.append(Block(doc, open_at, tag, "\n".join(body) + "\n"))
+            open_at, body = 0, []
+        else:
+            open_at, tag = number, line[3:].strip()
+    assert not open_at, f"{doc}:{open_at}: fence not closed"
+    return found
+
+
+ALL_BLOCKS = [b for doc in DOCS for b in blocks_of(doc)]
+
+
+def of_tag(*tags: str) -> list[Block]:
+    return [b for b in ALL_BLOCKS if b.tag in tags]
+
+
+def ids(blocks: list[Block]) -> list[str]:
+    return [b.where for b in blocks]
+
+
+def spec_file(block: Block) -> str:
+    return "spec.herc.yaml" if block.tag == "yaml" else "spec.herc"
+
+
+def write_spec(tmp_path: Path, block: Block) -> str:
+    path = tmp_path / spec_file(block)
+    path.write_text(block.text, encoding="utf-8")
+    return str(path)
+
+
+def diagnostic_codes(tmp_path: Path, block: Block) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        compile_spec(write_spec(tmp_path, block), use_lock=False)
+    return [d.code for d in info.value.diagnostics]
+
+
+# ---------------------------------------------------------------- the blocks
+
+
+def test_the_docs_exist_and_have_examples() -> None:
+    names = {d.relative_to(ROOT).as_posix() for d in DOCS}
+    assert {
+        "README.md",
+        "docs/language.md",
+        "docs/commands.md",
+        "docs/diagnostics.md",
+        "docs/ir.md",
+    } <= names
+    assert len(of_tag("herc")) >= 10
+    assert len(of_tag("herc-error")) >= len(codes.ALL) - 1  # E130 is a yaml block
+    assert any(b.is_yaml_spec for b in ALL_BLOCKS)
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=ids(ALL_BLOCKS))
+def test_fence_tag_is_known(block: Block) -> None:
+    assert block.tag in FENCE_TAGS, f"{block.where}: unknown fence tag {block.tag!r}"
+
+
+@pytest.mark.parametrize("block", of_tag("herc"), ids=ids(of_tag("herc")))
+def test_herc_block_compiles(tmp_path: Path, block: Block) -> None:
+    try:
+        compile_spec(write_spec(tmp_path, block), use_lock=False)
+    except SpecError as err:
+        found = "\n".join(f"{d.span}: {d.code} {d.message}" for d in err.diagnostics)
+        pytest.fail(f"{block.where}: the example does not compile:\n{found}")
+
+
+@pytest.mark.parametrize("block", of_tag("herc"), ids=ids(of_tag("herc")))
+def test_herc_block_is_canonical(block: Block) -> None:
+    assert format_source(parse_text(block.text, block.where)) == block.text, (
+        f"{block.where}: not in `hercc fmt` layout"
+    )
+
+
+@pytest.mark.parametrize("block", of_tag("herc-error"), ids=ids(of_tag("herc-error")))
+def test_herc_error_block_fails_with_its_code(tmp_path: Path, block: Block) -> None:
+    m = EXPECT.match(block.first)
+    assert m, f"{block.where}: a herc-error block starts with `# expect: E123`"
+    assert m.group(1) in codes.ALL, f"{block.where}: {m.group(1)} is not a code"
+    assert m.group(1) in diagnostic_codes(tmp_path, block), block.where
+
+
+YAML_SPECS = [b for b in ALL_BLOCKS if b.is_yaml_spec]
+
+
+@pytest.mark.parametrize("block", YAML_SPECS, ids=ids(YAML_SPECS))
+def test_yaml_block(tmp_path: Path, block: Block) -> None:
+    if block.first == YAML_MARK:
+        compile_spec(write_spec(tmp_path, block), use_lock=False)
+        return
+    m = YAML_EXPECT.match(block.first)
+    assert m, f"{block.where}: write `# herc.yaml` or `# herc.yaml expect: E123`"
+    assert m.group(1) in diagnostic_codes(tmp_path, block), block.where
+
+
+def _pairs() -> list[tuple[Block, Block]]:
+    out = []
+    for prev, nxt in itertools.pairwise(ALL_BLOCKS):
+        if prev.doc == nxt.doc and prev.is_yaml_spec and nxt.tag == "herc":
+            out.append((prev, nxt))
+    return out
+
+
+@pytest.mark.parametrize(("yaml_block", "herc_block"), _pairs(), ids=[h.where for _, h in _pairs()])
+def test_yaml_and_herc_forms_give_the_same_ir(
+    tmp_path: Path, yaml_block: Block, herc_block: Block
+) -> None:
+    assert yaml_block.first == YAML_MARK
+    from_yaml = compile_spec(write_spec(tmp_path, yaml_block), use_lock=False)
+    from_herc = compile_spec(write_spec(tmp_path, herc_block), use_lock=False)
+    assert ir.to_data(from_yaml.ir) == ir.to_data(from_herc.ir)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _outputs() -> list[tuple[Block, Block, list[str]]]:
+    """(spec block, output block, argv) for every output block that names a spec file."""
+    out = []
+    for doc in DOCS:
+        last_spec: Block | None = None
+        for block in blocks_of(doc):
+            if block.is_spec:
+                last_spec = block
+                continue
+            lines = block.text.rstrip("\n").split("\n")
+            if block.tag != "text" or not lines[0].startswith("$ hercc "):
+                continue
+            if any(line.startswith("$ ") for line in lines[1:]):
+                continue
+            argv = shlex.split(lines[0][2:])[1:]
+            if argv and argv[-1] in SPEC_FILES:
+                assert last_spec is not None, f"{block.where}: no spec block above"
+                out.append((last_spec, block, argv))
+    return out
+
+
+OUTPUTS = _outputs()
+
+
+@pytest.mark.parametrize(("spec", "output", "argv"), OUTPUTS, ids=[o.where for _, o, _ in OUTPUTS])
+def test_output_block_is_the_real_output(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    spec: Block,
+    output: Block,
+    argv: list[str],
+) -> None:
+    assert spec.tag in SPEC_FILES[argv[-1]], (
+        f"{output.where}: runs {argv[-1]} on a {spec.tag} block"
+    )
+    write_spec(tmp_path, spec)
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    expected = output.text.split("\n", 1)[1]
+    assert captured.out + captured.err == expected, output.where
+    assert status == (1 if spec.must_fail else 0), output.where
+
+
+def test_diagnostics_outputs_are_checked() -> None:
+    """Every failing example of diagnostics.md shows its real output."""
+    checked = {spec.where for spec, _, _ in OUTPUTS}
+    doc = ROOT / "docs" / "diagnostics.md"
+    for block in blocks_of(doc):
+        if block.is_spec:
+            assert block.where in checked, f"{block.where}: no output block follows"
+
+
+# ---------------------------------------------------------------- coverage
+
+
+def test_every_code_is_documented() -> None:
+    text = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^### (E\d{3})\b", text, re.M))
+    assert set(codes.ALL) <= headings, sorted(set(codes.ALL) - headings)
+    expected = {m.group(1) for b in of_tag("herc-error") if (m := EXPECT.match(b.first))}
+    expected |= {m.group(1) for b in YAML_SPECS if (m := YAML_EXPECT.match(b.first))}
+    assert set(codes.ALL) <= expected, sorted(set(codes.ALL) - expected)
+
+
+@pytest.mark.parametrize("command", ["check", "build", "fmt", "summary"])
+def test_every_command_is_documented(command: str) -> None:
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## {command}$", text, re.M), command
+    assert f"hercc {command}" in text
+
+
+@pytest.mark.parametrize("command", ["check", "build", "fmt", "summary"])
+def test_documented_commands_exist(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    assert cli.main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: hercc {command}")
+
+
+def test_every_ir_key_is_documented() -> None:
+    schema = json.loads((ROOT / "schemas" / "ir.schema.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "ir.md").read_text(encoding="utf-8")
+    keys: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            keys.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    missing = sorted(k for k in keys if not re.search(f'[`"]{k}[`"]', text))
+    assert not missing, f"docs/ir.md does not mention: {missing}"
+
+
+# ---------------------------------------------------------------- links
+
+
+def _slug(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(doc: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```$", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_links_resolve(doc: Path) -> None:
+    text = re.sub(r"^```.*?^```$", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        assert dest.exists(), f"{doc.name}: broken link {target}"
+        if anchor and dest.suffix == ".md":
+            assert anchor in _anchors(dest), f"{doc.name}: no heading for {target}"

@@ -12,6 +12,9 @@ Conventions for fenced code blocks in README.md and docs/*.md:
 * ```text whose first line is `$ hercc ... spec.herc` (or spec.herc.yaml),
   with no other `$` line: the exact output of that command, run on the last
   spec block above it in the same file.
+* ```text whose first line is `$ hercc check|route ... examples/FILE ...`,
+  with no other `$` line: the exact output of that command, run in the
+  repository root on the example file itself.
 * A ```herc block right after a `# herc.yaml` block (no block between) is
   the same spec: both must give the same IR.
 * Fragments (not whole specs) use ```text or a plain fence.
@@ -19,6 +22,7 @@ Conventions for fenced code blocks in README.md and docs/*.md:
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import re
@@ -128,6 +132,8 @@ def test_the_docs_exist_and_have_examples() -> None:
         "docs/commands.md",
         "docs/diagnostics.md",
         "docs/ir.md",
+        "docs/routing.md",
+        "docs/outputs.md",
     } <= names
     assert len(of_tag("herc")) >= 10
     assert len(of_tag("herc-error")) >= len(codes.ALL) - 1  # E130 is a yaml block
@@ -242,6 +248,43 @@ def test_output_block_is_the_real_output(
     assert status == (1 if spec.must_fail else 0), output.where
 
 
+READ_ONLY = ("check", "route")
+
+
+def _example_outputs() -> list[tuple[Block, list[str]]]:
+    """(output block, argv) for read-only commands run on a file of examples/."""
+    out = []
+    for block in ALL_BLOCKS:
+        lines = block.text.rstrip("\n").split("\n")
+        if block.tag != "text" or not lines[0].startswith("$ hercc "):
+            continue
+        if any(line.startswith("$ ") for line in lines[1:]):
+            continue
+        argv = shlex.split(lines[0][2:])[1:]
+        if argv and argv[0] in READ_ONLY and any(a.startswith("examples/") for a in argv):
+            out.append((block, argv))
+    return out
+
+
+EXAMPLE_OUTPUTS = _example_outputs()
+
+
+@pytest.mark.parametrize(
+    ("output", "argv"), EXAMPLE_OUTPUTS, ids=[o.where for o, _ in EXAMPLE_OUTPUTS]
+)
+def test_example_output_block_is_the_real_output(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    output: Block,
+    argv: list[str],
+) -> None:
+    monkeypatch.chdir(ROOT)
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    assert captured.out + captured.err == output.text.split("\n", 1)[1], output.where
+    assert status == 0, output.where
+
+
 def test_diagnostics_outputs_are_checked() -> None:
     """Every failing example of diagnostics.md shows its real output."""
     checked = {spec.where for spec, _, _ in OUTPUTS}
@@ -263,17 +306,39 @@ def test_every_code_is_documented() -> None:
     assert set(codes.ALL) <= expected, sorted(set(codes.ALL) - expected)
 
 
-@pytest.mark.parametrize("command", ["check", "build", "fmt", "summary"])
-def test_every_command_is_documented(command: str) -> None:
+def _commands() -> list[list[str]]:
+    """Every command of the real parser, sub-commands (`keys init`) included."""
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
+        found: list[list[str]] = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found.append([*prefix, name])
+                    found.extend(walk(sub, [*prefix, name]))
+        return found
+
+    return walk(cli._parser(), [])
+
+
+COMMANDS = _commands()
+
+
+def test_the_parser_has_commands() -> None:
+    assert ["check"] in COMMANDS and ["keys", "init"] in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_every_command_is_documented(command: list[str]) -> None:
     text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
-    assert re.search(rf"^## {command}$", text, re.M), command
-    assert f"hercc {command}" in text
+    assert re.search(rf"^## {command[0]}$", text, re.M), command[0]
+    assert f"hercc {' '.join(command)}" in text
 
 
-@pytest.mark.parametrize("command", ["check", "build", "fmt", "summary"])
-def test_documented_commands_exist(capsys: pytest.CaptureFixture[str], command: str) -> None:
-    assert cli.main([command, "--help"]) == 0
-    assert capsys.readouterr().out.startswith(f"usage: hercc {command}")
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_documented_commands_exist(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    assert cli.main([*command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: hercc {' '.join(command)}")
 
 
 def test_every_ir_key_is_documented() -> None:

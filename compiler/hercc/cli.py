@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from hercc import __version__, ir
-from hercc.backends import render_all
+from hercc.backends import BACKENDS, render_all
 from hercc.cli_keys import add_keys_commands, run_keys
 from hercc.diagnostics import (
     HerccError,
@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--emit-ir", action="store_true", help="print the IR as JSON")
     c = spec_cmd("build", "Compile a spec into a build directory.")
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="the build directory")
+    c.add_argument(
+        "--backend",
+        action="append",
+        choices=sorted(BACKENDS),
+        metavar="NAME",
+        help=f"render only this backend (repeatable; default all: {', '.join(BACKENDS)})",
+    )
     f = sub.add_parser(
         "fmt",
         help="Print a .herc file in canonical layout, keeping comments.",
@@ -162,7 +169,11 @@ def _compile(args: argparse.Namespace, sources: dict[str, str]) -> Any:
         from hercc.keys import load_public_keys
 
         pubkeys = load_public_keys(args.keys)
-    compiled = compile_spec(args.spec, sources, frozen=args.frozen, pubkeys=pubkeys)
+    # Only outputs need per-node peers; check and route need paths alone.
+    with_peers = args.command in ("build", "graph")
+    compiled = compile_spec(
+        args.spec, sources, frozen=args.frozen, pubkeys=pubkeys, with_peers=with_peers
+    )
     validate_ir(ir.to_data(compiled.ir))
     return compiled
 
@@ -187,7 +198,7 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
     from hercc.writer import with_manifest, write_tree
 
     compiled = _compile(args, sources)
-    files = with_manifest(render_all(compiled.ir))
+    files = with_manifest(render_all(compiled.ir, args.backend))
     secrets = {}
     if args.keys is not None:
         from hercc.passes.keys import secret_files

@@ -237,7 +237,20 @@ def _plain(value: Any) -> Any:
 
 
 def to_data(ir: IR) -> dict[str, Any]:
-    data = _plain(dataclasses.asdict(ir))
+    """ir.json: the topology. Per-node peers (O(n^2) in a full mesh) go to node.json only."""
+    lean = dataclasses.replace(
+        ir,
+        nodes=tuple(
+            dataclasses.replace(
+                n, networks=tuple(dataclasses.replace(m, peers=()) for m in n.networks)
+            )
+            for n in ir.nodes
+        ),
+    )
+    data = _plain(dataclasses.asdict(lean))
+    for node in data["nodes"]:
+        for m in node["networks"]:
+            del m["peers"]
     return {
         "ir_version": data.pop("ir_version"),
         **{

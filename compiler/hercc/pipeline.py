@@ -35,6 +35,7 @@ def compile_spec(
     frozen: bool = False,
     use_lock: bool = True,
     pubkeys: dict[str, str] | None = None,
+    with_peers: bool = True,
 ) -> Compiled:
     """Compile a spec file. Raises SpecError (invalid spec) or OperationError.
 
@@ -55,7 +56,7 @@ def compile_spec(
     model = lower(spec, alloc, graph)
     if pubkeys is not None:
         model = with_public_keys(model, pubkeys)
-    result, routes = route(model, spec, diags)
+    result, routes = route(model, spec, diags, with_peers=with_peers)
     diags.raise_if_any()
     changed = alloc.lock.to_data() != old.to_data()
     if frozen and changed:

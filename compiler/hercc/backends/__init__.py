@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from hercc import ir
 from hercc.backends import netplan, networkd, node_json, wg_quick, wireguard
 
 Backend = Callable[[ir.IR], dict[str, str]]
 
-BACKENDS: tuple[Backend, ...] = (
-    node_json.render,
-    wireguard.render,
-    wg_quick.render,
-    networkd.render,
-    netplan.render,
-)
+BACKENDS: dict[str, Backend] = {
+    "node-json": node_json.render,
+    "wireguard": wireguard.render,
+    "wg-quick": wg_quick.render,
+    "networkd": networkd.render,
+    "netplan": netplan.render,
+}
 
 
-def render_all(model: ir.IR) -> dict[str, str]:
+def render_all(model: ir.IR, only: Collection[str] | None = None) -> dict[str, str]:
+    """ir.json plus every backend's files (or only the named backends')."""
     files = {"ir.json": ir.to_json(model)}
-    for backend in BACKENDS:
-        files.update(backend(model))
+    for name, backend in BACKENDS.items():
+        if only is None or name in only:
+            files.update(backend(model))
     return files

@@ -11,39 +11,56 @@ comment, and forwarding must be turned on another way (sysctl.d).
 
 from __future__ import annotations
 
-from typing import Any
-
-import yaml
+import json
+from functools import lru_cache
 
 from hercc import ir
 from hercc.backends import wireguard
 
+# YAML is written by hand, not with yaml.safe_dump: a 1,000-node mesh has a
+# million peer entries, and PyYAML's emitter takes minutes for them. Every
+# string is a JSON string, which is also a valid YAML double-quoted scalar, and
+# keys come in sorted order, as safe_dump(sort_keys=True) would put them.
 
-def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> dict[str, Any]:
-    peers: list[dict[str, Any]] = []
-    for peer in wireguard.sorted_peers(membership):
-        entry: dict[str, Any] = {
-            "keys": {"public": peer.pubkey},
-            "allowed-ips": list(peer.allowed_ips),
-        }
-        if peer.endpoint is not None:
-            entry["endpoint"] = peer.endpoint
-        if peer.keepalive_s is not None:
-            entry["keepalive"] = peer.keepalive_s
-        if peer.psk:
-            entry["keys"]["shared"] = wireguard.psk_file(membership.network, peer.node)
-        peers.append(entry)
-    tunnel: dict[str, Any] = {
-        "mode": "wireguard",
-        "port": membership.listen_port,
-        "key": wireguard.key_file(node.name),
-        "mtu": membership.mtu,
-        "peers": peers,
-    }
+
+def _q(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+@lru_cache(maxsize=1 << 16)
+def _peer_yaml(peer: ir.Peer, network: str) -> str:
+    lines = ["      - allowed-ips:"]
+    lines += [f"        - {_q(p)}" for p in peer.allowed_ips]
+    if peer.endpoint is not None:
+        lines.append(f"        endpoint: {_q(peer.endpoint)}")
+    if peer.keepalive_s is not None:
+        lines.append(f"        keepalive: {peer.keepalive_s}")
+    lines.append("        keys:")
+    lines.append(f"          public: {_q(peer.pubkey or '')}")
+    if peer.psk:
+        lines.append(f"          shared: {_q(wireguard.psk_file(network, peer.node))}")
+    return "\n".join(lines)
+
+
+def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
+    lines = ["network:", "  tunnels:", f"    {wireguard.ifname(membership.network)}:"]
     addresses = wireguard.addresses(model, membership)
     if addresses:
-        tunnel["addresses"] = addresses
-    return tunnel
+        lines.append("      addresses:")
+        lines += [f"      - {_q(a)}" for a in addresses]
+    lines += [
+        f"      key: {_q(wireguard.key_file(node.name))}",
+        f"      mode: {_q('wireguard')}",
+        f"      mtu: {membership.mtu}",
+    ]
+    peers = wireguard.sorted_peers(membership)
+    if peers:
+        lines.append("      peers:")
+        lines += [_peer_yaml(peer, membership.network) for peer in peers]
+    else:
+        lines.append("      peers: []")
+    lines += [f"      port: {membership.listen_port}", "  version: 2"]
+    return lines
 
 
 def render(model: ir.IR) -> dict[str, str]:
@@ -60,16 +77,6 @@ def render(model: ir.IR) -> dict[str, str]:
                     "# forwarding: set net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1",
                     "# for IPv6) with sysctl.d.",
                 ]
-            data = {
-                "network": {
-                    "version": 2,
-                    "tunnels": {name: _tunnel(model, node, membership)},
-                }
-            }
-            body = yaml.safe_dump(
-                data, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000
-            )
-            files[f"nodes/{node.name}/netplan/{membership.network}.yaml"] = (
-                wireguard.text(lines) + body
-            )
+            lines += _tunnel(model, node, membership)
+            files[f"nodes/{node.name}/netplan/{membership.network}.yaml"] = wireguard.text(lines)
     return files

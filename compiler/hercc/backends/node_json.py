@@ -1,17 +1,56 @@
-"""nodes/<node>/node.json: what one node needs to know about itself."""
+"""nodes/<node>/node.json: what one node needs to know about itself.
+
+Per network: its subnets and addresses, listen port and endpoint, MTU,
+whether it forwards for others, and its WireGuard peers with their
+summarised AllowedIPs. Peers live here, not in ir.json: a node carries only
+its own, while a full mesh would put n^2 of them into one file.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from typing import Any
+
 from hercc import ir
+
+# Each peer is one compact JSON line (json's C encoder) spliced into the
+# indented document: the pure-Python indenting encoder needs seconds for the
+# million peer entries of a 1,000-node mesh, and peers are shared objects.
+_PLACEHOLDER = "\u0000peers:{}\u0000"
+
+
+@lru_cache(maxsize=1 << 16)
+def _peer_line(peer: ir.Peer) -> str:
+    data: dict[str, Any] = {
+        "node": peer.node,
+        "pubkey": peer.pubkey,
+        "endpoint": peer.endpoint,
+        "allowed_ips": list(peer.allowed_ips),
+        "keepalive_s": peer.keepalive_s,
+        "psk": peer.psk,
+    }
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+def _peers_text(peers: tuple[ir.Peer, ...]) -> str:
+    if not peers:
+        return "[]"
+    pad = " " * 8
+    return "[\n" + ",\n".join(pad + _peer_line(p) for p in peers) + "\n      ]"
 
 
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
+    workloads: dict[str, list[str]] = {}
+    for w in model.workloads:
+        workloads.setdefault(w.node, []).append(w.name)
     for node in model.nodes:
         data = {
             "name": node.name,
             "kind": node.kind,
             "relay": node.relay,
+            "pubkey": node.pubkey,
             "networks": {
                 m.network: {
                     "subnet": m.subnet,
@@ -20,10 +59,16 @@ def render(model: ir.IR) -> dict[str, str]:
                     "address6": m.address6,
                     "listen_port": m.listen_port,
                     "endpoint": m.endpoint,
+                    "mtu": m.mtu,
+                    "forwarding": m.forwarding,
+                    "peers": _PLACEHOLDER.format(m.network),
                 }
                 for m in node.networks
             },
-            "workloads": sorted(w.name for w in model.workloads if w.node == node.name),
+            "workloads": sorted(workloads.get(node.name, [])),
         }
-        files[f"nodes/{node.name}/node.json"] = ir.dumps(data)
+        text = ir.dumps(data)
+        for m in node.networks:
+            text = text.replace(json.dumps(_PLACEHOLDER.format(m.network)), _peers_text(m.peers))
+        files[f"nodes/{node.name}/node.json"] = text
     return files

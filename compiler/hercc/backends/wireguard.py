@@ -18,6 +18,7 @@ would be valid-looking but wrong.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from hercc import ir
 
@@ -95,21 +96,28 @@ def peer_blocks(membership: ir.Membership) -> list[str]:
     """The [Peer] sections, sorted by peer name, as wg(8) and wg-quick(8) both read them."""
     lines: list[str] = []
     for peer in sorted_peers(membership):
-        if peer.pubkey is None:
-            raise ValueError(f"peer {peer.node} of network {membership.network} has no public key")
-        lines += ["", "[Peer]", f"# {peer.node}", f"PublicKey = {peer.pubkey}"]
-        if peer.endpoint is not None:
-            lines.append(f"Endpoint = {peer.endpoint}")
-        lines.append(f"AllowedIPs = {', '.join(peer.allowed_ips)}")
-        if peer.keepalive_s is not None:
-            lines.append(f"PersistentKeepalive = {peer.keepalive_s}")
-        if peer.psk:
-            # wg(8) files cannot name a key file; the secret is loaded apart from the config.
-            lines.append(
-                f"# PresharedKey: wg set {ifname(membership.network)} peer {peer.pubkey} "
-                f"preshared-key {psk_file(membership.network, peer.node)}"
-            )
+        lines.append(_peer_block(peer, membership.network))
     return lines
+
+
+@lru_cache(maxsize=1 << 16)
+def _peer_block(peer: ir.Peer, network: str) -> str:
+    """One [Peer] section (with its leading blank line); peers are shared across a mesh."""
+    if peer.pubkey is None:
+        raise ValueError(f"peer {peer.node} of network {network} has no public key")
+    lines = ["", "[Peer]", f"# {peer.node}", f"PublicKey = {peer.pubkey}"]
+    if peer.endpoint is not None:
+        lines.append(f"Endpoint = {peer.endpoint}")
+    lines.append(f"AllowedIPs = {', '.join(peer.allowed_ips)}")
+    if peer.keepalive_s is not None:
+        lines.append(f"PersistentKeepalive = {peer.keepalive_s}")
+    if peer.psk:
+        # wg(8) files cannot name a key file; the secret is loaded apart from the config.
+        lines.append(
+            f"# PresharedKey: wg set {ifname(network)} peer {peer.pubkey} "
+            f"preshared-key {psk_file(network, peer.node)}"
+        )
+    return "\n".join(lines)
 
 
 def text(lines: list[str]) -> str:

@@ -238,8 +238,14 @@ class NetworkRoutes:
         return self.router.graph.members
 
 
-def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[str, NetworkRoutes]]:
-    """Fill every membership's peers, forwarding flag and MTU."""
+def route(
+    model: ir.IR, spec: ast.Spec, diags: Collector, *, with_peers: bool = True
+) -> tuple[ir.IR, dict[str, NetworkRoutes]]:
+    """Fill every membership's forwarding flag and MTU, and (with_peers) its peers.
+
+    Peers are O(n^2) for a full mesh: `hercc check` asks only whether every
+    pair has a path, which the router answers without them.
+    """
     routes: dict[str, NetworkRoutes] = {}
     spans = {n.name: n.span for n in spec.nodes}
     memberships: dict[tuple[str, str], ir.Membership] = {
@@ -265,22 +271,10 @@ def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[s
             continue
         routes[net.name] = NetworkRoutes(net.name, router)
         forwarding = router.forwarders()
-        subnets = {
-            name: [p for p in (m.subnet, m.subnet6) if p is not None]
-            for (name, network), m in memberships.items()
-            if network == net.name
-        }
-        # Parse every prefix once: sorting AllowedIPs is the hot loop of a big mesh.
-        order = {
-            p: _prefix_key(p)
-            for p in [*(x for ps in subnets.values() for x in ps), net.range, net.range6]
-            if p is not None
-        }
+        maker = _PeerMaker(net, graph, memberships, pubkeys)
         for name in graph.members:
             member = memberships[(name, net.name)]
-            peers = _peers(
-                name, net, graph, router.hops_from(name), subnets, order, memberships, pubkeys
-            )
+            peers = maker.peers_of(name, router.hops_from(name)) if with_peers else ()
             updated[(name, net.name)] = replace(
                 member, mtu=net.mtu, forwarding=name in forwarding, peers=peers
             )
@@ -291,39 +285,75 @@ def route(model: ir.IR, spec: ast.Spec, diags: Collector) -> tuple[ir.IR, dict[s
     return replace(model, nodes=nodes), routes
 
 
-def _peers(
-    name: str,
-    net: ir.Network,
-    graph: Graph,
-    hops: dict[str, str],
-    subnets: dict[str, list[str]],
-    order: dict[str, tuple[int, int, int]],
-    memberships: dict[tuple[str, str], ir.Membership],
-    pubkeys: dict[str, str | None],
-) -> tuple[ir.Peer, ...]:
-    if not hops:
-        return ()
-    counts = Counter(hops.values())
-    usual = min(counts, key=lambda hop: (-counts[hop], hop))
-    behind: dict[str, list[str]] = {hop: [] for hop in counts}
-    for dst, hop in hops.items():
-        if hop != usual:
-            behind[hop].extend(subnets[dst])
-    behind[usual] = [r for r in (net.range, net.range6) if r is not None]
-    keepalive = (
-        math.ceil(net.keepalive_ms / 1000) if name in graph.nat and net.keepalive_ms else None
-    )
-    return tuple(
-        ir.Peer(
-            node=hop,
-            pubkey=pubkeys[hop],
-            endpoint=memberships[(hop, net.name)].endpoint,
-            allowed_ips=tuple(sorted(behind[hop], key=order.__getitem__)),
-            keepalive_s=keepalive,
-            psk=net.psk,
-        )
-        for hop in sorted(behind)
-    )
+class _PeerMaker:
+    """Builds one network's peer lists; identical peers are made once and shared.
+
+    In a full mesh almost every peer entry is "node X, X's own subnets": a
+    thousand distinct objects serve a million entries.
+    """
+
+    def __init__(
+        self,
+        net: ir.Network,
+        graph: Graph,
+        memberships: dict[tuple[str, str], ir.Membership],
+        pubkeys: dict[str, str | None],
+    ) -> None:
+        self.net = net
+        self.graph = graph
+        self.memberships = memberships
+        self.pubkeys = pubkeys
+        own = {
+            name: [p for p in (m.subnet, m.subnet6) if p is not None]
+            for (name, network), m in memberships.items()
+            if network == net.name
+        }
+        self.ranges = tuple(r for r in (net.range, net.range6) if r is not None)
+        # Parse every prefix once: sorting AllowedIPs is the hot loop of a big mesh.
+        self.order = {
+            p: _prefix_key(p) for p in [*(x for ps in own.values() for x in ps), *self.ranges]
+        }
+        self.own = {name: tuple(sorted(ps, key=self.order.__getitem__)) for name, ps in own.items()}
+        self.cache: dict[tuple[str, tuple[str, ...], bool], ir.Peer] = {}
+        self.keepalive = math.ceil(net.keepalive_ms / 1000) if net.keepalive_ms else None
+
+    def _peer(self, hop: str, allowed: tuple[str, ...], nat: bool) -> ir.Peer:
+        key = (hop, allowed, nat)
+        peer = self.cache.get(key)
+        if peer is None:
+            peer = self.cache[key] = ir.Peer(
+                node=hop,
+                pubkey=self.pubkeys[hop],
+                endpoint=self.memberships[(hop, self.net.name)].endpoint,
+                allowed_ips=allowed,
+                keepalive_s=self.keepalive if nat else None,
+                psk=self.net.psk,
+            )
+        return peer
+
+    def peers_of(self, name: str, hops: dict[str, str]) -> tuple[ir.Peer, ...]:
+        if not hops:
+            return ()
+        counts = Counter(hops.values())
+        usual = min(counts, key=lambda hop: (-counts[hop], hop))
+        behind: dict[str, list[str]] = {}
+        for dst, hop in hops.items():
+            if hop != usual:
+                behind.setdefault(hop, []).append(dst)
+        nat = name in self.graph.nat
+        peers = []
+        for hop in sorted(counts):
+            if hop == usual:
+                allowed = self.ranges
+            else:
+                dests = behind[hop]
+                if len(dests) == 1:
+                    allowed = self.own[dests[0]]
+                else:
+                    prefixes = [p for d in dests for p in self.own[d]]
+                    allowed = tuple(sorted(prefixes, key=self.order.__getitem__))
+            peers.append(self._peer(hop, allowed, nat))
+        return tuple(peers)
 
 
 def _prefix_key(prefix: str) -> tuple[int, int, int]:

@@ -10,6 +10,15 @@ Order (each step for every node before the next step starts):
      replaces the key too) and listen port; wait until every UDP port is open;
   4. everywhere: `wg addconf` of the full config: endpoints and keepalives;
   5. wait for the handshakes that the configs start by themselves.
+
+The configs come from the real WireGuard backend by default
+(hercc.backends.wireguard); compile the spec with the lab's keys first
+(hercc.lab.compile_for_lab), since routing copies node keys onto peers.
+
+Relaying namespaces forward, send ICMP errors from the address of the
+interface the packet came in on (the overlay address of their WireGuard
+interface) and do not rate-limit them, so TTL probes (`hops`) can name every
+relay on a path.
 """
 
 from __future__ import annotations
@@ -17,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -30,7 +41,7 @@ from hercc import ir
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.run import LabError, ip_batch, ns_argv, run
 from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Plan, new_prefix, plan
-from hercc.lab.wgconf import Renderer, handshake_expected, render_setconf, strip_endpoints
+from hercc.lab.wgconf import BackendRenderer, Renderer, handshake_expected, strip_endpoints
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss")
 WG_RUN_DIR = Path("/var/run/wireguard")
@@ -39,8 +50,29 @@ _NS_SYSCTLS = (
     "net.ipv6.conf.default.accept_dad=0",
     "net.ipv6.conf.all.accept_ra=0",
     "net.ipv6.conf.default.accept_ra=0",
+    # A relay sends packets back out of the WireGuard interface they came in on,
+    # which IPv4 takes for a bad first hop and answers with ICMP redirects: off.
+    "net.ipv4.conf.all.send_redirects=0",
+    "net.ipv4.conf.default.send_redirects=0",
+    "net.ipv4.conf.all.accept_redirects=0",
+    "net.ipv4.conf.default.accept_redirects=0",
+    "net.ipv6.conf.all.accept_redirects=0",
+    "net.ipv6.conf.default.accept_redirects=0",
 )
-_FORWARDING = ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+_FORWARDING = (
+    "net.ipv4.ip_forward=1",
+    "net.ipv6.conf.all.forwarding=1",
+    "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
+    "net.ipv4.icmp_ratelimit=0",
+    "net.ipv6.icmp.ratelimit=0",
+)
+# ping's lines for an echo reply and for a time-exceeded error (IPv4, IPv6)
+_ANSWER = re.compile(
+    r"^(?:\d+ bytes from (?P<dst>[0-9A-Fa-f.:]+?):? icmp_seq"
+    r"|From (?P<hop>[0-9A-Fa-f.:]+?):? icmp_seq=\d+ Time (?:to live )?exceeded)",
+    re.MULTILINE,
+)
+PARALLEL = 16  # concurrent probes in pings()
 
 
 def missing_requirements() -> str | None:
@@ -53,11 +85,21 @@ def missing_requirements() -> str | None:
     return None
 
 
+def who_answered(ping_output: str) -> str | None:
+    """The address that answered a one-packet ping: the target, or a time-exceeded router."""
+    found = _ANSWER.search(ping_output)
+    if found is None:
+        return None
+    return str(ipaddress.ip_address(found.group("dst") or found.group("hop")))
+
+
 class Lab:
     """A live network for one IR. Use as a context manager, or up() then down().
 
     `ir` must have its peers filled (routing pass, or hercc.lab.naive_mesh).
-    Public keys are replaced by those of `keys` (default: fresh ones).
+    Public keys are replaced by those of `keys` (default: fresh ones); pass
+    the keys the IR was compiled with (hercc.lab.compile_for_lab). `render`
+    gives each interface's setconf text: by default the real backend's.
     """
 
     def __init__(
@@ -66,7 +108,7 @@ class Lab:
         *,
         prefix: str | None = None,
         keys: KeySource | None = None,
-        render: Renderer = render_setconf,
+        render: Renderer | None = None,
         handshake_timeout: float = 10.0,
     ) -> None:
         self.prefix = prefix or new_prefix()
@@ -74,7 +116,7 @@ class Lab:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"hercc-lab-{self.prefix}-"))
         self.keys: KeySource = keys or GeneratedKeys(self.workdir / "keys")
         self.model = model
-        self.render = render
+        self.render: Renderer = render if render is not None else BackendRenderer()
         self.handshake_timeout = handshake_timeout
         self.namespaces: list[str] = []  # created by this lab, in order
         self.processes: dict[str, subprocess.Popen[bytes]] = {}  # wg interface -> wireguard-go
@@ -146,6 +188,8 @@ class Lab:
                 errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
         if not errors:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if isinstance(self.keys, GeneratedKeys):
+                self.keys.discard()
             self._up = False
         if errors:
             raise LabError("lab teardown incomplete: " + "; ".join(errors))
@@ -198,6 +242,61 @@ class Lab:
             argv += ["-i", "0.2"]
         done = self.exec(src, [*argv, dst], timeout=count * (timeout + 0.2) + 5)
         return done.returncode == 0
+
+    def pings(
+        self, probes: Sequence[tuple[str, str]], timeout: float = 2, count: int = 1
+    ) -> list[bool]:
+        """ping() for every (source name, destination address), run in parallel."""
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            return list(pool.map(lambda pr: self.ping(pr[0], pr[1], count, timeout), probes))
+
+    def probe(self, src: str, dst: str, ttl: int, timeout: float = 1) -> str | None:
+        """Who answers one ping from `src` to `dst` sent with this TTL (IPv6: hop limit).
+
+        The address of the router that reports "time exceeded", or `dst` itself
+        when the ping arrives; None when nothing answers.
+        """
+        family = "-6" if ipaddress.ip_address(dst).version == 6 else "-4"
+        argv = ["ping", family, "-n", "-c", "1", "-W", f"{timeout:g}", "-t", str(ttl), dst]
+        done = self.exec(src, argv, timeout=timeout + 5)
+        return who_answered(done.stdout)
+
+    def hops(self, src: str, dst: str, max_hops: int = 8, timeout: float = 1) -> list[str | None]:
+        """Every hop from `src` to `dst`, by TTL: the answering addresses, ending with `dst`.
+
+        Probes TTL 1..max_hops in parallel and cuts the list after the first
+        answer from `dst` itself.
+        """
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            answers = list(
+                pool.map(lambda t: self.probe(src, dst, t, timeout), range(1, max_hops + 1))
+            )
+        want = str(ipaddress.ip_address(dst))
+        if want in answers:
+            return answers[: answers.index(want) + 1]
+        return answers
+
+    def overlay_addresses(self) -> dict[str, list[tuple[str, str]]]:
+        """network -> [(namespace name, overlay address)] of every member and workload.
+
+        A member's name is `node@network`, a workload's its own name.
+        """
+        out: dict[str, list[tuple[str, str]]] = {}
+        for m in self.plan.members:
+            for a in m.addresses:
+                out.setdefault(m.network, []).append((f"{m.node}@{m.network}", a.split("/")[0]))
+        for w in self.plan.workloads:
+            for addr in (w.address, w.address6):
+                if addr is not None:
+                    out.setdefault(w.network, []).append((w.name, addr))
+        return out
+
+    def rx_packets(self, name: str, ifname: str) -> int:
+        """The receive packet counter of an interface in one of the lab's namespaces."""
+        out = self.exec(name, ["cat", f"/sys/class/net/{ifname}/statistics/rx_packets"])
+        if out.returncode != 0:
+            raise LabError(f"no interface {ifname} in {name}: {out.stderr.strip()}")
+        return int(out.stdout.strip())
 
     # ------------------------------------------------------------ building
 

@@ -5,12 +5,18 @@ None before `hercc keys init`). A KeySource gives both; `with_keys` writes its
 public keys into the IR, so the rendered peers match the running interfaces.
 GeneratedKeys makes throwaway keys with `wg genkey`; a source backed by the
 real key store can replace it.
+
+The routing pass copies node keys onto peers, so a compiled IR is best made
+with the lab's keys from the start: see hercc.lab.spec.compile_for_lab.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -25,30 +31,50 @@ class KeySource(Protocol):
 
 
 class GeneratedKeys:
-    """One fresh key pair per node, kept in `directory` (mode 0700)."""
+    """One fresh key pair per node, written to `directory` (mode 0700) when asked for.
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    Without a directory, the keys live in a private temporary one that
+    `discard()` removes (a Lab discards it at teardown). Private keys are also
+    kept in memory, so a discarded source can still serve another lab.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.owned = directory is None
+        self.directory = (
+            Path(tempfile.mkdtemp(prefix="hercc-lab-keys-")) if directory is None else directory
+        )
+        self._private: dict[str, str] = {}
         self._public: dict[str, str] = {}
 
     def _ensure(self, node: str) -> None:
         if node in self._public:
             return
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         private = run(["wg", "genkey"], timeout=5).stdout.strip()
-        path = self.directory / f"{node}.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(private + "\n")
         self._public[node] = run(["wg", "pubkey"], input=private + "\n", timeout=5).stdout.strip()
+        self._private[node] = private
+
+    def generate(self, nodes: Iterable[str]) -> dict[str, str]:
+        """Key pairs for `nodes` (made once each); their public keys by node."""
+        return {node: self.public_key(node) for node in nodes}
 
     def private_key_file(self, node: str) -> Path:
         self._ensure(node)
-        return self.directory / f"{node}.key"
+        path = self.directory / f"{node}.key"
+        if not path.exists():
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(self._private[node] + "\n")
+        return path
 
     def public_key(self, node: str) -> str:
         self._ensure(node)
         return self._public[node]
+
+    def discard(self) -> None:
+        """Remove the key files of an owned (temporary) directory. Idempotent."""
+        if self.owned:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def with_keys(model: ir.IR, keys: KeySource) -> ir.IR:

@@ -1,7 +1,9 @@
 """wg(8) setconf text for one interface, and the endpoint-free first stage of it.
 
-A stand-in until hercc/backends/wireguard.py renders these files: the lab
-takes any renderer with the same signature.
+A Renderer gives the setconf text of one (node, network). `backend_render`
+takes it from the real backend (hercc.backends.wireguard, the file
+nodes/<node>/wireguard/<network>.conf); `render_setconf` is the lab's own
+minimal rendering, for hand-made IRs (hercc.lab.naive_mesh).
 """
 
 from __future__ import annotations
@@ -9,9 +11,35 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hercc import ir
+from hercc.backends import wireguard
 from hercc.lab.run import LabError
 
 Renderer = Callable[[ir.IR, ir.Node, ir.Membership], str]
+
+
+class BackendRenderer:
+    """The real backend's file for each (node, network); renders the whole IR once per IR."""
+
+    def __init__(self) -> None:
+        self._model: ir.IR | None = None
+        self._files: dict[str, str] = {}
+
+    def __call__(self, model: ir.IR, node: ir.Node, member: ir.Membership) -> str:
+        if self._model is not model:
+            self._files = wireguard.render(model)
+            self._model = model
+        path = f"nodes/{node.name}/wireguard/{member.network}.conf"
+        try:
+            return self._files[path]
+        except KeyError:
+            raise LabError(
+                f"the wireguard backend rendered no {path} (a peer without a public key?)"
+            ) from None
+
+
+def backend_render(model: ir.IR, node: ir.Node, member: ir.Membership) -> str:
+    """The real backend's setconf file for one (node, network), as a Renderer."""
+    return BackendRenderer()(model, node, member)
 
 
 def render_setconf(model: ir.IR, node: ir.Node, member: ir.Membership) -> str:

@@ -21,8 +21,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from meshgen import endpoint, mesh_spec  # noqa: E402
-from runner import hercc, measure  # noqa: E402
+from meshgen import endpoint, mesh_spec
+from runner import hercc, measure
 
 PEERS_VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".venv-peers")
 COLUMNS = ["Name", "Address", "Endpoint", "AllowedIPs", "ListenPort", "PersistentKeepalive",
@@ -68,12 +68,11 @@ def main() -> None:
             fh.write(text)
         db = os.path.join(tmp, "database.csv")
         write_database(db, privates)
-        ours = measure(
-            [*hercc(), "build", spec, "-o", os.path.join(tmp, "hercc-out"), "--backend", "wireguard"]
-        )
-        theirs = measure([peers_tool, "-d", db, "genconfig", "-o", os.path.join(tmp, "meshconf-out")])
-        peers = sum(1 for line in open(os.path.join(tmp, "hercc-out/nodes/n00001/wireguard/mesh.conf"))
-                    if line.startswith("[Peer]"))  # fmt: skip
+        out = os.path.join(tmp, "hercc-out")
+        ours = measure([*hercc(), "build", spec, "-o", out, "--backend", "wireguard"])
+        theirs = measure([peers_tool, "-d", db, "genconfig", "-o", os.path.join(tmp, "meshconf")])
+        with open(os.path.join(out, "nodes/n00001/wireguard/mesh.conf"), encoding="utf-8") as fh:
+            peers = sum(1 for line in fh if line.startswith("[Peer]"))
     print(f"{args.nodes}-node full mesh, {peers} peers per node")
     print(f"{'tool':<12} {'wall s':>8} {'peak RSS MiB':>13}")
     print(f"{'hercc':<12} {ours[0]:>8.2f} {ours[1]:>13.1f}")

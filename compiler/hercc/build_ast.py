@@ -45,6 +45,7 @@ class Fields:
 
 def _read_block(stmt: Stmt, table: dict[str, Option], what: str, diags: Collector) -> Fields:
     found = Fields(stmt)
+    what = " ".join(what.split())  # "vxlan" when the name itself is missing
     for child in stmt.block or ():
         opt = table.get(child.keyword)
         if opt is None:
@@ -122,7 +123,9 @@ def _list_items(stmt: Stmt, diags: Collector) -> Sequence[Value]:
 
 def _arity(stmt: Stmt, expected: str, diags: Collector) -> None:
     where = stmt.args[0].span if stmt.args else stmt.span
-    got = "nothing" if not stmt.args else f"{len(stmt.args)} values"
+    got = (
+        "nothing" if not stmt.args else f"{len(stmt.args)} value{'s' if len(stmt.args) > 1 else ''}"
+    )
     if len(stmt.args) == 1 and stmt.args[0].kind == "list":
         got = "a list"
     diags.error(codes.ARGUMENTS, f'"{stmt.keyword}" takes {expected}, found {got}', where)

@@ -111,10 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(render_text(err.diagnostics, sources))
         return EXIT_INVALID
     except UsageError as err:
-        sys.stderr.write(f"hercc: error: {err}\n")
+        _fail(str(err), "usage", fmt_json)
         return EXIT_USAGE
     except HerccError as err:
-        sys.stderr.write(f"hercc: error: {err}\n")
+        _fail(str(err), "operation", fmt_json)
         return EXIT_INVALID
     except KeyboardInterrupt:
         sys.stderr.write("hercc: interrupted\n")
@@ -128,6 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{type(exc).__name__}: {exc} at {where}\n"
         )
         return EXIT_INTERNAL
+
+
+def _fail(message: str, kind: str, fmt_json: bool) -> None:
+    """Errors that are not about a place in the spec: one line, or JSON for pipelines."""
+    if fmt_json:
+        sys.stdout.write(json.dumps({"ok": False, "error": message, "kind": kind}, indent=2) + "\n")
+    else:
+        sys.stderr.write(f"hercc: error: {message}\n")
 
 
 def _innermost_frame(exc: BaseException) -> str:
@@ -221,7 +229,12 @@ def _graph(args: argparse.Namespace, sources: dict[str, str]) -> int:
     from hercc.graph_dot import render_dot, render_svg
     from hercc.lockfile import write_atomic
 
-    drawing = args.drawing or ("dot" if args.output.endswith((".dot", ".gv")) else "svg")
+    drawing = args.drawing
+    if drawing is None:
+        suffix = os.path.splitext(args.output)[1]
+        drawing = {".dot": "dot", ".gv": "dot", ".svg": "svg"}.get(suffix)
+        if drawing is None:
+            raise UsageError(f"{args.output}: name it .svg or .dot, or say --as svg|dot")
     dot_text = render_dot(_compile(args, sources).ir)
     write_atomic(args.output, dot_text if drawing == "dot" else render_svg(dot_text))
     sys.stderr.write(f"wrote {args.output}\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,18 +54,45 @@ def read_lock(path: str) -> Lock:
     if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
         raise OperationError(f"{path}: not a lock file of version {LOCK_VERSION}")
     nets = data.get("networks", {})
-    if not isinstance(nets, dict):
-        raise OperationError(f"{path}: malformed lock file")
+    if not _well_formed(nets):
+        raise OperationError(
+            f"{path}: malformed lock file (delete it to allocate afresh, or restore it from git)"
+        )
     return Lock(nets)
+
+
+def _well_formed(nets: Any) -> bool:
+    """network -> "nodes"/"workloads" -> name -> field -> string."""
+    if not isinstance(nets, dict):
+        return False
+    for kinds in nets.values():
+        if not isinstance(kinds, dict) or not set(kinds) <= {"nodes", "workloads"}:
+            return False
+        for names in kinds.values():
+            if not isinstance(names, dict):
+                return False
+            for fields in names.values():
+                if not isinstance(fields, dict):
+                    return False
+                if not all(isinstance(v, str) for v in fields.values()):
+                    return False
+    return True
 
 
 def write_atomic(path: str, text: str) -> None:
     """Write a file so that readers see the old or the new content, never half."""
     directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # keep the file's own permissions
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # as open() would create it
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hercc-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -57,6 +57,11 @@ def write_tree(
             _write(tmp, rel, text, 0o644)
         for rel, text in sorted((secret_files or {}).items()):
             _write(tmp, rel, text, 0o600)
+            secrets_dir = os.path.join(tmp, rel.split("/secrets/")[0], "secrets")
+            for root, dirs, _ in os.walk(secrets_dir):  # not even the file names are public
+                os.chmod(root, 0o700)
+                for d in dirs:
+                    os.chmod(os.path.join(root, d), 0o700)
         os.chmod(tmp, 0o755)
         _swap_in(tmp, out_dir, parent)
     except OSError as exc:

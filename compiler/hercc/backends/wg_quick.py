@@ -39,6 +39,11 @@ def render(model: ir.IR) -> dict[str, str]:
             ]
             if membership.forwarding:
                 lines.append("PostUp = sysctl -q -w net.ipv4.ip_forward=1")
+                # A relay sends packets back out of the interface they came in on; without
+                # this, IPv4 answers each with an ICMP redirect that WireGuard peers ignore.
+                # The kernel sends them if "all" or the interface says so: turn off both.
+                lines.append("PostUp = sysctl -q -w net.ipv4.conf.all.send_redirects=0")
+                lines.append("PostUp = sysctl -q -w net.ipv4.conf.%i.send_redirects=0")
                 if network.range6 is not None:
                     lines.append("PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1")
             lines += wireguard.peer_blocks(membership)

@@ -45,6 +45,9 @@ class _Slots:
         self.prefix = prefix
         self.version = rng.version
         self.taken: set[int] = set()
+        # Pinned subnets may cover millions of slots (a /32 pinned in a /16 of
+        # /64s): those are kept as (first, last) ranges, never enumerated.
+        self.blocks: list[tuple[int, int]] = []
         self.cursor = 0
 
     def network(self, index: int) -> IPNetwork:
@@ -60,11 +63,28 @@ class _Slots:
     def take_overlapping(self, net: IPNetwork) -> None:
         first = (int(net.network_address) - self.base) >> self.shift
         last = (int(net.broadcast_address) - self.base) >> self.shift
-        self.taken.update(range(max(first, 0), min(last, self.count - 1) + 1))
+        first, last = max(first, 0), min(last, self.count - 1)
+        if first == last:
+            self.taken.add(first)
+        elif first < last:
+            self.blocks.append((first, last))
+
+    def is_taken(self, index: int) -> bool:
+        return index in self.taken or any(a <= index <= b for a, b in self.blocks)
+
+    def _block_end(self, index: int) -> int | None:
+        ends = [b for a, b in self.blocks if a <= index <= b]
+        return max(ends) if ends else None
 
     def next_free(self) -> int | None:
-        while self.cursor < self.count and self.cursor in self.taken:
-            self.cursor += 1
+        while self.cursor < self.count:
+            end = self._block_end(self.cursor)
+            if end is not None:
+                self.cursor = end + 1
+            elif self.cursor in self.taken:
+                self.cursor += 1
+            else:
+                break
         if self.cursor >= self.count:
             return None
         self.taken.add(self.cursor)
@@ -173,7 +193,7 @@ def _allocate_family(
                 index = slots.index_of(ipaddress.ip_network(recorded))
             except ValueError:
                 index = None
-        if index is None or index in slots.taken:
+        if index is None or slots.is_taken(index):
             fresh.append(node)
             continue
         slots.taken.add(index)

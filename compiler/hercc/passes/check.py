@@ -61,7 +61,7 @@ def _check_nodes(spec: ast.Spec, names: Names, diags: Collector) -> None:
                 node.spans["endpoint"],
                 "a nat node has no inbound path: drop the endpoint, or drop nat",
             )
-        elif not node.nat and node.endpoint is None:
+        elif not node.nat and node.endpoint is None and "endpoint" not in node.spans:
             diags.error(
                 codes.NO_ENDPOINT,
                 f"node {node.name} has neither an endpoint nor nat",

@@ -79,5 +79,7 @@ def _check_isolation(
                     f"node {node.name} has no underlay path to any other node "
                     f"of network {net.name}",
                     node.span,
-                    "a nat node needs a public node it may reach; remove an `unreachable` link",
+                    "a nat node needs a public node it may reach; remove an `unreachable` link"
+                    if node.nat
+                    else "every other node of the network is cut off by `unreachable` links",
                 )

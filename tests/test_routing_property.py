@@ -183,3 +183,25 @@ def test_router_matches_dijkstra_from_every_node(tmp_path: Path, text: str) -> N
                 assert router.hop(src, dst) == tree.first.get(dst), (src, dst)
                 assert router.cost(src, dst) == tree.weight[dst][0], (src, dst)
         assert router.hops_from(src) == tree.first
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=topologies())
+def test_shared_peer_lists_equal_the_general_ones(tmp_path: Path, text: str) -> None:
+    """peers_for's per-class shortcut gives exactly peers_of(hops_from(...))."""
+    from hercc.passes.routing import Router, _PeerMaker
+
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("link "))
+    try:
+        model = compile_text(tmp_path, text + "\n").ir
+    except SpecError:
+        return
+    graph = Graph(model, "prod")
+    router = Router(graph)
+    memberships = {(n.name, m.network): m for n in model.nodes for m in n.networks}
+    pubkeys = {n.name: n.pubkey for n in model.nodes}
+    [net] = model.networks
+    fast = _PeerMaker(net, graph, memberships, pubkeys)
+    slow = _PeerMaker(net, graph, memberships, pubkeys)
+    for name in graph.members:
+        assert fast.peers_for(name, router) == slow.peers_of(name, router.hops_from(name)), name

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 
 from hercc.diagnostics import OperationError, UsageError
 from hercc.ir import dumps
@@ -18,16 +19,19 @@ from hercc.ir import dumps
 MANIFEST = "manifest.json"
 
 
-def manifest(files: dict[str, str]) -> str:
+def manifest(files: Mapping[str, bytes]) -> str:
     entries = {}
     for path in sorted(files):
-        data = files[path].encode("utf-8")
+        data = files[path]
         entries[path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     return dumps({"files": entries, "manifest_version": 1})
 
 
-def with_manifest(files: dict[str, str]) -> dict[str, str]:
-    return {**files, MANIFEST: manifest(files)}
+def with_manifest(files: Mapping[str, str]) -> dict[str, bytes]:
+    """Every file encoded once (the hash and the write share the bytes), plus the manifest."""
+    encoded = {path: text.encode("utf-8") for path, text in files.items()}
+    encoded[MANIFEST] = manifest(encoded).encode("utf-8")
+    return encoded
 
 
 def _check_owned(out_dir: str) -> None:
@@ -44,7 +48,9 @@ def _check_owned(out_dir: str) -> None:
 
 
 def write_tree(
-    out_dir: str, files: dict[str, str], secret_files: dict[str, str] | None = None
+    out_dir: str,
+    files: Mapping[str, str | bytes],
+    secret_files: Mapping[str, str] | None = None,
 ) -> None:
     """Replace out_dir with exactly `files` (plus secrets, mode 0600, not in the manifest)."""
     out_dir = os.path.normpath(out_dir)
@@ -72,12 +78,12 @@ def write_tree(
         raise
 
 
-def _write(root: str, rel: str, text: str, mode: int) -> None:
+def _write(root: str, rel: str, content: str | bytes, mode: int) -> None:
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content.encode("utf-8") if isinstance(content, str) else content)
 
 
 def _swap_in(new: str, out_dir: str, parent: str) -> None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from operator import attrgetter
 
 from hercc import ir
 
+_BY_NODE = attrgetter("node")
 IFNAMSIZ = 16  # Linux: interface names hold at most IFNAMSIZ - 1 = 15 characters
 IFNAME_PREFIX = "wg-"
 KEY_DIR = "/etc/hercules/keys"
@@ -60,7 +62,7 @@ def keys_known(membership: ir.Membership) -> bool:
 
 
 def sorted_peers(membership: ir.Membership) -> list[ir.Peer]:
-    return sorted(membership.peers, key=lambda peer: peer.node)
+    return sorted(membership.peers, key=_BY_NODE)
 
 
 def network_of(model: ir.IR, name: str) -> ir.Network:
@@ -93,11 +95,33 @@ def addresses(model: ir.IR, membership: ir.Membership) -> list[str]:
 
 
 def peer_blocks(membership: ir.Membership) -> list[str]:
-    """The [Peer] sections, sorted by peer name, as wg(8) and wg-quick(8) both read them."""
-    lines: list[str] = []
-    for peer in sorted_peers(membership):
-        lines.append(_peer_block(peer, membership.network))
-    return lines
+    """The [Peer] sections, sorted by peer name, as wg(8) and wg-quick(8) both read them.
+
+    Routing hands every nat node of a plain network the very same peer tuple;
+    its text is joined once and reused (keyed by identity, the tuple kept alive).
+    """
+    key = id(membership.peers)
+    hit = _joined.get(key)
+    if hit is None or hit[0] is not membership.peers or hit[1] != membership.network:
+        net = membership.network
+        parts = []
+        for p in sorted_peers(membership):
+            # Peers are shared objects: find their text by identity, not by hashing fields.
+            entry = _blocks.get(id(p))
+            if entry is None or entry[0] is not p or entry[1] != net:
+                if len(_blocks) >= 1 << 17:
+                    _blocks.clear()
+                entry = _blocks[id(p)] = (p, net, _peer_block(p, net))
+            parts.append(entry[2])
+        text = "\n".join(parts)
+        if len(_joined) >= 8:
+            _joined.clear()
+        hit = _joined[key] = (membership.peers, membership.network, text)
+    return [hit[2]] if hit[2] else []
+
+
+_joined: dict[int, tuple[tuple[ir.Peer, ...], str, str]] = {}
+_blocks: dict[int, tuple[ir.Peer, str, str]] = {}
 
 
 @lru_cache(maxsize=1 << 16)

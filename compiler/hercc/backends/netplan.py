@@ -65,18 +65,15 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]
 
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node in sorted(model.nodes, key=lambda n: n.name):
-        for membership in sorted(node.networks, key=lambda m: m.network):
-            if not wireguard.keys_known(membership):
-                continue
-            name = wireguard.ifname(membership.network)
-            lines = wireguard.header("netplan", node.name, membership.network)
-            if membership.forwarding:
-                lines += [
-                    f"# This node relays traffic on {name}, and netplan cannot turn on IP",
-                    "# forwarding: set net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1",
-                    "# for IPv6) with sysctl.d.",
-                ]
-            lines += _tunnel(model, node, membership)
-            files[f"nodes/{node.name}/netplan/{membership.network}.yaml"] = wireguard.text(lines)
+    for node, membership in wireguard.renderable(model):
+        name = wireguard.ifname(membership.network)
+        lines = wireguard.header("netplan", node.name, membership.network)
+        if membership.forwarding:
+            lines += [
+                f"# This node relays traffic on {name}, and netplan cannot turn on IP",
+                "# forwarding: set net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1",
+                "# for IPv6) with sysctl.d.",
+            ]
+        lines += _tunnel(model, node, membership)
+        files[f"nodes/{node.name}/netplan/{membership.network}.yaml"] = wireguard.text(lines)
     return files

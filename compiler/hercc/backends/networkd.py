@@ -55,11 +55,8 @@ def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str
 
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node in sorted(model.nodes, key=lambda n: n.name):
-        for membership in sorted(node.networks, key=lambda m: m.network):
-            if not wireguard.keys_known(membership):
-                continue
-            base = f"nodes/{node.name}/networkd/{PRIORITY}-hercules-{membership.network}"
-            files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership))
-            files[f"{base}.network"] = wireguard.text(_network(model, node, membership))
+    for node, membership in wireguard.renderable(model):
+        base = f"nodes/{node.name}/networkd/{PRIORITY}-hercules-{membership.network}"
+        files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership))
+        files[f"{base}.network"] = wireguard.text(_network(model, node, membership))
     return files

@@ -18,6 +18,7 @@ would be valid-looking but wrong.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from functools import lru_cache
 from operator import attrgetter
 
@@ -59,6 +60,14 @@ def header(tool: str, node: str, network: str, comment: str = "#") -> list[str]:
 def keys_known(membership: ir.Membership) -> bool:
     """True when every peer's public key is known, so the file can be rendered."""
     return all(peer.pubkey is not None for peer in membership.peers)
+
+
+def renderable(model: ir.IR) -> Iterator[tuple[ir.Node, ir.Membership]]:
+    """Every (node, network) whose peers' keys are all known, sorted by names."""
+    for node in sorted(model.nodes, key=lambda n: n.name):
+        for membership in sorted(node.networks, key=lambda m: m.network):
+            if keys_known(membership):
+                yield node, membership
 
 
 def sorted_peers(membership: ir.Membership) -> list[ir.Peer]:
@@ -150,18 +159,15 @@ def text(lines: list[str]) -> str:
 
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node in sorted(model.nodes, key=lambda n: n.name):
-        for membership in sorted(node.networks, key=lambda m: m.network):
-            if not keys_known(membership):
-                continue
-            name = ifname(membership.network)
-            lines = header("wg setconf", node.name, membership.network)
-            lines += [
-                f"# Load the private key with: wg set {name} private-key {key_file(node.name)}",
-                "",
-                "[Interface]",
-                f"ListenPort = {membership.listen_port}",
-            ]
-            lines += peer_blocks(membership)
-            files[f"nodes/{node.name}/wireguard/{membership.network}.conf"] = text(lines)
+    for node, membership in renderable(model):
+        name = ifname(membership.network)
+        lines = header("wg setconf", node.name, membership.network)
+        lines += [
+            f"# Load the private key with: wg set {name} private-key {key_file(node.name)}",
+            "",
+            "[Interface]",
+            f"ListenPort = {membership.listen_port}",
+        ]
+        lines += peer_blocks(membership)
+        files[f"nodes/{node.name}/wireguard/{membership.network}.conf"] = text(lines)
     return files

@@ -1,7 +1,7 @@
 # Hercules: set-up, run, test and lint targets.  All targets are idempotent.
 #
 #   make setup   Debian packages + kernel headers for BCC, .venv with hercc[test,lint] and tox
-#   make run     build the quickstart example and print its summary
+#   make run     keys, build and routes of the quickstart example, with a summary
 #   make test    run every tox env (py, lint)
 #   make lint    ruff check + mypy --strict, straight from .venv
 #   make clean   remove build/, .tox/ and .venv/
@@ -42,8 +42,10 @@ $(PIP_STAMP): pyproject.toml | $(VPY)
 	@touch $@
 
 run: setup
-	$(VENV)/bin/hercc build examples/quickstart.herc -o build/quickstart
+	$(VENV)/bin/hercc keys init examples/quickstart.herc --keys build/keys
+	$(VENV)/bin/hercc build examples/quickstart.herc -o build/quickstart --keys build/keys
 	$(VENV)/bin/hercc summary build/quickstart
+	$(VENV)/bin/hercc route examples/quickstart.herc
 
 test: setup
 	$(VENV)/bin/tox

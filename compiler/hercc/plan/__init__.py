@@ -1,0 +1,1 @@
+"""Plan and apply: desired node state from the IR, live state from the kernel, the diff."""

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TextIO
 from hercc import __version__, ir
 from hercc.backends import BACKENDS, render_all
 from hercc.cli_keys import add_keys_commands, run_keys
+from hercc.cli_plan import add_diff_command, run_diff
 from hercc.diagnostics import (
     HerccError,
     OperationError,
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("build_dir", metavar="DIR")
     add_keys_commands(sub)
+    add_diff_command(sub)
     return p
 
 
@@ -161,6 +163,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return _route(args, sources)
     if command == "keys":
         return run_keys(args, sources)
+    if command == "diff":
+        return run_diff(args, sources)
     if command == "summary":
         return _summary(args.build_dir, sys.stdout)
     raise UsageError(f"unknown command {command}")

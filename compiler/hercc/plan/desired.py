@@ -1,0 +1,369 @@
+"""The desired state of one node: the resources (plan/model.py) the IR asks it to have.
+
+`desired_state` is a pure function of the IR, a `Naming` and, optionally, a
+`KeyLookup`; it reads nothing itself. `DirKeys` is the one boundary that reads
+a keys directory, and `ir_from_build` rebuilds the IR from a build directory.
+
+What a node gets, per network it is in (NS = naming.netns(network), IF =
+naming.wg_ifname(network)):
+
+  netns      NS
+  sysctl     NS/net.ipv4.ip_forward = "1" (when the network has a range) and
+             NS/net.ipv6.conf.all.forwarding = "1" (when it has a range6), only
+             when the node forwards for others or hosts workloads of the network
+  wireguard  NS/IF: listen_port, mtu, up, private_key (fingerprint), fwmark (None: off)
+  address    NS/IF/<address>/<prefix of range> and NS/IF/<address6>/<prefix of range6>
+  peer       NS/IF/<public key>, one per IR peer; a peer whose key is unknown is
+             named NS/IF/unknown-key:<node>
+
+and per workload on the node (WNS = naming.workload_netns(w), H = naming.veth_host(w),
+W = naming.veth_workload(w), "eth0" by default):
+
+  netns      WNS
+  veth       NS/H: the pair, named by its network-side end; the other end is W in
+             WNS (attrs peer_netns, peer_ifname, mtu; peer_netns forces replacement)
+  address    WNS/W/<address>/32 and WNS/W/<address6>/128; NS/H/fe80::1/64 (the
+             IPv6 next hop of the workload; only with address6)
+  route      WNS/0.0.0.0/0 dev W via the node's overlay address (the gateway is
+             outside W's /32: add it onlink; the network namespace answers ARP for
+             its own address on H), WNS/::/0 dev W via fe80::1, and in NS
+             <address>/32 and <address6>/128 dev H.
+
+Conventions a live reader must share (they agree with hercc.state.wireguard's
+normalizers): sysctl values are strings; fwmark, keepalive (0) and
+preshared_key are None when unset; allowed_ips is `canonical_allowed_ips`, an
+endpoint `canonical_endpoint`; secrets are `fingerprint`s. A peer without an
+endpoint in the spec (a nat node) has no `endpoint` attribute at all: WireGuard
+learns it from the peer's handshakes, and only desired attributes are compared.
+A route with a `via` outside the prefixes of its `dev` is added onlink.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
+
+from hercc import ir
+from hercc.backends import wireguard
+from hercc.diagnostics import OperationError
+from hercc.plan.model import Resource, fingerprint, state_of
+
+IFNAMSIZ = 16
+IPV6_NEXT_HOP = "fe80::1"  # on the network side of every workload's veth
+FORWARD4 = "net.ipv4.ip_forward"
+FORWARD6 = "net.ipv6.conf.all.forwarding"
+
+
+def _cut(name: str, prefix: str, hashed_prefix: str) -> str:
+    """prefix+name if it fits an interface name; else a hashed name no short name can equal.
+
+    Short names start with `prefix` ("hv-"), hashed ones with `hashed_prefix`
+    ("hv."): workload names cannot contain ".", so the two never meet, and two
+    long names share a hashed name only if they share 4 characters and 32 bits
+    of sha256.
+    """
+    full = prefix + name
+    if len(full) <= IFNAMSIZ - 1:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    room = IFNAMSIZ - 1 - len(hashed_prefix) - 8
+    return hashed_prefix + name[:room] + digest[:8]
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How networks and workloads map to namespace and interface names on a node."""
+
+    netns_prefix: str = "herc-"
+    workload_netns_prefix: str = "herc-w-"
+    veth_prefix: str = "hv-"
+    veth_hashed_prefix: str = "hv."
+    workload_ifname: str = "eth0"
+
+    def netns(self, network: str) -> str:
+        return self.netns_prefix + network
+
+    def wg_ifname(self, network: str) -> str:
+        return wireguard.ifname(network)
+
+    def workload_netns(self, workload: str) -> str:
+        return self.workload_netns_prefix + workload
+
+    def veth_host(self, workload: str) -> str:
+        """The network-side end of a workload's veth pair: at most 15 characters."""
+        return _cut(workload, self.veth_prefix, self.veth_hashed_prefix)
+
+    def veth_workload(self, workload: str) -> str:
+        return self.workload_ifname
+
+
+class KeyLookup(Protocol):
+    """Where secrets come from. Returns the key (base64) or None when there is none."""
+
+    def private_key(self, node: str) -> str | None: ...
+
+    def psk(self, network: str, a: str, b: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class DirKeys:
+    """Keys from a `hercc keys` directory. Never creates a key (not even a PSK)."""
+
+    keys_dir: str
+
+    def private_key(self, node: str) -> str | None:
+        from hercc.keys import private_key_path, read_private_key
+
+        if not os.path.lexists(private_key_path(self.keys_dir, node)):
+            return None
+        return read_private_key(self.keys_dir, node)
+
+    def psk(self, network: str, a: str, b: str) -> str | None:
+        from hercc.keys import psk_for, psk_path
+
+        if not os.path.lexists(psk_path(self.keys_dir, network, a, b)):
+            return None
+        return psk_for(self.keys_dir, network, a, b)  # exists: read, not created
+
+
+def canonical_allowed_ips(items: Iterable[str]) -> list[str]:
+    """Networks with host bits cleared, in `ipaddress` text form, unique, sorted as strings."""
+    return sorted({str(ipaddress.ip_network(item, strict=False)) for item in items})
+
+
+def canonical_endpoint(endpoint: str) -> str:
+    """`ip:port` or `[ip6]:port` for an IP literal; a host name stays as written."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return endpoint
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def _netns(name: str) -> Resource:
+    return Resource("netns", name)
+
+
+def _prefix(cidr: str | None, address: str) -> str:
+    if cidr is None:
+        raise OperationError(f"address {address} in a network without a matching range")
+    return f"{address}/{ipaddress.ip_network(cidr, strict=False).prefixlen}"
+
+
+def _network(model: ir.IR, name: str) -> ir.Network:
+    try:
+        return wireguard.network_of(model, name)
+    except KeyError:
+        raise OperationError(f"network {name} is not in the IR") from None
+
+
+def _membership(
+    model: ir.IR,
+    node: ir.Node,
+    m: ir.Membership,
+    workloads: list[ir.Workload],
+    naming: Naming,
+    keys: KeyLookup | None,
+) -> Iterator[Resource]:
+    net = _network(model, m.network)
+    ns = naming.netns(m.network)
+    ifn = naming.wg_ifname(m.network)
+    ns_addr = f"netns.{ns}"
+    yield _netns(ns)
+    if m.forwarding or workloads:
+        if net.range is not None:
+            yield Resource("sysctl", f"{ns}/{FORWARD4}", {"value": "1"}, parent=ns_addr)
+        if net.range6 is not None:
+            yield Resource("sysctl", f"{ns}/{FORWARD6}", {"value": "1"}, parent=ns_addr)
+    private = keys.private_key(node.name) if keys is not None else None
+    wg = Resource(
+        "wireguard",
+        f"{ns}/{ifn}",
+        {
+            "listen_port": m.listen_port,
+            "mtu": m.mtu,
+            "up": True,
+            "private_key": fingerprint(private) if private is not None else None,
+            "fwmark": None,
+        },
+        sensitive=frozenset({"private_key"}),
+        parent=ns_addr,
+    )
+    yield wg
+    if m.address is not None:
+        yield Resource("address", f"{ns}/{ifn}/{_prefix(net.range, m.address)}", parent=wg.address)
+    if m.address6 is not None:
+        yield Resource(
+            "address", f"{ns}/{ifn}/{_prefix(net.range6, m.address6)}", parent=wg.address
+        )
+    for p in wireguard.sorted_peers(m):
+        psk = None
+        if p.psk and keys is not None:
+            psk = keys.psk(m.network, node.name, p.node)
+        key_id = p.pubkey if p.pubkey is not None else f"unknown-key:{p.node}"
+        attrs: dict[str, Any] = {"name": p.node}
+        if p.endpoint is not None:  # else learned from the peer's handshakes: not compared
+            attrs["endpoint"] = canonical_endpoint(p.endpoint)
+        attrs["allowed_ips"] = canonical_allowed_ips(p.allowed_ips)
+        attrs["keepalive"] = p.keepalive_s or None
+        attrs["preshared_key"] = fingerprint(psk) if psk is not None else None
+        yield Resource(
+            "peer",
+            f"{ns}/{ifn}/{key_id}",
+            attrs,
+            sensitive=frozenset({"preshared_key"}),
+            parent=wg.address,
+        )
+    for w in workloads:
+        yield from _workload(m, w, ns, naming)
+
+
+def _workload(m: ir.Membership, w: ir.Workload, ns: str, naming: Naming) -> Iterator[Resource]:
+    wns = naming.workload_netns(w.name)
+    host = naming.veth_host(w.name)
+    inner = naming.veth_workload(w.name)
+    yield _netns(wns)
+    veth = Resource(
+        "veth",
+        f"{ns}/{host}",
+        {"peer_netns": wns, "peer_ifname": inner, "mtu": m.mtu},
+        forces_new=frozenset({"peer_netns"}),
+        parent=f"netns.{ns}",
+    )
+    yield veth
+    on_veth = veth.address
+    if w.address is not None:
+        yield Resource("address", f"{wns}/{inner}/{w.address}/32", parent=on_veth)
+        if m.address is not None:
+            yield Resource(
+                "route", f"{wns}/0.0.0.0/0", {"dev": inner, "via": m.address}, parent=on_veth
+            )
+        yield Resource("route", f"{ns}/{w.address}/32", {"dev": host, "via": None}, parent=on_veth)
+    if w.address6 is not None:
+        yield Resource("address", f"{ns}/{host}/{IPV6_NEXT_HOP}/64", parent=on_veth)
+        yield Resource("address", f"{wns}/{inner}/{w.address6}/128", parent=on_veth)
+        yield Resource("route", f"{wns}/::/0", {"dev": inner, "via": IPV6_NEXT_HOP}, parent=on_veth)
+        yield Resource(
+            "route", f"{ns}/{w.address6}/128", {"dev": host, "via": None}, parent=on_veth
+        )
+
+
+def desired_state(
+    model: ir.IR, node: str, naming: Naming | None = None, keys: KeyLookup | None = None
+) -> list[Resource]:
+    """Every resource `node` should have, sorted by address. Secrets only as fingerprints.
+
+    Raises OperationError for an unknown node or when two resources would get
+    the same name (e.g. network "w-x" and workload "x" under the default naming).
+    """
+    naming = naming if naming is not None else Naming()
+    try:
+        me = model.node(node)
+    except KeyError:
+        raise OperationError(f"node {node} is not in the spec") from None
+    mine = sorted((w for w in model.workloads if w.node == node), key=lambda w: w.name)
+    out: list[Resource] = []
+    for m in sorted(me.networks, key=lambda m: m.network):
+        here = [w for w in mine if w.network == m.network]
+        out.extend(_membership(model, me, m, here, naming, keys))
+    try:
+        state_of(out)
+    except ValueError as exc:
+        raise OperationError(f"node {node}: names collide: {exc}") from None
+    return sorted(out, key=lambda r: r.address)
+
+
+# ---------------------------------------------------------------- build directories
+
+
+def _decode(tp: Any, value: Any, where: str) -> Any:
+    """JSON data into the IR type `tp` (dataclasses, tuples, optionals, scalars)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) != 1:
+            raise OperationError(f"{where}: unsupported type {tp}")
+        return _decode(args[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise OperationError(f"{where}: expected a list")
+        (elem, _ellipsis) = get_args(tp)
+        return tuple(_decode(elem, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise OperationError(f"{where}: expected an object")
+        hints = get_type_hints(tp)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise OperationError(f"{where}: missing {f.name}")
+        return tp(**kwargs)
+    if tp in (int, str, bool):
+        ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+        if not ok:
+            raise OperationError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise OperationError(f"{where}: unsupported type {tp}")
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise OperationError(f"{path}: cannot read: {exc}") from None
+
+
+def ir_from_build(build_dir: str) -> ir.IR:
+    """The IR of a build directory: ir.json plus the peers from nodes/<node>/node.json."""
+    data = _read_json(os.path.join(build_dir, "ir.json"))
+    if not isinstance(data, dict) or data.get("ir_version") != ir.IR_VERSION:
+        raise OperationError(
+            f"{build_dir}/ir.json: not an IR of version {ir.IR_VERSION} (rebuild with this hercc)"
+        )
+    hints = get_type_hints(ir.IR)
+    try:
+        fields: dict[str, Any] = {
+            name: _decode(hints[name], data[name], name)
+            for name in (
+                "networks",
+                "nodes",
+                "workloads",
+                "underlay",
+                "gateways",
+                "services",
+                "dns",
+                "enterprise",
+            )
+        }
+        fields["fastpath"] = _decode(str, data["dataplane"]["fastpath"], "dataplane.fastpath")
+        fields["netflow"] = _decode(hints["netflow"], data["monitor"]["netflow"], "monitor.netflow")
+    except (KeyError, TypeError) as exc:
+        raise OperationError(f"{build_dir}/ir.json: missing {exc}") from None
+    nodes = []
+    for node in fields["nodes"]:
+        path = os.path.join(build_dir, "nodes", node.name, "node.json")
+        if not os.path.exists(path):
+            raise OperationError(f"{path}: missing (build with the node_json backend)")
+        per_net = _read_json(path).get("networks", {})
+        members = []
+        for m in node.networks:
+            peers = per_net.get(m.network, {}).get("peers", [])
+            decoded = _decode(tuple[ir.Peer, ...], peers, f"{path}: {m.network}.peers")
+            members.append(dataclasses.replace(m, peers=decoded))
+        nodes.append(dataclasses.replace(node, networks=tuple(members)))
+    fields["nodes"] = tuple(nodes)
+    result: ir.IR = ir.IR(**fields)
+    return result

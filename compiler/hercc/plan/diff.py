@@ -1,0 +1,172 @@
+"""The plan: what turns a node's live state into its desired state.
+
+`diff(desired, live)` compares two States (address -> Resource). Only the
+attributes of the desired resource are compared (a live reader may report
+more); the live state holds only what Hercules owns, so every live resource
+that is not desired is deleted.
+
+A change of an attribute in `forces_new` replaces the resource ("-/+"), and a
+replaced resource takes every resource under it (by `parent`) along: the
+kernel drops an interface's addresses and routes with it, so they are
+replaced too even when they themselves did not change.
+
+Order, the one apply follows: deletes first, children before parents (kind
+order of model.ORDER backwards, then address backwards); then creates,
+replaces and updates, parents before children (model.ORDER, then address).
+A replace is applied as a delete and a create at its place in the second part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hercc.plan.model import ORDER, Resource, State
+
+ACTIONS = ("create", "update", "delete", "replace")
+_MISSING = object()
+
+
+def _norm(value: Any) -> Any:
+    """Tuples and lists compare equal (a state that went through JSON has lists only)."""
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's change. `changed` lists (attribute, old, new) for update and replace;
+    `forces` the attributes that force a replace, or `replaced_with` the ancestor whose
+    replacement takes this resource along."""
+
+    action: str
+    address: str
+    before: Resource | None
+    after: Resource | None
+    changed: tuple[tuple[str, Any, Any], ...] = ()
+    forces: tuple[str, ...] = ()
+    replaced_with: str | None = None
+
+    @property
+    def resource(self) -> Resource:
+        """The resource concerned: after, or before for a delete."""
+        r = self.after if self.after is not None else self.before
+        assert r is not None
+        return r
+
+    @property
+    def sensitive(self) -> frozenset[str]:
+        s: frozenset[str] = frozenset()
+        for r in (self.before, self.after):
+            if r is not None:
+                s |= r.sensitive
+        return s
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+
+    @property
+    def add(self) -> int:
+        return sum(c.action in ("create", "replace") for c in self.changes)
+
+    @property
+    def change(self) -> int:
+        return sum(c.action == "update" for c in self.changes)
+
+    @property
+    def destroy(self) -> int:
+        return sum(c.action in ("delete", "replace") for c in self.changes)
+
+    @property
+    def no_changes(self) -> bool:
+        return not self.changes
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.add, self.change, self.destroy
+
+
+def _forward_key(r: Resource) -> tuple[int, str]:
+    return (ORDER.get(r.kind, len(ORDER)), r.address)
+
+
+def changed_attrs(desired: Resource, live: Resource) -> list[tuple[str, Any, Any]]:
+    """(name, live value, desired value) of every desired attribute that differs."""
+    out = []
+    for name in sorted(desired.attrs):
+        new = desired.attrs[name]
+        old = live.attrs.get(name, _MISSING)
+        if old is _MISSING or _norm(old) != _norm(new):
+            out.append((name, None if old is _MISSING else old, new))
+    return out
+
+
+def _descendants(state: State, roots: set[str]) -> set[str]:
+    """Addresses of every resource in `state` under one of `roots` (by parent chain)."""
+    children: dict[str, list[str]] = {}
+    for address, r in state.items():
+        if r.parent is not None:
+            children.setdefault(r.parent, []).append(address)
+    found: set[str] = set()
+    todo = sorted(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _root_of(address: str, state: State, replaced: set[str]) -> str | None:
+    """The nearest ancestor of `address` that is replaced on its own account."""
+    seen: set[str] = set()
+    parent = state[address].parent
+    while parent is not None and parent not in seen:
+        if parent in replaced:
+            return parent
+        seen.add(parent)
+        node = state.get(parent)
+        parent = node.parent if node is not None else None
+    return None
+
+
+def diff(desired: State, live: State) -> Plan:
+    deletes: list[Change] = []
+    others: dict[str, Change] = {}
+    for address, r in live.items():
+        if address not in desired:
+            deletes.append(Change("delete", address, r, None))
+    for address, want in desired.items():
+        have = live.get(address)
+        if have is None:
+            others[address] = Change("create", address, None, want)
+            continue
+        changed = changed_attrs(want, have)
+        if not changed:
+            continue
+        forcing = want.forces_new | have.forces_new
+        forces = tuple(name for name, _, _ in changed if name in forcing)
+        action = "replace" if forces else "update"
+        others[address] = Change(action, address, have, want, tuple(changed), forces)
+    replaced = {a for a, c in others.items() if c.action == "replace"}
+    for address in sorted(_descendants(desired, replaced)):
+        current = others.get(address)
+        if address not in live or (current is not None and current.action == "replace"):
+            continue
+        others[address] = Change(
+            "replace",
+            address,
+            live[address],
+            desired[address],
+            current.changed if current is not None else (),
+            (),
+            _root_of(address, desired, replaced),
+        )
+    deletes.sort(key=lambda c: _forward_key(c.resource), reverse=True)
+    rest = sorted(others.values(), key=lambda c: _forward_key(c.resource))
+    return Plan(tuple(deletes + rest))

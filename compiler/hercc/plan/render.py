@@ -1,0 +1,136 @@
+"""Plans as Terraform-style text and as JSON. Plain, deterministic, no secrets.
+
+Text: one block per change, its header the action symbol and the resource
+address (`  +` create, `  ~` update, `  -` delete, `-/+` replace), then its
+attributes, sorted, "=" aligned: all of them for a create or a delete, the
+changed ones for an update or a replace (the forcing one marked
+`# forces replacement`). Sensitive values print as `(sensitive)`, on both
+sides. The text ends with the counts line.
+
+JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
+kind, id, action, actions (Terraform's: ["delete", "create"] for a replace),
+before, after (attributes, sensitive ones null), changed (attribute names),
+sensitive, replace_paths, replaced_with}], "summary": {add, change, destroy},
+"no_changes"}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hercc.plan.diff import Change, Plan
+
+JSON_FORMAT_VERSION = 1
+SENSITIVE = "(sensitive)"
+NO_CHANGES = "No changes. Your node matches the spec."
+
+SYMBOLS = {"create": "  +", "update": "  ~", "delete": "  -", "replace": "-/+"}
+_INDENT = " " * 6
+
+
+def value_text(value: Any) -> str:
+    """JSON-like: strings quoted, null/true/false, lists on one line."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _shown(name: str, value: Any, sensitive: frozenset[str]) -> str:
+    return SENSITIVE if name in sensitive else value_text(value)
+
+
+def _attr_lines(
+    symbol: str, rows: list[tuple[str, str, str | None]], notes: Mapping[str, str]
+) -> list[str]:
+    """rows: (name, old text, new text or None when there is one side only)."""
+    width = max((len(name) for name, _, _ in rows), default=0)
+    out = []
+    for name, first, second in rows:
+        text = first if second is None else f"{first} -> {second}"
+        note = f" # {notes[name]}" if name in notes else ""
+        out.append(f"{_INDENT}{symbol} {name.ljust(width)} = {text}{note}")
+    return out
+
+
+def render_change(change: Change) -> str:
+    r = change.resource
+    lines = [f"{SYMBOLS[change.action]} {change.address}"]
+    sens = change.sensitive
+    if change.action in ("create", "delete"):
+        symbol = "+" if change.action == "create" else "-"
+        rows: list[tuple[str, str, str | None]] = [
+            (name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)
+        ]
+        lines += _attr_lines(symbol, rows, {})
+    else:
+        rows = [
+            (name, _shown(name, old, sens), _shown(name, new, sens))
+            for name, old, new in change.changed
+        ]
+        notes = {name: "forces replacement" for name in change.forces}
+        lines += _attr_lines("~", rows, notes)
+        if change.replaced_with is not None:
+            lines.append(f"{_INDENT}  # replaced with {change.replaced_with}")
+        after = change.after.attrs if change.after is not None else {}
+        hidden = len(after) - len(change.changed)
+        if hidden > 0:
+            plural = "s" if hidden != 1 else ""
+            lines.append(f"{_INDENT}  # ({hidden} unchanged attribute{plural} hidden)")
+    return "\n".join(lines) + "\n"
+
+
+def render_changes(plan: Plan) -> str:
+    """The change blocks, separated by blank lines; "" for an empty plan."""
+    return "\n".join(render_change(c) for c in plan.changes)
+
+
+def summary_line(add: int, change: int, destroy: int) -> str:
+    return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+
+
+def render_plan(plan: Plan) -> str:
+    """The whole plan as text, ending with the counts line (or "No changes...")."""
+    if plan.no_changes:
+        return NO_CHANGES + "\n"
+    return render_changes(plan) + "\n" + summary_line(*plan.counts()) + "\n"
+
+
+def _public(attrs: Mapping[str, Any] | None, sensitive: frozenset[str]) -> dict[str, Any] | None:
+    if attrs is None:
+        return None
+    out: dict[str, Any] = {}
+    for name in sorted(attrs):
+        value = attrs[name]
+        out[name] = None if name in sensitive else json.loads(value_text(value))
+    return out
+
+
+def change_to_json(change: Change) -> dict[str, Any]:
+    r = change.resource
+    sens = change.sensitive
+    actions = ["delete", "create"] if change.action == "replace" else [change.action]
+    return {
+        "address": change.address,
+        "kind": r.kind,
+        "id": r.id,
+        "action": change.action,
+        "actions": actions,
+        "before": _public(change.before.attrs if change.before else None, sens),
+        "after": _public(change.after.attrs if change.after else None, sens),
+        "changed": [name for name, _, _ in change.changed],
+        "sensitive": sorted(sens),
+        "replace_paths": list(change.forces),
+        "replaced_with": change.replaced_with,
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    add, change, destroy = plan.counts()
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "resource_changes": [change_to_json(c) for c in plan.changes],
+        "summary": {"add": add, "change": change, "destroy": destroy},
+        "no_changes": plan.no_changes,
+    }

@@ -1,0 +1,502 @@
+"""Live state of a node's network namespaces as plan.model Resources.
+
+Three boundaries stand in front of the system, each swappable by a fake:
+
+  Netlink          namespaces() and snapshot(ns): links, addresses and routes of one
+                   namespace as plain data (PyrouteNetlink: pyroute2 `IPRoute(netns=...)`);
+  WireGuardDriver  keys, port and peers of a WireGuard device (hercc.state.wireguard);
+  Sysctl           read(ns, keys): values under /proc/sys as that namespace sees them
+                   (ProcSysctl: one `ip netns exec NS grep` per namespace).
+
+`StateReader.read` turns them into a `LiveState`: the owned resources and the
+names that exist but are not ours.
+
+Ownership. A namespace is ours when the node's OwnedRegistry lists it; an
+interface when its alias is `hercules:<node>` (registry.owner_alias); a route
+or an address when it sits on an interface of ours. Everything else that
+exists in the namespaces read is "foreign", by name:
+
+  "<NS>"          an existing namespace that is not ours
+  "<NS>/<IF>"     an interface without our alias (`lo` included), or with our alias
+                  but of a kind Hercules does not make (then the planner must not
+                  reuse the name either)
+  "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
+                  static) on an interface that is not ours
+
+What the kernel adds by itself is neither ours nor foreign: IPv6 link-local
+addresses (fe80::/10), addresses with a kernel protocol or a lifetime (SLAAC,
+DHCP), routes with any protocol but boot/static (`proto kernel` prefix routes,
+RA routes), routes outside the main table, and non-unicast routes.
+
+Attribute forms (the desired state must write the same):
+  address id   "<NS>/<IF>/<ip>/<prefixlen>" in `ipaddress.ip_interface` text form
+  route id     "<NS>/<network>" in `ipaddress.ip_network` form ("0.0.0.0/0" for default)
+  route attrs  dev (interface name), via (gateway text or None)
+  wireguard    listen_port (int or None), mtu, up (admin state), private_key
+               (fingerprint or None), fwmark (None when 0)
+  peer         endpoint ("ip:port" / "[ip6]:port" or None), allowed_ips
+               (wireguard.canonical_allowed_ips), keepalive (None when off),
+               preshared_key (fingerprint or None); never `name` (not known live)
+  veth         peer_netns (None when the peer is outside every named namespace),
+               peer_ifname (None when unknown), mtu
+  sysctl       value: the text under /proc/sys, stripped (e.g. "1")
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hercc.plan.model import Resource, State, fingerprint, state_of
+from hercc.state.errors import StateError, WireGuardUnavailable
+from hercc.state.registry import is_owner_alias
+from hercc.state.wireguard import WgDevice, WireGuardDriver, default_driver
+
+__all__ = [
+    "Address",
+    "Link",
+    "LiveState",
+    "Netlink",
+    "NsSnapshot",
+    "ProcSysctl",
+    "PyrouteNetlink",
+    "Route",
+    "StateReader",
+    "Sysctl",
+]
+
+NETNS_DIR = Path("/run/netns")
+IFF_UP = 0x1
+IFA_F_PERMANENT = 0x80
+KERNEL_ADDR_PROTOS = frozenset({1, 2, 3})  # IFA_PROTO kernel_lo, kernel_ra, kernel_ll
+OUR_ROUTE_PROTOS = frozenset({3, 4})  # RTPROT_BOOT (ip route add), RTPROT_STATIC
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+WIREGUARD_KINDS = frozenset({"wireguard", "tun"})  # kernel module; wireguard-go's TUN
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: str | None = None  # IFLA_INFO_KIND: "veth", "wireguard", "tun", ... None for lo
+    alias: str | None = None
+    mtu: int = 1500
+    up: bool = False
+    peer_index: int | None = None  # IFLA_LINK: a veth's peer, in peer_netns
+    peer_netns: str | None = None  # the peer's namespace name; None when unnamed or unknown
+
+
+@dataclass(frozen=True)
+class Address:
+    index: int
+    cidr: str  # "10.0.0.1/24"
+    proto: int | None = None  # IFA_PROTO (kernel 6.3+)
+    flags: int = IFA_F_PERMANENT
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "10.0.0.0/24", "0.0.0.0/0"
+    oif: int | None = None
+    gateway: str | None = None
+    proto: int = 3
+    table: int = RT_TABLE_MAIN
+    type: int = RTN_UNICAST
+    priority: int = 0
+    multipath: bool = False
+
+
+@dataclass(frozen=True)
+class NsSnapshot:
+    name: str
+    links: tuple[Link, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True)
+class LiveState:
+    state: State  # only what is ours
+    foreign: frozenset[str] = field(default_factory=frozenset)
+
+
+class Netlink(Protocol):
+    def namespaces(self) -> list[str]:
+        """The names of every named network namespace."""
+        ...
+
+    def snapshot(self, ns: str) -> NsSnapshot | None:
+        """Links, addresses and routes of a namespace; None when it does not exist."""
+        ...
+
+
+class Sysctl(Protocol):
+    def read(self, ns: str, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value inside `ns`; keys that do not exist there are left out."""
+        ...
+
+
+# --------------------------------------------------------------------------- pyroute2
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name)
+
+
+class PyrouteNetlink:
+    """Netlink through pyroute2 0.9: `IPRoute(netns=NAME, flags=0)` never creates a namespace."""
+
+    def __init__(self, netns_dir: str | os.PathLike[str] = NETNS_DIR) -> None:
+        self.netns_dir = Path(netns_dir)
+
+    def namespaces(self) -> list[str]:
+        try:
+            return sorted(p.name for p in self.netns_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StateError(f"cannot list {self.netns_dir}: {exc.strerror or exc}") from None
+
+    def snapshot(self, ns: str) -> NsSnapshot | None:
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+        if not (self.netns_dir / ns).exists():
+            return None
+        try:
+            ipr = IPRoute(netns=ns, flags=0)
+        except FileNotFoundError:
+            return None
+        except (OSError, NetlinkError) as exc:
+            raise StateError(f"cannot open netlink in namespace {ns}: {exc}") from None
+        try:
+            with ipr:
+                links = list(ipr.get_links())
+                addrs = list(ipr.get_addr())
+                routes = list(ipr.get_routes(table=RT_TABLE_MAIN))
+                nsids = (
+                    self._nsids(ipr, ns)
+                    if any(_attr(m, "IFLA_LINK_NETNSID") is not None for m in links)
+                    else {}
+                )
+        except (OSError, NetlinkError) as exc:
+            raise StateError(f"cannot read namespace {ns} over netlink: {exc}") from None
+        return NsSnapshot(
+            name=ns,
+            links=tuple(self._link(m, ns, nsids) for m in links),
+            addresses=tuple(a for a in (self._address(m) for m in addrs) if a is not None),
+            routes=tuple(r for r in (self._route(m) for m in routes) if r is not None),
+        )
+
+    def _nsids(self, ipr: Any, ns: str) -> dict[int, str]:
+        """nsid (as `ns` numbers other namespaces) -> namespace name."""
+        out: dict[int, str] = {}
+        for name in self.namespaces():
+            try:
+                fd = os.open(self.netns_dir / name, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                answer = ipr.get_netnsid(fd=fd)
+            except Exception:  # a namespace that vanished or refuses: unnamed peer
+                continue
+            finally:
+                os.close(fd)
+            nsid = answer.get("nsid") if isinstance(answer, dict) else None
+            if isinstance(nsid, int) and nsid >= 0:
+                out[nsid] = name
+        return out
+
+    @staticmethod
+    def _link(msg: Any, ns: str, nsids: Mapping[int, str]) -> Link:
+        info = _attr(msg, "IFLA_LINKINFO")
+        kind = _attr(info, "IFLA_INFO_KIND") if info is not None else None
+        nsid = _attr(msg, "IFLA_LINK_NETNSID")
+        peer_index = _attr(msg, "IFLA_LINK")
+        peer_netns: str | None = ns if nsid is None else nsids.get(nsid)
+        return Link(
+            index=msg["index"],
+            name=_attr(msg, "IFLA_IFNAME"),
+            kind=kind,
+            alias=_attr(msg, "IFLA_IFALIAS"),
+            mtu=_attr(msg, "IFLA_MTU") or 0,
+            up=bool(msg["flags"] & IFF_UP),
+            peer_index=peer_index if peer_index else None,
+            peer_netns=peer_netns if peer_index else None,
+        )
+
+    @staticmethod
+    def _address(msg: Any) -> Address | None:
+        ip = _attr(msg, "IFA_LOCAL") or _attr(msg, "IFA_ADDRESS")
+        if ip is None:
+            return None
+        flags = _attr(msg, "IFA_FLAGS")
+        return Address(
+            index=msg["index"],
+            cidr=f"{ip}/{msg['prefixlen']}",
+            proto=_attr(msg, "IFA_PROTO"),
+            flags=msg["flags"] if flags is None else flags,
+        )
+
+    @staticmethod
+    def _route(msg: Any) -> Route | None:
+        dst = _attr(msg, "RTA_DST")
+        if dst is None:
+            dst = "0.0.0.0" if msg["family"] == 2 else "::"
+        return Route(
+            dst=f"{dst}/{msg['dst_len']}",
+            oif=_attr(msg, "RTA_OIF"),
+            gateway=_attr(msg, "RTA_GATEWAY"),
+            proto=msg["proto"],
+            table=_attr(msg, "RTA_TABLE") or msg["table"],
+            type=msg["type"],
+            priority=_attr(msg, "RTA_PRIORITY") or 0,
+            multipath=_attr(msg, "RTA_MULTIPATH") is not None,
+        )
+
+
+# --------------------------------------------------------------------------- sysctl
+
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/-]*")
+
+
+def sysctl_path(key: str) -> str:
+    """/proc/sys path of a key: dots separate, unless the key uses slashes (`conf/eth0.5/...`)."""
+    if not _SYSCTL_KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
+        raise StateError(f"invalid sysctl key {key!r}")
+    rel = key if "/" in key else key.replace(".", "/")
+    if ".." in rel.split("/"):
+        raise StateError(f"invalid sysctl key {key!r}")
+    return f"/proc/sys/{rel}"
+
+
+class ProcSysctl:
+    """Reads /proc/sys inside a namespace with one `ip netns exec NS grep -H ''` call."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+
+    def read(self, ns: str, keys: Iterable[str]) -> dict[str, str]:
+        paths = {sysctl_path(k): k for k in keys}
+        if not paths:
+            return {}
+        argv = ["ip", "netns", "exec", ns, "grep", "-H", "-s", "-e", "", "--", *paths]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=self.timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise StateError(
+                f"reading sysctls in {ns} timed out after {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot run ip netns exec: {exc.strerror or exc}") from None
+        if done.returncode not in (0, 1, 2):  # grep: 1 nothing, 2 some file missing
+            lines_err = done.stderr.strip().splitlines()
+            detail = lines_err[-1] if lines_err else f"exit {done.returncode}"
+            raise StateError(f"cannot read sysctls in namespace {ns}: {detail}")
+        lines: dict[str, list[str]] = {}
+        for line in done.stdout.splitlines():
+            path, sep, value = line.partition(":")
+            if sep and path in paths:
+                lines.setdefault(paths[path], []).append(value)
+        return {key: "\n".join(v).strip() for key, v in lines.items()}
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+def _is_kernel_address(a: Address) -> bool:
+    ip = ipaddress.ip_interface(a.cidr).ip
+    if ip.version == 6 and ip.is_link_local:
+        return True
+    if a.proto in KERNEL_ADDR_PROTOS:
+        return True
+    return not a.flags & IFA_F_PERMANENT
+
+
+def _is_our_kind_of_route(r: Route) -> bool:
+    if r.table != RT_TABLE_MAIN or r.type != RTN_UNICAST or r.proto not in OUR_ROUTE_PROTOS:
+        return False
+    net = ipaddress.ip_network(r.dst, strict=False)
+    return not (net.version == 6 and (net.is_link_local or net.is_multicast))
+
+
+class StateReader:
+    """Reads what Hercules owns on a node, through swappable boundaries."""
+
+    def __init__(
+        self,
+        netlink: Netlink | None = None,
+        wireguard: WireGuardDriver | None = None,
+        sysctl: Sysctl | None = None,
+    ) -> None:
+        self.netlink: Netlink = netlink or PyrouteNetlink()
+        self.wireguard: WireGuardDriver = wireguard or default_driver()
+        self.sysctl: Sysctl = sysctl or ProcSysctl()
+
+    def read(
+        self,
+        node: str,
+        owned: Iterable[str],
+        *,
+        also: Iterable[str] = (),
+        sysctls: Mapping[str, Iterable[str]] | None = None,
+    ) -> LiveState:
+        """The owned state of `node` and the foreign names next to it.
+
+        `owned`: the namespaces the registry lists. `also`: namespaces that are
+        not ours but may hold interfaces of ours (a workload's namespace made by
+        someone else). `sysctls`: namespace -> keys to read there.
+        """
+        owned_set = set(owned)
+        existing = set(self.netlink.namespaces())
+        foreign: set[str] = {ns for ns in existing if ns not in owned_set}
+        resources: list[Resource] = [Resource("netns", ns) for ns in sorted(owned_set & existing)]
+        snapshots: dict[str, NsSnapshot | None] = {}
+        for ns in sorted((owned_set | set(also)) & existing):
+            snap = self._snapshot(ns, snapshots)
+            if snap is None:
+                continue  # deleted while we looked
+            resources += self._namespace(node, snap, snapshots, foreign)
+        for ns, keys in sorted((sysctls or {}).items()):
+            if ns not in existing:
+                continue
+            values = self.sysctl.read(ns, sorted(set(keys)))
+            resources += [
+                Resource("sysctl", f"{ns}/{key}", {"value": value}, parent=f"netns.{ns}")
+                for key, value in sorted(values.items())
+            ]
+        return LiveState(state=state_of(resources), foreign=frozenset(foreign))
+
+    def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:
+        if ns not in cache:
+            cache[ns] = self.netlink.snapshot(ns)
+        return cache[ns]
+
+    def _peer_name(
+        self, link: Link, snap: NsSnapshot, cache: dict[str, NsSnapshot | None]
+    ) -> str | None:
+        if link.peer_index is None or link.peer_netns is None:
+            return None
+        other = snap if link.peer_netns == snap.name else self._snapshot(link.peer_netns, cache)
+        if other is None:
+            return None
+        return next((lk.name for lk in other.links if lk.index == link.peer_index), None)
+
+    def _namespace(
+        self,
+        node: str,
+        snap: NsSnapshot,
+        cache: dict[str, NsSnapshot | None],
+        foreign: set[str],
+    ) -> list[Resource]:
+        ns = snap.name
+        out: list[Resource] = []
+        managed: dict[int, tuple[str, str]] = {}  # ifindex -> (name, resource address)
+        for link in snap.links:
+            ident = f"{ns}/{link.name}"
+            if not is_owner_alias(link.alias, node):
+                foreign.add(ident)
+                continue
+            if link.kind == "veth":
+                res = Resource(
+                    "veth",
+                    ident,
+                    {
+                        "peer_netns": link.peer_netns,
+                        "peer_ifname": self._peer_name(link, snap, cache),
+                        "mtu": link.mtu,
+                    },
+                    forces_new=frozenset({"peer_netns", "peer_ifname"}),
+                    parent=f"netns.{ns}",
+                )
+                out.append(res)
+                managed[link.index] = (link.name, res.address)
+            elif link.kind in WIREGUARD_KINDS:
+                try:
+                    device = self.wireguard.read(link.name, netns=ns)
+                except WireGuardUnavailable:
+                    if link.kind == "tun":  # a plain TUN with our alias: not ours to manage
+                        foreign.add(ident)
+                        continue
+                    raise
+                wg = self._wireguard(ident, link, device, ns)
+                out += wg
+                managed[link.index] = (link.name, wg[0].address)
+            else:
+                foreign.add(ident)
+        for addr in snap.addresses:
+            if addr.index not in managed or _is_kernel_address(addr):
+                continue
+            ifname, parent = managed[addr.index]
+            cidr = str(ipaddress.ip_interface(addr.cidr))
+            out.append(Resource("address", f"{ns}/{ifname}/{cidr}", parent=parent))
+        best: dict[str, Route] = {}
+        for route in snap.routes:
+            if not _is_our_kind_of_route(route):
+                continue
+            dst = str(ipaddress.ip_network(route.dst, strict=False))
+            if route.multipath or route.oif not in managed:
+                foreign.add(f"{ns}/{dst}")
+                continue
+            if dst not in best or route.priority < best[dst].priority:
+                best[dst] = route
+        for dst, route in sorted(best.items()):
+            assert route.oif is not None
+            ifname, parent = managed[route.oif]
+            out.append(
+                Resource(
+                    "route",
+                    f"{ns}/{dst}",
+                    {"dev": ifname, "via": route.gateway},
+                    parent=parent,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _wireguard(ident: str, link: Link, device: WgDevice, ns: str) -> list[Resource]:
+        wg = Resource(
+            "wireguard",
+            ident,
+            {
+                "listen_port": device.listen_port,
+                "mtu": link.mtu,
+                "up": link.up,
+                "private_key": (
+                    None if device.private_key is None else fingerprint(device.private_key)
+                ),
+                "fwmark": device.fwmark,
+            },
+            sensitive=frozenset({"private_key"}),
+            parent=f"netns.{ns}",
+        )
+        peers = [
+            Resource(
+                "peer",
+                f"{ident}/{pub}",
+                {
+                    "endpoint": peer.endpoint,
+                    "allowed_ips": list(peer.allowed_ips),
+                    "keepalive": peer.keepalive,
+                    "preshared_key": (
+                        None if peer.preshared_key is None else fingerprint(peer.preshared_key)
+                    ),
+                },
+                sensitive=frozenset({"preshared_key"}),
+                parent=wg.address,
+            )
+            for pub, peer in sorted(device.peers.items())
+        ]
+        return [wg, *peers]

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TextIO
 from hercc import __version__, ir
 from hercc.backends import BACKENDS, render_all
 from hercc.cli_keys import add_keys_commands, run_keys
+from hercc.cli_lab import add_lab_commands, run_lab
 from hercc.cli_plan import add_diff_command, run_diff
 from hercc.diagnostics import (
     HerccError,
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("build_dir", metavar="DIR")
     add_keys_commands(sub)
+    add_lab_commands(sub)
     add_diff_command(sub)
     return p
 
@@ -161,6 +163,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return _graph(args, sources)
     if command == "route":
         return _route(args, sources)
+    if command == "lab":
+        return run_lab(args, sources)
     if command == "keys":
         return run_keys(args, sources)
     if command == "diff":

@@ -11,6 +11,13 @@ Order (each step for every node before the next step starts):
   4. everywhere: `wg addconf` of the full config: endpoints and keepalives;
   5. wait for the handshakes that the configs start by themselves.
 
+Steps 3 and 4 are one function per (node, network): `Lab(configure=...)`,
+by default `wg_configure` (wg setconf/addconf). It is the seam where the
+node-side plan/apply code can take over the WireGuard configuration of a
+lab node: it gets a MemberSetup (the IR node and membership, the lab's
+namespace and interface, the rendered config, the private key file) and a
+stage (1: before any UDP port is open, 2: once every port is open).
+
 The configs come from the real WireGuard backend by default
 (hercc.backends.wireguard); compile the spec with the lab's keys first
 (hercc.lab.compile_for_lab), since routing copies node keys onto peers.
@@ -32,15 +39,16 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from hercc import ir
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.run import LabError, ip_batch, ns_argv, run
-from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Plan, new_prefix, plan
+from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Member, Plan, new_prefix, plan
 from hercc.lab.wgconf import BackendRenderer, Renderer, handshake_expected, strip_endpoints
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss")
@@ -75,11 +83,61 @@ _ANSWER = re.compile(
 PARALLEL = 16  # concurrent probes in pings()
 
 
-def missing_requirements() -> str | None:
+@dataclass(frozen=True)
+class MemberSetup:
+    """What configuring one (node, network)'s WireGuard interface needs."""
+
+    model: ir.IR
+    node: ir.Node
+    membership: ir.Membership
+    member: Member  # the lab's namespace, interface name, port, addresses
+    conf: str  # the rendered setconf text (no private key)
+    conf_file: Path  # that text, written out
+    private_key_file: Path
+    workdir: Path  # a private directory for scratch files
+
+
+# configure(setup, stage): stage 1 before any port is open, stage 2 after
+MemberConfigurator = Callable[[MemberSetup, int], None]
+
+
+def _wg(ns: str, args: Sequence[str]) -> str:
+    return run(ns_argv(ns, ["wg", *args])).stdout
+
+
+def wg_configure(setup: MemberSetup, stage: int) -> None:
+    """The lab's WireGuard configuration of one (node, network), with wg(8).
+
+    Stage 1: every peer without endpoints or keepalives (`wg setconf`), then
+    the private key and listen port. Stage 2: the full config (`wg addconf`),
+    so that dialling starts only once every side knows its peers.
+    """
+    m = setup.member
+    if stage == 1:
+        stage1 = setup.workdir / f"{m.wg_if}.stage1.conf"
+        stage1.write_text(strip_endpoints(setup.conf), encoding="utf-8")
+        # setconf replaces the whole device config, private key included: key after it
+        _wg(m.ns, ["setconf", m.wg_if, str(stage1)])
+        _wg(
+            m.ns,
+            [
+                "set",
+                m.wg_if,
+                "listen-port",
+                str(m.listen_port),
+                "private-key",
+                str(setup.private_key_file),
+            ],
+        )
+    else:
+        _wg(m.ns, ["addconf", m.wg_if, str(setup.conf_file)])
+
+
+def missing_requirements(tools: Sequence[str] = TOOLS) -> str | None:
     """Why a live lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         return f"missing tools: {', '.join(missing)}"
     return None
@@ -99,7 +157,10 @@ class Lab:
     `ir` must have its peers filled (routing pass, or hercc.lab.naive_mesh).
     Public keys are replaced by those of `keys` (default: fresh ones); pass
     the keys the IR was compiled with (hercc.lab.compile_for_lab). `render`
-    gives each interface's setconf text: by default the real backend's.
+    gives each interface's setconf text: by default the real backend's;
+    `configure` applies it to one interface (default: wg_configure). The
+    working files (configs, wireguard-go logs) go to `workdir` (default: a
+    new temporary directory); down() removes it.
     """
 
     def __init__(
@@ -109,14 +170,21 @@ class Lab:
         prefix: str | None = None,
         keys: KeySource | None = None,
         render: Renderer | None = None,
+        configure: MemberConfigurator | None = None,
         handshake_timeout: float = 10.0,
+        workdir: Path | None = None,
     ) -> None:
         self.prefix = prefix or new_prefix()
         self.plan: Plan = plan(model, self.prefix)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"hercc-lab-{self.prefix}-"))
+        if workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"hercc-lab-{self.prefix}-"))
+        else:
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.workdir = workdir
         self.keys: KeySource = keys or GeneratedKeys(self.workdir / "keys")
         self.model = model
         self.render: Renderer = render if render is not None else BackendRenderer()
+        self.configure: MemberConfigurator = configure if configure is not None else wg_configure
         self.handshake_timeout = handshake_timeout
         self.namespaces: list[str] = []  # created by this lab, in order
         self.processes: dict[str, subprocess.Popen[bytes]] = {}  # wg interface -> wireguard-go
@@ -445,31 +513,36 @@ class Lab:
                 run(ns_argv(m.ns, ["sysctl", "-qw", *_FORWARDING]))
 
     def _wg(self, ns: str, args: Sequence[str]) -> str:
-        return run(ns_argv(ns, ["wg", *args])).stdout
+        return _wg(ns, args)
 
     def _configure(self) -> None:
         p = self.plan
         nodes = {n.name: n for n in self.model.nodes}
-        confs: dict[str, str] = {}
+        setups: list[MemberSetup] = []
         for m in p.members:
             node = nodes[m.node]
             member = next(x for x in node.networks if x.network == m.network)
             conf = self.render(self.model, node, member)
-            confs[m.wg_if] = conf
-            (self.workdir / f"{m.wg_if}.conf").write_text(conf, encoding="utf-8")
-            (self.workdir / f"{m.wg_if}.stage1.conf").write_text(
-                strip_endpoints(conf), encoding="utf-8"
+            conf_file = self.workdir / f"{m.wg_if}.conf"
+            conf_file.write_text(conf, encoding="utf-8")
+            setups.append(
+                MemberSetup(
+                    self.model,
+                    node,
+                    member,
+                    m,
+                    conf,
+                    conf_file,
+                    self.keys.private_key_file(m.node),
+                    self.workdir,
+                )
             )
-            # setconf replaces the whole device config, private key included: key after it
-            self._wg(m.ns, ["setconf", m.wg_if, str(self.workdir / f"{m.wg_if}.stage1.conf")])
-            key = self.keys.private_key_file(m.node)
-            self._wg(
-                m.ns, ["set", m.wg_if, "listen-port", str(m.listen_port), "private-key", str(key)]
-            )
+        for setup in setups:
+            self.configure(setup, 1)
         self._wait_ports()
-        for m in p.members:
-            self._wg(m.ns, ["addconf", m.wg_if, str(self.workdir / f"{m.wg_if}.conf")])
-        self._expected = {m.wg_if: handshake_expected(confs[m.wg_if]) for m in p.members}
+        for setup in setups:
+            self.configure(setup, 2)
+        self._expected = {s.member.wg_if: handshake_expected(s.conf) for s in setups}
 
     def _wait_ports(self) -> None:
         """wireguard-go binds its UDP port once it sees its (moved) TUN up."""

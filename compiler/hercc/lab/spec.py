@@ -16,18 +16,23 @@ from hercc.pipeline import Compiled, compile_spec
 
 
 def compile_for_lab(
-    path: str, keys: GeneratedKeys | None = None, *, use_lock: bool = False
+    path: str,
+    keys: GeneratedKeys | None = None,
+    *,
+    use_lock: bool = False,
+    sources: dict[str, str] | None = None,
 ) -> tuple[Compiled, GeneratedKeys]:
     """Compile `path` with a fresh key pair for every node (`keys`, default: new ones).
 
-    The lock file is read only with `use_lock` (never written).
+    The lock file is read only with `use_lock` (never written). `sources`
+    collects the text of the files read, for rendering diagnostics.
     Returns the compiled spec (its IR carries the public keys, on nodes and on
     peers) and the keys, to pass to Lab(compiled.ir, keys=keys). Pinned
     `pubkey`s cannot be run (the lab has no private key for them): LabError.
     """
     keys = keys if keys is not None else GeneratedKeys()
     try:
-        plain = compile_spec(path, use_lock=use_lock)
+        plain = compile_spec(path, sources, use_lock=use_lock)
         pubkeys = keys.generate(n.name for n in plain.ir.nodes)
         compiled = compile_spec(path, use_lock=use_lock, pubkeys=pubkeys)
     except BaseException:

@@ -2,8 +2,8 @@
 
 Pure: nothing here touches the system, so the plan can be checked without root.
 
-Names carry the lab's prefix (`h` + 4 hex digits by default), so that labs and
-test runs never clash:
+Names carry the lab's prefix (`h` + 4 hex digits by default; a named lab's is
+derived from its name, prefix_for_lab), so that labs and test runs never clash:
 
   <p>-u               the underlay: a bridge `br0` that every public node and
                       every NAT router plugs into (ports p0, p1, ...)
@@ -29,6 +29,7 @@ one L2 segment. nat node number k gets 100.64.0.0/10 block k (a /30: router
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -42,11 +43,26 @@ NAT_OUTSIDE = ipaddress.IPv4Network("198.18.0.0/15")
 WORKLOAD_GW6 = "fe80::1"  # the network namespace's side of every workload veth
 WORKLOAD_LL6 = "fe80::2"  # the workload's side
 IFNAMSIZ = 15
-_PREFIX = re.compile(r"[a-z][a-z0-9]{0,7}")
+PREFIX_MAX = 11  # leaves 4 characters of IFNAMSIZ for `w<index>` (1000 interfaces)
+_PREFIX = re.compile(rf"[a-z][a-z0-9]{{0,{PREFIX_MAX - 1}}}")
+_SHORT_NAME = re.compile(r"[a-z0-9]{1,6}")
 
 
 def new_prefix() -> str:
     return "h" + secrets.token_hex(2)
+
+
+def prefix_for_lab(name: str) -> str:
+    """The name prefix of a named, long-lived lab (hercc lab up --name NAME).
+
+    `h` + 4 hex digits of the name's hash + the name itself when it is at most
+    6 of a-z0-9 (`lab` -> `h8d27lab`), else `h` + 6 hex digits. At most
+    PREFIX_MAX characters, so `<prefix>w<index>` fits IFNAMSIZ.
+    """
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    if _SHORT_NAME.fullmatch(name):
+        return "h" + digest[:4] + name
+    return "h" + digest[:6]
 
 
 @dataclass(frozen=True)
@@ -169,7 +185,7 @@ def _with_len(address: str, cidr: str | None) -> str:
 
 def plan(model: ir.IR, prefix: str) -> Plan:
     if not _PREFIX.fullmatch(prefix):
-        raise LabError(f"lab prefix {prefix!r}: 1-8 of a-z0-9, starting with a letter")
+        raise LabError(f"lab prefix {prefix!r}: 1-{PREFIX_MAX} of a-z0-9, starting with a letter")
     under = f"{prefix}-u"
     nets = {n.name: n for n in model.networks}
     hosts: list[Host] = []

@@ -1,7 +1,7 @@
 # Hercules: set-up, run, test and lint targets.  All targets are idempotent.
 #
 #   make setup   Debian packages + kernel headers for BCC, .venv with hercc[test,lint] and tox
-#   make run     keys, build and routes of the quickstart example, with a summary
+#   make run     keys, build, routes of the quickstart example; then it runs as a lab: up, check, down
 #   make test    run every tox env (py, lint)
 #   make lint    ruff check + mypy --strict, straight from .venv
 #   make clean   remove build/, .tox/ and .venv/
@@ -46,6 +46,11 @@ run: setup
 	$(VENV)/bin/hercc build examples/quickstart.herc -o build/quickstart --keys build/keys
 	$(VENV)/bin/hercc summary build/quickstart
 	$(VENV)/bin/hercc route examples/quickstart.herc
+	@# The whole network on this machine: up, the reachability matrix, down (always).
+	$(VENV)/bin/hercc lab down --name quickstart >/dev/null
+	$(VENV)/bin/hercc lab up examples/quickstart.herc --name quickstart
+	@status=0; $(VENV)/bin/hercc lab check --name quickstart || status=$$?; \
+	$(VENV)/bin/hercc lab down --name quickstart; exit $$status
 
 test: setup
 	$(VENV)/bin/tox

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 IR_VERSION = 1
+# ir.json's top-level keys that map one to one onto IR fields (the rest are
+# ir_version, dataplane and monitor, which ir.json nests differently).
+TOPOLOGY_FIELDS = (
+    "networks", "nodes", "workloads", "underlay", "gateways", "services", "dns", "enterprise",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -253,19 +258,7 @@ def to_data(ir: IR) -> dict[str, Any]:
             del m["peers"]
     return {
         "ir_version": data.pop("ir_version"),
-        **{
-            k: data[k]
-            for k in (
-                "networks",
-                "nodes",
-                "workloads",
-                "underlay",
-                "gateways",
-                "services",
-                "dns",
-                "enterprise",
-            )
-        },
+        **{k: data[k] for k in TOPOLOGY_FIELDS},
         "dataplane": {"fastpath": data["fastpath"]},
         "monitor": {"netflow": data["netflow"]},
     }

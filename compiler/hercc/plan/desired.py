@@ -336,17 +336,7 @@ def ir_from_build(build_dir: str) -> ir.IR:
     hints = get_type_hints(ir.IR)
     try:
         fields: dict[str, Any] = {
-            name: _decode(hints[name], data[name], name)
-            for name in (
-                "networks",
-                "nodes",
-                "workloads",
-                "underlay",
-                "gateways",
-                "services",
-                "dns",
-                "enterprise",
-            )
+            name: _decode(hints[name], data[name], name) for name in ir.TOPOLOGY_FIELDS
         }
         fields["fastpath"] = _decode(str, data["dataplane"]["fastpath"], "dataplane.fastpath")
         fields["netflow"] = _decode(hints["netflow"], data["monitor"]["netflow"], "monitor.netflow")

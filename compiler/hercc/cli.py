@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TextIO
 
 from hercc import __version__, ir
 from hercc.backends import BACKENDS, render_all
+from hercc.cli_apply import add_apply_commands, run_apply
 from hercc.cli_keys import add_keys_commands, run_keys
 from hercc.cli_lab import add_lab_commands, run_lab
 from hercc.cli_plan import add_diff_command, run_diff
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     add_keys_commands(sub)
     add_lab_commands(sub)
     add_diff_command(sub)
+    add_apply_commands(sub)
     return p
 
 
@@ -167,6 +169,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return run_lab(args, sources)
     if command == "keys":
         return run_keys(args, sources)
+    if command in ("plan", "apply"):
+        return run_apply(args, sources)
     if command == "diff":
         return run_diff(args, sources)
     if command == "summary":

@@ -5,19 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 
-def measure(argv: list[str], **popen: object) -> tuple[float, float]:
-    """Wall time and the child's own peak RSS (os.wait4 reports it per child)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{err[-2000:]}")
+def measure(argv: list[str]) -> tuple[float, float]:
+    """Wall time and the child's own peak RSS (os.wait4 reports it per child).
+
+    Standard error goes to a temporary file, not a pipe: a child that writes
+    more than a pipe holds would block while we wait for it to exit.
+    """
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read()[-2000:].decode(errors="replace")
+            sys.exit(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{tail}")
     return wall, usage.ru_maxrss / 1024
 
 

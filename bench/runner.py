@@ -9,7 +9,7 @@ import tempfile
 import time
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
+def measure(argv: list[str], cwd: str | None = None) -> tuple[float, float]:
     """Wall time and the child's own peak RSS (os.wait4 reports it per child).
 
     Standard error goes to a temporary file, not a pipe: a child that writes
@@ -17,7 +17,7 @@ def measure(argv: list[str]) -> tuple[float, float]:
     """
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from hercc import ir
 from hercc.diagnostics import OperationError, UsageError
-from hercc.plan.apply import ApplyFailed, Step, apply_steps, confirm_window
+from hercc.plan.apply import ApplyFailed, Step, apply_steps, confirm_window, steps_of
 from hercc.plan.desired import FORWARD4, FORWARD6, DirKeys, KeyLookup, Naming, desired_state
 from hercc.plan.diff import Plan, diff
 from hercc.plan.model import STATE_DIR, Resource, State, state_of
@@ -490,10 +490,7 @@ def _check_wireguard(plan: Plan) -> None:
 
 def _execute(ctx: Context, plan: Plan, args: argparse.Namespace, err: TextIO) -> int:
     _check_wireguard(plan)
-    steps = [
-        Step(c.action, c.address, c.before, c.after, tuple(n for n, _, _ in c.changed))  # type: ignore[arg-type]
-        for c in plan.changes
-    ]
+    steps = steps_of(plan)
     executor = _executor(ctx, args)
     start = time.time()
     symbols = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}

@@ -1,5 +1,8 @@
 """`hercc lab ...`: live labs that outlive the command (hercc.lab.persistent).
 
+`lab plan|apply SPEC` plan and apply every node of a running lab with the
+code of `hercc plan|apply` (hercc.lab.overlay).
+
 cli.py registers the sub-commands with add_lab_commands and dispatches `lab`
 to run_lab. Like cli.py, this module prints; errors are raised as HerccError
 subclasses (OperationError: exit 1, UsageError: exit 2) for cli.main to turn
@@ -33,7 +36,10 @@ _NEEDS = {
     "status": ("ip", "wg"),
     "exec": ("ip",),
     "down": ("ip",),
+    "plan": ("ip", "wg"),
+    "apply": ("ip", "wg", "wireguard-go", "sysctl"),
 }
+EXIT_CHANGES = 2
 
 
 def add_lab_commands(
@@ -76,6 +82,24 @@ def add_lab_commands(
     a.add_argument("target", metavar="TARGET")
     a.add_argument("argv", nargs="+", metavar="CMD", help="the command, after --")
     action("down", "Remove everything the lab created; a lab that does not exist is fine.")
+    a = action(
+        "plan",
+        "Show what applying SPEC to the running lab would change, node by node, read "
+        "from the lab's namespaces as `hercc plan` reads a node.",
+    )
+    a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
+    a.add_argument("--json", action="store_true", help="print the plans as JSON")
+    a.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are",
+    )
+    a = action(
+        "apply",
+        "Change every node of the running lab to match SPEC with `hercc apply`'s executor "
+        "(the lab's underlay is fixed: nodes cannot be added or removed).",
+    )
+    a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     return lab
 
 
@@ -106,6 +130,10 @@ def run_lab(
             return _status(args.name, out)
         if action == "exec":
             return _exec(args.name, args.target, args.argv)
+        if action == "plan":
+            return _plan(args.name, args.spec, args.json, args.detailed_exitcode, sources, out)
+        if action == "apply":
+            return _apply(args.name, args.spec, sources, out, err)
         return _down(args.name, err)
     except LabError as exc:
         raise OperationError(str(exc)) from None
@@ -276,6 +304,84 @@ def _exec(name: str, target: str, argv: Sequence[str]) -> int:
         raise UsageError(
             f"{exc}; " + (hint if hint else f"choose from {', '.join(sorted(choices))}")
         ) from None
+
+
+def _plan_lab(name: str, spec: str, sources: dict[str, str] | None) -> Any:
+    import os
+
+    from hercc.lab import overlay
+
+    if not os.path.isfile(spec):
+        raise UsageError(f"{spec}: no such file")
+    return overlay.plan_lab(_load(name), spec, sources)
+
+
+def render_lab_plan(planned: Any) -> str:
+    """`# node X` and its plan (plan/render.py) per node, then the lab's total."""
+    from hercc.plan.render import render_plan
+
+    parts = [f"# node {n.node}\n" + render_plan(n.plan) for n in planned.nodes]
+    name = planned.state.name
+    if planned.no_changes:
+        total = f"No changes. Every node of lab {name!r} matches the spec."
+    else:
+        add, change, destroy = planned.counts()
+        changed = sum(not n.plan.no_changes for n in planned.nodes)
+        total = (
+            f"Lab {name!r}: {add} to add, {change} to change, {destroy} to destroy "
+            f"on {changed} of {len(planned.nodes)} nodes."
+        )
+    return "\n".join(parts) + "\n" + total + "\n"
+
+
+def lab_plan_json(planned: Any) -> dict[str, Any]:
+    from hercc.plan.render import plan_to_json
+
+    add, change, destroy = planned.counts()
+    return {
+        "lab": planned.state.name,
+        "spec": planned.spec,
+        "nodes": {n.node: plan_to_json(n.plan) for n in planned.nodes},
+        "summary": {"add": add, "change": change, "destroy": destroy},
+        "no_changes": planned.no_changes,
+    }
+
+
+def _plan(
+    name: str,
+    spec: str,
+    as_json: bool,
+    detailed: bool,
+    sources: dict[str, str] | None,
+    out: TextIO,
+) -> int:
+    planned = _plan_lab(name, spec, sources)
+    if as_json:
+        out.write(json.dumps(lab_plan_json(planned), indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(render_lab_plan(planned))
+    return EXIT_CHANGES if detailed and not planned.no_changes else 0
+
+
+def _apply(name: str, spec: str, sources: dict[str, str] | None, out: TextIO, err: TextIO) -> int:
+    from hercc.lab import overlay
+
+    planned = _plan_lab(name, spec, sources)
+    out.write(render_lab_plan(planned))
+    if planned.no_changes:
+        return 0
+    symbols = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+
+    def progress(node: str, step: Any) -> None:
+        err.write(f"  {node}: {symbols[step.action]} {step.address}\n")
+
+    done = overlay.apply_lab(planned, progress)
+    add, change, destroy = planned.counts()
+    err.write(
+        f"Apply complete: {add} added, {change} changed, {destroy} destroyed "
+        f"on {len(done)} node{'s' if len(done) != 1 else ''} ({', '.join(done)}).\n"
+    )
+    return 0
 
 
 def _down(name: str, err: TextIO) -> int:

@@ -50,6 +50,7 @@ from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.run import LabError, ip_batch, ns_argv, run
 from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Member, Plan, new_prefix, plan
 from hercc.lab.wgconf import BackendRenderer, Renderer, handshake_expected, strip_endpoints
+from hercc.state.registry import owner_alias
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss")
 WG_RUN_DIR = Path("/var/run/wireguard")
@@ -67,9 +68,11 @@ _NS_SYSCTLS = (
     "net.ipv6.conf.all.accept_redirects=0",
     "net.ipv6.conf.default.accept_redirects=0",
 )
+# with forwarding on (ip_forward for a network with a range, IPv6 forwarding for
+# one with a range6: what plan/desired.py asks of a node that forwards)
+_FORWARD4 = "net.ipv4.ip_forward=1"
+_FORWARD6 = "net.ipv6.conf.all.forwarding=1"
 _FORWARDING = (
-    "net.ipv4.ip_forward=1",
-    "net.ipv6.conf.all.forwarding=1",
     "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
     "net.ipv4.icmp_ratelimit=0",
     "net.ipv6.icmp.ratelimit=0",
@@ -131,6 +134,10 @@ def wg_configure(setup: MemberSetup, stage: int) -> None:
         )
     else:
         _wg(m.ns, ["addconf", m.wg_if, str(setup.conf_file)])
+
+
+def _mtu(mtu: int | None) -> str:
+    return "" if mtu is None else f" mtu {mtu}"
 
 
 def missing_requirements(tools: Sequence[str] = TOOLS) -> str | None:
@@ -382,7 +389,8 @@ class Lab:
             run(ns_argv(ns, ["sysctl", "-qw", *_NS_SYSCTLS]))
         ip_batch(
             [
-                f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
+                f"link add {v.if_a} netns {v.ns_a}{_mtu(v.mtu)} type veth "
+                f"peer name {v.if_b} netns {v.ns_b}{_mtu(v.mtu)}"
                 for v in p.veths
             ]
         )
@@ -406,10 +414,12 @@ class Lab:
                     "route add default dev wan",
                 ]
         for w in p.workloads:
+            # both ends carry the owner alias that `hercc plan` reads as "ours"
+            alias = owner_alias(w.node)
             cmds = batches[w.ns]
-            cmds.append("link set eth0 up")
+            cmds.append(f"link set eth0 alias {alias} up")
             side = batches[w.member_ns]
-            side.append(f"link set {w.member_if} up")
+            side.append(f"link set {w.member_if} alias {alias} up")
             if w.address is not None and w.gateway is not None:
                 cmds += [
                     f"address add {w.address}/32 dev eth0",
@@ -502,7 +512,7 @@ class Lab:
         for ns, cmds in by_node.items():
             ip_batch(cmds, ns=ns)
         for m in p.members:
-            cmds = [f"link set {m.wg_if} mtu {m.mtu}"]
+            cmds = [f"link set {m.wg_if} mtu {m.mtu} alias {owner_alias(m.node)}"]
             cmds += [
                 f"address add {a} dev {m.wg_if}" + (" nodad" if ":" in a else "")
                 for a in m.addresses
@@ -510,7 +520,8 @@ class Lab:
             cmds.append(f"link set {m.wg_if} up")
             ip_batch(cmds, ns=m.ns)
             if m.forwarding:
-                run(ns_argv(m.ns, ["sysctl", "-qw", *_FORWARDING]))
+                on = [*([_FORWARD4] if m.forward4 else []), *([_FORWARD6] if m.forward6 else [])]
+                run(ns_argv(m.ns, ["sysctl", "-qw", *on, *_FORWARDING]))
 
     def _wg(self, ns: str, args: Sequence[str]) -> str:
         return _wg(ns, args)

@@ -15,6 +15,12 @@ that file alone:
     matches: a recycled PID is never killed), deletes the recorded namespaces,
     the lab's directory and the state file. Idempotent.
 
+The overlay of every node is also recorded the way `hercc apply` records
+what it owns (STATE_DIR/<name>/nodes: the node's registry of namespaces,
+`<node>.json`, and its wireguard-go PIDs, `<node>.wireguard-go.json`; every
+interface carries the alias `hercules:<node>`), so that `hercc lab plan|apply`
+(hercc.lab.overlay) can read and change a lab node like a real one.
+
 The state file is created exclusively (O_EXCL) before anything is built, so
 two `up`s of one name cannot race, and a lab whose `up` was killed halfway
 is still known to `down` (state "starting").
@@ -113,6 +119,9 @@ class LabState:
     endpoints: list[Endpoint] = field(default_factory=list)
     targets: dict[str, str] = field(default_factory=dict)  # exec name -> namespace
     timings: dict[str, float] = field(default_factory=dict)
+    # the --state-dir of the lab's nodes for plan/apply ("": a lab made before it existed)
+    apply_dir: str = ""
+    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(plan)
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -256,6 +265,82 @@ def _strays(state: LabState) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- up
 
 
+def underlay_signature(p: Plan) -> list[list[str]]:
+    """What `up` fixed for good: every node's kind and underlay addresses."""
+    return [[h.node, h.kind, h.address, h.public_ip] for h in p.hosts]
+
+
+def node_names(state: LabState) -> list[str]:
+    return sorted(t.split(":", 1)[1] for t in state.targets if t.startswith("node:"))
+
+
+def node_namespaces(state: LabState, node: str) -> list[str]:
+    """The namespaces `hercc apply` would own on `node`: its networks' and its workloads'."""
+    mine = {i.ns for i in state.interfaces if i.node == node}
+    mine |= {e.ns for e in state.endpoints if e.kind == "workload" and e.node == node}
+    return sorted(mine)
+
+
+def wireguard_pid_file(state: LabState, node: str) -> Path:
+    """Where hercc.plan.executor records the wireguard-go PIDs of a node (its format)."""
+    return Path(state.apply_dir) / f"{node}.wireguard-go.json"
+
+
+def recorded_pids(state: LabState, node: str) -> dict[str, int]:
+    try:
+        data = json.loads(wireguard_pid_file(state, node).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int)}
+
+
+def adopt(state: LabState) -> None:
+    """Record every node's overlay as `hercc apply` would: registry and wireguard-go PIDs."""
+    from hercc.state.registry import OwnedRegistry
+
+    directory = Path(state.apply_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for node in node_names(state):
+        OwnedRegistry(node, directory).save(set(node_namespaces(state, node)))
+        pids = {i.name: i.pid for i in state.interfaces if i.node == node and i.pid}
+        path = wireguard_pid_file(state, node)
+        path.write_text(json.dumps(pids, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def rerecord(state: LabState, p: Plan, spec: str) -> None:
+    """After `lab apply`: the lab as plan `p` names it, with the processes that now run.
+
+    Namespaces and live wireguard-go processes of the old record that `p`
+    no longer has stay recorded while they exist, so `down` still removes them.
+    """
+    old_ns = list(state.namespaces)
+    old_ifaces = {i.name: i for i in state.interfaces}
+    _record(state, p, Path(state.directory) / "run")
+    state.spec = os.path.abspath(spec)
+    state.underlay = underlay_signature(p)
+    pids = {n: recorded_pids(state, n) for n in node_names(state)}
+    for iface in state.interfaces:
+        prev = old_ifaces.get(iface.name)
+        if prev is not None and alive(prev):
+            iface.pid, iface.start_time, iface.log = prev.pid, prev.start_time, prev.log
+            continue
+        pid = pids.get(iface.node, {}).get(iface.name)
+        iface.pid = pid
+        iface.start_time = None if pid is None else proc_start_time(pid)
+        iface.log = str(Path(state.apply_dir) / f"{iface.node}.{iface.name}.log")
+    names = {i.name for i in state.interfaces}
+    state.interfaces += [i for n, i in old_ifaces.items() if n not in names and alive(i)]
+    kept = set(state.namespaces)
+    state.namespaces += [ns for ns in old_ns if ns not in kept and _netns_exists(ns)]
+
+
+def save_state(state: LabState) -> None:
+    """Write the state file back (next to the lab's directory)."""
+    _save(state, state_file(state.name, Path(state.directory).parent))
+
+
 def _record(state: LabState, p: Plan, workdir: Path) -> None:
     state.namespaces = list(p.namespaces())
     state.interfaces = [
@@ -334,6 +419,7 @@ def up_lab(
         spec=os.path.abspath(spec),
         directory=str(labdir),
         keys_dir=str(labdir / "keys"),
+        apply_dir=str(labdir / "nodes"),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     _claim(state, path)  # from here on, `down` knows this lab
@@ -348,6 +434,7 @@ def up_lab(
         state.timings["compile"] = round(time.monotonic() - start, 3)
         lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir / "run")
         _record(state, lab.plan, lab.workdir)
+        state.underlay = underlay_signature(lab.plan)
         _save(state, path)
         lab.up()  # tears down what it built if it fails
         for iface in state.interfaces:
@@ -356,6 +443,7 @@ def up_lab(
             if iface.start_time is None:
                 log = Path(iface.log).read_text(errors="replace").strip()
                 raise LabError(f"wireguard-go for {iface.name} (pid {pid}) exited: {log}")
+        adopt(state)
         state.timings.update({k: round(v, 3) for k, v in lab.timings.items()})
         state.timings["up"] = round(time.monotonic() - start, 3)
         state.status = "up"

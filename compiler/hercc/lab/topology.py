@@ -14,12 +14,19 @@ derived from its name, prefix_for_lab), so that labs and test runs never clash:
   <p>-x-<node>-<net>  the node's namespace for one network (there is no VRF
                       here: one namespace per network keeps networks apart);
                       it holds the WireGuard interface and the workloads' veths
-  <p>-w-<workload>    a workload; its interface is `eth0`
+  <p>-w-<workload>    a workload; its interface is `eth0`, the other end of its
+                      veth is `hv-<workload>` in the node's network namespace
 
 Veths are created straight into their namespaces, so their names only need
 to be unique inside one namespace. A WireGuard interface is named <p>w<i> and
 is unique on the machine, because wireguard-go's control socket
-/var/run/wireguard/<name>.sock is shared by every namespace.
+/var/run/wireguard/<name>.sock is shared by every namespace. `wg_names`
+keeps the names a running lab already gave (new members take free indexes).
+
+These names are the ones plan/desired.py's Naming gives a node (see
+hercc.lab.naming.LabNaming: per node, netns prefix `<p>-x-<node>-`, workload
+netns prefix `<p>-w-`, and the WireGuard names above), so a lab node can be
+planned and applied like a real one (`hercc lab plan|apply`).
 
 Underlay addressing: a public node has its endpoint address as a /32 and an
 on-link default route, so public endpoints in different /24s still share the
@@ -33,10 +40,12 @@ import hashlib
 import ipaddress
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hercc import ir
 from hercc.lab.run import LabError
+from hercc.plan.desired import Naming
 
 NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")
 NAT_OUTSIDE = ipaddress.IPv4Network("198.18.0.0/15")
@@ -71,6 +80,7 @@ class Veth:
     if_a: str
     ns_b: str
     if_b: str
+    mtu: int | None = None  # both ends; None: the kernel's default
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,8 @@ class Member:
     mtu: int
     addresses: tuple[str, ...]  # on the WireGuard interface, with the range's prefix length
     forwarding: bool
+    forward4: bool = False  # net.ipv4.ip_forward (forwarding, and the network has a range)
+    forward6: bool = False  # IPv6 forwarding (forwarding, and the network has a range6)
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,16 @@ def _with_len(address: str, cidr: str | None) -> str:
     return f"{address}/{length}"
 
 
-def plan(model: ir.IR, prefix: str) -> Plan:
+def member_namespace(prefix: str, node: str, network: str) -> str:
+    return f"{prefix}-x-{node}-{network}"
+
+
+def workload_namespace(prefix: str, workload: str) -> str:
+    return f"{prefix}-w-{workload}"
+
+
+def plan(model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | None = None) -> Plan:
+    """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep."""
     if not _PREFIX.fullmatch(prefix):
         raise LabError(f"lab prefix {prefix!r}: 1-{PREFIX_MAX} of a-z0-9, starting with a letter")
     under = f"{prefix}-u"
@@ -233,6 +254,10 @@ def plan(model: ir.IR, prefix: str) -> Plan:
 
     members: list[Member] = []
     workloads: list[WorkloadNs] = []
+    kept = dict(wg_names or {})
+    taken = set(kept.values())
+    fresh = (f"{prefix}w{i}" for i in range(1_000_000) if f"{prefix}w{i}" not in taken)
+    naming = Naming()
     for node in model.nodes:
         ports_used: dict[int, str] = {}
         for m in node.networks:
@@ -249,32 +274,35 @@ def plan(model: ir.IR, prefix: str) -> Plan:
                 addrs.append(_with_len(m.address, net.range))
             if m.address6 is not None:
                 addrs.append(_with_len(m.address6, net.range6))
+            forwarding = m.forwarding or bool(here)
             member = Member(
                 node.name,
                 m.network,
-                f"{prefix}-x-{node.name}-{m.network}",
-                f"{prefix}w{len(members)}",
+                member_namespace(prefix, node.name, m.network),
+                kept.get((node.name, m.network)) or next(fresh),
                 m.listen_port,
                 m.mtu,
                 tuple(addrs),
-                m.forwarding or bool(here),
+                forwarding,
+                forward4=forwarding and net.range is not None,
+                forward6=forwarding and net.range6 is not None,
             )
             members.append(member)
-            for j, w in enumerate(here):
+            for w in here:
                 wl = WorkloadNs(
                     w.name,
                     w.node,
                     w.network,
-                    f"{prefix}-w-{w.name}",
+                    workload_namespace(prefix, w.name),
                     member.ns,
-                    f"wl{j}",
+                    naming.veth_host(w.name),
                     w.address,
                     w.address6,
                     m.address,
                     WORKLOAD_GW6 if w.address6 is not None else None,
                 )
                 workloads.append(wl)
-                veths.append(Veth(wl.ns, "eth0", member.ns, wl.member_if))
+                veths.append(Veth(wl.ns, "eth0", member.ns, wl.member_if, m.mtu))
     known = {w.name for w in model.workloads}
     placed = {w.name for w in workloads}
     if known != placed:
@@ -315,6 +343,10 @@ def _check_names(p: Plan) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabError(f"namespace names collide: {dupes}")
+    wg = [m.wg_if for m in p.members]
+    twice = sorted({n for n in wg if wg.count(n) > 1})
+    if twice:
+        raise LabError(f"WireGuard interface names collide: {twice}")
     bad = [n for n in names if "/" in n or len(n) > 200]
     if bad:
         raise LabError(f"unusable namespace names: {bad}")

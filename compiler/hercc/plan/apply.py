@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from hercc.diagnostics import OperationError
+from hercc.plan.diff import Plan
 from hercc.plan.model import Resource
 
 Action = Literal["create", "update", "delete", "replace"]
@@ -35,6 +36,14 @@ class Step:
 
 
 Restore = Callable[[], None]
+
+
+def steps_of(plan: Plan) -> list[Step]:
+    """A plan's changes as apply steps (the changed attributes by name only)."""
+    return [
+        Step(c.action, c.address, c.before, c.after, tuple(n for n, _, _ in c.changed))  # type: ignore[arg-type]
+        for c in plan.changes
+    ]
 
 
 class Executor(Protocol):

@@ -1,0 +1,95 @@
+"""The lab's names as plan/desired.py's Naming, and the lab's keys as a KeyLookup.
+
+A lab runs every node on one machine, so the names a node's desired state
+uses (desired_state(model, node, naming)) must be unique per node:
+
+  network namespace    <p>-x-<node>-<network>: netns_prefix `<p>-x-<node>-`
+  workload namespace   <p>-w-<workload>: workload_netns_prefix `<p>-w-`
+  workload veth        hv-<workload> (Naming's own) / eth0
+  WireGuard interface  <p>w<i>, fixed per (node, network) when the lab is made
+                       (wireguard-go's socket /var/run/wireguard/<IF>.sock is
+                       the same in every namespace, so Naming's `wg-<network>`
+                       would clash between the nodes)
+
+Naming has no field for the WireGuard name (wg_ifname is a method, the
+backend's `wg-<network>`), so LabNaming overrides that one method with a
+per-node table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hercc.lab.run import LabError, run
+from hercc.lab.topology import member_namespace, workload_namespace
+from hercc.plan.desired import Naming
+
+
+@dataclass(frozen=True)
+class LabNaming(Naming):
+    """Naming for one node of a lab (prefix `p`)."""
+
+    interfaces: tuple[tuple[str, str], ...] = ()  # (network, WireGuard interface name)
+
+    def wg_ifname(self, network: str) -> str:
+        for net, name in self.interfaces:
+            if net == network:
+                return name
+        raise LabError(f"no WireGuard interface name for network {network} on this lab node")
+
+
+def lab_naming(prefix: str, node: str, interfaces: Mapping[str, str]) -> LabNaming:
+    """The Naming of `node` in the lab of `prefix`; `interfaces`: network -> WireGuard name."""
+    base = Naming()
+    return LabNaming(
+        netns_prefix=member_namespace(prefix, node, ""),
+        workload_netns_prefix=workload_namespace(prefix, ""),
+        veth_prefix=base.veth_prefix,
+        veth_hashed_prefix=base.veth_hashed_prefix,
+        workload_ifname=base.workload_ifname,
+        interfaces=tuple(sorted(interfaces.items())),
+    )
+
+
+class LabKeys:
+    """The lab's key files (<dir>/<node>.key, written by GeneratedKeys at `up`).
+
+    Both a KeySource (the harness) and a KeyLookup (desired_state, the
+    executor). The lab has no preshared keys.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._public: dict[str, str] = {}
+
+    def private_key_file(self, node: str) -> Path:
+        path = self.directory / f"{node}.key"
+        if not path.is_file():
+            raise LabError(f"the lab has no key for node {node} ({path})")
+        return path
+
+    def private_key(self, node: str) -> str | None:
+        path = self.directory / f"{node}.key"
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LabError(f"{path}: {exc.strerror or exc}") from None
+
+    def public_key(self, node: str) -> str:
+        if node not in self._public:
+            private = self.private_key(node)
+            if private is None:
+                raise LabError(f"the lab has no key for node {node} ({self.directory})")
+            done = run(["wg", "pubkey"], input=private + "\n", timeout=5)
+            self._public[node] = done.stdout.strip()
+        return self._public[node]
+
+    def public_keys(self, nodes: Iterable[str]) -> dict[str, str]:
+        return {n: self.public_key(n) for n in nodes}
+
+    def psk(self, network: str, a: str, b: str) -> str | None:
+        return None

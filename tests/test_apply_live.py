@@ -289,6 +289,7 @@ def test_plan_apply_change_rollback_confirm(node: Node) -> None:
             f"veth.{ns}/hv-web",
             f"sysctl.{ns}/net.ipv4.ip_forward",
             f"sysctl.{ns}/net.ipv6.conf.all.forwarding",
+            f"address.{ns}/hv-web/fe80::1/64",  # added by hand: read like any address
             f"address.{wns}/eth0/10.77.0.2/32",
             f"address.{wns}/eth0/fd77::2/128",
             f"route.{wns}/0.0.0.0/0",
@@ -297,11 +298,11 @@ def test_plan_apply_change_rollback_confirm(node: Node) -> None:
             f"route.{ns}/fd77::2/128",
         ]
     )
-    assert plan["summary"] == {"add": 1, "change": 1, "destroy": 10}
+    assert plan["summary"] == {"add": 1, "change": 1, "destroy": 11}
     rc, out, err = env.plan(spec2)
     assert f"  ~ wireguard.{ns}/{WG}" in out and "listen_port = 51820 -> 51999" in out
     assert f"  - netns.{wns}" in out and f"  + peer.{ns}/{WG}/" in out
-    assert "Plan: 1 to add, 1 to change, 10 to destroy." in out
+    assert "Plan: 1 to add, 1 to change, 11 to destroy." in out
 
     saved = env.tmp / "two.plan.json"
     rc, _, err = env.plan(spec2, "-o", str(saved))

@@ -165,7 +165,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 0 to add, 2 to change, 10 to destroy on 2 of 4 nodes."
+        f"Lab {name!r}: 0 to add, 2 to change, 11 to destroy on 2 of 4 nodes."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -178,6 +178,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     for line in (
         f"  - netns.{w}",
         f"  - veth.{x}/hv-web",
+        f"  - address.{x}/hv-web/fe80::1/64",
         f"  - address.{w}/eth0/",
         f"  - route.{w}/0.0.0.0/0",
         f"  - route.{w}/::/0",
@@ -187,12 +188,12 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         f"  ~ wireguard.{x}/",
     ):
         assert line in gamma, line
-    assert "Plan: 0 to add, 1 to change, 10 to destroy." in gamma
+    assert "Plan: 0 to add, 1 to change, 11 to destroy." in gamma
 
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 0, "change": 2, "destroy": 10}
+    assert data["summary"] == {"add": 0, "change": 2, "destroy": 11}
     actions = {
         (node, c["kind"], c["action"])
         for node, plan in data["nodes"].items()
@@ -210,7 +211,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
 
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
-    assert "Apply complete: 0 added, 2 changed, 10 destroyed on 2 nodes (delta, gamma)." in err
+    assert "Apply complete: 0 added, 2 changed, 11 destroyed on 2 nodes (delta, gamma)." in err
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 0, out + err
     assert f"{p}-w-web" not in netns_with(p)

@@ -27,7 +27,8 @@ import pytest
 
 from hercc import cli_lab
 from hercc.diagnostics import OperationError, UsageError
-from hercc.lab import harness, persistent
+from hercc.lab import harness, nodes, persistent
+from hercc.lab.proc import stop
 from hercc.lab.topology import IFNAMSIZ, PREFIX_MAX, prefix_for_lab
 from tests.conftest import EXAMPLES
 
@@ -177,6 +178,16 @@ def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
         stat = Path(f"/proc/{iface.pid}/stat").read_text()
         assert stat.split(") ")[0].endswith("(wireguard-go")
     assert set(netns_with(quick.prefix)) == set(quick.namespaces)
+    # the overlay is `hercc apply`'s: each node's registry, PID records and logs
+    from hercc.state.registry import OwnedRegistry
+
+    overlay = set()
+    for node in ("edge1", "edge2", "home"):
+        overlay |= OwnedRegistry(node, quick.apply_dir).load()
+        pids = nodes.recorded_pids(quick.apply_dir, node)
+        assert pids == {i.name: i.pid for i in quick.interfaces if i.node == node}
+    assert overlay == {e.ns for e in quick.endpoints}
+    assert all(Path(i.log).is_file() for i in quick.interfaces)
     code, out, _ = lab("status", "--name", quick.name)
     assert code == 0 and out.count(" alive;") == 3 and "2/2 peers handshaken" in out
     assert "9/9 present" in out
@@ -235,7 +246,7 @@ def test_check_fails_when_a_node_is_down_then_down_removes_everything() -> None:
         state = persistent.load_state(name)
         edge2 = next(i for i in state.interfaces if i.node == "edge2")
         assert edge2.pid is not None and edge2.start_time is not None
-        assert persistent._stop(edge2.pid, edge2.start_time)
+        assert stop(edge2.pid, edge2.start_time)
         code, out, _ = lab("check", "--name", name, "--json")
         data = json.loads(out)
         failed = {(r["from"], r["to"]) for r in data["results"] if not r["ok"]}

@@ -1,13 +1,16 @@
 """The lab harness: a compiled spec brought up live in network namespaces.
 
-Plan, mesh and config rendering tests run anywhere; live tests need root,
-iproute2, nftables, wireguard-go and wg, and skip with the reason otherwise.
+The harness builds the underlay; every node's overlay is planned and applied
+with `hercc apply`'s code (hercc.lab.nodes), in two passes. Plan, mesh and
+desired-state tests run anywhere; live tests need root, iproute2, nftables,
+wireguard-go, wg and sysctl, and skip with the reason otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,18 +18,9 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
-from hercc.lab import (
-    Lab,
-    LabError,
-    naive_mesh,
-    new_prefix,
-    plan,
-    render_setconf,
-    strip_endpoints,
-    with_keys,
-)
+from hercc.lab import Lab, LabError, naive_mesh, new_prefix, nodes, plan, with_keys
 from hercc.lab.harness import WG_RUN_DIR, missing_requirements
-from hercc.lab.wgconf import handshake_expected
+from hercc.lab.naming import KeyFiles
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES, compile_text, write
 
@@ -77,11 +71,19 @@ NO = 0.5  # seconds to wait for an answer that must not come
 
 
 class FakeKeys:
+    """A KeySource with made-up public keys, and a KeyLookup without private ones."""
+
     def private_key_file(self, node: str) -> Path:
         return Path(f"/nonexistent/{node}.key")
 
     def public_key(self, node: str) -> str:
         return f"{node}-pub="
+
+    def private_key(self, node: str) -> str | None:
+        return None
+
+    def psk(self, network: str, a: str, b: str) -> str | None:
+        return None
 
 
 def quickstart_ir() -> ir.IR:
@@ -122,9 +124,26 @@ def netns_names() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+def wireguard_go_of(prefix: str) -> list[str]:
+    """The interfaces of the running wireguard-go processes of the lab `prefix`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if words and os.path.basename(words[0]) == "wireguard-go" and words[-1].startswith(prefix):
+            found.append(words[-1])
+    return found
+
+
 def assert_gone(prefix: str, pids: list[int], wg_ifs: list[str]) -> None:
     assert [n for n in netns_names() if n.startswith(prefix + "-")] == []
     assert [p for p in pids if Path(f"/proc/{p}").exists()] == []
+    assert wireguard_go_of(prefix + "w") == []
     assert [i for i in wg_ifs if (WG_RUN_DIR / f"{i}.sock").exists()] == []
 
 
@@ -201,20 +220,32 @@ def test_naive_mesh_routes_cut_links_through_the_relay(tmp_path: Path) -> None:
     assert red["n2"] == {"p1"} and "n2" not in red["p2"] and "n2" in red["p1"]
 
 
-def test_setconf_render_and_stages() -> None:
+def test_first_pass_withholds_what_dials() -> None:
     model = with_keys(quickstart_ir(), FakeKeys())
-    home = model.node("home")
-    conf = render_setconf(model, home, home.networks[0])
-    assert "ListenPort = 51820" in conf and "PublicKey = edge1-pub=" in conf
-    assert "Endpoint = 192.0.2.11:51820" in conf and "PersistentKeepalive = 25" in conf
-    assert "PrivateKey" not in conf
-    stage1 = strip_endpoints(conf)
-    assert "Endpoint" not in stage1 and "PersistentKeepalive" not in stage1
-    assert stage1.count("[Peer]") == 2 and "AllowedIPs = 10.42.0.0/16, fd42:42::/48" in stage1
-    assert handshake_expected(conf) == ["edge1-pub=", "edge2-pub="]
-    edge1 = model.node("edge1")
-    assert handshake_expected(render_setconf(model, edge1, edge1.networks[0])) == ["edge2-pub="]
-    assert all(p.pubkey == f"{p.node}-pub=" for p in home.networks[0].peers)
+    topo = plan(model, "hx")
+    by_node = {n.node: n for n in nodes.lab_nodes(model, topo, FakeKeys())}
+    home = by_node["home"]
+    ns, ifname = topo.member("home", "demo").ns, topo.member("home", "demo").wg_if
+    peers = {r.id: r for r in home.desired.values() if r.kind == "peer"}
+    assert set(peers) == {f"{ns}/{ifname}/edge1-pub=", f"{ns}/{ifname}/edge2-pub="}
+    peers = {"edge1": peers[f"{ns}/{ifname}/edge1-pub="]}
+    assert peers["edge1"].attrs["endpoint"] == "192.0.2.11:51820"
+    assert peers["edge1"].attrs["keepalive"] == 25
+    assert peers["edge1"].attrs["allowed_ips"] == ["10.42.0.0/16", "fd42:42::/48"]
+    # pass 1: every peer known, nobody dials; everything else as desired
+    first = nodes.withheld(home.desired)
+    assert first.keys() == home.desired.keys()
+    for address, r in first.items():
+        if r.kind != "peer":
+            assert r == home.desired[address]
+            continue
+        assert "endpoint" not in r.attrs and r.attrs["keepalive"] is None
+        assert r.attrs["allowed_ips"] == home.desired[address].attrs["allowed_ips"]
+    assert nodes.dialled(first) == {}
+    # the handshakes `up` waits for: a nat node dials both, the relay the other public node
+    assert nodes.dialled(home.desired) == {(ns, ifname): {"edge1-pub=", "edge2-pub="}}
+    edge1 = topo.member("edge1", "demo")
+    assert nodes.dialled(by_node["edge1"].desired) == {(edge1.ns, edge1.wg_if): {"edge2-pub="}}
 
 
 # ---------------------------------------------------------------- live
@@ -240,6 +271,35 @@ def two_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def test_quickstart_everyone_pings_everyone(quick_lab: Lab) -> None:
     assert quick_lab.timings["handshakes"] < 10
     assert failed_pings(quick_lab) == []
+
+
+@pytest.mark.live
+def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
+    """Pass 1 creates everything but the dialling; pass 2 only updates peers in place."""
+    lab = quick_lab
+    assert set(lab.plans) == {"edge1", "edge2", "home"}
+    for node, (first, second) in lab.plans.items():
+        assert {c.action for c in first.changes} == {"create"}, node
+        kinds = {c.resource.kind for c in first.changes}
+        assert {"netns", "wireguard", "address", "peer"} <= kinds, node
+        assert second.change == len(second.changes) > 0 and second.add == second.destroy == 0
+        for c in second.changes:
+            assert c.resource.kind == "peer" and {n for n, _, _ in c.changed} <= {
+                "endpoint",
+                "keepalive",
+            }, (node, c)
+    # the relay waits to be dialled by home (no endpoint), dials edge2
+    assert len(lab.plans["edge1"][1].changes) == 1
+    # planned once more against the live overlay: nothing left to do
+    io = nodes.live_io()
+    for n in nodes.lab_nodes(lab.model, lab.plan, KeyFiles(lab.keys)):
+        again, _ = nodes.plan_node(n, n.desired, lab.node_dir, io)
+        assert again.no_changes, (n.node, again.changes)
+    # the namespaces are the executor's (each node's registry), the PIDs its records
+    assert set(lab.overlay_namespaces()) == {m.ns for m in lab.plan.members} | {
+        w.ns for w in lab.plan.workloads
+    }
+    assert sorted(lab.wireguard_go()) == sorted(m.wg_if for m in lab.plan.members)
 
 
 @pytest.mark.live
@@ -323,17 +383,18 @@ def test_down_removes_everything_and_is_idempotent() -> None:
         prefix, pids = lab.prefix, list(lab.pids)
         wg_ifs = [m.wg_if for m in lab.plan.members]
         assert len(pids) == 3 and all(Path(f"/proc/{p}").exists() for p in pids)
-        assert set(lab.namespaces) <= set(netns_names())
+        assert set(lab.namespaces) | set(lab.overlay_namespaces()) == set(lab.plan.namespaces())
+        assert set(lab.plan.namespaces()) <= set(netns_names())
     finally:
         lab.down()
     assert_gone(prefix, pids, wg_ifs)
     assert not lab.workdir.exists()
     lab.down()
-    assert lab.namespaces == [] and lab.pids == []
+    assert lab.namespaces == [] and lab.pids == [] and lab.overlay_namespaces() == []
 
 
 @pytest.mark.live
-def test_exceptions_tear_down() -> None:
+def test_exceptions_tear_down(monkeypatch: pytest.MonkeyPatch) -> None:
     if REASON is not None:
         pytest.skip(f"live lab: {REASON}")
     lab = Lab(quickstart_ir())
@@ -342,14 +403,15 @@ def test_exceptions_tear_down() -> None:
         raise RuntimeError("boom")
     assert_gone(lab.prefix, pids, [m.wg_if for m in lab.plan.members])
 
-    def broken(model: ir.IR, node: ir.Node, member: ir.Membership) -> str:
-        raise RuntimeError("renderer failed")
-
-    failing = Lab(quickstart_ir(), render=broken)
-    with pytest.raises(RuntimeError, match="renderer failed"):
+    # one node's apply fails (the executor's failure hook) after the others' succeeded
+    failing = Lab(quickstart_ir())
+    home = failing.plan.member("home", "demo")
+    monkeypatch.setenv("HERCC_FAIL_AT", f"address.{home.ns}/{home.wg_if}/{home.addresses[0]}")
+    with pytest.raises(LabError, match="node home: apply failed and was rolled back"):
         failing.up()
-    assert failing.namespaces == [] and failing.processes == {}
+    assert failing.namespaces == [] and failing.pids == []
     assert_gone(failing.prefix, [], [m.wg_if for m in failing.plan.members])
+    assert not failing.workdir.exists()
 
 
 @pytest.mark.live

@@ -7,7 +7,9 @@ HERCC_UPDATE_GOLDEN=1 rewrites them.
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -28,7 +30,14 @@ from hercc.plan.desired import (
     ir_from_build,
 )
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import ORDER, Resource, State, fingerprint, state_of
+from hercc.plan.model import (
+    ORDER,
+    Resource,
+    State,
+    fingerprint,
+    private_key_fingerprint,
+    state_of,
+)
 from hercc.plan.render import NO_CHANGES, plan_to_json, render_plan
 from hercc.plan.saved import (
     StalePlanError,
@@ -45,9 +54,16 @@ UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 REFERENCE = EXAMPLES / "reference.herc"
 NODES = ("alpha", "beta", "delta", "gamma")
 
+
+def _fake_key(seed: str) -> str:
+    """32 bytes of base64, as a key file holds (not clamped: the desired state clamps)."""
+    return base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
 # Fixed, fake but well-formed secrets: the tests check they never leak.
-PRIVATE = {n: f"PRIVATE-KEY-OF-{n}-" + "A" * 20 for n in (*NODES, "eps")}
-PSK = "PRESHARED-KEY-" + "B" * 30
+PRIVATE = {n: _fake_key(f"private key of {n}") for n in (*NODES, "eps")}
+OLD_KEY = _fake_key("an old private key")
+PSK = _fake_key("a preshared key")
 
 
 class FakeKeys:
@@ -122,7 +138,7 @@ def test_desired_state_of_every_reference_node(reference: ir.IR) -> None:
         assert wg.parent == "netns.herc-prod"
         assert wg.attrs["listen_port"] == 51820 and wg.attrs["mtu"] == 1420
         assert wg.attrs["up"] is True
-        assert wg.attrs["private_key"] == fingerprint(PRIVATE[node])
+        assert wg.attrs["private_key"] == private_key_fingerprint(PRIVATE[node])
         assert wg.sensitive == {"private_key"}
         assert not wg.forces_new  # a listen port or an MTU changes in place
         for r in resources:  # every parent is in the state, and comes earlier in ORDER
@@ -131,7 +147,8 @@ def test_desired_state_of_every_reference_node(reference: ir.IR) -> None:
                 assert ORDER[st[r.parent].kind] < ORDER[r.kind]
         peers = [r for r in resources if r.kind == "peer"]
         m = next(m for m in reference.node(node).networks if m.network == "prod")
-        assert sorted(p.attrs["name"] for p in peers) == sorted(p.node for p in m.peers)
+        assert sorted(str(p.label) for p in peers) == sorted(p.node for p in m.peers)
+        assert all("name" not in p.attrs for p in peers)  # a label, not state
         for p in peers:
             assert p.parent == wg.address
             assert p.sensitive == {"preshared_key"}
@@ -192,14 +209,14 @@ def test_peer_ids_use_public_keys_and_psk_fingerprints(tmp_path: Path) -> None:
     fake = FakeKeys()
     st = state(model, "alpha", fake)
     peers = [r for r in st.values() if r.kind == "peer"]
-    assert {r.id for r in peers} == {f"herc-prod/wg-prod/{pubkeys[p.attrs['name']]}" for p in peers}
+    assert {r.id for r in peers} == {f"herc-prod/wg-prod/{pubkeys[str(p.label)]}" for p in peers}
     assert all(p.attrs["preshared_key"] == fingerprint(PSK) for p in peers)
     assert ("prod", "alpha", "beta") in fake.psk_calls
     # DirKeys reads the real private key and never creates a PSK.
     real = state_of(desired_state(model, "alpha", Naming(), DirKeys(keys_dir)))
     wg = real["wireguard.herc-prod/wg-prod"]
     private = read_private_key(keys_dir, "alpha")
-    assert wg.attrs["private_key"] == fingerprint(private)
+    assert wg.attrs["private_key"] == private_key_fingerprint(private)
     assert private not in json.dumps([r.to_data() for r in real.values()])
     assert not os.path.exists(psk_path(keys_dir, "prod", "alpha", "beta"))
     assert all(r.attrs["preshared_key"] is None for r in real.values() if r.kind == "peer")
@@ -262,7 +279,7 @@ def test_added_node_gives_every_other_node_one_peer(tmp_path: Path, reference: i
     new = model_of(spec_copy(tmp_path, "new.herc", [ADD_NODE]))
     for node in NODES:
         plan = node_plan(reference, new, node)
-        assert [(c.action, c.resource.kind, c.resource.attrs["name"]) for c in plan.changes] == [
+        assert [(c.action, c.resource.kind, c.resource.label) for c in plan.changes] == [
             ("create", "peer", "eps")
         ], node
         assert plan.counts() == (1, 0, 0)
@@ -309,9 +326,9 @@ def test_endpoint_change_updates_the_peer(tmp_path: Path, reference: ir.IR) -> N
     plan = node_plan(reference, new, "alpha")
     text = render_plan(plan)
     assert (
-        "  ~ peer.herc-prod/wg-prod/unknown-key:beta\n"
+        "  ~ peer.herc-prod/wg-prod/unknown-key:beta # beta\n"
         '      ~ endpoint = "198.51.100.7:51820" -> "198.51.100.8:51820"\n'
-        "        # (4 unchanged attributes hidden)\n"
+        "        # (3 unchanged attributes hidden)\n"
     ) in text
     assert text.endswith("Plan: 0 to add, 1 to change, 0 to destroy.\n")
 
@@ -346,16 +363,18 @@ def test_forces_new_replaces_with_children(reference: ir.IR) -> None:
 
 def test_sensitive_values_never_print(reference: ir.IR) -> None:
     want = state(reference, "alpha", FakeKeys())
-    old_keys = FakeKeys({"alpha": "OLD-KEY"}, psk="OLD-PSK")
+    old_psk = _fake_key("an old preshared key")
+    old_keys = FakeKeys({"alpha": OLD_KEY}, psk=old_psk)
     live = state(reference, "alpha", old_keys)
     plan = diff(want, live)
     text = render_plan(plan)
     assert "      ~ private_key = (sensitive) -> (sensitive)\n" in text
     for secret in (
         PRIVATE["alpha"],
-        "OLD-KEY",
-        fingerprint("OLD-KEY"),
-        fingerprint(PRIVATE["alpha"]),
+        OLD_KEY,
+        old_psk,
+        private_key_fingerprint(OLD_KEY),
+        private_key_fingerprint(PRIVATE["alpha"]),
     ):
         assert secret not in text
     data = json.dumps(plan_to_json(plan))
@@ -375,7 +394,10 @@ def test_only_desired_attributes_are_compared(reference: ir.IR) -> None:
     peer = next(a for a, r in want.items() if r.kind == "peer")
     live[peer] = _with(want[peer], allowed_ips=tuple(want[peer].attrs["allowed_ips"]))
     assert diff(want, live).no_changes
-    live[peer] = dataclasses.replace(want[peer], attrs={"name": "alpha"})  # attrs missing
+    # a label is never compared (the live side has none)
+    live[peer] = dataclasses.replace(want[peer], label=None)
+    assert diff(want, live).no_changes
+    live[peer] = dataclasses.replace(want[peer], attrs={})  # attrs missing
     plan = diff(want, live)
     assert plan.changes[0].action == "update"
     assert ("endpoint", None, want[peer].attrs["endpoint"]) in plan.changes[0].changed
@@ -419,7 +441,7 @@ def _mixed_plan(reference: ir.IR) -> tuple[State, State, Plan]:
     want = state(reference, "gamma", FakeKeys())
     live = dict(want)
     wg = "wireguard.herc-prod/wg-prod"
-    live[wg] = _with(want[wg], listen_port=51821, private_key=fingerprint("OLD-KEY"))
+    live[wg] = _with(want[wg], listen_port=51821, private_key=private_key_fingerprint(OLD_KEY))
     veth = "veth.herc-prod/hv-web"
     live[veth] = _with(want[veth], peer_netns="herc-w-old")
     peer = "peer.herc-prod/wg-prod/unknown-key:beta"
@@ -428,7 +450,6 @@ def _mixed_plan(reference: ir.IR) -> tuple[State, State, Plan]:
         "peer",
         "herc-prod/wg-prod/unknown-key:zeta",
         {
-            "name": "zeta",
             "endpoint": "192.0.2.99:51820",
             "allowed_ips": ["10.20.7.0/24"],
             "keepalive": None,
@@ -444,9 +465,43 @@ def _mixed_plan(reference: ir.IR) -> tuple[State, State, Plan]:
 def test_golden_plan_text(reference: ir.IR) -> None:
     _, _, plan = _mixed_plan(reference)
     text = render_plan(plan)
-    assert "OLD-KEY" not in text
+    assert OLD_KEY not in text
     _golden("mixed.txt", text)
     _golden("mixed.json", ir.dumps(plan_to_json(plan)))
+
+
+def test_labels_show_and_travel_but_never_compare(tmp_path: Path, reference: ir.IR) -> None:
+    want = state(reference, "alpha")
+    peer = "peer.herc-prod/wg-prod/unknown-key:beta"
+    assert want[peer].label == "beta" and "name" not in want[peer].attrs
+    relabelled = {**want, peer: dataclasses.replace(want[peer], label="someone else")}
+    assert diff(want, relabelled).no_changes
+    created = diff(want, {})
+    assert f"  + {peer} # beta\n" in render_plan(created)
+    by_address = {c["address"]: c for c in plan_to_json(created)["resource_changes"]}
+    assert by_address[peer]["label"] == "beta"
+    assert by_address["netns.herc-prod"]["label"] is None
+    # a saved plan keeps the label (the executor finds a PSK by it); a resource
+    # without one is stored as before (no "label" key: live fingerprints stay put)
+    assert Resource.from_data(want[peer].to_data()) == want[peer]
+    assert "label" not in want["netns.herc-prod"].to_data()
+    path = str(tmp_path / "alpha.plan")
+    save_plan(created, "alpha", {}, want, path)
+    loaded = load_plan(path)
+    assert loaded.desired[peer].label == "beta"
+    assert next(c for c in loaded.plan.changes if c.address == peer).resource.label == "beta"
+
+
+def test_private_keys_are_fingerprinted_as_a_device_stores_them(reference: ir.IR) -> None:
+    from hercc.state.wireguard import canonical_private_key
+
+    raw = PRIVATE["alpha"]
+    assert canonical_private_key(raw) != raw  # this fake key is not clamped
+    fp = state(reference, "alpha", FakeKeys())["wireguard.herc-prod/wg-prod"].attrs["private_key"]
+    # what a device reports after being given the key (it clamps it) compares equal
+    assert fp == private_key_fingerprint(canonical_private_key(raw)) == private_key_fingerprint(raw)
+    with pytest.raises(OperationError, match="node alpha: its private key is not 32 bytes"):
+        state(reference, "alpha", FakeKeys({"alpha": "not a key"}))
 
 
 # ---------------------------------------------------------------- saved plans
@@ -563,7 +618,7 @@ def test_hercc_diff_with_keys(tmp_path: Path) -> None:
     code, text = run_diff_cli(old, new, "--keys", keys_dir)
     assert code == 2
     beta = load_public_keys(keys_dir)["beta"]
-    assert f"  ~ peer.herc-prod/wg-prod/{beta}\n" in text
+    assert f"  ~ peer.herc-prod/wg-prod/{beta} # beta\n" in text  # the label names the node
     assert read_private_key(keys_dir, "alpha") not in text
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from hercc.diagnostics import OperationError
-from hercc.plan.model import OWNER_ALIAS, fingerprint
+from hercc.plan.model import OWNER_ALIAS, fingerprint, private_key_fingerprint, veth_pair_end
 from hercc.state import (
     AutoWireGuard,
     KernelWireGuard,
@@ -406,8 +406,11 @@ def test_reader_with_fakes() -> None:
             Address(1, "127.0.0.1/8"),
             Address(2, "10.20.0.1/16"),
             Address(2, "fd20:0:0::1/64"),
-            Address(2, "fe80::5/64"),  # link-local: ignored
+            Address(2, "fe80::5/64", proto=3),  # the kernel's link-local (6.3+): ignored
+            Address(2, "fe80::a8c1:abff:fe00:1/64"),  # EUI-64, no IFA_PROTO (< 6.3): ignored
+            Address(2, "fe80::9c3e:1:2:3/64", flags=0x880),  # stable privacy: ignored
             Address(3, "fe80::1234/64", proto=3),
+            Address(3, "fe80::1/64", flags=0x82),  # added by hand (nodad): ours
             Address(3, "2001:db8::9/64", proto=2, flags=0),  # SLAAC: ignored
             Address(3, "192.0.2.1/24"),
             Address(4, "198.51.100.1/24"),
@@ -436,13 +439,16 @@ def test_reader_with_fakes() -> None:
     reader = StateReader(
         FakeNetlink([a, b], extra=["c"]),
         FakeWireGuard(devices),
-        FakeSysctl({"a": {"net.ipv4.ip_forward": "1"}}),
+        FakeSysctl({"a": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "0"}}),
     )
     live = reader.read(
         NODE,
         ["a", "gone"],
         also=["b"],
-        sysctls={"a": ["net.ipv4.ip_forward", "x.y"], "gone": ["z"]},
+        sysctls={
+            "a": ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "x.y"],
+            "gone": ["z"],
+        },
     )
     st = live.state
     assert live.foreign == {
@@ -462,7 +468,7 @@ def test_reader_with_fakes() -> None:
         "listen_port": 51820,
         "mtu": 1420,
         "up": True,
-        "private_key": fingerprint(priv),
+        "private_key": private_key_fingerprint(priv),
         "fwmark": None,
     }
     assert wg.sensitive == {"private_key"} and wg.parent == "netns.a"
@@ -476,17 +482,70 @@ def test_reader_with_fakes() -> None:
     assert peer.parent == "wireguard.a/wg0" and peer.sensitive == {"preshared_key"}
     assert dict(st["veth.a/v0"].attrs) == {"peer_netns": "b", "peer_ifname": "v1", "mtu": 1500}
     addresses = sorted(r.id for r in st.values() if r.kind == "address")
-    assert addresses == ["a/v0/192.0.2.1/24", "a/wg0/10.20.0.1/16", "a/wg0/fd20::1/64"]
+    assert addresses == [
+        "a/v0/192.0.2.1/24",
+        "a/v0/fe80::1/64",
+        "a/wg0/10.20.0.1/16",
+        "a/wg0/fd20::1/64",
+    ]
     routes = {r.id: dict(r.attrs) for r in st.values() if r.kind == "route"}
     assert routes == {
         "a/10.30.0.0/16": {"dev": "wg0", "via": None},
         "a/0.0.0.0/0": {"dev": "v0", "via": "192.0.2.254"},
     }
     assert dict(st["sysctl.a/net.ipv4.ip_forward"].attrs) == {"value": "1"}
+    # a sysctl at its default ("0") is no resource; a missing key is none either
     assert not any(r.kind == "sysctl" and r.id != "a/net.ipv4.ip_forward" for r in st.values())
     # nothing secret anywhere in the state
     dumped = json.dumps([r.to_data() for r in st.values()])
     assert priv not in dumped and psk not in dumped
+
+
+def _pair(inner_alias: str | None = ALIAS, inner_name: str = "eth0") -> list[NsSnapshot]:
+    """A workload's veth pair: hv-web in n (network side), `inner_name` in w."""
+    n = NsSnapshot(
+        "n",
+        links=(Link(3, "hv-web", "veth", ALIAS, 1420, True, peer_index=2, peer_netns="w"),),
+        addresses=(Address(3, "fe80::1/64", flags=0x82),),
+        routes=(Route("10.0.0.2/32", oif=3, proto=3),),
+    )
+    w = NsSnapshot(
+        "w",
+        links=(
+            Link(1, "lo", None, None, 65536, True),
+            Link(2, inner_name, "veth", inner_alias, 1420, True, peer_index=3, peer_netns="n"),
+        ),
+        addresses=(Address(2, "10.0.0.2/32"),),
+        routes=(Route("0.0.0.0/0", oif=2, gateway="10.0.0.1", proto=3),),
+    )
+    return [n, w]
+
+
+def test_reader_reports_a_veth_pair_once_by_the_desired_rule() -> None:
+    reader = StateReader(FakeNetlink(_pair()), FakeWireGuard({}), FakeSysctl({}))
+    st = reader.read(NODE, ["n", "w"]).state
+    veths = {a: dict(r.attrs) for a, r in st.items() if r.kind == "veth"}
+    assert veths == {"veth.n/hv-web": {"peer_netns": "w", "peer_ifname": "eth0", "mtu": 1420}}
+    # the workload end's addresses and routes hang under the pair
+    for address in ("address.w/eth0/10.0.0.2/32", "route.w/0.0.0.0/0", "route.n/10.0.0.2/32"):
+        assert st[address].parent == "veth.n/hv-web", address
+    assert st["address.n/hv-web/fe80::1/64"].parent == "veth.n/hv-web"
+    # the rule is the desired state's: the end not named workload_ifname names the pair
+    assert veth_pair_end("n/hv-web", "w/eth0") == "n/hv-web"
+    assert veth_pair_end("w/eth0", "n/hv-web") == "n/hv-web"
+    renamed = StateReader(FakeNetlink(_pair(inner_name="wl0")), FakeWireGuard({}), FakeSysctl({}))
+    st = renamed.read(NODE, ["n", "w"], workload_ifname="wl0").state
+    assert [a for a, r in st.items() if r.kind == "veth"] == ["veth.n/hv-web"]
+    # neither end called so: the smaller id, still once
+    st = renamed.read(NODE, ["n", "w"]).state
+    assert [a for a, r in st.items() if r.kind == "veth"] == ["veth.n/hv-web"]
+    # an end that is not ours, or in a namespace not read, leaves the other end as it is
+    foreign_end = StateReader(FakeNetlink(_pair(inner_alias=None)), FakeWireGuard({}), None)
+    st = foreign_end.read(NODE, ["n", "w"]).state
+    assert [a for a, r in st.items() if r.kind == "veth"] == ["veth.n/hv-web"]
+    st = reader.read(NODE, ["w"]).state
+    assert [a for a, r in st.items() if r.kind == "veth"] == ["veth.w/eth0"]
+    assert st["address.w/eth0/10.0.0.2/32"].parent == "veth.w/eth0"
 
 
 def test_sysctl_paths() -> None:
@@ -735,6 +794,7 @@ def test_live_reader(lab: Live, tmp_path: Path) -> None:
             f"address.{a}/{ifname}/10.20.0.1/16",
             f"address.{a}/{ifname}/fd20::1/64",
             f"address.{a}/{PREFIX}v0/192.0.2.1/24",
+            f"address.{a}/{PREFIX}v0/fe80::5/64",  # by hand: ours; the kernel's own is not
             f"route.{a}/10.30.0.0/16",
             f"route.{a}/0.0.0.0/0",
             f"sysctl.{a}/net.ipv4.ip_forward",

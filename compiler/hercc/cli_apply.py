@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import sys
 import time
@@ -31,9 +30,9 @@ from typing import Any, TextIO
 from hercc import ir
 from hercc.diagnostics import OperationError, UsageError
 from hercc.plan.apply import ApplyFailed, Step, apply_steps, confirm_window, steps_of
-from hercc.plan.desired import FORWARD4, FORWARD6, DirKeys, KeyLookup, Naming, desired_state
+from hercc.plan.desired import DirKeys, KeyLookup, Naming, desired_state
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import STATE_DIR, Resource, State, state_of
+from hercc.plan.model import STATE_DIR, SYSCTL_DEFAULTS, WORKLOAD_IFNAME, State, state_of
 from hercc.plan.render import plan_to_json, render_plan
 from hercc.plan.saved import check_fresh, load_plan, save_plan
 
@@ -106,25 +105,6 @@ def add_apply_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
 
 
-# --------------------------------------------------------------------------- keys
-
-
-@dataclass(frozen=True)
-class CanonicalKeys:
-    """A KeyLookup whose private keys are clamped the way a device stores them."""
-
-    inner: KeyLookup
-
-    def private_key(self, node: str) -> str | None:
-        from hercc.state.wireguard import canonical_private_key
-
-        key = self.inner.private_key(node)
-        return None if key is None else canonical_private_key(key)
-
-    def psk(self, network: str, a: str, b: str) -> str | None:
-        return self.inner.psk(network, a, b)
-
-
 # --------------------------------------------------------------------------- live state
 
 
@@ -146,95 +126,32 @@ def read_live(
     desired: State,
     owned: Iterable[str],
     reader: Any,
-    netlink: Any,
-    workload_ifname: str = "eth0",
+    workload_ifname: str = WORKLOAD_IFNAME,
 ) -> tuple[State, frozenset[str]]:
     """The live state of `node` in the form of `desired`, and the foreign names.
 
-    Four conventions close the gap between the reader and the desired state:
-    a veth pair is one resource, named by its network-side end (the reader
-    reports both ends); a sysctl reading "0" is absent (deleting one writes "0"); peers get the
-    `name` the desired state gives their key; an IPv6 link-local address that
-    is desired (fe80::1 on a workload's veth) is looked up directly, since the
-    reader leaves link-local addresses out.
+    What to read: the owned namespaces, the desired ones that exist without
+    being ours (they may hold an end of a veth of ours), and the managed
+    sysctls (model.SYSCTL_DEFAULTS, plus any desired) in every network
+    namespace and every owned one that is not desired. The reader returns the
+    state as is: the rules it shares with the desired state (veth pairs,
+    sysctl defaults, private key fingerprints, link-local addresses) are
+    applied by hercc.state and plan/model.py.
     """
     owned = frozenset(owned)
     desired_ns = {r.id for r in desired.values() if r.kind == "netns"}
     sysctl_ns = _network_namespaces(desired) | (owned - desired_ns)
-    keys = {FORWARD4, FORWARD6} | {
+    keys = set(SYSCTL_DEFAULTS) | {
         r.id.split("/", 1)[1] for r in desired.values() if r.kind == "sysctl"
     }
     live = reader.read(
-        node, owned, also=sorted(desired_ns - owned), sysctls={ns: keys for ns in sysctl_ns}
+        node,
+        owned,
+        also=sorted(desired_ns - owned),
+        sysctls={ns: keys for ns in sysctl_ns},
+        workload_ifname=workload_ifname,
     )
-    state: dict[str, Resource] = {}
-    for address, r in live.state.items():
-        if r.kind == "sysctl" and r.attrs.get("value") == "0":
-            want = desired.get(address)
-            if want is None or want.attrs.get("value") != "0":
-                continue
-        if r.kind == "peer" and address in desired and "name" in desired[address].attrs:
-            r = replace(r, attrs={**r.attrs, "name": desired[address].attrs["name"]})
-        state[address] = r
-    state = _one_end_per_pair(state, desired, workload_ifname)
-    state.update(_link_local(node, desired, state, netlink))
-    return state, live.foreign
-
-
-def _one_end_per_pair(state: State, desired: State, workload_ifname: str) -> State:
-    """Drop the workload end of every veth pair whose both ends are ours."""
-    dropped: dict[str, str] = {}  # dropped end's address -> the kept end's address
-    for address, r in state.items():
-        if r.kind != "veth" or address in dropped:
-            continue
-        other = f"veth.{r.attrs.get('peer_netns')}/{r.attrs.get('peer_ifname')}"
-        if other == address or other not in state:
-            continue
-        if other in desired:
-            keep, drop = other, address
-        elif address in desired:
-            keep, drop = address, other
-        elif r.id.split("/", 1)[1] == workload_ifname:
-            keep, drop = other, address
-        else:
-            keep, drop = address, other
-        dropped[drop] = keep
-    out: dict[str, Resource] = {}
-    for address, r in state.items():
-        if address in dropped:
-            continue
-        if r.parent in dropped:
-            r = replace(r, parent=dropped[r.parent])
-        out[address] = r
-    return out
-
-
-def _link_local(node: str, desired: State, live: State, netlink: Any) -> dict[str, Resource]:
-    from hercc.state.registry import is_owner_alias
-
-    wanted: dict[str, list[Resource]] = {}
-    for r in desired.values():
-        if r.kind != "address" or r.address in live:
-            continue
-        ns, _ifname, cidr = r.id.split("/", 2)
-        ip = ipaddress.ip_interface(cidr).ip
-        if ip.version == 6 and ip.is_link_local and r.parent in live:
-            wanted.setdefault(ns, []).append(r)
-    found: dict[str, Resource] = {}
-    for ns, items in sorted(wanted.items()):
-        snap = netlink.snapshot(ns)
-        if snap is None:
-            continue
-        names = {lk.index: lk.name for lk in snap.links if is_owner_alias(lk.alias, node)}
-        present = {
-            f"{ns}/{names[a.index]}/{ipaddress.ip_interface(a.cidr)}"
-            for a in snap.addresses
-            if a.index in names
-        }
-        for r in items:
-            if r.id in present:
-                found[r.address] = Resource("address", r.id, parent=r.parent)
-    return found
+    return dict(live.state), frozenset(live.foreign)
 
 
 def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR) -> list[str]:
@@ -282,7 +199,6 @@ class Context:
     state_dir: str
     registry: Any
     reader: Any
-    netlink: Any
     wireguard: Any
 
 
@@ -302,7 +218,7 @@ def _context(args: argparse.Namespace, node: str) -> Context:
     if args.keys is not None:
         if not os.path.isdir(args.keys):
             raise OperationError(f"{args.keys}: no such keys directory")
-        keys = CanonicalKeys(DirKeys(args.keys))
+        keys = DirKeys(args.keys)
     netlink = PyrouteNetlink()
     wg = default_driver()
     return Context(
@@ -312,7 +228,6 @@ def _context(args: argparse.Namespace, node: str) -> Context:
         state_dir=args.state_dir,
         registry=OwnedRegistry(node, args.state_dir),
         reader=StateReader(netlink, wg, ProcSysctl()),
-        netlink=netlink,
         wireguard=wg,
     )
 
@@ -360,7 +275,6 @@ def make_plan(ctx: Context, spec: str, sources: dict[str, str], keys_dir: str | 
         desired,
         ctx.registry.load(),
         ctx.reader,
-        ctx.netlink,
         ctx.naming.workload_ifname,
     )
     if ctx.keys is None:
@@ -449,7 +363,6 @@ def _apply(args: argparse.Namespace, sources: dict[str, str], out: TextIO, err: 
             saved.desired,
             ctx.registry.load(),
             ctx.reader,
-            ctx.netlink,
             ctx.naming.workload_ifname,
         )
         check_fresh(saved, live)

@@ -1,7 +1,9 @@
 """`hercc lab ...`: live labs that outlive the command (hercc.lab.persistent).
 
-`lab plan|apply SPEC` plan and apply every node of a running lab with the
-code of `hercc plan|apply` (hercc.lab.overlay).
+`lab up` builds the underlay with the lab harness and every node's overlay
+with the code of `hercc plan|apply` (hercc.lab.nodes); `lab plan|apply SPEC`
+plan and apply every node of a running lab with that same code
+(hercc.lab.overlay).
 
 cli.py registers the sub-commands with add_lab_commands and dispatches `lab`
 to run_lab. Like cli.py, this module prints; errors are raised as HerccError
@@ -31,7 +33,7 @@ LAB_HELP = "Run a spec live on this machine: namespaces, NAT routers, wireguard-
 NAME_HELP = "the lab's name (default: lab)"
 # the tools each action runs (every action needs root)
 _NEEDS = {
-    "up": ("ip", "nft", "wg", "wireguard-go", "ping", "ss"),
+    "up": ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl"),
     "check": ("ip", "ping"),
     "status": ("ip", "wg"),
     "exec": ("ip",),
@@ -59,7 +61,8 @@ def add_lab_commands(
     a = action(
         "up",
         "Compile SPEC and bring it up as a lab that keeps running after this command "
-        "exits; refused if the lab exists.",
+        "exits (the underlay by the lab, every node's overlay by `hercc apply`'s code); "
+        "refused if the lab exists.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     a = action(

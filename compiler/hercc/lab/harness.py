@@ -1,31 +1,37 @@
-"""Bring a plan up as namespaces, veths, a bridge, NAT routers and wireguard-go.
+"""A lab: the underlay built by the harness, every node's overlay by `hercc apply`'s code.
 
-Order (each step for every node before the next step starts):
-  1. namespaces, veths, the underlay bridge, addresses and routes, nftables;
-  2. one wireguard-go per (node, network), started in the node's underlay
-     namespace so that its UDP socket lives on the underlay; its TUN is then
-     moved into the (node, network) namespace, addressed and brought up;
-  3. everywhere: `wg setconf` of the config without endpoints or keepalives
-     (every peer known, nobody dials yet), then the private key (setconf
-     replaces the key too) and listen port; wait until every UDP port is open;
-  4. everywhere: `wg addconf` of the full config: endpoints and keepalives;
-  5. wait for the handshakes that the configs start by themselves.
+The harness builds only what stands in for the machines and the network
+between them (hercc.lab.topology): the underlay namespace and its bridge,
+one underlay namespace per node, a NAT router (nftables masquerade) per nat
+node, and drop rules for `unreachable` links.
 
-Steps 3 and 4 are one function per (node, network): `Lab(configure=...)`,
-by default `wg_configure` (wg setconf/addconf). It is the seam where the
-node-side plan/apply code can take over the WireGuard configuration of a
-lab node: it gets a MemberSetup (the IR node and membership, the lab's
-namespace and interface, the rendered config, the private key file) and a
-stage (1: before any UDP port is open, 2: once every port is open).
+Every node's overlay (its network namespaces, WireGuard interfaces,
+addresses, peers, forwarding sysctls, workload namespaces, veths and
+routes) is then planned and applied node by node with the code of
+`hercc plan|apply` (hercc.lab.nodes): wireguard-go runs in the node's
+underlay namespace, so that its UDP socket lives on the underlay; the lab's
+`nodes` directory is every node's state directory.
 
-The configs come from the real WireGuard backend by default
-(hercc.backends.wireguard); compile the spec with the lab's keys first
-(hercc.lab.compile_for_lab), since routing copies node keys onto peers.
+wireguard-go opens its UDP port only once its link is up, and a handshake
+that arrives before its receiver knows the sender is lost (and retried only
+after 5 s). So the overlay comes up in two passes:
 
-Relaying namespaces forward, send ICMP errors from the address of the
-interface the packet came in on (the overlay address of their WireGuard
-interface) and do not rate-limit them, so TTL probes (`hops`) can name every
-relay on a path.
+  1. every node with its peers' endpoints and keepalives withheld
+     (nodes.withheld): every interface up with its key and port, every peer
+     known everywhere, and nobody dials; then wait until every UDP port is open;
+  2. every node planned again against its live state and applied: the
+     endpoints and keepalives, as in-place peer updates (`~ peer`); then wait
+     for the handshakes that they start.
+
+Compile the spec with the lab's keys first (hercc.lab.compile_for_lab),
+since routing copies node keys onto peers.
+
+Every namespace the executor creates gets the lab's kernel settings first
+(no DAD, no router advertisements, no ICMP redirects: a relay sends packets
+back out of the WireGuard interface they came in on, which IPv4 takes for a
+bad first hop); ICMP errors leave from the address of the interface the
+packet came in on (the overlay address of a WireGuard interface) and are
+not rate-limited, so TTL probes (`hops`) can name every relay on a path.
 """
 
 from __future__ import annotations
@@ -35,32 +41,30 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from hercc import ir
+from hercc.lab import nodes
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
+from hercc.lab.naming import KeyFiles
+from hercc.lab.proc import proc_start_time, stop
 from hercc.lab.run import LabError, ip_batch, ns_argv, run
-from hercc.lab.topology import WORKLOAD_GW6, WORKLOAD_LL6, Member, Plan, new_prefix, plan
-from hercc.lab.wgconf import BackendRenderer, Renderer, handshake_expected, strip_endpoints
-from hercc.state.registry import owner_alias
+from hercc.lab.topology import Plan, new_prefix, plan
+from hercc.plan.diff import Plan as DiffPlan
 
-TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss")
+TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl")
 WG_RUN_DIR = Path("/var/run/wireguard")
 _NS_SYSCTLS = (
     "net.ipv6.conf.all.accept_dad=0",
     "net.ipv6.conf.default.accept_dad=0",
     "net.ipv6.conf.all.accept_ra=0",
     "net.ipv6.conf.default.accept_ra=0",
-    # A relay sends packets back out of the WireGuard interface they came in on,
-    # which IPv4 takes for a bad first hop and answers with ICMP redirects: off.
     "net.ipv4.conf.all.send_redirects=0",
     "net.ipv4.conf.default.send_redirects=0",
     "net.ipv4.conf.all.accept_redirects=0",
@@ -68,11 +72,8 @@ _NS_SYSCTLS = (
     "net.ipv6.conf.all.accept_redirects=0",
     "net.ipv6.conf.default.accept_redirects=0",
 )
-# with forwarding on (ip_forward for a network with a range, IPv6 forwarding for
-# one with a range6: what plan/desired.py asks of a node that forwards)
-_FORWARD4 = "net.ipv4.ip_forward=1"
-_FORWARD6 = "net.ipv6.conf.all.forwarding=1"
-_FORWARDING = (
+_OVERLAY_SYSCTLS = (
+    *_NS_SYSCTLS,
     "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
     "net.ipv4.icmp_ratelimit=0",
     "net.ipv6.icmp.ratelimit=0",
@@ -84,60 +85,7 @@ _ANSWER = re.compile(
     re.MULTILINE,
 )
 PARALLEL = 16  # concurrent probes in pings()
-
-
-@dataclass(frozen=True)
-class MemberSetup:
-    """What configuring one (node, network)'s WireGuard interface needs."""
-
-    model: ir.IR
-    node: ir.Node
-    membership: ir.Membership
-    member: Member  # the lab's namespace, interface name, port, addresses
-    conf: str  # the rendered setconf text (no private key)
-    conf_file: Path  # that text, written out
-    private_key_file: Path
-    workdir: Path  # a private directory for scratch files
-
-
-# configure(setup, stage): stage 1 before any port is open, stage 2 after
-MemberConfigurator = Callable[[MemberSetup, int], None]
-
-
-def _wg(ns: str, args: Sequence[str]) -> str:
-    return run(ns_argv(ns, ["wg", *args])).stdout
-
-
-def wg_configure(setup: MemberSetup, stage: int) -> None:
-    """The lab's WireGuard configuration of one (node, network), with wg(8).
-
-    Stage 1: every peer without endpoints or keepalives (`wg setconf`), then
-    the private key and listen port. Stage 2: the full config (`wg addconf`),
-    so that dialling starts only once every side knows its peers.
-    """
-    m = setup.member
-    if stage == 1:
-        stage1 = setup.workdir / f"{m.wg_if}.stage1.conf"
-        stage1.write_text(strip_endpoints(setup.conf), encoding="utf-8")
-        # setconf replaces the whole device config, private key included: key after it
-        _wg(m.ns, ["setconf", m.wg_if, str(stage1)])
-        _wg(
-            m.ns,
-            [
-                "set",
-                m.wg_if,
-                "listen-port",
-                str(m.listen_port),
-                "private-key",
-                str(setup.private_key_file),
-            ],
-        )
-    else:
-        _wg(m.ns, ["addconf", m.wg_if, str(setup.conf_file)])
-
-
-def _mtu(mtu: int | None) -> str:
-    return "" if mtu is None else f" mtu {mtu}"
+APPLY_PARALLEL = 8  # nodes planned and applied at once
 
 
 def missing_requirements(tools: Sequence[str] = TOOLS) -> str | None:
@@ -158,16 +106,20 @@ def who_answered(ping_output: str) -> str | None:
     return str(ipaddress.ip_address(found.group("dst") or found.group("hop")))
 
 
+def tune(ns: str) -> None:
+    """The lab's kernel settings for a namespace of a node's overlay (see the module doc)."""
+    run(ns_argv(ns, ["sysctl", "-qw", *_OVERLAY_SYSCTLS]))
+
+
 class Lab:
     """A live network for one IR. Use as a context manager, or up() then down().
 
     `ir` must have its peers filled (routing pass, or hercc.lab.naive_mesh).
     Public keys are replaced by those of `keys` (default: fresh ones); pass
-    the keys the IR was compiled with (hercc.lab.compile_for_lab). `render`
-    gives each interface's setconf text: by default the real backend's;
-    `configure` applies it to one interface (default: wg_configure). The
-    working files (configs, wireguard-go logs) go to `workdir` (default: a
-    new temporary directory); down() removes it.
+    the keys the IR was compiled with (hercc.lab.compile_for_lab). The
+    working files (the nodes' state directory `nodes`: registries,
+    wireguard-go PIDs and logs) go to `workdir` (default: a new temporary
+    directory); down() removes it.
     """
 
     def __init__(
@@ -176,8 +128,6 @@ class Lab:
         *,
         prefix: str | None = None,
         keys: KeySource | None = None,
-        render: Renderer | None = None,
-        configure: MemberConfigurator | None = None,
         handshake_timeout: float = 10.0,
         workdir: Path | None = None,
     ) -> None:
@@ -188,15 +138,14 @@ class Lab:
         else:
             workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.workdir = workdir
+        self.node_dir = self.workdir / "nodes"  # every node's --state-dir
         self.keys: KeySource = keys or GeneratedKeys(self.workdir / "keys")
         self.model = model
-        self.render: Renderer = render if render is not None else BackendRenderer()
-        self.configure: MemberConfigurator = configure if configure is not None else wg_configure
         self.handshake_timeout = handshake_timeout
-        self.namespaces: list[str] = []  # created by this lab, in order
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # wg interface -> wireguard-go
+        self.namespaces: list[str] = []  # the underlay's, created by this lab, in order
         self.timings: dict[str, float] = {}
-        self._expected: dict[str, list[str]] = {}  # wg interface -> peers it dials
+        self.plans: dict[str, list[DiffPlan]] = {}  # node -> its plan of each pass
+        self._nodes: list[nodes.LabNode] = []
         self._up = False
 
     # ------------------------------------------------------------ lifecycle
@@ -213,9 +162,31 @@ class Lab:
     ) -> None:
         self.down()
 
+    def node_names(self) -> list[str]:
+        return [h.node for h in self.plan.hosts]
+
+    def wireguard_go(self) -> dict[str, tuple[str, int]]:
+        """WireGuard interface -> (node, PID of its wireguard-go), as the executor recorded them."""
+        return {
+            ifname: (node, pid)
+            for node in self.node_names()
+            for ifname, pid in nodes.recorded_pids(self.node_dir, node).items()
+        }
+
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.processes.values()]
+        return [pid for _, pid in self.wireguard_go().values()]
+
+    def overlay_namespaces(self) -> list[str]:
+        """The namespaces the executor created (every node's registry)."""
+        from hercc.state.registry import OwnedRegistry
+
+        if not self.node_dir.is_dir():
+            return []
+        found: set[str] = set()
+        for node in self.node_names():
+            found |= OwnedRegistry(node, self.node_dir).load()
+        return sorted(found)
 
     def up(self) -> None:
         """Build everything; on any failure, tear down what was built and re-raise."""
@@ -227,11 +198,16 @@ class Lab:
             self.model = with_keys(self.model, self.keys)
             self._underlay()
             self.timings["underlay"] = time.monotonic() - start
-            self._interfaces()
-            self.timings["interfaces"] = time.monotonic() - start
-            self._configure()
-            self.timings["configured"] = time.monotonic() - start
-            self._wait_handshakes()
+            keys = KeyFiles(self.keys)
+            self._nodes = nodes.lab_nodes(self.model, self.plan, keys)
+            io = nodes.live_io()
+            self._apply_all(keys, io, withhold=True)
+            self.timings["withheld"] = time.monotonic() - start
+            self._wait_ports()
+            self.timings["ports"] = time.monotonic() - start
+            self._apply_all(keys, io, withhold=False)
+            self.timings["dialling"] = time.monotonic() - start
+            self._wait_handshakes(io)
             self.timings["handshakes"] = time.monotonic() - start
         except BaseException:
             self.down()
@@ -239,35 +215,30 @@ class Lab:
 
     def down(self) -> None:
         """Stop this lab's processes and delete its namespaces. Idempotent."""
+        from hercc.plan.executor import LinuxSystem
+
         errors: list[str] = []
-        for name, proc in list(self.processes.items()):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    try:
-                        proc.wait(timeout=3)
-                    except subprocess.TimeoutExpired:
-                        errors.append(f"wireguard-go {name} (pid {proc.pid}) did not exit")
-                        continue
+        system = LinuxSystem()
+        for ifname, (node, pid) in sorted(self.wireguard_go().items()):
+            start = proc_start_time(pid)
+            if start is not None and system.pid_alive(pid, ifname) and not stop(pid, start):
+                errors.append(f"wireguard-go {ifname} of {node} (pid {pid}) did not exit")
+                continue
             with contextlib.suppress(FileNotFoundError):
-                (WG_RUN_DIR / f"{name}.sock").unlink()
-            del self.processes[name]
-        for ns in reversed(list(self.namespaces)):
+                (WG_RUN_DIR / f"{ifname}.sock").unlink()
+        for ns in [*self.overlay_namespaces(), *reversed(self.namespaces)]:
+            if not Path("/run/netns", ns).exists():
+                continue
             done = run(["ip", "netns", "del", ns], check=False, timeout=10)
-            if done.returncode == 0 or not Path("/run/netns", ns).exists():
-                self.namespaces.remove(ns)
-            else:
+            if done.returncode != 0 and Path("/run/netns", ns).exists():
                 errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
-        if not errors:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            if isinstance(self.keys, GeneratedKeys):
-                self.keys.discard()
-            self._up = False
         if errors:
             raise LabError("lab teardown incomplete: " + "; ".join(errors))
+        self.namespaces = []
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if isinstance(self.keys, GeneratedKeys):
+            self.keys.discard()
+        self._up = False
 
     # ------------------------------------------------------------ using it
 
@@ -383,18 +354,17 @@ class Lab:
 
     def _underlay(self) -> None:
         p = self.plan
-        for ns in p.namespaces():
+        for ns in p.underlay_namespaces():
             self._netns_add(ns)
-        for ns in p.namespaces():
+        for ns in p.underlay_namespaces():
             run(ns_argv(ns, ["sysctl", "-qw", *_NS_SYSCTLS]))
         ip_batch(
             [
-                f"link add {v.if_a} netns {v.ns_a}{_mtu(v.mtu)} type veth "
-                f"peer name {v.if_b} netns {v.ns_b}{_mtu(v.mtu)}"
+                f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
                 for v in p.veths
             ]
         )
-        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in p.namespaces()}
+        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in p.underlay_namespaces()}
         under = batches[p.underlay_ns]
         under += ["link add br0 type bridge", "link set br0 up"]
         under += [f"link set {port} master br0 up" for port in p.bridge_ports]
@@ -412,29 +382,6 @@ class Lab:
                     "link set lan up",
                     "link set wan up",
                     "route add default dev wan",
-                ]
-        for w in p.workloads:
-            # both ends carry the owner alias that `hercc plan` reads as "ours"
-            alias = owner_alias(w.node)
-            cmds = batches[w.ns]
-            cmds.append(f"link set eth0 alias {alias} up")
-            side = batches[w.member_ns]
-            side.append(f"link set {w.member_if} alias {alias} up")
-            if w.address is not None and w.gateway is not None:
-                cmds += [
-                    f"address add {w.address}/32 dev eth0",
-                    f"route add default via {w.gateway} dev eth0 onlink",
-                ]
-                side.append(f"route add {w.address}/32 dev {w.member_if}")
-            if w.address6 is not None:
-                cmds += [
-                    f"address add {WORKLOAD_LL6}/64 dev eth0 nodad",
-                    f"address add {w.address6}/128 dev eth0 nodad",
-                    f"route add ::/0 via {WORKLOAD_GW6} dev eth0",
-                ]
-                side += [
-                    f"address add {WORKLOAD_GW6}/64 dev {w.member_if} nodad",
-                    f"route add {w.address6}/128 dev {w.member_if}",
                 ]
         for ns, cmds in batches.items():
             ip_batch(cmds, ns=ns)
@@ -470,90 +417,27 @@ class Lab:
             self._nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
 
     def _nft(self, ns: str, script: str) -> None:
-        path = self.workdir / f"{ns}.nft"
-        path.write_text(script, encoding="utf-8")
-        run(ns_argv(ns, ["nft", "-f", str(path)]))
+        run(ns_argv(ns, ["nft", "-f", "-"]), input=script)
 
-    def _interfaces(self) -> None:
-        p = self.plan
-        env = {**os.environ, "WG_PROCESS_FOREGROUND": "1"}
-        for m in p.members:
-            if (WG_RUN_DIR / f"{m.wg_if}.sock").exists():
-                raise LabError(f"{WG_RUN_DIR}/{m.wg_if}.sock exists: interface name in use")
-            log = (self.workdir / f"{m.wg_if}.log").open("wb")
-            with log:
-                proc = subprocess.Popen(
-                    ns_argv(p.host(m.node).ns, ["wireguard-go", "-f", m.wg_if]),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
-            self.processes[m.wg_if] = proc
-        deadline = time.monotonic() + 10
-        waiting = {m.wg_if for m in p.members}
-        while waiting:
-            for name in sorted(waiting):
-                proc = self.processes[name]
-                if proc.poll() is not None:
-                    log_text = (self.workdir / f"{name}.log").read_text(errors="replace")
-                    raise LabError(f"wireguard-go {name} exited {proc.returncode}: {log_text}")
-                if (WG_RUN_DIR / f"{name}.sock").exists():
-                    waiting.discard(name)
-            if not waiting:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"wireguard-go did not create {sorted(waiting)} within 10 s")
-            time.sleep(0.02)
-        by_node: dict[str, list[str]] = {}
-        for m in p.members:
-            by_node.setdefault(p.host(m.node).ns, []).append(f"link set {m.wg_if} netns {m.ns}")
-        for ns, cmds in by_node.items():
-            ip_batch(cmds, ns=ns)
-        for m in p.members:
-            cmds = [f"link set {m.wg_if} mtu {m.mtu} alias {owner_alias(m.node)}"]
-            cmds += [
-                f"address add {a} dev {m.wg_if}" + (" nodad" if ":" in a else "")
-                for a in m.addresses
-            ]
-            cmds.append(f"link set {m.wg_if} up")
-            ip_batch(cmds, ns=m.ns)
-            if m.forwarding:
-                on = [*([_FORWARD4] if m.forward4 else []), *([_FORWARD6] if m.forward6 else [])]
-                run(ns_argv(m.ns, ["sysctl", "-qw", *on, *_FORWARDING]))
+    def _apply_all(self, keys: KeyFiles, io: nodes.Live, *, withhold: bool) -> None:
+        """Plan every node against its live overlay and apply it (pass 1: `withhold`).
 
-    def _wg(self, ns: str, args: Sequence[str]) -> str:
-        return _wg(ns, args)
+        The nodes share nothing but the underlay, so they are planned and
+        applied side by side; the first failure is raised once all are done
+        (down() removes what the others built).
+        """
 
-    def _configure(self) -> None:
-        p = self.plan
-        nodes = {n.name: n for n in self.model.nodes}
-        setups: list[MemberSetup] = []
-        for m in p.members:
-            node = nodes[m.node]
-            member = next(x for x in node.networks if x.network == m.network)
-            conf = self.render(self.model, node, member)
-            conf_file = self.workdir / f"{m.wg_if}.conf"
-            conf_file.write_text(conf, encoding="utf-8")
-            setups.append(
-                MemberSetup(
-                    self.model,
-                    node,
-                    member,
-                    m,
-                    conf,
-                    conf_file,
-                    self.keys.private_key_file(m.node),
-                    self.workdir,
-                )
-            )
-        for setup in setups:
-            self.configure(setup, 1)
-        self._wait_ports()
-        for setup in setups:
-            self.configure(setup, 2)
-        self._expected = {s.member.wg_if: handshake_expected(s.conf) for s in setups}
+        def one(n: nodes.LabNode) -> None:
+            desired = nodes.withheld(n.desired) if withhold else n.desired
+            planned, _live = nodes.plan_node(n, desired, self.node_dir, io)
+            self.plans.setdefault(n.node, []).append(planned)
+            if not planned.no_changes:
+                nodes.apply_node(n, planned, keys, self.node_dir, io, on_netns=tune)
+
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL) as pool:
+            futures = [pool.submit(one, n) for n in self._nodes]
+        for future in futures:
+            future.result()
 
     def _wait_ports(self) -> None:
         """wireguard-go binds its UDP port once it sees its (moved) TUN up."""
@@ -578,27 +462,23 @@ class Lab:
                 break
             if time.monotonic() > deadline:
                 raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
-    def _wait_handshakes(self) -> None:
-        p = self.plan
-        pending = {m.wg_if: set(self._expected[m.wg_if]) for m in p.members}
-        ns_of = {m.wg_if: m.ns for m in p.members}
+    def _wait_handshakes(self, io: nodes.Live) -> None:
+        pending: dict[tuple[str, str], set[str]] = {}
+        for n in self._nodes:
+            pending.update(nodes.dialled(n.desired))
         deadline = time.monotonic() + self.handshake_timeout
         while True:
-            for name in sorted(pending):
-                out = self._wg(ns_of[name], ["show", name, "latest-handshakes"])
-                for line in out.splitlines():
-                    fields = line.split()
-                    if len(fields) == 2 and fields[1] != "0":
-                        pending[name].discard(fields[0])
-                if not pending[name]:
-                    del pending[name]
+            for (ns, ifname), keys in sorted(pending.items()):
+                device = io.wireguard.read(ifname, netns=ns)
+                keys -= {k for k, peer in device.peers.items() if peer.last_handshake}
+            pending = {k: v for k, v in pending.items() if v}
             if not pending:
                 return
             if time.monotonic() > deadline:
                 raise LabError(
                     f"no handshake within {self.handshake_timeout:g} s: "
-                    + "; ".join(f"{k}: {len(v)} peers" for k, v in sorted(pending.items()))
+                    + "; ".join(f"{k[1]}: {len(v)} peers" for k, v in sorted(pending.items()))
                 )
-            time.sleep(0.05)
+            time.sleep(0.02)

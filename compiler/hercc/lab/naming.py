@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hercc.lab.keys import KeySource
 from hercc.lab.run import LabError, run
 from hercc.lab.topology import member_namespace, workload_namespace
 from hercc.plan.desired import Naming
@@ -90,6 +91,23 @@ class LabKeys:
 
     def public_keys(self, nodes: Iterable[str]) -> dict[str, str]:
         return {n: self.public_key(n) for n in nodes}
+
+    def psk(self, network: str, a: str, b: str) -> str | None:
+        return None
+
+
+class KeyFiles:
+    """The private key files of a KeySource (the harness's) as a KeyLookup. No preshared keys."""
+
+    def __init__(self, source: KeySource) -> None:
+        self.source = source
+
+    def private_key(self, node: str) -> str | None:
+        path = self.source.private_key_file(node)
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except OSError as exc:
+            raise LabError(f"{path}: {exc.strerror or exc}") from None
 
     def psk(self, network: str, a: str, b: str) -> str | None:
         return None

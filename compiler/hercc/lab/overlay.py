@@ -7,7 +7,9 @@ overlay from the lab's namespaces with the reader `hercc plan` uses
 `apply_lab` carries every node's plan out with `hercc apply`'s executor
 (plan/executor.SystemExecutor): the node's underlay namespace is its
 --underlay-netns, the lab's STATE_DIR/<name>/nodes its --state-dir, the lab's
-key files its keys. The lab's names are a Naming per node (hercc.lab.naming).
+key files its keys. The lab's names are a Naming per node (hercc.lab.naming);
+the per-node plan and apply are hercc.lab.nodes', the very code that brought
+the lab's overlay up (`lab up`).
 
 The underlay (nodes, their kinds and addresses, NAT routers) is fixed when
 the lab comes up: a spec that adds or removes a node or moves one on the
@@ -19,12 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from hercc import ir
-from hercc.cli_apply import CanonicalKeys, conflicts, read_live
-from hercc.lab import topology
-from hercc.lab.naming import LabKeys, LabNaming, lab_naming
+from hercc.lab import nodes, topology
+from hercc.lab.naming import LabKeys, LabNaming
 from hercc.lab.persistent import (
     LabState,
     node_names,
@@ -33,22 +33,30 @@ from hercc.lab.persistent import (
     underlay_signature,
 )
 from hercc.lab.run import LabError
-from hercc.plan.apply import ApplyFailed, Step, apply_steps, steps_of
-from hercc.plan.desired import desired_state
-from hercc.plan.diff import Plan, diff
-from hercc.plan.model import State, state_of
+from hercc.plan.apply import Step
+from hercc.plan.diff import Plan
+from hercc.plan.model import State
 
 RECREATE = "the lab's underlay is fixed at `up`: re-create the lab (`hercc lab down`, `lab up`)"
 
 
 @dataclass
 class NodePlan:
-    node: str
-    naming: LabNaming
-    underlay_ns: str
+    lab_node: nodes.LabNode
     plan: Plan
-    desired: State
     live: State
+
+    @property
+    def node(self) -> str:
+        return self.lab_node.node
+
+    @property
+    def naming(self) -> LabNaming:
+        return self.lab_node.naming
+
+    @property
+    def desired(self) -> State:
+        return self.lab_node.desired
 
 
 @dataclass
@@ -69,21 +77,6 @@ class LabPlan:
     @property
     def no_changes(self) -> bool:
         return all(n.plan.no_changes for n in self.nodes)
-
-
-@dataclass(frozen=True)
-class _Live:
-    netlink: Any
-    wireguard: Any
-    reader: Any
-
-
-def _live() -> _Live:
-    from hercc.state import ProcSysctl, PyrouteNetlink, StateReader, default_driver
-
-    netlink = PyrouteNetlink()
-    wg = default_driver()
-    return _Live(netlink, wg, StateReader(netlink, wg, ProcSysctl()))
 
 
 def compile_for_running_lab(
@@ -117,8 +110,6 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
         raise LabError(f"lab {state.name!r} is not up (its `up` did not finish)")
     if not state.apply_dir or not state.underlay:
         raise LabError(f"lab {state.name!r} was made by an older hercc: re-create it")
-    from hercc.state.registry import OwnedRegistry
-
     model, keys = compile_for_running_lab(state, spec, sources)
     names = {(i.node, i.network): i.name for i in state.interfaces}
     topo = topology.plan(model, state.prefix, names)
@@ -129,23 +120,11 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     ]
     if moved:
         raise LabError(f"{spec} moves {', '.join(moved)} on the underlay; {RECREATE}")
-    live_io = _live()
-    lookup = CanonicalKeys(keys)
+    io = nodes.live_io()
     out: list[NodePlan] = []
-    for node in node_names(state):
-        naming = lab_naming(
-            state.prefix, node, {m.network: m.wg_if for m in topo.members if m.node == node}
-        )
-        desired = state_of(desired_state(model, node, naming, lookup))
-        registry = OwnedRegistry(node, state.apply_dir)
-        live, foreign = read_live(
-            node, desired, registry.load(), live_io.reader, live_io.netlink, naming.workload_ifname
-        )
-        plan = diff(desired, live)
-        problems = conflicts(plan, foreign)
-        if problems:
-            raise LabError(f"node {node}: refusing to plan: " + "; ".join(problems))
-        out.append(NodePlan(node, naming, topo.host(node).ns, plan, desired, live))
+    for n in nodes.lab_nodes(model, topo, keys, node_names(state)):
+        plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io)
+        out.append(NodePlan(n, plan, live))
     return LabPlan(state, spec, model, topo, keys, out)
 
 
@@ -158,38 +137,25 @@ def apply_lab(
     A node whose apply fails is rolled back (hercc.plan.apply); the nodes
     before it keep their change. LabError names both.
     """
-    from hercc.plan.executor import SystemExecutor
-    from hercc.state.registry import OwnedRegistry
-
     state = planned.state
-    live_io = _live()
-    lookup = CanonicalKeys(planned.keys)
+    io = nodes.live_io()
     done: list[str] = []
     try:
         for n in planned.nodes:
             if n.plan.no_changes:
                 continue
-            executor = SystemExecutor(
-                n.node,
-                n.naming,
-                lookup,
-                live_io.wireguard,
-                OwnedRegistry(n.node, state.apply_dir),
-                n.underlay_ns,
-                state_dir=state.apply_dir,
-            )
 
             def step_done(step: Step, node: str = n.node) -> None:
                 if progress is not None:
                     progress(node, step)
 
             try:
-                apply_steps(steps_of(n.plan), executor, step_done)
-            except ApplyFailed as exc:
+                nodes.apply_node(
+                    n.lab_node, n.plan, planned.keys, state.apply_dir, io, progress=step_done
+                )
+            except LabError as exc:
                 applied = f"; applied before it: {', '.join(done)}" if done else ""
-                raise LabError(
-                    f"node {n.node}: apply failed and was rolled back: {exc}{applied}"
-                ) from None
+                raise LabError(f"{exc}{applied}") from None
             done.append(n.node)
     finally:
         if done:

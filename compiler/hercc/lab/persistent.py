@@ -1,11 +1,15 @@
 """Named labs that outlive the process that built them (`hercc lab up|check|status|exec|down`).
 
-`up_lab` brings a spec up with the harness (hercc.lab.harness.Lab) and
+`up_lab` brings a spec up with the harness (hercc.lab.harness.Lab: the
+underlay by the harness, every node's overlay by `hercc apply`'s code) and
 returns, leaving the namespaces and the wireguard-go processes (detached, in
 their own sessions) running. Everything it created is recorded in a state
 file, STATE_DIR/<name>.json, next to the lab's own directory STATE_DIR/<name>/
-(wireguard-go logs, rendered configs, keys/). Every later command starts from
-that file alone:
+(keys/, and nodes/: every node's state directory as `hercc apply` keeps it,
+the registry of its namespaces `<node>.json`, its wireguard-go PIDs
+`<node>.wireguard-go.json` and their logs), so that `hercc lab plan|apply`
+(hercc.lab.overlay) can read and change a lab node like a real one. Every
+later command starts from the state file alone:
 
   - `check_lab`: every source (node@network, workload) pings every overlay
     address of its networks, IPv4 and IPv6, in parallel;
@@ -14,12 +18,6 @@ that file alone:
   - `down_lab`: kills the recorded PIDs (only if their start time still
     matches: a recycled PID is never killed), deletes the recorded namespaces,
     the lab's directory and the state file. Idempotent.
-
-The overlay of every node is also recorded the way `hercc apply` records
-what it owns (STATE_DIR/<name>/nodes: the node's registry of namespaces,
-`<node>.json`, and its wireguard-go PIDs, `<node>.wireguard-go.json`; every
-interface carries the alias `hercules:<node>`), so that `hercc lab plan|apply`
-(hercc.lab.overlay) can read and change a lab node like a real one.
 
 The state file is created exclusively (O_EXCL) before anything is built, so
 two `up`s of one name cannot race, and a lab whose `up` was killed halfway
@@ -36,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -45,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hercc.lab import nodes
 from hercc.lab.harness import WG_RUN_DIR, Lab
 from hercc.lab.keys import GeneratedKeys
+from hercc.lab.proc import proc_start_time, stop
 from hercc.lab.run import LabError, ns_argv, run
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import Plan, prefix_for_lab
@@ -195,45 +194,11 @@ def _claim(state: LabState, path: Path) -> None:
 # ---------------------------------------------------------------- processes
 
 
-def proc_start_time(pid: int) -> int | None:
-    """The start time of a live process (clock ticks since boot), None if gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):  # fields[0] is field 3, state
-        return None
-    return int(fields[19])  # field 22, starttime
-
-
 def alive(iface: Interface) -> bool:
     """The recorded process is running and is still the one that was recorded."""
     if iface.pid is None or iface.start_time is None:
         return False
     return proc_start_time(iface.pid) == iface.start_time
-
-
-def _reap(pid: int) -> None:
-    # a lab brought up by this very process (tests) left children: collect them
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _stop(pid: int, start_time: int, timeout: float = 3.0) -> bool:
-    """SIGTERM, then SIGKILL, the process `pid` if it still has `start_time`. True once gone."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-        if proc_start_time(pid) != start_time:
-            return True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if proc_start_time(pid) != start_time:
-                return True
-            time.sleep(0.02)
-    return proc_start_time(pid) != start_time
 
 
 def _netns_exists(ns: str) -> bool:
@@ -274,39 +239,9 @@ def node_names(state: LabState) -> list[str]:
     return sorted(t.split(":", 1)[1] for t in state.targets if t.startswith("node:"))
 
 
-def node_namespaces(state: LabState, node: str) -> list[str]:
-    """The namespaces `hercc apply` would own on `node`: its networks' and its workloads'."""
-    mine = {i.ns for i in state.interfaces if i.node == node}
-    mine |= {e.ns for e in state.endpoints if e.kind == "workload" and e.node == node}
-    return sorted(mine)
-
-
-def wireguard_pid_file(state: LabState, node: str) -> Path:
-    """Where hercc.plan.executor records the wireguard-go PIDs of a node (its format)."""
-    return Path(state.apply_dir) / f"{node}.wireguard-go.json"
-
-
 def recorded_pids(state: LabState, node: str) -> dict[str, int]:
-    try:
-        data = json.loads(wireguard_pid_file(state, node).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int)}
-
-
-def adopt(state: LabState) -> None:
-    """Record every node's overlay as `hercc apply` would: registry and wireguard-go PIDs."""
-    from hercc.state.registry import OwnedRegistry
-
-    directory = Path(state.apply_dir)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for node in node_names(state):
-        OwnedRegistry(node, directory).save(set(node_namespaces(state, node)))
-        pids = {i.name: i.pid for i in state.interfaces if i.node == node and i.pid}
-        path = wireguard_pid_file(state, node)
-        path.write_text(json.dumps(pids, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """The wireguard-go PIDs of `node` as `hercc apply`'s executor recorded them."""
+    return nodes.recorded_pids(state.apply_dir, node)
 
 
 def rerecord(state: LabState, p: Plan, spec: str) -> None:
@@ -317,19 +252,14 @@ def rerecord(state: LabState, p: Plan, spec: str) -> None:
     """
     old_ns = list(state.namespaces)
     old_ifaces = {i.name: i for i in state.interfaces}
-    _record(state, p, Path(state.directory) / "run")
+    _record(state, p)
     state.spec = os.path.abspath(spec)
     state.underlay = underlay_signature(p)
-    pids = {n: recorded_pids(state, n) for n in node_names(state)}
     for iface in state.interfaces:
         prev = old_ifaces.get(iface.name)
         if prev is not None and alive(prev):
             iface.pid, iface.start_time, iface.log = prev.pid, prev.start_time, prev.log
-            continue
-        pid = pids.get(iface.node, {}).get(iface.name)
-        iface.pid = pid
-        iface.start_time = None if pid is None else proc_start_time(pid)
-        iface.log = str(Path(state.apply_dir) / f"{iface.node}.{iface.name}.log")
+    _record_pids(state, [i for i in state.interfaces if not alive(i)])
     names = {i.name for i in state.interfaces}
     state.interfaces += [i for n, i in old_ifaces.items() if n not in names and alive(i)]
     kept = set(state.namespaces)
@@ -341,7 +271,17 @@ def save_state(state: LabState) -> None:
     _save(state, state_file(state.name, Path(state.directory).parent))
 
 
-def _record(state: LabState, p: Plan, workdir: Path) -> None:
+def _record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
+    """The PIDs and start times of `interfaces`' wireguard-go, from the executor's records."""
+    pids = {n: recorded_pids(state, n) for n in {i.node for i in interfaces}}
+    for iface in interfaces:
+        pid = pids[iface.node].get(iface.name)
+        iface.pid = pid
+        iface.start_time = None if pid is None else proc_start_time(pid)
+
+
+def _record(state: LabState, p: Plan) -> None:
+    """The lab as plan `p` names it (no PIDs)."""
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(
@@ -351,7 +291,7 @@ def _record(state: LabState, p: Plan, workdir: Path) -> None:
             ns=m.ns,
             host_ns=p.host(m.node).ns,
             socket=str(WG_RUN_DIR / f"{m.wg_if}.sock"),
-            log=str(workdir / f"{m.wg_if}.log"),
+            log=str(nodes.log_file(state.apply_dir, m.node, m.wg_if)),
             listen_port=m.listen_port,
         )
         for m in p.members
@@ -374,7 +314,7 @@ def _record(state: LabState, p: Plan, workdir: Path) -> None:
         for w in p.workloads
     ]
     workloads = {w.name for w in p.workloads}
-    nodes = {h.node for h in p.hosts}
+    hosts = {h.node for h in p.hosts}
     targets = {"underlay": p.underlay_ns}
     for h in p.hosts:
         targets[f"node:{h.node}"] = h.ns
@@ -386,7 +326,7 @@ def _record(state: LabState, p: Plan, workdir: Path) -> None:
         targets[f"{m.node}@{m.network}"] = m.ns
     for w in p.workloads:
         targets[f"workload:{w.name}"] = w.ns
-        if w.name not in nodes:
+        if w.name not in hosts:
             targets[w.name] = w.ns
     state.targets = targets
 
@@ -432,18 +372,16 @@ def up_lab(
         keys = GeneratedKeys(Path(state.keys_dir))
         compiled, keys = compile_for_lab(spec, keys, sources=sources)
         state.timings["compile"] = round(time.monotonic() - start, 3)
-        lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir / "run")
-        _record(state, lab.plan, lab.workdir)
+        lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
+        _record(state, lab.plan)
         state.underlay = underlay_signature(lab.plan)
         _save(state, path)
         lab.up()  # tears down what it built if it fails
+        _record_pids(state, state.interfaces)
         for iface in state.interfaces:
-            pid = lab.processes[iface.name].pid
-            iface.pid, iface.start_time = pid, proc_start_time(pid)
             if iface.start_time is None:
                 log = Path(iface.log).read_text(errors="replace").strip()
-                raise LabError(f"wireguard-go for {iface.name} (pid {pid}) exited: {log}")
-        adopt(state)
+                raise LabError(f"wireguard-go for {iface.name} (pid {iface.pid}) exited: {log}")
         state.timings.update({k: round(v, 3) for k, v in lab.timings.items()})
         state.timings["up"] = round(time.monotonic() - start, 3)
         state.status = "up"
@@ -471,7 +409,7 @@ def _teardown(state: LabState) -> list[str]:
     if state.status != "up":
         victims += _strays(state)
     for pid, start in dict.fromkeys((p, s) for p, s in victims if p is not None and s):
-        if not _stop(pid, start):
+        if not stop(pid, start):
             errors.append(f"wireguard-go pid {pid} did not exit")
     for iface in state.interfaces:
         if not alive(iface):

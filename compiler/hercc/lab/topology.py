@@ -23,10 +23,11 @@ is unique on the machine, because wireguard-go's control socket
 /var/run/wireguard/<name>.sock is shared by every namespace. `wg_names`
 keeps the names a running lab already gave (new members take free indexes).
 
-These names are the ones plan/desired.py's Naming gives a node (see
+The harness builds the underlay (the first three); the rest, a node's
+overlay, is created by `hercc apply`'s code (hercc.lab.nodes). These names
+are the ones plan/desired.py's Naming gives a node (see
 hercc.lab.naming.LabNaming: per node, netns prefix `<p>-x-<node>-`, workload
-netns prefix `<p>-w-`, and the WireGuard names above), so a lab node can be
-planned and applied like a real one (`hercc lab plan|apply`).
+netns prefix `<p>-w-`, and the WireGuard names above).
 
 Underlay addressing: a public node has its endpoint address as a /32 and an
 on-link default route, so public endpoints in different /24s still share the
@@ -49,8 +50,6 @@ from hercc.plan.desired import Naming
 
 NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")
 NAT_OUTSIDE = ipaddress.IPv4Network("198.18.0.0/15")
-WORKLOAD_GW6 = "fe80::1"  # the network namespace's side of every workload veth
-WORKLOAD_LL6 = "fe80::2"  # the workload's side
 IFNAMSIZ = 15
 PREFIX_MAX = 11  # leaves 4 characters of IFNAMSIZ for `w<index>` (1000 interfaces)
 _PREFIX = re.compile(rf"[a-z][a-z0-9]{{0,{PREFIX_MAX - 1}}}")
@@ -80,7 +79,6 @@ class Veth:
     if_a: str
     ns_b: str
     if_b: str
-    mtu: int | None = None  # both ends; None: the kernel's default
 
 
 @dataclass(frozen=True)
@@ -107,11 +105,7 @@ class Member:
     ns: str
     wg_if: str
     listen_port: int
-    mtu: int
     addresses: tuple[str, ...]  # on the WireGuard interface, with the range's prefix length
-    forwarding: bool
-    forward4: bool = False  # net.ipv4.ip_forward (forwarding, and the network has a range)
-    forward6: bool = False  # IPv6 forwarding (forwarding, and the network has a range6)
 
 
 @dataclass(frozen=True)
@@ -120,12 +114,9 @@ class WorkloadNs:
     node: str
     network: str
     ns: str
-    member_ns: str
     member_if: str  # the veth's end in the member namespace
     address: str | None
     address6: str | None
-    gateway: str | None  # the node's overlay address in that network
-    gateway6: str | None
 
 
 @dataclass(frozen=True)
@@ -144,20 +135,23 @@ class Plan:
     hosts: tuple[Host, ...]
     members: tuple[Member, ...]
     workloads: tuple[WorkloadNs, ...]
-    veths: tuple[Veth, ...]
+    veths: tuple[Veth, ...]  # the underlay's: nodes, NAT routers, the bridge
     bridge_ports: tuple[str, ...]
     blocks: tuple[Block, ...]
 
-    def namespaces(self) -> tuple[str, ...]:
-        """Every namespace, in creation order."""
+    def underlay_namespaces(self) -> tuple[str, ...]:
+        """The harness's namespaces, in creation order: underlay, nodes, NAT routers."""
         names = [self.underlay_ns]
         for h in self.hosts:
             names.append(h.ns)
             if h.router_ns is not None:
                 names.append(h.router_ns)
-        names += [m.ns for m in self.members]
-        names += [w.ns for w in self.workloads]
         return tuple(names)
+
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace: the underlay's, then the nodes' overlays (networks, workloads)."""
+        overlay = [m.ns for m in self.members] + [w.ns for w in self.workloads]
+        return (*self.underlay_namespaces(), *overlay)
 
     def host(self, node: str) -> Host:
         for h in self.hosts:
@@ -274,35 +268,27 @@ def plan(model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | No
                 addrs.append(_with_len(m.address, net.range))
             if m.address6 is not None:
                 addrs.append(_with_len(m.address6, net.range6))
-            forwarding = m.forwarding or bool(here)
             member = Member(
                 node.name,
                 m.network,
                 member_namespace(prefix, node.name, m.network),
                 kept.get((node.name, m.network)) or next(fresh),
                 m.listen_port,
-                m.mtu,
                 tuple(addrs),
-                forwarding,
-                forward4=forwarding and net.range is not None,
-                forward6=forwarding and net.range6 is not None,
             )
             members.append(member)
-            for w in here:
-                wl = WorkloadNs(
+            workloads += [
+                WorkloadNs(
                     w.name,
                     w.node,
                     w.network,
                     workload_namespace(prefix, w.name),
-                    member.ns,
                     naming.veth_host(w.name),
                     w.address,
                     w.address6,
-                    m.address,
-                    WORKLOAD_GW6 if w.address6 is not None else None,
                 )
-                workloads.append(wl)
-                veths.append(Veth(wl.ns, "eth0", member.ns, wl.member_if, m.mtu))
+                for w in here
+            ]
     known = {w.name for w in model.workloads}
     placed = {w.name for w in workloads}
     if known != placed:
@@ -350,7 +336,8 @@ def _check_names(p: Plan) -> None:
     bad = [n for n in names if "/" in n or len(n) > 200]
     if bad:
         raise LabError(f"unusable namespace names: {bad}")
-    ifnames = [m.wg_if for m in p.members] + [v.if_a for v in p.veths] + [v.if_b for v in p.veths]
+    ifnames = [m.wg_if for m in p.members] + [w.member_if for w in p.workloads]
+    ifnames += [v.if_a for v in p.veths] + [v.if_b for v in p.veths]
     long = [n for n in ifnames if len(n) > IFNAMSIZ]
     if long:
         raise LabError(f"interface names longer than {IFNAMSIZ}: {long}")

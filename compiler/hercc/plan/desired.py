@@ -11,19 +11,24 @@ naming.wg_ifname(network)):
   sysctl     NS/net.ipv4.ip_forward = "1" (when the network has a range) and
              NS/net.ipv6.conf.all.forwarding = "1" (when it has a range6), only
              when the node forwards for others or hosts workloads of the network
-  wireguard  NS/IF: listen_port, mtu, up, private_key (fingerprint), fwmark (None: off)
+             (otherwise none: a sysctl at its default "0" is no resource, see
+             plan/model.py)
+  wireguard  NS/IF: listen_port, mtu, up, private_key (private_key_fingerprint:
+             clamped, as the device stores it), fwmark (None: off)
   address    NS/IF/<address>/<prefix of range> and NS/IF/<address6>/<prefix of range6>
-  peer       NS/IF/<public key>, one per IR peer; a peer whose key is unknown is
-             named NS/IF/unknown-key:<node>
+  peer       NS/IF/<public key>, one per IR peer, labelled with the peer's node
+             name; a peer whose key is unknown is named NS/IF/unknown-key:<node>
 
 and per workload on the node (WNS = naming.workload_netns(w), H = naming.veth_host(w),
 W = naming.veth_workload(w), "eth0" by default):
 
   netns      WNS
-  veth       NS/H: the pair, named by its network-side end; the other end is W in
-             WNS (attrs peer_netns, peer_ifname, mtu; peer_netns forces replacement)
+  veth       NS/H: the pair, named by its network-side end (model.veth_pair_end:
+             W is naming.workload_ifname); the other end is W in WNS (attrs
+             peer_netns, peer_ifname, mtu; peer_netns forces replacement)
   address    WNS/W/<address>/32 and WNS/W/<address6>/128; NS/H/fe80::1/64 (the
-             IPv6 next hop of the workload; only with address6)
+             IPv6 next hop of the workload; only with address6: a link-local
+             address added by hand, which the reader tells from the kernel's own)
   route      WNS/0.0.0.0/0 dev W via the node's overlay address (the gateway is
              outside W's /32: add it onlink; the network namespace answers ARP for
              its own address on H), WNS/::/0 dev W via fe80::1, and in NS
@@ -32,9 +37,11 @@ W = naming.veth_workload(w), "eth0" by default):
 Conventions a live reader must share (they agree with hercc.state.wireguard's
 normalizers): sysctl values are strings; fwmark, keepalive (0) and
 preshared_key are None when unset; allowed_ips is `canonical_allowed_ips`, an
-endpoint `canonical_endpoint`; secrets are `fingerprint`s. A peer without an
-endpoint in the spec (a nat node) has no `endpoint` attribute at all: WireGuard
-learns it from the peer's handshakes, and only desired attributes are compared.
+endpoint `canonical_endpoint`; secrets are fingerprints (a private key's
+through `private_key_fingerprint`, so a key file and a device agree). A peer
+without an endpoint in the spec (a nat node) has no `endpoint` attribute at
+all: WireGuard learns it from the peer's handshakes, and only desired
+attributes are compared.
 A route with a `via` outside the prefixes of its `dev` is added onlink.
 """
 
@@ -53,12 +60,33 @@ from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
 from hercc import ir
 from hercc.backends import wireguard
 from hercc.diagnostics import OperationError
-from hercc.plan.model import Resource, fingerprint, state_of
+from hercc.plan.model import (
+    FORWARD4,
+    FORWARD6,
+    WORKLOAD_IFNAME,
+    Resource,
+    fingerprint,
+    private_key_fingerprint,
+    state_of,
+    sysctl_default,
+    veth_pair_end,
+)
+
+__all__ = [
+    "FORWARD4",
+    "FORWARD6",
+    "IPV6_NEXT_HOP",
+    "DirKeys",
+    "KeyLookup",
+    "Naming",
+    "canonical_allowed_ips",
+    "canonical_endpoint",
+    "desired_state",
+    "ir_from_build",
+]
 
 IFNAMSIZ = 16
 IPV6_NEXT_HOP = "fe80::1"  # on the network side of every workload's veth
-FORWARD4 = "net.ipv4.ip_forward"
-FORWARD6 = "net.ipv6.conf.all.forwarding"
 
 
 def _cut(name: str, prefix: str, hashed_prefix: str) -> str:
@@ -85,7 +113,7 @@ class Naming:
     workload_netns_prefix: str = "herc-w-"
     veth_prefix: str = "hv-"
     veth_hashed_prefix: str = "hv."
-    workload_ifname: str = "eth0"
+    workload_ifname: str = WORKLOAD_IFNAME
 
     def netns(self, network: str) -> str:
         return self.netns_prefix + network
@@ -180,10 +208,16 @@ def _membership(
     yield _netns(ns)
     if m.forwarding or workloads:
         if net.range is not None:
-            yield Resource("sysctl", f"{ns}/{FORWARD4}", {"value": "1"}, parent=ns_addr)
+            yield _sysctl(ns, FORWARD4, "1")
         if net.range6 is not None:
-            yield Resource("sysctl", f"{ns}/{FORWARD6}", {"value": "1"}, parent=ns_addr)
+            yield _sysctl(ns, FORWARD6, "1")
     private = keys.private_key(node.name) if keys is not None else None
+    try:
+        private_fp = private_key_fingerprint(private) if private is not None else None
+    except OperationError:
+        raise OperationError(
+            f"node {node.name}: its private key is not 32 bytes of base64 (check the keys)"
+        ) from None
     wg = Resource(
         "wireguard",
         f"{ns}/{ifn}",
@@ -191,7 +225,7 @@ def _membership(
             "listen_port": m.listen_port,
             "mtu": m.mtu,
             "up": True,
-            "private_key": fingerprint(private) if private is not None else None,
+            "private_key": private_fp,
             "fwmark": None,
         },
         sensitive=frozenset({"private_key"}),
@@ -209,7 +243,7 @@ def _membership(
         if p.psk and keys is not None:
             psk = keys.psk(m.network, node.name, p.node)
         key_id = p.pubkey if p.pubkey is not None else f"unknown-key:{p.node}"
-        attrs: dict[str, Any] = {"name": p.node}
+        attrs: dict[str, Any] = {}
         if p.endpoint is not None:  # else learned from the peer's handshakes: not compared
             attrs["endpoint"] = canonical_endpoint(p.endpoint)
         attrs["allowed_ips"] = canonical_allowed_ips(p.allowed_ips)
@@ -221,15 +255,27 @@ def _membership(
             attrs,
             sensitive=frozenset({"preshared_key"}),
             parent=wg.address,
+            label=p.node,
         )
     for w in workloads:
         yield from _workload(m, w, ns, naming)
+
+
+def _sysctl(ns: str, key: str, value: str) -> Resource:
+    if value == sysctl_default(key):  # a default is no resource (plan/model.py)
+        raise ValueError(f"sysctl {key}={value} is its default")
+    return Resource("sysctl", f"{ns}/{key}", {"value": value}, parent=f"netns.{ns}")
 
 
 def _workload(m: ir.Membership, w: ir.Workload, ns: str, naming: Naming) -> Iterator[Resource]:
     wns = naming.workload_netns(w.name)
     host = naming.veth_host(w.name)
     inner = naming.veth_workload(w.name)
+    if veth_pair_end(f"{ns}/{host}", f"{wns}/{inner}", naming.workload_ifname) != f"{ns}/{host}":
+        raise OperationError(
+            f"workload {w.name}: its veth end {host} in {ns} would not name the pair "
+            f"(it must not be called {naming.workload_ifname})"
+        )
     yield _netns(wns)
     veth = Resource(
         "veth",

@@ -2,8 +2,9 @@
 
 `diff(desired, live)` compares two States (address -> Resource). Only the
 attributes of the desired resource are compared (a live reader may report
-more); the live state holds only what Hercules owns, so every live resource
-that is not desired is deleted.
+more), never labels (model.py: metadata, not state); the live state holds
+only what Hercules owns, so every live resource that is not desired is
+deleted.
 
 A change of an attribute in `forces_new` replaces the resource ("-/+"), and a
 replaced resource takes every resource under it (by `parent`) along: the

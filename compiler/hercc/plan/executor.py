@@ -9,7 +9,8 @@ Per kind (ids as in plan/model.py):
   netns      `ip netns add` (+ lo up) and OwnedRegistry.add; delete: `ip netns del`,
              OwnedRegistry.remove; restore recreates it (its children come back
              through their own undo entries).
-  sysctl     `ip netns exec NS sysctl -q -w key=value`; delete writes "0".
+  sysctl     `ip netns exec NS sysctl -q -w key=value`; delete writes the default
+             (model.sysctl_default: a sysctl at its default is no resource).
   wireguard  wireguard-go started in the underlay namespace (its UDP socket stays
              there), its TUN moved into NS; or a kernel link where the kernel has
              WireGuard. Alias `hercules:<node>`, MTU, key and port through the
@@ -17,7 +18,8 @@ Per kind (ids as in plan/model.py):
              in-memory Restore), deletes the link and makes sure the process it
              started (or recorded in STATE_DIR/<node>.wireguard-go.json) is gone.
   address    pyroute2 addr add/del (IPv6 with nodad).
-  peer       driver.set_peer / remove_peer; secrets resolved from fingerprints.
+  peer       driver.set_peer / remove_peer; secrets resolved from fingerprints (a
+             preshared key through the KeyLookup by the peer's node, its label).
   veth       the pair with both ends in their namespaces, aliased and up.
   route      pyroute2 route add/del (onlink when `via` is given).
 
@@ -47,7 +49,13 @@ from typing import Any, Protocol
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.desired import KeyLookup, Naming
-from hercc.plan.model import STATE_DIR, Resource, fingerprint
+from hercc.plan.model import (
+    STATE_DIR,
+    Resource,
+    fingerprint,
+    private_key_fingerprint,
+    sysctl_default,
+)
 from hercc.state.registry import OwnedRegistry, owner_alias
 from hercc.state.wireguard import (
     DEFAULT_SOCKET_DIR,
@@ -383,8 +391,13 @@ class SystemExecutor:
         if secret is not None:
             self._secrets[fingerprint(secret)] = secret
 
+    def _remember_private(self, key: str | None) -> None:
+        """A private key, under the fingerprint the plan uses (the clamped key's)."""
+        if key is not None:
+            self._secrets[private_key_fingerprint(key)] = canonical_private_key(key)
+
     def _remember_device(self, dev: WgDevice) -> None:
-        self._remember(dev.private_key)
+        self._remember_private(dev.private_key)
         for peer in dev.peers.values():
             self._remember(peer.preshared_key)
 
@@ -398,9 +411,7 @@ class SystemExecutor:
             return None
         if fp not in self._secrets and self.keys is not None:
             key = self.keys.private_key(self.node)
-            if key is not None:
-                self._remember(canonical_private_key(key))
-                self._remember(key)
+            self._remember_private(key)
         if fp not in self._secrets and live:
             with contextlib.suppress(OperationError):
                 self._read(ns, ifname)
@@ -459,7 +470,7 @@ class SystemExecutor:
     def _delete_sysctl(self, r: Resource) -> Restore:
         ns, key = _split(r, 2)
         if self.sys.exists(Path("/run/netns") / ns):
-            self._write_sysctl(ns, key, "0")
+            self._write_sysctl(ns, key, sysctl_default(key))
         return lambda: self._write_sysctl(ns, key, str(r.attrs["value"]))
 
     # ------------------------------------------------------------ wireguard
@@ -669,15 +680,16 @@ class SystemExecutor:
 
     # ------------------------------------------------------------ peer
 
-    def _set_peer(self, r: Resource) -> None:
+    def _set_peer(self, r: Resource, label: str | None = None) -> None:
         ns, ifname, pubkey = _split(r, 3)
+        label = r.label or label
         if pubkey.startswith("unknown-key:"):
             raise SecretUnavailable(
-                f"peer {r.attrs.get('name') or pubkey} has no public key "
+                f"peer {label or pubkey} has no public key "
                 "(run `hercc keys init` and pass --keys DIR)"
             )
         a = r.attrs
-        psk = self._psk(a.get("preshared_key"), ns, ifname, a.get("name"))
+        psk = self._psk(a.get("preshared_key"), ns, ifname, label)
         self.wg.set_peer(
             ifname,
             pubkey,
@@ -693,15 +705,18 @@ class SystemExecutor:
         self._set_peer(r)
 
     def _update_peer(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
-        real = [c for c in changed if c != "name"]
-        if not real:
+        if not changed:
             return
         ns, ifname, pubkey = _split(after, 3)
-        if "endpoint" in real and "endpoint" in after.attrs and after.attrs["endpoint"] is None:
+        label = after.label or before.label  # an undo goes from the desired to the live
+        if "preshared_key" in changed and before.attrs.get("preshared_key") is not None:
+            with contextlib.suppress(OperationError):
+                self._read(ns, ifname)  # the old PSK for the undo, in memory only
+        if "endpoint" in changed and "endpoint" in after.attrs and after.attrs["endpoint"] is None:
             # UAPI cannot clear an endpoint: remove the peer and add it again
-            self._psk(after.attrs.get("preshared_key"), ns, ifname, after.attrs.get("name"))
+            self._psk(after.attrs.get("preshared_key"), ns, ifname, label)
             self.wg.remove_peer(ifname, pubkey, netns=ns)
-        self._set_peer(after)
+        self._set_peer(after, label)
 
     def _delete_peer(self, r: Resource) -> Restore:
         ns, ifname, pubkey = _split(r, 3)

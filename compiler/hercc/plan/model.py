@@ -15,16 +15,41 @@ Kinds and ids (NET is a network name, NS a namespace, IF an interface):
   address    "<NS>/<IF>/<cidr>"           an address on an interface; no attrs beyond the id
   peer       "<NS>/<IF>/<public key>"     a WireGuard peer; attrs: endpoint, allowed_ips
                                           (sorted list), keepalive, preshared_key
-                                          (fingerprint or null, sensitive), name
-  sysctl     "<NS>/<key>"                 a sysctl inside NS, e.g. net.ipv4.ip_forward; attr value
-  veth       "<NS>/<IF>"                  a veth end in NS; attrs: peer_netns, peer_ifname, mtu
+                                          (fingerprint or null, sensitive); label: the
+                                          peer's node name
+  sysctl     "<NS>/<key>"                 a sysctl inside NS, e.g. net.ipv4.ip_forward; attr
+                                          value, never its default (see below)
+  veth       "<NS>/<IF>"                  a veth pair, named by the end `veth_pair_end`
+                                          picks; attrs: peer_netns, peer_ifname (the other
+                                          end), mtu
   route      "<NS>/<dst>"                 a route in NS; attrs: dev, via (or null)
 
-Secrets never appear: a private or preshared key is represented by
-`fingerprint(key)`, a short hash that tells equal keys from different ones,
-and such attributes are listed in `sensitive` so renderers print
-"(sensitive)". `forces_new` lists the attributes whose change cannot be made
-in place (the resource is destroyed and created again: "-/+").
+Attributes are state: what both the desired state and a live reader can
+know, and what the differ compares. `label` is not: it is what the resource
+is to a person (a peer's node name, which no device stores), carried by the
+desired side only, never compared (a label changing is no change), shown by
+the renderer after the address (`  + peer.NS/IF/KEY # beta`), and used by
+the executor only to find a peer's preshared key.
+
+Secrets never appear: a private or preshared key is represented by its
+fingerprint (`private_key_fingerprint`, `fingerprint`), a short hash that
+tells equal keys from different ones, and such attributes are listed in
+`sensitive` so renderers print "(sensitive)". `forces_new` lists the
+attributes whose change cannot be made in place (the resource is destroyed
+and created again: "-/+").
+
+Three rules the desired state (plan/desired.py) and the live reader
+(state/netlink.py) share, each defined here once:
+
+  sysctls     a sysctl resource is a value set away from its default
+              (`SYSCTL_DEFAULTS`): the desired state never holds a default
+              value, the reader leaves a value at its default out, and deleting
+              one writes the default back. So "absent" and "default" are one.
+  veth pairs  one resource per pair, named by `veth_pair_end`: the end that is
+              not the workload's (`WORKLOAD_IFNAME`, Naming.workload_ifname).
+  keys        a private key is fingerprinted as a device stores it, clamped
+              (`private_key_fingerprint`), whether it comes from a keys file or
+              from the device.
 
 `parent` is the address of the resource this one lives in (an address lives
 in its wireguard interface, which lives in its netns): apply creates parents
@@ -44,11 +69,48 @@ ORDER = {kind: i for i, kind in enumerate(KINDS)}
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created
 STATE_DIR = "/var/lib/hercules"
+WORKLOAD_IFNAME = "eth0"  # the workload's end of its veth pair (Naming.workload_ifname)
+
+FORWARD4 = "net.ipv4.ip_forward"
+FORWARD6 = "net.ipv6.conf.all.forwarding"
+# The sysctls Hercules manages and their defaults (in a new network namespace).
+SYSCTL_DEFAULTS = {FORWARD4: "0", FORWARD6: "0"}
+
+
+def sysctl_default(key: str) -> str:
+    """The value a sysctl goes back to when its resource is deleted ("0": off)."""
+    return SYSCTL_DEFAULTS.get(key, "0")
 
 
 def fingerprint(secret: str) -> str:
     """A short, stable stand-in for a key: equal keys, equal fingerprints; never the key."""
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def private_key_fingerprint(key: str) -> str:
+    """The fingerprint of a private key as a device stores it (Curve25519-clamped).
+
+    Both the kernel and wireguard-go clamp a key when it is set; clamping is
+    idempotent, so a key from a keys file and the same key read back from a
+    device get one fingerprint. Raises WireGuardError for a malformed key
+    (the message holds no key material).
+    """
+    from hercc.state.wireguard import canonical_private_key
+
+    return fingerprint(canonical_private_key(key))
+
+
+def veth_pair_end(a: str, b: str, workload_ifname: str = WORKLOAD_IFNAME) -> str:
+    """Which end ("<NS>/<IF>") of a veth pair names its resource: a or b.
+
+    The end that is not the workload's (its interface is not called
+    `workload_ifname`); when both or neither are, the smaller id.
+    """
+    a_inner = a.rpartition("/")[2] == workload_ifname
+    b_inner = b.rpartition("/")[2] == workload_ifname
+    if a_inner != b_inner:
+        return b if a_inner else a
+    return min(a, b)
 
 
 @dataclass(frozen=True)
@@ -59,6 +121,7 @@ class Resource:
     sensitive: frozenset[str] = frozenset()
     forces_new: frozenset[str] = frozenset()
     parent: str | None = None
+    label: str | None = None  # for people, never compared (see the module docstring)
 
     @property
     def address(self) -> str:
@@ -66,7 +129,8 @@ class Resource:
         return f"{self.kind}.{self.id}"
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        """JSON data; "label" only when there is one (live resources never have one)."""
+        data: dict[str, Any] = {
             "kind": self.kind,
             "id": self.id,
             "attrs": dict(self.attrs),
@@ -74,6 +138,9 @@ class Resource:
             "forces_new": sorted(self.forces_new),
             "parent": self.parent,
         }
+        if self.label is not None:
+            data["label"] = self.label
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Resource:
@@ -84,6 +151,7 @@ class Resource:
             sensitive=frozenset(data["sensitive"]),
             forces_new=frozenset(data["forces_new"]),
             parent=data["parent"],
+            label=data.get("label"),
         )
 
 

@@ -1,14 +1,15 @@
 """Plans as Terraform-style text and as JSON. Plain, deterministic, no secrets.
 
 Text: one block per change, its header the action symbol and the resource
-address (`  +` create, `  ~` update, `  -` delete, `-/+` replace), then its
+address (`  +` create, `  ~` update, `  -` delete, `-/+` replace), followed by
+`# <label>` when the resource has a label (a peer's node name), then its
 attributes, sorted, "=" aligned: all of them for a create or a delete, the
 changed ones for an update or a replace (the forcing one marked
 `# forces replacement`). Sensitive values print as `(sensitive)`, on both
 sides. The text ends with the counts line.
 
 JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
-kind, id, action, actions (Terraform's: ["delete", "create"] for a replace),
+kind, id, label (or null), action, actions (Terraform's: ["delete", "create"] for a replace),
 before, after (attributes, sensitive ones null), changed (attribute names),
 sensitive, replace_paths, replaced_with}], "summary": {add, change, destroy},
 "no_changes"}.
@@ -54,9 +55,17 @@ def _attr_lines(
     return out
 
 
+def _label(change: Change) -> str | None:
+    for r in (change.after, change.before):
+        if r is not None and r.label is not None:
+            return r.label
+    return None
+
+
 def render_change(change: Change) -> str:
     r = change.resource
-    lines = [f"{SYMBOLS[change.action]} {change.address}"]
+    label = _label(change)
+    lines = [f"{SYMBOLS[change.action]} {change.address}" + (f" # {label}" if label else "")]
     sens = change.sensitive
     if change.action in ("create", "delete"):
         symbol = "+" if change.action == "create" else "-"
@@ -115,6 +124,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "address": change.address,
         "kind": r.kind,
         "id": r.id,
+        "label": _label(change),
         "action": change.action,
         "actions": actions,
         "before": _public(change.before.attrs if change.before else None, sens),

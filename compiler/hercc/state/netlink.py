@@ -23,10 +23,19 @@ exists in the namespaces read is "foreign", by name:
   "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
                   static) on an interface that is not ours
 
-What the kernel adds by itself is neither ours nor foreign: IPv6 link-local
-addresses (fe80::/10), addresses with a kernel protocol or a lifetime (SLAAC,
-DHCP), routes with any protocol but boot/static (`proto kernel` prefix routes,
-RA routes), routes outside the main table, and non-unicast routes.
+What the kernel adds by itself is neither ours nor foreign: the IPv6
+link-local address it gives every interface (`_is_kernel_address`: IFA_PROTO
+kernel_ll on 6.3+, IFA_F_STABLE_PRIVACY, or an EUI-64 interface id), addresses
+with a kernel protocol or a lifetime (SLAAC, DHCP), routes with any protocol
+but boot/static (`proto kernel` prefix routes, RA routes), routes outside the
+main table, and non-unicast routes. A link-local address added by hand (like
+the fe80::1 next hop on a workload's veth) is an address like any other.
+
+Three rules shared with the desired state live in plan/model.py and are
+applied here, not by callers: a veth pair whose both ends are ours (and read)
+is one resource, named by `veth_pair_end` (its other end's addresses and
+routes hang under it); a sysctl at its default (`sysctl_default`) is left
+out; a private key is fingerprinted clamped (`private_key_fingerprint`).
 
 Attribute forms (the desired state must write the same):
   address id   "<NS>/<IF>/<ip>/<prefixlen>" in `ipaddress.ip_interface` text form
@@ -36,10 +45,12 @@ Attribute forms (the desired state must write the same):
                (fingerprint or None), fwmark (None when 0)
   peer         endpoint ("ip:port" / "[ip6]:port" or None), allowed_ips
                (wireguard.canonical_allowed_ips), keepalive (None when off),
-               preshared_key (fingerprint or None); never `name` (not known live)
+               preshared_key (fingerprint or None); no label (a peer's node name
+               is not known live)
   veth         peer_netns (None when the peer is outside every named namespace),
                peer_ifname (None when unknown), mtu
-  sysctl       value: the text under /proc/sys, stripped (e.g. "1")
+  sysctl       value: the text under /proc/sys, stripped (e.g. "1"); only when it
+               is not the default
 """
 
 from __future__ import annotations
@@ -53,7 +64,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hercc.plan.model import Resource, State, fingerprint, state_of
+from hercc.plan.model import (
+    WORKLOAD_IFNAME,
+    Resource,
+    State,
+    fingerprint,
+    private_key_fingerprint,
+    state_of,
+    sysctl_default,
+    veth_pair_end,
+)
 from hercc.state.errors import StateError, WireGuardUnavailable
 from hercc.state.registry import is_owner_alias
 from hercc.state.wireguard import WgDevice, WireGuardDriver, default_driver
@@ -74,7 +94,9 @@ __all__ = [
 NETNS_DIR = Path("/run/netns")
 IFF_UP = 0x1
 IFA_F_PERMANENT = 0x80
+IFA_F_STABLE_PRIVACY = 0x800
 KERNEL_ADDR_PROTOS = frozenset({1, 2, 3})  # IFA_PROTO kernel_lo, kernel_ra, kernel_ll
+IFA_PROTO_UNSPEC = 0
 OUR_ROUTE_PROTOS = frozenset({3, 4})  # RTPROT_BOOT (ip route add), RTPROT_STATIC
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
@@ -317,12 +339,24 @@ class ProcSysctl:
 
 
 def _is_kernel_address(a: Address) -> bool:
-    ip = ipaddress.ip_interface(a.cidr).ip
-    if ip.version == 6 and ip.is_link_local:
-        return True
+    """What the kernel (or SLAAC, DHCP) made: not ours, not foreign.
+
+    An IPv6 link-local address is the kernel's when its IFA_PROTO says so
+    (kernel_ll, Linux 6.3+), when it is a stable-privacy (or random) one, or,
+    on kernels that report no protocol, when its interface id is an EUI-64
+    one (ff:fe in the middle). `ip addr add fe80::1/64` gives none of these.
+    """
     if a.proto in KERNEL_ADDR_PROTOS:
         return True
-    return not a.flags & IFA_F_PERMANENT
+    if not a.flags & IFA_F_PERMANENT:
+        return True
+    ip = ipaddress.ip_interface(a.cidr).ip
+    if ip.version == 6 and ip.is_link_local:
+        if a.flags & IFA_F_STABLE_PRIVACY:
+            return True
+        if a.proto in (None, IFA_PROTO_UNSPEC) and ip.packed[11:13] == b"\xff\xfe":
+            return True
+    return False
 
 
 def _is_our_kind_of_route(r: Route) -> bool:
@@ -352,23 +386,29 @@ class StateReader:
         *,
         also: Iterable[str] = (),
         sysctls: Mapping[str, Iterable[str]] | None = None,
+        workload_ifname: str = WORKLOAD_IFNAME,
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
         `owned`: the namespaces the registry lists. `also`: namespaces that are
         not ours but may hold interfaces of ours (a workload's namespace made by
-        someone else). `sysctls`: namespace -> keys to read there.
+        someone else). `sysctls`: namespace -> keys to read there (values at
+        their default are left out). `workload_ifname`: the workload end of a
+        veth pair (model.veth_pair_end), Naming.workload_ifname.
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
         foreign: set[str] = {ns for ns in existing if ns not in owned_set}
         resources: list[Resource] = [Resource("netns", ns) for ns in sorted(owned_set & existing)]
         snapshots: dict[str, NsSnapshot | None] = {}
-        for ns in sorted((owned_set | set(also)) & existing):
+        reading = (owned_set | set(also)) & existing
+        for ns in sorted(reading):
             snap = self._snapshot(ns, snapshots)
             if snap is None:
                 continue  # deleted while we looked
-            resources += self._namespace(node, snap, snapshots, foreign)
+            resources += self._namespace(
+                node, snap, snapshots, foreign, frozenset(reading), workload_ifname
+            )
         for ns, keys in sorted((sysctls or {}).items()):
             if ns not in existing:
                 continue
@@ -376,6 +416,7 @@ class StateReader:
             resources += [
                 Resource("sysctl", f"{ns}/{key}", {"value": value}, parent=f"netns.{ns}")
                 for key, value in sorted(values.items())
+                if value != sysctl_default(key)
             ]
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
@@ -384,15 +425,15 @@ class StateReader:
             cache[ns] = self.netlink.snapshot(ns)
         return cache[ns]
 
-    def _peer_name(
+    def _peer_link(
         self, link: Link, snap: NsSnapshot, cache: dict[str, NsSnapshot | None]
-    ) -> str | None:
+    ) -> Link | None:
         if link.peer_index is None or link.peer_netns is None:
             return None
         other = snap if link.peer_netns == snap.name else self._snapshot(link.peer_netns, cache)
         if other is None:
             return None
-        return next((lk.name for lk in other.links if lk.index == link.peer_index), None)
+        return next((lk for lk in other.links if lk.index == link.peer_index), None)
 
     def _namespace(
         self,
@@ -400,6 +441,8 @@ class StateReader:
         snap: NsSnapshot,
         cache: dict[str, NsSnapshot | None],
         foreign: set[str],
+        reading: frozenset[str] = frozenset(),
+        workload_ifname: str = WORKLOAD_IFNAME,
     ) -> list[Resource]:
         ns = snap.name
         out: list[Resource] = []
@@ -410,12 +453,23 @@ class StateReader:
                 foreign.add(ident)
                 continue
             if link.kind == "veth":
+                peer = self._peer_link(link, snap, cache)
+                if (
+                    peer is not None
+                    and link.peer_netns in reading
+                    and is_owner_alias(peer.alias, node)
+                ):
+                    other = f"{link.peer_netns}/{peer.name}"
+                    if veth_pair_end(ident, other, workload_ifname) == other:
+                        # the pair is reported by its other end; this end's children hang there
+                        managed[link.index] = (link.name, f"veth.{other}")
+                        continue
                 res = Resource(
                     "veth",
                     ident,
                     {
                         "peer_netns": link.peer_netns,
-                        "peer_ifname": self._peer_name(link, snap, cache),
+                        "peer_ifname": peer.name if peer is not None else None,
                         "mtu": link.mtu,
                     },
                     forces_new=frozenset({"peer_netns", "peer_ifname"}),
@@ -475,7 +529,9 @@ class StateReader:
                 "mtu": link.mtu,
                 "up": link.up,
                 "private_key": (
-                    None if device.private_key is None else fingerprint(device.private_key)
+                    None
+                    if device.private_key is None
+                    else private_key_fingerprint(device.private_key)
                 ),
                 "fwmark": device.fwmark,
             },

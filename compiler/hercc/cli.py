@@ -184,15 +184,10 @@ def _compile(args: argparse.Namespace, sources: dict[str, str]) -> Any:
 
     if not os.path.exists(args.spec):
         raise UsageError(f"{args.spec}: no such file")
-    pubkeys = None
-    if args.keys is not None:
-        from hercc.keys import load_public_keys
-
-        pubkeys = load_public_keys(args.keys)
     # Only outputs need per-node peers; check and route need paths alone.
     with_peers = args.command in ("build", "graph")
     compiled = compile_spec(
-        args.spec, sources, frozen=args.frozen, pubkeys=pubkeys, with_peers=with_peers
+        args.spec, sources, frozen=args.frozen, keys_dir=args.keys, with_peers=with_peers
     )
     validate_ir(ir.to_data(compiled.ir))
     return compiled

@@ -237,12 +237,7 @@ def _compile(spec: str, keys_dir: str | None, sources: dict[str, str]) -> ir.IR:
 
     if not os.path.isfile(spec):
         raise UsageError(f"{spec}: no such file")
-    pubkeys = None
-    if keys_dir is not None:
-        from hercc.keys import load_public_keys
-
-        pubkeys = load_public_keys(keys_dir)
-    return compile_spec(spec, sources, pubkeys=pubkeys).ir
+    return compile_spec(spec, sources, keys_dir=keys_dir).ir
 
 
 def _keep_live_secrets(desired: State, live: State) -> State:

@@ -66,12 +66,7 @@ def load_ir(path: str, sources: dict[str, str], keys_dir: str | None) -> ir.IR:
         raise OperationError(f"{path}: no such file or directory")
     from hercc.pipeline import compile_spec
 
-    pubkeys = None
-    if keys_dir is not None:
-        from hercc.keys import load_public_keys
-
-        pubkeys = load_public_keys(keys_dir)
-    return compile_spec(path, sources, pubkeys=pubkeys).ir
+    return compile_spec(path, sources, keys_dir=keys_dir).ir
 
 
 def _state(model: ir.IR, node: str, naming: Naming, keys: KeyLookup | None) -> State:

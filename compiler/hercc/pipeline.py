@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from hercc import build_ast, ir, loader
 from hercc.diagnostics import Collector, OperationError
+from hercc.keys import load_public_keys
 from hercc.lockfile import Lock, lock_path, read_lock
 from hercc.passes.allocate import allocate
 from hercc.passes.check import check
@@ -36,12 +37,16 @@ def compile_spec(
     use_lock: bool = True,
     pubkeys: dict[str, str] | None = None,
     with_peers: bool = True,
+    keys_dir: str | None = None,
 ) -> Compiled:
     """Compile a spec file. Raises SpecError (invalid spec) or OperationError.
 
     With `pubkeys` (hercc keys' public.json), every node must have a key and
     the IR carries them; without, only keys pinned in the spec appear.
+    `keys_dir` is the same, read from a keys directory's public.json.
     """
+    if keys_dir is not None:
+        pubkeys = load_public_keys(keys_dir)
     loaded = loader.load(path, sources)
     lock_file = lock_path(path)
     old = read_lock(lock_file) if use_lock else Lock()

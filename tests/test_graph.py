@@ -32,3 +32,9 @@ def test_svg_render(tmp_path: Path) -> None:
     assert cli.main(["graph", REF, "-o", str(out)]) == 0
     svg = out.read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "delta" in svg and "shop.example.com" in svg
+
+
+def test_format_flag_picks_the_drawing(tmp_path: Path) -> None:
+    out = tmp_path / "net.out"
+    assert cli.main(["graph", REF, "-o", str(out), "--format", "dot"]) == 0
+    assert out.read_text().startswith("graph hercules {")

@@ -38,15 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hercc {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def spec_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+    def spec_cmd(name: str, help_text: str, error_format: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
         c.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
-        c.add_argument(
-            "--format",
-            choices=("text", "json"),
-            default="text",
-            help="how to print errors (default: text)",
-        )
+        if error_format:
+            c.add_argument(
+                "--format",
+                choices=("text", "json"),
+                default="text",
+                help="how to print errors (default: text)",
+            )
         c.add_argument(
             "--frozen", action="store_true", help="fail instead of changing SPEC.lock (for CI)"
         )
@@ -83,10 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="dst", metavar="NODE", help="path to this node")
     r.add_argument("--network", metavar="NAME", help="only this network")
     r.add_argument("--json", action="store_true", help="print JSON for scripts")
-    g = spec_cmd("graph", "Draw the network: nodes, relays, chosen paths, gateways, services.")
+    # graph's --format is the drawing's (svg or dot), as Graphviz users expect.
+    g = spec_cmd(
+        "graph",
+        "Draw the network: nodes, relays, chosen paths, gateways, services.",
+        error_format=False,
+    )
     g.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
     g.add_argument(
-        "--as",
+        "--format",
         dest="drawing",
         choices=("svg", "dot"),
         default=None,
@@ -241,7 +247,7 @@ def _graph(args: argparse.Namespace, sources: dict[str, str]) -> int:
         suffix = os.path.splitext(args.output)[1]
         drawing = {".dot": "dot", ".gv": "dot", ".svg": "svg"}.get(suffix)
         if drawing is None:
-            raise UsageError(f"{args.output}: name it .svg or .dot, or say --as svg|dot")
+            raise UsageError(f"{args.output}: name it .svg or .dot, or say --format svg|dot")
     dot_text = render_dot(_compile(args, sources).ir)
     write_atomic(args.output, dot_text if drawing == "dot" else render_svg(dot_text))
     sys.stderr.write(f"wrote {args.output}\n")

@@ -9,63 +9,26 @@ real state directory (/var/lib/hercules/labs), and its fixture always runs
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hercc import cli_lab
-from hercc.diagnostics import OperationError, UsageError
 from hercc.lab import harness, persistent, topology
 from hercc.lab.naming import lab_naming
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES
+from tests.labtools import lab, netns_with, wireguard_go_of
 
 REFERENCE = EXAMPLES / "reference.herc"
 QUICKSTART = EXAMPLES / "quickstart.herc"
 REASON = harness.missing_requirements((*harness.TOOLS, "sysctl"))
 RUN = f"p{os.getpid()}"
-
-
-def lab(*argv: str) -> tuple[int, str, str]:
-    """`hercc lab ARGV` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        args = cli_lab.parser().parse_args(["lab", *argv])
-        code = cli_lab.run_lab(args, {}, out, err)
-    except UsageError as exc:
-        return 2, out.getvalue(), str(exc)
-    except OperationError as exc:
-        return 1, out.getvalue(), str(exc)
-    return code, out.getvalue(), err.getvalue()
-
-
-def netns_with(prefix: str) -> list[str]:
-    out = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
-    ).stdout
-    return [ln.split()[0] for ln in out.splitlines() if ln.startswith(prefix + "-")]
-
-
-def wireguard_go_of(prefix: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        if words and os.path.basename(words[0]) == "wireguard-go" and words[-1].startswith(prefix):
-            found.append(words[-1])
-    return found
 
 
 def started(spec: Path, name: str) -> Iterator[persistent.LabState]:

@@ -14,7 +14,6 @@ exits while the lab keeps running).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -26,30 +25,17 @@ from types import SimpleNamespace
 import pytest
 
 from hercc import cli_lab
-from hercc.diagnostics import OperationError, UsageError
 from hercc.lab import harness, nodes, persistent
 from hercc.lab.proc import stop
 from hercc.lab.topology import IFNAMSIZ, PREFIX_MAX, prefix_for_lab
 from tests.conftest import EXAMPLES
+from tests.labtools import lab, netns_with
 
 QUICKSTART = str(EXAMPLES / "quickstart.herc")
 REFERENCE = str(EXAMPLES / "reference.herc")
 REASON = harness.missing_requirements()
 RUN = f"t{os.getpid()}"
 CLI = "import sys; from hercc.cli_lab import main; sys.exit(main(sys.argv[1:]))"
-
-
-def lab(*argv: str) -> tuple[int, str, str]:
-    """`hercc lab ARGV` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        args = cli_lab.parser().parse_args(["lab", *argv])
-        code = cli_lab.run_lab(args, {}, out, err)
-    except UsageError as exc:
-        return 2, out.getvalue(), str(exc)
-    except OperationError as exc:
-        return 1, out.getvalue(), str(exc)
-    return code, out.getvalue(), err.getvalue()
 
 
 def lab_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -61,13 +47,6 @@ def lab_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[
         timeout=timeout,
         check=False,
     )
-
-
-def netns_with(prefix: str) -> list[str]:
-    out = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
-    ).stdout
-    return [ln.split()[0] for ln in out.splitlines() if ln.startswith(prefix + "-")]
 
 
 def assert_gone(state: persistent.LabState) -> None:

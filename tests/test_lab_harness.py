@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from hercc.lab.harness import WG_RUN_DIR, missing_requirements
 from hercc.lab.naming import KeyFiles
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES, compile_text, write
+from tests.labtools import netns_names, wireguard_go_of
 
 QUICKSTART = str(EXAMPLES / "quickstart.herc")
 
@@ -115,29 +114,6 @@ def failed_pings(lab: Lab) -> list[str]:
                 if not lab.ping(src, addr, timeout=2):
                     failed.append(f"{net}: {src} -> {dst} {addr}")
     return failed
-
-
-def netns_names() -> list[str]:
-    out = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
-    ).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def wireguard_go_of(prefix: str) -> list[str]:
-    """The interfaces of the running wireguard-go processes of the lab `prefix`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        if words and os.path.basename(words[0]) == "wireguard-go" and words[-1].startswith(prefix):
-            found.append(words[-1])
-    return found
 
 
 def assert_gone(prefix: str, pids: list[int], wg_ifs: list[str]) -> None:

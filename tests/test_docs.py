@@ -203,6 +203,16 @@ def test_yaml_and_herc_forms_give_the_same_ir(
 # ---------------------------------------------------------------- outputs
 
 
+def _command_of(block: Block) -> list[str] | None:
+    """The hercc arguments of a text block holding one `$ hercc ...` and its output."""
+    lines = block.text.rstrip("\n").split("\n")
+    if block.tag != "text" or not lines[0].startswith("$ hercc "):
+        return None
+    if any(line.startswith("$ ") for line in lines[1:]):
+        return None
+    return shlex.split(lines[0][2:])[1:]
+
+
 def _outputs() -> list[tuple[Block, Block, list[str]]]:
     """(spec block, output block, argv) for every output block that names a spec file."""
     out = []
@@ -212,12 +222,7 @@ def _outputs() -> list[tuple[Block, Block, list[str]]]:
             if block.is_spec:
                 last_spec = block
                 continue
-            lines = block.text.rstrip("\n").split("\n")
-            if block.tag != "text" or not lines[0].startswith("$ hercc "):
-                continue
-            if any(line.startswith("$ ") for line in lines[1:]):
-                continue
-            argv = shlex.split(lines[0][2:])[1:]
+            argv = _command_of(block)
             if argv and argv[-1] in SPEC_FILES:
                 assert last_spec is not None, f"{block.where}: no spec block above"
                 out.append((last_spec, block, argv))
@@ -255,12 +260,7 @@ def _example_outputs() -> list[tuple[Block, list[str]]]:
     """(output block, argv) for read-only commands run on a file of examples/."""
     out = []
     for block in ALL_BLOCKS:
-        lines = block.text.rstrip("\n").split("\n")
-        if block.tag != "text" or not lines[0].startswith("$ hercc "):
-            continue
-        if any(line.startswith("$ ") for line in lines[1:]):
-            continue
-        argv = shlex.split(lines[0][2:])[1:]
+        argv = _command_of(block)
         if argv and argv[0] in READ_ONLY and any(a.startswith("examples/") for a in argv):
             out.append((block, argv))
     return out

@@ -46,6 +46,10 @@ class OperationError(HerccError):
     """An operation on files or the system failed (exit 1), e.g. --frozen lock drift."""
 
 
+class LabError(OperationError):
+    """A lab could not be built, used or torn down (exit 1)."""
+
+
 class Collector:
     """Accumulates diagnostics so a run reports all of them, not only the first."""
 

@@ -26,8 +26,8 @@ import pytest
 
 from hercc import cli_lab
 from hercc.lab import harness, nodes, persistent
-from hercc.lab.proc import stop
 from hercc.lab.topology import IFNAMSIZ, PREFIX_MAX, prefix_for_lab
+from hercc.sysio.procfs import stop
 from tests.conftest import EXAMPLES
 from tests.labtools import lab, netns_with
 

@@ -215,7 +215,7 @@ def _check(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
 
 def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
-    from hercc.lockfile import write_atomic
+    from hercc.sysio.files import write_atomic
     from hercc.writer import with_manifest, write_tree
 
     compiled = _compile(args, sources)
@@ -240,7 +240,7 @@ def _build(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
 def _graph(args: argparse.Namespace, sources: dict[str, str]) -> int:
     from hercc.graph_dot import render_dot, render_svg
-    from hercc.lockfile import write_atomic
+    from hercc.sysio.files import write_atomic
 
     drawing = args.drawing
     if drawing is None:
@@ -268,8 +268,8 @@ def _route(args: argparse.Namespace, sources: dict[str, str]) -> int:
 def _fmt(args: argparse.Namespace, sources: dict[str, str]) -> int:
     from hercc.fmt import format_source
     from hercc.loader import is_yaml, read_text
-    from hercc.lockfile import write_atomic
     from hercc.parser import parse_text
+    from hercc.sysio.files import write_atomic
 
     formatted: dict[str, tuple[str, str]] = {}
     for path in args.specs:

@@ -113,8 +113,8 @@ def run_lab(
     err: TextIO | None = None,
 ) -> int:
     """Run a `lab` action; returns the exit code. Data to out, progress and notes to err."""
+    from hercc.diagnostics import LabError
     from hercc.lab.harness import missing_requirements
-    from hercc.lab.run import LabError
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -161,8 +161,8 @@ def _up(spec: str, name: str, sources: dict[str, str] | None, err: TextIO) -> in
 
 
 def _name(name: str) -> str:
+    from hercc.diagnostics import LabError
     from hercc.lab import persistent
-    from hercc.lab.run import LabError
 
     try:
         return persistent.check_name(name)

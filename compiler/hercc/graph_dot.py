@@ -7,11 +7,12 @@ gateways are diamonds, joined to the nodes of the workloads they publish.
 
 from __future__ import annotations
 
-import subprocess
+import shutil
 
 from hercc import ir
 from hercc.diagnostics import OperationError
 from hercc.passes.routing import Graph
+from hercc.sysio.process import run
 
 
 def _q(text: str) -> str:
@@ -68,19 +69,6 @@ def render_dot(model: ir.IR) -> str:
 
 
 def render_svg(dot_text: str) -> str:
-    try:
-        proc = subprocess.run(
-            ["dot", "-Tsvg"],
-            input=dot_text,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise OperationError(
-            "graphviz `dot` is not installed (Debian: apt-get install graphviz)"
-        ) from None
-    if proc.returncode != 0:
-        raise OperationError(f"dot failed: {proc.stderr.strip()}")
-    return proc.stdout
+    if shutil.which("dot") is None:
+        raise OperationError("graphviz `dot` is not installed (Debian: apt-get install graphviz)")
+    return run(["dot", "-Tsvg"], input=dot_text, timeout=60, error=OperationError).stdout

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import re
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,7 +41,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.lockfile import write_atomic
+from hercc.sysio.files import write_atomic
 
 PUBLIC_FILE = "public.json"
 PSK_DIR = "psk"
@@ -170,41 +168,22 @@ def _make_dir(path: str) -> None:
 
 
 def _create_secret(path: str, raw: bytes) -> bool:
-    """Write a new 0600 secret file; False (and nothing written) if it already exists."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    """Write a new 0600 secret file; False (and nothing written) if it already exists.
+
+    Whole or not at all; never through a symbolic link (a link at `path` exists).
+    """
     try:
-        fd = os.open(path, flags, 0o600)
+        write_atomic(path, _encode(raw) + "\n", 0o600, exclusive=True)
     except FileExistsError:
         return False
     except OSError as exc:
         raise OperationError(f"{path}: cannot create: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(_encode(raw) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
     return True
 
 
 def _replace_secret(path: str, raw: bytes) -> None:
     """Atomically replace a secret file: a 0600 temporary file renamed over it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hercc-", suffix=".tmp")  # mode 0600
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(_encode(raw) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, _encode(raw) + "\n", 0o600)
 
 
 def _read_secret(path: str, what: str) -> bytes:
@@ -290,8 +269,7 @@ def _write_public(keys_dir: str, keys: dict[str, str]) -> bool:
     except OSError as exc:
         raise OperationError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        write_atomic(path, text)
-        os.chmod(path, 0o644)  # public keys; mkstemp made it 0600
+        write_atomic(path, text, 0o644)  # public keys
     except OSError as exc:
         raise OperationError(f"{path}: cannot write: {exc.strerror}") from None
     return True

@@ -7,9 +7,6 @@ values are recorded; pinned ones live in the spec.
 from __future__ import annotations
 
 import json
-import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,24 +74,3 @@ def _well_formed(nets: Any) -> bool:
                 if not all(isinstance(v, str) for v in fields.values()):
                     return False
     return True
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)  # keep the file's own permissions
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask  # as open() would create it
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hercc-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from hercc.diagnostics import OperationError, UsageError
 from hercc.ir import dumps
+from hercc.sysio.files import write_atomic
 
 MANIFEST = "manifest.json"
 
@@ -81,9 +82,7 @@ def write_tree(
 def _write(root: str, rel: str, content: str | bytes, mode: int) -> None:
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+    write_atomic(path, content, mode, exclusive=True)
 
 
 def _swap_in(new: str, out_dir: str, parent: str) -> None:

@@ -19,10 +19,10 @@ real node.
 
 from __future__ import annotations
 
+from hercc.diagnostics import LabError
 from hercc.lab.harness import Lab, missing_requirements
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.mesh import naive_mesh
-from hercc.lab.run import LabError
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import Plan, new_prefix, plan
 

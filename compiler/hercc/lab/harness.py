@@ -50,13 +50,14 @@ from pathlib import Path
 from types import TracebackType
 
 from hercc import ir
+from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.naming import KeyFiles
-from hercc.lab.proc import proc_start_time, stop
-from hercc.lab.run import LabError, ip_batch, ns_argv, run
 from hercc.lab.topology import Plan, new_prefix, plan
 from hercc.plan.diff import Plan as DiffPlan
+from hercc.sysio.process import run
+from hercc.sysio.procfs import proc_start_time, stop
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl")
 WG_RUN_DIR = Path("/var/run/wireguard")
@@ -84,6 +85,7 @@ _ANSWER = re.compile(
     r"|From (?P<hop>[0-9A-Fa-f.:]+?):? icmp_seq=\d+ Time (?:to live )?exceeded)",
     re.MULTILINE,
 )
+TIMEOUT = 10.0  # seconds, for one command
 PARALLEL = 16  # concurrent probes in pings()
 APPLY_PARALLEL = 8  # nodes planned and applied at once
 
@@ -98,6 +100,14 @@ def missing_requirements(tools: Sequence[str] = TOOLS) -> str | None:
     return None
 
 
+def ip_batch(lines: Sequence[str], *, ns: str | None = None, timeout: float = 20.0) -> None:
+    """Run iproute2 commands in one process (`ip -batch -`), stopping at the first error."""
+    if not lines:
+        return
+    argv = ["ip"] if ns is None else ["ip", "-n", ns]
+    run([*argv, "-batch", "-"], input="\n".join(lines) + "\n", timeout=timeout, error=LabError)
+
+
 def who_answered(ping_output: str) -> str | None:
     """The address that answered a one-packet ping: the target, or a time-exceeded router."""
     found = _ANSWER.search(ping_output)
@@ -108,7 +118,7 @@ def who_answered(ping_output: str) -> str | None:
 
 def tune(ns: str) -> None:
     """The lab's kernel settings for a namespace of a node's overlay (see the module doc)."""
-    run(ns_argv(ns, ["sysctl", "-qw", *_OVERLAY_SYSCTLS]))
+    run(["sysctl", "-qw", *_OVERLAY_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
 
 
 class Lab:
@@ -229,7 +239,7 @@ class Lab:
         for ns in [*self.overlay_namespaces(), *reversed(self.namespaces)]:
             if not Path("/run/netns", ns).exists():
                 continue
-            done = run(["ip", "netns", "del", ns], check=False, timeout=10)
+            done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
             if done.returncode != 0 and Path("/run/netns", ns).exists():
                 errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
         if errors:
@@ -276,9 +286,9 @@ class Lab:
         raise LabError(f"no namespace for {name!r}")
 
     def exec(
-        self, name: str, argv: Sequence[str], *, timeout: float = 10.0, check: bool = False
+        self, name: str, argv: Sequence[str], *, timeout: float = TIMEOUT, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        return run(ns_argv(self.namespace(name), argv), timeout=timeout, check=check)
+        return run(argv, netns=self.namespace(name), timeout=timeout, check=check, error=LabError)
 
     def ping(self, src: str, dst: str, count: int = 1, timeout: float = 2) -> bool:
         """True when `dst` answers a ping sent from inside `src`."""
@@ -349,7 +359,7 @@ class Lab:
     def _netns_add(self, ns: str) -> None:
         if Path("/run/netns", ns).exists():
             raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
-        run(["ip", "netns", "add", ns])
+        run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
         self.namespaces.append(ns)
 
     def _underlay(self) -> None:
@@ -357,7 +367,7 @@ class Lab:
         for ns in p.underlay_namespaces():
             self._netns_add(ns)
         for ns in p.underlay_namespaces():
-            run(ns_argv(ns, ["sysctl", "-qw", *_NS_SYSCTLS]))
+            run(["sysctl", "-qw", *_NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
         ip_batch(
             [
                 f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
@@ -387,7 +397,8 @@ class Lab:
             ip_batch(cmds, ns=ns)
         for h in p.hosts:
             if h.router_ns is not None:
-                run(ns_argv(h.router_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
+                forward = ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
+                run(forward, netns=h.router_ns, timeout=TIMEOUT, error=LabError)
                 self._nft(
                     h.router_ns,
                     "table ip herclab_nat {\n"
@@ -417,7 +428,7 @@ class Lab:
             self._nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
 
     def _nft(self, ns: str, script: str) -> None:
-        run(ns_argv(ns, ["nft", "-f", "-"]), input=script)
+        run(["nft", "-f", "-"], netns=ns, input=script, timeout=TIMEOUT, error=LabError)
 
     def _apply_all(self, keys: KeyFiles, io: nodes.Live, *, withhold: bool) -> None:
         """Plan every node against its live overlay and apply it (pass 1: `withhold`).
@@ -448,7 +459,7 @@ class Lab:
         deadline = time.monotonic() + 10
         while wanted:
             for ns in sorted(wanted):
-                out = run(ns_argv(ns, ["ss", "-Hnlu"]), timeout=5).stdout
+                out = run(["ss", "-Hnlu"], netns=ns, timeout=5, error=LabError).stdout
                 open_ports = set()
                 for line in out.splitlines():
                     fields = line.split()

@@ -13,7 +13,6 @@ with the lab's keys from the start: see hercc.lab.spec.compile_for_lab.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -21,7 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from hercc import ir
-from hercc.lab.run import run
+from hercc.diagnostics import LabError
+from hercc.sysio.files import write_atomic
+from hercc.sysio.process import run
 
 
 class KeySource(Protocol):
@@ -49,8 +50,9 @@ class GeneratedKeys:
     def _ensure(self, node: str) -> None:
         if node in self._public:
             return
-        private = run(["wg", "genkey"], timeout=5).stdout.strip()
-        self._public[node] = run(["wg", "pubkey"], input=private + "\n", timeout=5).stdout.strip()
+        private = run(["wg", "genkey"], timeout=5, error=LabError).stdout.strip()
+        pubkey = run(["wg", "pubkey"], input=private + "\n", timeout=5, error=LabError)
+        self._public[node] = pubkey.stdout.strip()
         self._private[node] = private
 
     def generate(self, nodes: Iterable[str]) -> dict[str, str]:
@@ -62,9 +64,7 @@ class GeneratedKeys:
         path = self.directory / f"{node}.key"
         if not path.exists():
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(self._private[node] + "\n")
+            write_atomic(path, self._private[node] + "\n", 0o600)
         return path
 
     def public_key(self, node: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from hercc import ir
-from hercc.lab.run import LabError
+from hercc.diagnostics import LabError
 
 
 def _subnets(m: ir.Membership) -> tuple[str, ...]:

@@ -22,10 +22,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hercc.diagnostics import LabError
 from hercc.lab.keys import KeySource
-from hercc.lab.run import LabError, run
 from hercc.lab.topology import member_namespace, workload_namespace
 from hercc.plan.desired import Naming
+from hercc.sysio.process import run
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class LabKeys:
             private = self.private_key(node)
             if private is None:
                 raise LabError(f"the lab has no key for node {node} ({self.directory})")
-            done = run(["wg", "pubkey"], input=private + "\n", timeout=5)
+            done = run(["wg", "pubkey"], input=private + "\n", timeout=5, error=LabError)
             self._public[node] = done.stdout.strip()
         return self._public[node]
 

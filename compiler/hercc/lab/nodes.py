@@ -19,7 +19,6 @@ every peer known everywhere before anyone dials (see hercc.lab.harness).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +26,14 @@ from typing import Any
 
 from hercc import ir
 from hercc.cli_apply import conflicts, read_live
+from hercc.diagnostics import LabError
 from hercc.lab import topology
 from hercc.lab.naming import LabNaming, lab_naming
-from hercc.lab.run import LabError
 from hercc.plan.apply import ApplyFailed, Restore, Step, apply_steps, steps_of
 from hercc.plan.desired import KeyLookup, desired_state
 from hercc.plan.diff import Plan, diff
 from hercc.plan.model import Resource, State, state_of
+from hercc.sysio.procfs import read_pid_file
 
 # called with every namespace the executor creates, before anything goes into it
 NetnsHook = Callable[[str], None]
@@ -170,19 +170,11 @@ def apply_node(
         raise LabError(f"node {n.node}: apply failed and was rolled back: {exc}") from None
 
 
-def pid_file(state_dir: str | Path, node: str) -> Path:
-    """Where the executor records the wireguard-go PIDs of `node` (interface -> PID)."""
-    return Path(state_dir) / f"{node}.wireguard-go.json"
-
-
 def recorded_pids(state_dir: str | Path, node: str) -> dict[str, int]:
-    try:
-        data = json.loads(pid_file(state_dir, node).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int)}
+    """The wireguard-go PIDs the executor recorded for `node` (interface -> PID)."""
+    from hercc.plan.executor import wireguard_go_pid_file
+
+    return read_pid_file(wireguard_go_pid_file(state_dir, node))
 
 
 def log_file(state_dir: str | Path, node: str, ifname: str) -> Path:

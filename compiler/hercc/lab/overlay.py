@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hercc import ir
+from hercc.diagnostics import LabError
 from hercc.lab import nodes, topology
 from hercc.lab.naming import LabKeys, LabNaming
 from hercc.lab.persistent import (
@@ -32,7 +33,6 @@ from hercc.lab.persistent import (
     save_state,
     underlay_signature,
 )
-from hercc.lab.run import LabError
 from hercc.plan.apply import Step
 from hercc.plan.diff import Plan
 from hercc.plan.model import State

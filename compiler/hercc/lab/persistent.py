@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,13 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.harness import WG_RUN_DIR, Lab
 from hercc.lab.keys import GeneratedKeys
-from hercc.lab.proc import proc_start_time, stop
-from hercc.lab.run import LabError, ns_argv, run
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import Plan, prefix_for_lab
+from hercc.sysio.files import write_atomic
+from hercc.sysio.process import run, run_attached
+from hercc.sysio.procfs import comm, proc_start_time, same_process, stop
 
 STATE_DIR = Path(os.environ.get("HERCULES_LAB_DIR", "/var/lib/hercules/labs"))
 STATE_VERSION = 1
@@ -170,25 +171,19 @@ def list_labs(state_dir: Path | None = None) -> list[str]:
 
 
 def _save(state: LabState, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(state.to_json())
-    os.replace(tmp, path)
+    write_atomic(path, state.to_json(), 0o600)
 
 
 def _claim(state: LabState, path: Path) -> None:
     """Create the state file, failing if it exists: the lock against a second `up`."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_atomic(path, state.to_json(), 0o600, exclusive=True)
     except FileExistsError:
         raise LabExists(
             f"a lab named {state.name!r} exists ({path}): "
             f"`hercc lab down --name {state.name}` first"
         ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(state.to_json())
 
 
 # ---------------------------------------------------------------- processes
@@ -198,7 +193,7 @@ def alive(iface: Interface) -> bool:
     """The recorded process is running and is still the one that was recorded."""
     if iface.pid is None or iface.start_time is None:
         return False
-    return proc_start_time(iface.pid) == iface.start_time
+    return same_process(iface.pid, iface.start_time)
 
 
 def _netns_exists(ns: str) -> bool:
@@ -212,17 +207,13 @@ def _strays(state: LabState) -> list[tuple[int, int]]:
     for ns in state.namespaces:
         if ns not in hosts or not _netns_exists(ns):
             continue
-        out = run(["ip", "netns", "pids", ns], check=False, timeout=10).stdout
+        out = run(["ip", "netns", "pids", ns], check=False, timeout=10, error=LabError).stdout
         for word in out.split():
             if not word.isdigit():
                 continue
             pid = int(word)
-            try:
-                comm = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
-            except OSError:
-                continue
             start = proc_start_time(pid)
-            if comm == "wireguard-go" and start is not None:
+            if comm(pid) == "wireguard-go" and start is not None:
                 found.append((pid, start))
     return found
 
@@ -418,7 +409,7 @@ def _teardown(state: LabState) -> list[str]:
     for ns in reversed(state.namespaces):
         if not _netns_exists(ns):
             continue
-        done = run(["ip", "netns", "del", ns], check=False, timeout=10)
+        done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
         if done.returncode != 0 and _netns_exists(ns):
             errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
     return errors
@@ -471,7 +462,7 @@ def probes(state: LabState) -> list[Probe]:
 def _ping(ns: str, address: str, family: int, wait: float) -> bool:
     argv = ["ping", f"-{family}", "-n", "-q", "-c", "1", "-W", f"{wait:g}", address]
     try:
-        done = run(ns_argv(ns, argv), check=False, timeout=wait + 5)
+        done = run(argv, netns=ns, check=False, timeout=wait + 5, error=LabError)
     except LabError:
         return False
     return done.returncode == 0
@@ -551,9 +542,11 @@ def _handshakes(iface: Interface) -> tuple[int | None, int, float | None]:
     if not _netns_exists(iface.ns):
         return None, 0, None
     done = run(
-        ns_argv(iface.ns, ["wg", "show", iface.name, "latest-handshakes"]),
+        ["wg", "show", iface.name, "latest-handshakes"],
+        netns=iface.ns,
         check=False,
         timeout=5,
+        error=LabError,
     )
     if done.returncode != 0:
         return None, 0, None
@@ -594,11 +587,8 @@ def exec_in(state: LabState, target: str, argv: Sequence[str]) -> int:
     ns = target_namespace(state, target)
     if not _netns_exists(ns):
         raise LabError(f"namespace {ns} of {target!r} is gone")
-    try:
-        done = subprocess.run(ns_argv(ns, argv), check=False)
-    except OSError as exc:
-        raise LabError(f"cannot run ip netns exec: {exc}") from exc
-    return done.returncode if done.returncode >= 0 else 128 - done.returncode
+    code = run_attached(argv, netns=ns, error=LabError)
+    return code if code >= 0 else 128 - code
 
 
 def iter_states(names: Sequence[str] | None, state_dir: Path | None = None) -> Iterator[LabState]:

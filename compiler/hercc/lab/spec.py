@@ -10,8 +10,8 @@ configs all carry them; the Lab then runs each node with its private key.
 from __future__ import annotations
 
 from hercc import ir
+from hercc.diagnostics import LabError
 from hercc.lab.keys import GeneratedKeys
-from hercc.lab.run import LabError
 from hercc.pipeline import Compiled, compile_spec
 
 

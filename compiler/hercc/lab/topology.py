@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hercc import ir
-from hercc.lab.run import LabError
+from hercc.diagnostics import LabError
 from hercc.plan.desired import Naming
 
 NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import signal
 import subprocess
@@ -64,6 +63,8 @@ from hercc.state.wireguard import (
     canonical_private_key,
     kernel_unavailable_reason,
 )
+from hercc.sysio import process, procfs
+from hercc.sysio.process import netns_argv
 
 __all__ = [
     "CommandFailed",
@@ -74,6 +75,7 @@ __all__ = [
     "System",
     "SystemExecutor",
     "WireGuardStartError",
+    "wireguard_go_pid_file",
     "wireguard_unavailable_reason",
 ]
 
@@ -160,8 +162,9 @@ def ip_argv(ns: str | None, args: Sequence[str]) -> list[str]:
     return ["ip", *(["-n", ns] if ns else []), *args]
 
 
-def ns_exec(ns: str | None, argv: Sequence[str]) -> list[str]:
-    return [*(["ip", "netns", "exec", ns] if ns else []), *argv]
+def wireguard_go_pid_file(state_dir: str | os.PathLike[str], node: str) -> Path:
+    """Where the executor records the wireguard-go PIDs of `node` (interface -> PID)."""
+    return Path(state_dir) / f"{node}.wireguard-go.json"
 
 
 class LinuxSystem:
@@ -171,35 +174,10 @@ class LinuxSystem:
         self.timeout = timeout
 
     def run(self, argv: Sequence[str]) -> str:
-        what = " ".join(argv[:6])
-        try:
-            done = subprocess.run(
-                list(argv), capture_output=True, text=True, timeout=self.timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise CommandFailed(f"`{what}` timed out after {self.timeout:g} s") from None
-        except OSError as exc:
-            raise CommandFailed(f"cannot run `{what}`: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            detail = lines[-1] if lines else f"exit {done.returncode}"
-            raise CommandFailed(f"`{what}` failed: {detail}")
-        return done.stdout
+        return process.run(argv, timeout=self.timeout, error=CommandFailed).stdout
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
-        try:
-            log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with log.open("wb") as out:
-                return subprocess.Popen(
-                    list(argv),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=dict(env),
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            raise WireGuardStartError(f"cannot start {argv[-3:]}: {exc.strerror or exc}") from None
+        return process.start(argv, log=log, env=env, error=WireGuardStartError)
 
     def _ipr(self, ns: str) -> Any:
         from pyroute2 import IPRoute  # type: ignore[import-untyped]
@@ -270,19 +248,11 @@ class LinuxSystem:
         return path.exists()
 
     def pid_alive(self, pid: int, ifname: str) -> bool:
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        if stat.rpartition(")")[2].split()[:1] == ["Z"]:
-            return False
-        args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        args = procfs.cmdline(pid) or []
         return bool(args) and os.path.basename(args[0]) == "wireguard-go" and args[-1] == ifname
 
     def kill(self, pid: int, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        procfs.kill(pid, sig)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -461,7 +431,7 @@ class SystemExecutor:
     # ------------------------------------------------------------ sysctl
 
     def _write_sysctl(self, ns: str, key: str, value: str) -> None:
-        self.sys.run(ns_exec(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
+        self.sys.run(netns_argv(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
 
     def _create_sysctl(self, r: Resource) -> None:
         ns, key = _split(r, 2)
@@ -478,17 +448,8 @@ class SystemExecutor:
     def _socket(self, ifname: str) -> Path:
         return self.socket_dir / f"{ifname}.sock"
 
-    def _pid_file(self) -> Path:
-        return self.state_dir / f"{self.node}.wireguard-go.json"
-
     def _recorded(self) -> dict[str, int]:
-        try:
-            data = json.loads(self._pid_file().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int)}
+        return procfs.read_pid_file(wireguard_go_pid_file(self.state_dir, self.node))
 
     def _record(self, ifname: str, pid: int | None) -> None:
         data = self._recorded()
@@ -496,12 +457,9 @@ class SystemExecutor:
             data.pop(ifname, None)
         else:
             data[ifname] = pid
-        path = self._pid_file()
+        path = wireguard_go_pid_file(self.state_dir, self.node)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            procfs.write_pid_file(path, data)
         except OSError as exc:
             raise ExecutorError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -513,7 +471,8 @@ class SystemExecutor:
             )
         env = {**os.environ, "WG_PROCESS_FOREGROUND": "1"}
         log = self.state_dir / f"{self.node}.{ifname}.log"
-        proc = self.sys.spawn(ns_exec(self.underlay_ns, ["wireguard-go", "-f", ifname]), env, log)
+        argv = netns_argv(self.underlay_ns, ["wireguard-go", "-f", ifname])
+        proc = self.sys.spawn(argv, env, log)
         self._started[ifname] = _Started(proc.pid, proc)
         self._record(ifname, proc.pid)
         deadline = time.monotonic() + START_TIMEOUT

@@ -118,7 +118,7 @@ def save_plan(
     plan: Plan, node: str, live: State, desired: State, path: str, spec: str | None = None
 ) -> None:
     """Write the plan atomically (readers see the old file or the new one)."""
-    from hercc.lockfile import write_atomic
+    from hercc.sysio.files import write_atomic
 
     try:
         write_atomic(path, ir.dumps(plan_to_data(plan, node, live, desired, spec)))

@@ -58,7 +58,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +76,7 @@ from hercc.plan.model import (
 from hercc.state.errors import StateError, WireGuardUnavailable
 from hercc.state.registry import is_owner_alias
 from hercc.state.wireguard import WgDevice, WireGuardDriver, default_driver
+from hercc.sysio.process import run
 
 __all__ = [
     "Address",
@@ -312,21 +312,13 @@ class ProcSysctl:
         paths = {sysctl_path(k): k for k in keys}
         if not paths:
             return {}
-        argv = ["ip", "netns", "exec", ns, "grep", "-H", "-s", "-e", "", "--", *paths]
-        try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=self.timeout, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise StateError(
-                f"reading sysctls in {ns} timed out after {self.timeout:g} s"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"cannot run ip netns exec: {exc.strerror or exc}") from None
-        if done.returncode not in (0, 1, 2):  # grep: 1 nothing, 2 some file missing
-            lines_err = done.stderr.strip().splitlines()
-            detail = lines_err[-1] if lines_err else f"exit {done.returncode}"
-            raise StateError(f"cannot read sysctls in namespace {ns}: {detail}")
+        done = run(
+            ["grep", "-H", "-s", "-e", "", "--", *paths],
+            netns=ns,
+            timeout=self.timeout,
+            ok=(0, 1, 2),  # grep: 1 nothing, 2 some file missing
+            error=lambda why: StateError(f"cannot read sysctls in namespace {ns}: {why}"),
+        )
         lines: dict[str, list[str]] = {}
         for line in done.stdout.splitlines():
             path, sep, value = line.partition(":")

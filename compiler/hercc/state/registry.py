@@ -12,14 +12,13 @@ locking: one apply per node at a time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from hercc.plan.model import OWNER_ALIAS, STATE_DIR
 from hercc.state.errors import RegistryError
+from hercc.sysio.files import write_atomic
 
 __all__ = ["OwnedRegistry", "is_owner_alias", "owner_alias"]
 
@@ -69,22 +68,11 @@ class OwnedRegistry:
     def save(self, namespaces: frozenset[str] | set[str]) -> None:
         data = {"version": FORMAT_VERSION, "node": self.node, "namespaces": sorted(namespaces)}
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-        tmp_name: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.node}.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, self.path)
-            tmp_name = None
+            write_atomic(self.path, text, 0o600)
         except OSError as exc:
             raise RegistryError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
 
     def add(self, namespace: str) -> frozenset[str]:
         """Record a namespace as ours (after creating it); returns the new set."""

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from hercc.plan.model import OWNER_ALIAS, STATE_DIR
+from hercc.resources.model import OWNER_ALIAS, STATE_DIR
 from hercc.state.errors import RegistryError
 
 __all__ = ["OwnedRegistry", "is_owner_alias", "owner_alias"]

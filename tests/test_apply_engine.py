@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from hercc.plan.apply import ApplyFailed, Step, UndoLog, apply_steps, confirm_window
-from hercc.plan.model import Resource
+from hercc.resources.action import Action
+from hercc.resources.model import Resource
 
 
 class FakeSystem:
@@ -56,9 +57,9 @@ OLD = Resource(
 
 def steps() -> list[Step]:
     return [
-        Step("delete", OLD.address, OLD, None),
-        Step("create", ADDR.address, None, ADDR),
-        Step("update", WG.address, WG, WG2, ("listen_port",)),
+        Step(Action.DELETE, OLD.address, OLD, None),
+        Step(Action.CREATE, ADDR.address, None, ADDR),
+        Step(Action.UPDATE, WG.address, WG, WG2, ("listen_port",)),
     ]
 
 
@@ -92,7 +93,7 @@ def test_replace_is_delete_then_create_and_undoes() -> None:
         "veth", "herc-prod/hv-web", {"peer_netns": "a"}, forces_new=frozenset({"peer_netns"})
     )
     system = FakeSystem({old.address: old, ADDR.address: ADDR})
-    log = apply_steps([Step("replace", old.address, old, new, ("peer_netns",))], system)
+    log = apply_steps([Step(Action.REPLACE, old.address, old, new, ("peer_netns",))], system)
     assert system.state[new.address] == new
     assert log.replay() == []
     assert system.state[old.address] == old

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from hercc.plan.desired import Naming
 from hercc.plan.render import NO_CHANGES
+from hercc.resources.naming import Naming
 
 pytestmark = pytest.mark.live
 

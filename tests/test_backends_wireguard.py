@@ -21,6 +21,7 @@ import pytest
 
 from hercc import ir
 from hercc.backends import netplan, networkd, wg_quick, wireguard
+from hercc.resources.naming import wg_ifname
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "backends"
 UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
@@ -263,13 +264,6 @@ def test_no_private_key_in_output() -> None:
     ]
 
 
-def test_ifname() -> None:
-    assert wireguard.ifname("prod") == "wg-prod"
-    assert wireguard.ifname(LAB) == "wg-laboratory-e"
-    assert wireguard.ifname("x" * 12) == "wg-" + "x" * 12
-    assert len(wireguard.ifname("a-very-long-network-name")) == 15
-
-
 def test_addresses_use_the_network_range_prefix() -> None:
     model = make_ir(GOLDEN_KEYS)
     alpha = model.node("alpha")
@@ -425,7 +419,7 @@ def test_wg_quick_files_strip_to_what_wg_setconf_accepts(tmp_path: Path) -> None
             # wg-quick wants <ifname>.conf, not world-readable.
             folder = tmp_path / node
             folder.mkdir(mode=0o700, exist_ok=True)
-            conf = folder / f"{wireguard.ifname(m.network)}.conf"
+            conf = folder / f"{wg_ifname(m.network)}.conf"
             conf.write_text(files[f"nodes/{node}/wg-quick/{m.network}.conf"])
             conf.chmod(0o600)
             stripped = _run("wg-quick", "strip", str(conf))
@@ -519,7 +513,7 @@ def test_netplan_generate_accepts_netplan_files(tmp_path: Path) -> None:
         assert not done.stderr.strip(), done.stderr
         out = root / "run" / "systemd" / "network"
         for m in node.networks:
-            name = wireguard.ifname(m.network)
+            name = wg_ifname(m.network)
             netdevs = list(out.glob(f"*-{name}.netdev"))
             assert len(netdevs) == 1, sorted(p.name for p in out.iterdir())
             generated = netdevs[0].read_text()

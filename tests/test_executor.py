@@ -20,7 +20,6 @@ import pytest
 from hercc.diagnostics import OperationError
 from hercc.plan import executor as executor_module
 from hercc.plan.apply import ApplyFailed, Step, apply_steps
-from hercc.plan.desired import Naming
 from hercc.plan.executor import (
     CommandFailed,
     ExecutorError,
@@ -30,9 +29,13 @@ from hercc.plan.executor import (
     SystemExecutor,
     WireGuardStartError,
 )
-from hercc.plan.model import Resource, fingerprint, private_key_fingerprint
+from hercc.resources.action import Action
+from hercc.resources.canonical import canonical_private_key
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.model import Resource
+from hercc.resources.naming import Naming
 from hercc.state.registry import OwnedRegistry, owner_alias
-from hercc.state.wireguard import WgDevice, WgPeer, canonical_private_key
+from hercc.state.wireguard import WgDevice, WgPeer
 
 NODE = "alpha"
 ALIAS = owner_alias(NODE)
@@ -603,10 +606,10 @@ def test_injected_failure_fires_once_and_apply_rolls_back(tmp_path: Path) -> Non
     r = rig(tmp_path, fail_at=f"address.{WNS}/eth0/10.20.2.2/32")
     r.system.paths.add(Path("/run/netns") / NS)
     steps = [
-        Step("create", "netns." + NS, None, netns()),
-        Step("create", sysctl().address, None, sysctl()),
-        Step("create", veth().address, None, veth()),
-        Step("create", address().address, None, address()),
+        Step(Action.CREATE, "netns." + NS, None, netns()),
+        Step(Action.CREATE, sysctl().address, None, sysctl()),
+        Step(Action.CREATE, veth().address, None, veth()),
+        Step(Action.CREATE, address().address, None, address()),
     ]
     with pytest.raises(ApplyFailed, match="injected failure") as info:
         apply_steps(steps, r.executor)

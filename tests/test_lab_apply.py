@@ -82,7 +82,7 @@ def test_plan_and_apply_parse() -> None:
 def test_lab_names_are_a_naming_per_node() -> None:
     """The lab's namespaces and interfaces are what desired_state names for each node."""
     model = compile_spec(str(REFERENCE)).ir
-    topo = topology.plan(model, "hx")
+    topo = topology.topology_of(model, "hx")
     for node in ("alpha", "gamma"):
         mine = {m.network: m.wg_if for m in topo.members if m.node == node}
         naming = lab_naming("hx", node, mine)
@@ -95,7 +95,7 @@ def test_lab_names_are_a_naming_per_node() -> None:
             assert f"veth.{member.ns}/{w.member_if}" in ids
     # a running lab keeps its WireGuard names; a new member takes a free one
     kept = {("gamma", "prod"): "hxw7"}
-    again = topology.plan(model, "hx", kept)
+    again = topology.topology_of(model, "hx", kept)
     assert again.member("gamma", "prod").wg_if == "hxw7"
     names = [m.wg_if for m in again.members]
     assert len(set(names)) == len(names)

@@ -26,7 +26,8 @@ import pytest
 
 from hercc import cli_lab
 from hercc.lab import harness, nodes, persistent
-from hercc.lab.topology import IFNAMSIZ, PREFIX_MAX, prefix_for_lab
+from hercc.lab.topology import PREFIX_MAX, prefix_for_lab
+from hercc.resources.naming import IFNAME_MAX
 from hercc.sysio.procfs import stop
 from tests.conftest import EXAMPLES
 from tests.labtools import lab, netns_with
@@ -103,7 +104,7 @@ def test_prefixes_derive_from_the_name_and_fit() -> None:
     assert prefix_for_lab("lab") == prefix_for_lab("lab") and prefixes[0].endswith("lab")
     for p in prefixes:
         assert p.startswith("h") and len(p) <= PREFIX_MAX
-        assert len(f"{p}w999") <= IFNAMSIZ
+        assert len(f"{p}w999") <= IFNAME_MAX
     with pytest.raises(persistent.LabError, match="lab name"):
         persistent.check_name("../etc")
 

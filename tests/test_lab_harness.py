@@ -1,7 +1,7 @@
 """The lab harness: a compiled spec brought up live in network namespaces.
 
 The harness builds the underlay; every node's overlay is planned and applied
-with `hercc apply`'s code (hercc.lab.nodes), in two passes. Plan, mesh and
+with `hercc apply`'s code (hercc.lab.nodes), in two passes. Topology, mesh and
 desired-state tests run anywhere; live tests need root, iproute2, nftables,
 wireguard-go, wg and sysctl, and skip with the reason otherwise.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
-from hercc.lab import Lab, LabError, naive_mesh, new_prefix, nodes, plan, with_keys
+from hercc.lab import Lab, LabError, naive_mesh, new_prefix, nodes, topology_of, with_keys
 from hercc.lab.harness import WG_RUN_DIR, missing_requirements
 from hercc.lab.naming import KeyFiles
 from hercc.pipeline import compile_spec
+from hercc.resources.action import Action
 from tests.conftest import EXAMPLES, compile_text, write
 from tests.labtools import netns_names, wireguard_go_of
 
@@ -96,10 +97,10 @@ def two_networks_ir(tmp: Path) -> ir.IR:
 def endpoints(lab: Lab) -> dict[str, list[tuple[str, str]]]:
     """network -> [(namespace name, overlay address)] for every member and workload."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for m in lab.plan.members:
+    for m in lab.topology.members:
         for a in m.addresses:
             out.setdefault(m.network, []).append((f"{m.node}@{m.network}", a.split("/")[0]))
-    for w in lab.plan.workloads:
+    for w in lab.topology.workloads:
         for addr in (w.address, w.address6):
             if addr is not None:
                 out[w.network].append((w.name, addr))
@@ -128,18 +129,18 @@ def assert_gone(prefix: str, pids: list[int], wg_ifs: list[str]) -> None:
 
 def test_plan_names_carry_prefix_and_fit() -> None:
     model = quickstart_ir()
-    a, b = plan(model, "ha1"), plan(model, "hb2")
+    a, b = topology_of(model, "ha1"), topology_of(model, "hb2")
     assert set(a.namespaces()).isdisjoint(b.namespaces())
     assert all(n.startswith("ha1-") for n in a.namespaces())
     assert len(a.namespaces()) == 9  # underlay, 3 nodes, 1 router, 3 members, 1 workload
     wg_ifs = [m.wg_if for m in a.members]
     assert len(set(wg_ifs)) == len(wg_ifs)
     assert all(i.startswith("ha1") and len(i) <= 15 for i in wg_ifs)
-    assert plan(model, new_prefix()).prefix.startswith("h")
+    assert topology_of(model, new_prefix()).prefix.startswith("h")
 
 
 def test_plan_underlay_addresses(tmp_path: Path) -> None:
-    p = plan(naive_mesh(two_networks_ir(tmp_path)), "hx")
+    p = topology_of(naive_mesh(two_networks_ir(tmp_path)), "hx")
     hosts = {h.node: h for h in p.hosts}
     assert hosts["p1"].address == "192.0.2.21/32" and hosts["p1"].gateway is None
     assert hosts["p2"].public_ip == "198.51.100.22"
@@ -162,7 +163,7 @@ def test_plan_rejects_what_the_lab_cannot_build(tmp_path: Path) -> None:
         "network n { range 10.1.0.0/16 }\nnode a { network n; endpoint 198.18.0.1 }\n",
     ).ir
     with pytest.raises(LabError, match="collides"):
-        plan(clash, "hx")
+        topology_of(clash, "hx")
     # the checker refuses this spec (E-code); the lab checks again, for hand-made IRs
     model = two_networks_ir(tmp_path)
     p1 = model.node("p1")
@@ -174,9 +175,9 @@ def test_plan_rejects_what_the_lab_cannot_build(tmp_path: Path) -> None:
         ),
     )
     with pytest.raises(LabError, match="both listen on port"):
-        plan(same_port, "hx")
+        topology_of(same_port, "hx")
     with pytest.raises(LabError, match="prefix"):
-        plan(quickstart_ir(), "Bad-Prefix")
+        topology_of(quickstart_ir(), "Bad-Prefix")
 
 
 def test_naive_mesh_quickstart() -> None:
@@ -198,7 +199,7 @@ def test_naive_mesh_routes_cut_links_through_the_relay(tmp_path: Path) -> None:
 
 def test_first_pass_withholds_what_dials() -> None:
     model = with_keys(quickstart_ir(), FakeKeys())
-    topo = plan(model, "hx")
+    topo = topology_of(model, "hx")
     by_node = {n.node: n for n in nodes.lab_nodes(model, topo, FakeKeys())}
     home = by_node["home"]
     ns, ifname = topo.member("home", "demo").ns, topo.member("home", "demo").wg_if
@@ -255,7 +256,7 @@ def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
     lab = quick_lab
     assert set(lab.plans) == {"edge1", "edge2", "home"}
     for node, (first, second) in lab.plans.items():
-        assert {c.action for c in first.changes} == {"create"}, node
+        assert {c.action for c in first.changes} == {Action.CREATE}, node
         kinds = {c.resource.kind for c in first.changes}
         assert {"netns", "wireguard", "address", "peer"} <= kinds, node
         assert second.change == len(second.changes) > 0 and second.add == second.destroy == 0
@@ -268,20 +269,20 @@ def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
     assert len(lab.plans["edge1"][1].changes) == 1
     # planned once more against the live overlay: nothing left to do
     io = nodes.live_io()
-    for n in nodes.lab_nodes(lab.model, lab.plan, KeyFiles(lab.keys)):
+    for n in nodes.lab_nodes(lab.model, lab.topology, KeyFiles(lab.keys)):
         again, _ = nodes.plan_node(n, n.desired, lab.node_dir, io)
         assert again.no_changes, (n.node, again.changes)
     # the namespaces are the executor's (each node's registry), the PIDs its records
-    assert set(lab.overlay_namespaces()) == {m.ns for m in lab.plan.members} | {
-        w.ns for w in lab.plan.workloads
+    assert set(lab.overlay_namespaces()) == {m.ns for m in lab.topology.members} | {
+        w.ns for w in lab.topology.workloads
     }
-    assert sorted(lab.wireguard_go()) == sorted(m.wg_if for m in lab.plan.members)
+    assert sorted(lab.wireguard_go()) == sorted(m.wg_if for m in lab.topology.members)
 
 
 @pytest.mark.live
 def test_workloads_are_private(quick_lab: Lab) -> None:
     lab = quick_lab
-    router_ip = lab.plan.host("home").public_ip
+    router_ip = lab.topology.host("home").public_ip
     # a workload reaches no underlay address ...
     for addr in ("192.0.2.11", "192.0.2.12", router_ip):
         assert not lab.ping("blog", addr, timeout=NO), addr
@@ -293,15 +294,15 @@ def test_workloads_are_private(quick_lab: Lab) -> None:
     # while the underlay itself works, through the NAT too
     assert lab.ping("edge1", "192.0.2.12") and lab.ping("home", "192.0.2.11")
     assert lab.ping("edge1", router_ip)
-    assert not lab.ping("edge1", lab.plan.host("home").address.split("/")[0], timeout=NO)
+    assert not lab.ping("edge1", lab.topology.host("home").address.split("/")[0], timeout=NO)
 
 
 @pytest.mark.live
 def test_nat_node_dials_out_through_its_router(quick_lab: Lab) -> None:
     show = quick_lab.exec(
-        "edge1@demo", ["wg", "show", quick_lab.plan.member("edge1", "demo").wg_if]
+        "edge1@demo", ["wg", "show", quick_lab.topology.member("edge1", "demo").wg_if]
     )
-    assert f"endpoint: {quick_lab.plan.host('home').public_ip}:" in show.stdout
+    assert f"endpoint: {quick_lab.topology.host('home').public_ip}:" in show.stdout
 
 
 @pytest.mark.live
@@ -318,7 +319,7 @@ def test_networks_are_isolated(two_lab: Lab) -> None:
         for dst in ("p2@blue", "wb"):
             assert not lab.ping(src, blue[dst], timeout=NO), (src, dst)
     # even with a route into the WireGuard interface, red's peers refuse blue's range
-    red_p1 = lab.plan.member("p1", "red")
+    red_p1 = lab.topology.member("p1", "red")
     route = ["ip", "route", "add", "10.52.0.0/16", "dev", red_p1.wg_if]
     lab.exec("p1@red", route, check=True)
     try:
@@ -331,7 +332,7 @@ def test_networks_are_isolated(two_lab: Lab) -> None:
 @pytest.mark.live
 def test_unreachable_link_is_cut_on_the_underlay(two_lab: Lab) -> None:
     lab = two_lab
-    n2_out = lab.plan.host("n2").public_ip
+    n2_out = lab.topology.host("n2").public_ip
     assert not lab.ping("n2", "198.51.100.22", timeout=NO)
     assert not lab.ping("p2", n2_out, timeout=NO)
     assert lab.ping("n2", "192.0.2.21") and lab.ping("p1", n2_out)
@@ -357,10 +358,10 @@ def test_down_removes_everything_and_is_idempotent() -> None:
     try:
         lab.up()
         prefix, pids = lab.prefix, list(lab.pids)
-        wg_ifs = [m.wg_if for m in lab.plan.members]
+        wg_ifs = [m.wg_if for m in lab.topology.members]
         assert len(pids) == 3 and all(Path(f"/proc/{p}").exists() for p in pids)
-        assert set(lab.namespaces) | set(lab.overlay_namespaces()) == set(lab.plan.namespaces())
-        assert set(lab.plan.namespaces()) <= set(netns_names())
+        assert set(lab.namespaces) | set(lab.overlay_namespaces()) == set(lab.topology.namespaces())
+        assert set(lab.topology.namespaces()) <= set(netns_names())
     finally:
         lab.down()
     assert_gone(prefix, pids, wg_ifs)
@@ -377,24 +378,24 @@ def test_exceptions_tear_down(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="boom"), lab:
         pids = list(lab.pids)
         raise RuntimeError("boom")
-    assert_gone(lab.prefix, pids, [m.wg_if for m in lab.plan.members])
+    assert_gone(lab.prefix, pids, [m.wg_if for m in lab.topology.members])
 
     # one node's apply fails (the executor's failure hook) after the others' succeeded
     failing = Lab(quickstart_ir())
-    home = failing.plan.member("home", "demo")
+    home = failing.topology.member("home", "demo")
     monkeypatch.setenv("HERCC_FAIL_AT", f"address.{home.ns}/{home.wg_if}/{home.addresses[0]}")
     with pytest.raises(LabError, match="node home: apply failed and was rolled back"):
         failing.up()
     assert failing.namespaces == [] and failing.pids == []
-    assert_gone(failing.prefix, [], [m.wg_if for m in failing.plan.members])
+    assert_gone(failing.prefix, [], [m.wg_if for m in failing.topology.members])
     assert not failing.workdir.exists()
 
 
 @pytest.mark.live
 def test_the_tun_keeps_working_after_moving_namespaces(quick_lab: Lab) -> None:
     """wireguard-go runs in the node's underlay namespace, its TUN in the network's."""
-    m = quick_lab.plan.member("edge2", "demo")
-    host = quick_lab.plan.host("edge2")
+    m = quick_lab.topology.member("edge2", "demo")
+    host = quick_lab.topology.host("edge2")
     links = quick_lab.exec("edge2@demo", ["ip", "-br", "link"], check=True).stdout
     assert m.wg_if in links
     sockets = quick_lab.exec("edge2", ["ss", "-Hnlup"], check=True).stdout

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pytest
 
 from hercc.backends import wireguard
-from hercc.lab import Lab, compile_for_lab, missing_requirements, nodes, plan
+from hercc.lab import Lab, compile_for_lab, missing_requirements, nodes, topology_of
 from hercc.lab.harness import who_answered
 from hercc.pipeline import Compiled, compile_spec
 from tests.conftest import EXAMPLES
@@ -70,7 +70,7 @@ def all_pairs(lab: Lab, sources: str = "all") -> list[tuple[str, str, str]]:
     """(network, source name, destination address) for every source and address of a network."""
     out = []
     for net, ends in sorted(lab.overlay_addresses().items()):
-        workloads = {w.name for w in lab.plan.workloads}
+        workloads = {w.name for w in lab.topology.workloads}
         names = sorted({name for name, _ in ends})
         if sources == "workloads":
             names = [n for n in names if n in workloads]
@@ -94,7 +94,7 @@ def answered(lab: Lab, probes: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def node_address(lab: Lab, node: str, network: str, version: int) -> str:
-    for a in lab.plan.member(node, network).addresses:
+    for a in lab.topology.member(node, network).addresses:
         addr = a.split("/")[0]
         if family(addr) == version:
             return addr
@@ -108,7 +108,7 @@ def expected_hops(live: Live, network: str, src: str, dst: str, dst_addr: str) -
     first hop is its node; a relay answers from its overlay address.
     """
     lab = live.lab
-    workloads = {w.name: w for w in lab.plan.workloads}
+    workloads = {w.name: w for w in lab.topology.workloads}
 
     def node_of(name: str) -> str:
         return workloads[name].node if name in workloads else name.split("@", 1)[0]
@@ -130,7 +130,7 @@ def addresses_of(lab: Lab, name: str) -> list[str]:
 def underlay_addresses(lab: Lab) -> list[str]:
     """Every address on the underlay: nodes' uplinks, their public faces, NAT routers' sides."""
     out: set[str] = set()
-    for h in lab.plan.hosts:
+    for h in lab.topology.hosts:
         for a in (h.address, h.public_ip, h.router_inside, h.router_outside):
             if a is not None:
                 out.add(a.split("/")[0])
@@ -153,7 +153,7 @@ def test_lab_peers_are_the_backend_peers() -> None:
     fake = {name: f"{name}-pub=" for name in names}
     model = compile_spec(MESH8, use_lock=False, pubkeys=fake).ir
     files = wireguard.render(model)
-    topo = plan(model, "hx")
+    topo = topology_of(model, "hx")
     for n in nodes.lab_nodes(model, topo, NoPrivateKeys()):
         node = model.node(n.node)
         member = node.networks[0]
@@ -176,7 +176,7 @@ def test_lab_peers_are_the_backend_peers() -> None:
 
 def test_a_peer_without_key_is_unknown() -> None:
     model = compile_spec(MESH8, use_lock=False).ir  # no keys at all
-    (n1,) = nodes.lab_nodes(model, plan(model, "hx"), NoPrivateKeys(), ["n1"])
+    (n1,) = nodes.lab_nodes(model, topology_of(model, "hx"), NoPrivateKeys(), ["n1"])
     peers = [r.id for r in n1.desired.values() if r.kind == "peer"]
     assert peers and all("/unknown-key:" in p for p in peers)
 
@@ -223,7 +223,7 @@ class TestReference:
             p.pubkey == keys[p.node] for n in model.nodes for m in n.networks for p in m.peers
         )
         # the running interfaces hold exactly those keys and the backend's peers
-        gamma = ref.lab.plan.member("gamma", "prod")
+        gamma = ref.lab.topology.member("gamma", "prod")
         shown = ref.lab.exec("gamma@prod", ["wg", "show", gamma.wg_if, "dump"], check=True)
         rows = [line.split("\t") for line in shown.stdout.splitlines()]
         assert rows[0][1] == keys["gamma"]
@@ -263,9 +263,10 @@ class TestReference:
 
     def test_the_cut_link_is_really_cut(self, ref: Live) -> None:
         lab = ref.lab
-        beta_ip = lab.plan.host("beta").public_ip
+        beta_ip = lab.topology.host("beta").public_ip
         assert not lab.ping("delta", beta_ip, timeout=NO)
-        assert lab.ping("gamma", beta_ip) and lab.ping("delta", lab.plan.host("alpha").public_ip)
+        alpha_ip = lab.topology.host("alpha").public_ip
+        assert lab.ping("gamma", beta_ip) and lab.ping("delta", alpha_ip)
 
     def test_workloads_and_underlay_cannot_reach_each_other(self, ref: Live) -> None:
         lab = ref.lab
@@ -277,9 +278,9 @@ class TestReference:
         underlay_sources = ["alpha", "beta", "gamma", "delta", "router:gamma", "router:delta"]
         assert answered(lab, [(s, a) for s in underlay_sources for a in overlay]) == []
         # the underlay itself works, through the NAT routers too
-        assert lab.ping("alpha", lab.plan.host("beta").public_ip)
-        assert lab.ping("gamma", lab.plan.host("alpha").public_ip)
-        assert lab.ping("beta", lab.plan.host("gamma").public_ip)
+        assert lab.ping("alpha", lab.topology.host("beta").public_ip)
+        assert lab.ping("gamma", lab.topology.host("alpha").public_ip)
+        assert lab.ping("beta", lab.topology.host("gamma").public_ip)
 
 
 # ---------------------------------------------------------------- mesh8.herc
@@ -392,7 +393,7 @@ class TestTwoNetworks:
         # one wireguard-go per network on a shared node, each on its own port
         sockets = two.lab.exec("p1", ["ss", "-Hnlu"], check=True).stdout
         for net in ("red", "blue"):
-            assert f":{two.lab.plan.member('p1', net).listen_port} " in sockets
+            assert f":{two.lab.topology.member('p1', net).listen_port} " in sockets
 
     def test_full_reachability_inside_each_network(self, two: Live) -> None:
         pairs = all_pairs(two.lab)
@@ -418,7 +419,7 @@ class TestTwoNetworks:
         for src_net, dst_net in (("red", "blue"), ("blue", "red")):
             src_ranges = [r for r in (nets[src_net].range, nets[src_net].range6) if r]
             dst_names = sorted({name for name, _ in ends[dst_net]})
-            dst_members = [m for m in lab.plan.members if m.network == dst_net]
+            dst_members = [m for m in lab.topology.members if m.network == dst_net]
             for name in dst_names:
                 count_from(lab, name, src_ranges)
             rx_before = {m.ns: lab.rx_packets(f"{m.node}@{dst_net}", m.wg_if) for m in dst_members}
@@ -436,7 +437,7 @@ class TestTwoNetworks:
             # the WireGuard peers of src_net have no AllowedIPs for it
             dst_ranges = [r for r in (nets[dst_net].range, nets[dst_net].range6) if r]
             shared = [
-                m for m in lab.plan.members if m.network == src_net and m.node in ("p1", "n1")
+                m for m in lab.topology.members if m.network == src_net and m.node in ("p1", "n1")
             ]
             for m in shared:
                 for r in dst_ranges:

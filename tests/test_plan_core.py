@@ -25,19 +25,10 @@ from hercc.keys import init_keys, load_public_keys, psk_path, read_private_key
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import (
     DirKeys,
-    Naming,
     desired_state,
     ir_from_build,
 )
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import (
-    ORDER,
-    Resource,
-    State,
-    fingerprint,
-    private_key_fingerprint,
-    state_of,
-)
 from hercc.plan.render import NO_CHANGES, plan_to_json, render_plan
 from hercc.plan.saved import (
     StalePlanError,
@@ -46,6 +37,15 @@ from hercc.plan.saved import (
     load_plan,
     save_plan,
 )
+from hercc.resources.action import Action
+from hercc.resources.canonical import (
+    canonical_allowed_ips,
+    canonical_endpoint,
+    canonical_private_key,
+)
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.model import ORDER, Resource, State, state_of
+from hercc.resources.naming import Naming
 
 from .conftest import EXAMPLES
 
@@ -181,7 +181,7 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
     ]
     veth = st["veth.herc-prod/hv-web"]
     assert dict(veth.attrs) == {"peer_netns": "herc-w-web", "peer_ifname": "eth0", "mtu": 1420}
-    assert veth.forces_new == {"peer_netns"}
+    assert veth.forces_new == {"peer_netns", "peer_ifname"}
     assert dict(st["route.herc-w-web/0.0.0.0/0"].attrs) == {"dev": "eth0", "via": "10.20.2.1"}
     assert dict(st["route.herc-prod/10.20.2.2/32"].attrs) == {"dev": "hv-web", "via": None}
     assert st["address.herc-w-web/eth0/10.20.2.2/32"].parent == veth.address
@@ -280,12 +280,12 @@ def test_added_node_gives_every_other_node_one_peer(tmp_path: Path, reference: i
     for node in NODES:
         plan = node_plan(reference, new, node)
         assert [(c.action, c.resource.kind, c.resource.label) for c in plan.changes] == [
-            ("create", "peer", "eps")
+            (Action.CREATE, "peer", "eps")
         ], node
         assert plan.counts() == (1, 0, 0)
         assert "Plan: 1 to add, 0 to change, 0 to destroy." in render_plan(plan)
     eps = diff(state(new, "eps"), {})  # eps is new: everything is created
-    assert {c.action for c in eps.changes} == {"create"} and eps.add == len(state(new, "eps"))
+    assert {c.action for c in eps.changes} == {Action.CREATE} and eps.add == len(state(new, "eps"))
 
 
 def test_port_change_updates_the_interface_in_place(tmp_path: Path, reference: ir.IR) -> None:
@@ -294,13 +294,13 @@ def test_port_change_updates_the_interface_in_place(tmp_path: Path, reference: i
     text = render_plan(plan)
     assert "  ~ wireguard.herc-prod/wg-prod\n      ~ listen_port = 51820 -> 51821\n" in text
     assert plan.counts() == (0, 1, 0)
-    assert [c.action for c in plan.changes] == ["update"]
+    assert [c.action for c in plan.changes] == [Action.UPDATE]
 
 
 def test_removed_workload_destroys_its_resources(tmp_path: Path, reference: ir.IR) -> None:
     new = model_of(spec_copy(tmp_path, "new.herc", NO_WEB))
     plan = node_plan(reference, new, "gamma")
-    assert {c.action for c in plan.changes} == {"delete"}
+    assert {c.action for c in plan.changes} == {Action.DELETE}
     gone = {c.address for c in plan.changes}
     for address in (
         "netns.herc-w-web",
@@ -344,9 +344,9 @@ def test_forces_new_replaces_with_children(reference: ir.IR) -> None:
     live[veth] = _with(want[veth], peer_netns="herc-w-old")
     plan = diff(want, live)
     by = {c.address: c for c in plan.changes}
-    assert by[veth].action == "replace" and by[veth].forces == ("peer_netns",)
+    assert by[veth].action == Action.REPLACE and by[veth].forces == ("peer_netns",)
     children = [a for a, r in want.items() if r.parent == veth]
-    assert children and all(by[a].action == "replace" for a in children)
+    assert children and all(by[a].action == Action.REPLACE for a in children)
     assert all(by[a].replaced_with == veth for a in children)
     assert set(by) == {veth, *children}
     text = render_plan(plan)
@@ -399,7 +399,7 @@ def test_only_desired_attributes_are_compared(reference: ir.IR) -> None:
     assert diff(want, live).no_changes
     live[peer] = dataclasses.replace(want[peer], attrs={})  # attrs missing
     plan = diff(want, live)
-    assert plan.changes[0].action == "update"
+    assert plan.changes[0].action == Action.UPDATE
     assert ("endpoint", None, want[peer].attrs["endpoint"]) in plan.changes[0].changed
 
 
@@ -408,7 +408,7 @@ def test_order_parents_first_on_create_children_first_on_delete(reference: ir.IR
     created = diff(full, {})
     seen: list[str] = []
     for c in created.changes:
-        assert c.action == "create"
+        assert c.action == Action.CREATE
         if c.resource.parent is not None:
             assert c.resource.parent in seen, c.address
         seen.append(c.address)
@@ -417,7 +417,7 @@ def test_order_parents_first_on_create_children_first_on_delete(reference: ir.IR
     destroyed = diff({}, full)
     seen = []
     for c in destroyed.changes:
-        assert c.action == "delete"
+        assert c.action == Action.DELETE
         assert all(full[a].parent != c.address for a in full if a not in seen), c.address
         seen.append(c.address)
     assert [c.address for c in destroyed.changes] == [c.address for c in created.changes][::-1]
@@ -425,7 +425,8 @@ def test_order_parents_first_on_create_children_first_on_delete(reference: ir.IR
     # a mixed plan: deletes (children first) before creates and updates (parents first)
     mixed = diff(state(reference, "alpha"), full)
     actions = [c.action for c in mixed.changes]
-    assert actions.index("create") > max(i for i, a in enumerate(actions) if a == "delete")
+    last_delete = max(i for i, a in enumerate(actions) if a is Action.DELETE)
+    assert actions.index(Action.CREATE) > last_delete
 
 
 def _golden(name: str, text: str) -> None:
@@ -493,8 +494,6 @@ def test_labels_show_and_travel_but_never_compare(tmp_path: Path, reference: ir.
 
 
 def test_private_keys_are_fingerprinted_as_a_device_stores_them(reference: ir.IR) -> None:
-    from hercc.state.wireguard import canonical_private_key
-
     raw = PRIVATE["alpha"]
     assert canonical_private_key(raw) != raw  # this fake key is not clamped
     fp = state(reference, "alpha", FakeKeys())["wireguard.herc-prod/wg-prod"].attrs["private_key"]
@@ -630,8 +629,6 @@ def test_nat_peers_have_no_endpoint_and_values_are_canonical(reference: ir.IR) -
     live = dict(st)
     live[nat.address] = _with(nat, endpoint="203.0.113.77:40123")
     assert diff(st, live).no_changes
-    from hercc.plan.desired import canonical_allowed_ips, canonical_endpoint
-
     assert canonical_endpoint("[fd00:0::1]:51820") == "[fd00::1]:51820"
     assert canonical_endpoint("vpn.example.com:51820") == "vpn.example.com:51820"
     assert canonical_allowed_ips(["10.0.0.1/8", "10.0.0.0/8", "fd00:0::/64"]) == [

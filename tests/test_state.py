@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 
 from hercc.diagnostics import OperationError
-from hercc.plan.model import OWNER_ALIAS, fingerprint, private_key_fingerprint, veth_pair_end
+from hercc.resources.canonical import (
+    canonical_allowed_ips,
+    canonical_endpoint,
+    canonical_private_key,
+)
+from hercc.resources.errors import InvalidValue
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.ids import veth_pair_end
+from hercc.resources.model import OWNER_ALIAS
 from hercc.state import (
     AutoWireGuard,
     KernelWireGuard,
@@ -40,14 +48,11 @@ from hercc.state import (
     WgPeer,
     WireGuardError,
     WireGuardUnavailable,
-    canonical_allowed_ips,
-    canonical_endpoint,
-    canonical_private_key,
     kernel_unavailable_reason,
     owner_alias,
 )
 from hercc.state.netlink import Address, Link, NsSnapshot, Route, sysctl_path
-from hercc.state.wireguard import device_from_genl, device_from_uapi, genl_peer
+from hercc.state.wireguard import device_from_genl, device_from_uapi, genl_peer, resolved_endpoint
 
 PID = os.getpid()
 PREFIX = f"hst{PID}"
@@ -80,11 +85,12 @@ def test_canonical_forms() -> None:
     assert canonical_endpoint("192.0.2.1:51820") == "192.0.2.1:51820"
     assert canonical_endpoint("[2001:DB8::1]:5") == "[2001:db8::1]:5"
     assert canonical_endpoint("example.invalid:5") == "example.invalid:5"
-    assert canonical_endpoint("localhost:7", resolve=True) in ("127.0.0.1:7", "[::1]:7")
+    assert resolved_endpoint("localhost:7") in ("127.0.0.1:7", "[::1]:7")
+    assert resolved_endpoint("[2001:DB8::1]:5") == "[2001:db8::1]:5"
     for bad in ("nohost", "1.2.3.4:99999", ":5", "a b:5"):
-        with pytest.raises(WireGuardError):
+        with pytest.raises(InvalidValue):
             canonical_endpoint(bad)
-    with pytest.raises(WireGuardError):
+    with pytest.raises(InvalidValue):
         canonical_allowed_ips(["10.0.0.0/33"])
 
 

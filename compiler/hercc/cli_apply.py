@@ -30,11 +30,15 @@ from typing import Any, TextIO
 from hercc import ir
 from hercc.diagnostics import OperationError, UsageError
 from hercc.plan.apply import ApplyFailed, Step, apply_steps, confirm_window, steps_of
-from hercc.plan.desired import DirKeys, KeyLookup, Naming, desired_state
+from hercc.plan.desired import DirKeys, KeyLookup, desired_state
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import STATE_DIR, SYSCTL_DEFAULTS, WORKLOAD_IFNAME, State, state_of
 from hercc.plan.render import plan_to_json, render_plan
 from hercc.plan.saved import check_fresh, load_plan, save_plan
+from hercc.resources.action import Action
+from hercc.resources.ids import InterfaceId, PeerId, RouteId, SysctlId
+from hercc.resources.model import STATE_DIR, State, state_of
+from hercc.resources.naming import WORKLOAD_IFNAME, Naming
+from hercc.resources.sysctl import SYSCTL_DEFAULTS
 
 PLAN_HELP = "Show what applying SPEC would change on a node."
 APPLY_HELP = "Change a node to match its spec (or a saved plan), transactionally."
@@ -118,7 +122,7 @@ def naming_for(prefix: str) -> Naming:
 
 
 def _network_namespaces(desired: State) -> set[str]:
-    return {r.id.split("/", 1)[0] for r in desired.values() if r.kind == "wireguard"}
+    return {r.id_as(InterfaceId).ns for r in desired.values() if r.kind == "wireguard"}
 
 
 def read_live(
@@ -136,13 +140,13 @@ def read_live(
     namespace and every owned one that is not desired. The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
-    applied by hercc.state and plan/model.py.
+    applied by hercc.state and hercc.resources.
     """
     owned = frozenset(owned)
     desired_ns = {r.id for r in desired.values() if r.kind == "netns"}
     sysctl_ns = _network_namespaces(desired) | (owned - desired_ns)
     keys = set(SYSCTL_DEFAULTS) | {
-        r.id.split("/", 1)[1] for r in desired.values() if r.kind == "sysctl"
+        r.id_as(SysctlId).key for r in desired.values() if r.kind == "sysctl"
     }
     live = reader.read(
         node,
@@ -158,13 +162,13 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
     """Why the plan must not run: names it would create that exist and are not ours."""
     out: list[str] = []
     for c in plan.changes:
-        if c.action != "create" or c.after is None:
+        if c.action is not Action.CREATE or c.after is None:
             continue
         r = c.after
         if r.kind == "netns" and r.id in foreign:
             out.append(f"namespace {r.id} exists and is not Hercules' (not in the registry)")
         elif r.kind in ("wireguard", "veth"):
-            ns, ifname = r.id.split("/", 1)
+            ns, ifname = r.id_as(InterfaceId)
             if r.id in foreign:
                 out.append(
                     f"interface {ifname} exists in namespace {ns} and is not Hercules' "
@@ -183,7 +187,7 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
                         f"{r.attrs.get('peer_netns')} and is not Hercules' (no hercules alias)"
                     )
         elif r.kind == "route" and r.id in foreign:
-            ns, dst = r.id.split("/", 1)
+            ns, dst = r.id_as(RouteId)
             out.append(f"route {dst} exists in namespace {ns} and is not Hercules'")
     return out
 
@@ -401,10 +405,9 @@ def _execute(ctx: Context, plan: Plan, args: argparse.Namespace, err: TextIO) ->
     steps = steps_of(plan)
     executor = _executor(ctx, args)
     start = time.time()
-    symbols = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
     def progress(step: Step) -> None:
-        err.write(f"  {symbols[step.action]} {step.address}\n")
+        err.write(f"  {step.action.symbol} {step.address}\n")
 
     err.write(f"applying {len(steps)} change{'s' if len(steps) != 1 else ''} to {ctx.node}\n")
     try:
@@ -455,7 +458,7 @@ def _healthy(ctx: Context, plan: Plan, since: float) -> bool:
     for c in plan.changes:
         r = c.after
         if r is not None and r.kind == "peer" and r.attrs.get("endpoint"):
-            ns, ifname, _ = r.id.split("/", 2)
+            ns, ifname, _ = r.id_as(PeerId)
             interfaces[ifname] = {"netns": ns}
     if not interfaces:
         return True

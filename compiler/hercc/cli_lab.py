@@ -373,10 +373,9 @@ def _apply(name: str, spec: str, sources: dict[str, str] | None, out: TextIO, er
     out.write(render_lab_plan(planned))
     if planned.no_changes:
         return 0
-    symbols = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
     def progress(node: str, step: Any) -> None:
-        err.write(f"  {node}: {symbols[step.action]} {step.address}\n")
+        err.write(f"  {node}: {step.action.symbol} {step.address}\n")
 
     done = overlay.apply_lab(planned, progress)
     add, change, destroy = planned.counts()

@@ -26,10 +26,11 @@ from typing import Any, TextIO
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.plan.desired import DirKeys, KeyLookup, Naming, desired_state, ir_from_build
+from hercc.plan.desired import DirKeys, KeyLookup, desired_state, ir_from_build
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import State, state_of
 from hercc.plan.render import plan_to_json, render_plan, summary_line
+from hercc.resources.model import State, state_of
+from hercc.resources.naming import Naming
 
 DIFF_HELP = "Show what changing from OLD to NEW would do on each node, as a plan."
 EXIT_SAME, EXIT_DIFFERENT = 0, 2

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.resources.naming import wg_ifname
 
 # YAML is written by hand, not with yaml.safe_dump: a 1,000-node mesh has a
 # million peer entries, and PyYAML's emitter takes minutes for them. Every
@@ -43,7 +44,7 @@ def _peer_yaml(peer: ir.Peer, network: str) -> str:
 
 
 def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
-    lines = ["network:", "  tunnels:", f"    {wireguard.ifname(membership.network)}:"]
+    lines = ["network:", "  tunnels:", f"    {wg_ifname(membership.network)}:"]
     addresses = wireguard.addresses(model, membership)
     if addresses:
         lines.append("      addresses:")
@@ -66,7 +67,7 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in wireguard.renderable(model):
-        name = wireguard.ifname(membership.network)
+        name = wg_ifname(membership.network)
         lines = wireguard.header("netplan", node.name, membership.network)
         if membership.forwarding:
             lines += [

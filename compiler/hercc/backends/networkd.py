@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.resources.naming import wg_ifname
 
 PRIORITY = 50
 
@@ -23,7 +24,7 @@ def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
     lines += [
         "",
         "[NetDev]",
-        f"Name={wireguard.ifname(membership.network)}",
+        f"Name={wg_ifname(membership.network)}",
         "Kind=wireguard",
         f"MTUBytes={membership.mtu}",
         "",
@@ -46,7 +47,7 @@ def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
 def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
     network = wireguard.network_of(model, membership.network)
     lines = wireguard.header("systemd-networkd", node.name, membership.network)
-    lines += ["", "[Match]", f"Name={wireguard.ifname(membership.network)}", "", "[Network]"]
+    lines += ["", "[Match]", f"Name={wg_ifname(membership.network)}", "", "[Network]"]
     lines += [f"Address={address}" for address in wireguard.addresses(model, membership)]
     if membership.forwarding:
         lines.append("IPForward=yes" if network.range6 is not None else "IPForward=ipv4")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.resources.naming import wg_ifname
 
 
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in wireguard.renderable(model):
         network = wireguard.network_of(model, membership.network)
-        name = wireguard.ifname(membership.network)
+        name = wg_ifname(membership.network)
         lines = wireguard.header("wg-quick", node.name, membership.network)
         lines += [f"# Install as /etc/wireguard/{name}.conf; start with: wg-quick up {name}"]
         lines += ["", "[Interface]"]

@@ -6,9 +6,10 @@ output. The key is loaded separately, with
 `wg set <ifname> private-key /etc/hercules/keys/<node>.key`.
 
 This module also holds what the other WireGuard backends (wg_quick, networkd,
-netplan) share: the interface name, the key file path, the check that every
-peer's public key is known, the overlay addresses of a node, and the [Peer]
-blocks of the wg(8)/wg-quick(8) format.
+netplan) share: the key file path, the check that every peer's public key is
+known, the overlay addresses of a node, and the [Peer] blocks of the
+wg(8)/wg-quick(8) format. The interface name is hercc.resources.naming's
+`wg_ifname`.
 
 A (node, network) pair with any peer whose public key is still unknown (None)
 renders no file at all, in every one of these backends: an incomplete peer list
@@ -23,20 +24,10 @@ from functools import lru_cache
 from operator import attrgetter
 
 from hercc import ir
+from hercc.resources.naming import wg_ifname
 
 _BY_NODE = attrgetter("node")
-IFNAMSIZ = 16  # Linux: interface names hold at most IFNAMSIZ - 1 = 15 characters
-IFNAME_PREFIX = "wg-"
 KEY_DIR = "/etc/hercules/keys"
-
-
-def ifname(network: str) -> str:
-    """The WireGuard interface name of a network on every node: "wg-" + network, cut to 15 chars.
-
-    Two networks whose names share their first 12 characters get the same
-    interface name; detecting that collision is left to the spec checks.
-    """
-    return (IFNAME_PREFIX + network)[: IFNAMSIZ - 1]
 
 
 def key_file(node: str) -> str:
@@ -147,7 +138,7 @@ def _peer_block(peer: ir.Peer, network: str) -> str:
     if peer.psk:
         # wg(8) files cannot name a key file; the secret is loaded apart from the config.
         lines.append(
-            f"# PresharedKey: wg set {ifname(network)} peer {peer.pubkey} "
+            f"# PresharedKey: wg set {wg_ifname(network)} peer {peer.pubkey} "
             f"preshared-key {psk_file(network, peer.node)}"
         )
     return "\n".join(lines)
@@ -160,7 +151,7 @@ def text(lines: list[str]) -> str:
 def render(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in renderable(model):
-        name = ifname(membership.network)
+        name = wg_ifname(membership.network)
         lines = header("wg setconf", node.name, membership.network)
         lines += [
             f"# Load the private key with: wg set {name} private-key {key_file(node.name)}",

@@ -1,6 +1,6 @@
 """A live lab: a compiled spec brought up as network namespaces on this machine.
 
-`Lab(ir)` plans names and addresses (topology.py), then creates an underlay
+`Lab(ir)` lays out names and addresses (topology.py), then creates an underlay
 (one namespace per node, a bridge, a NAT router per nat node) and has every
 node's overlay created by `hercc apply`'s code (nodes.py): one namespace per
 (node, network) holding that network's WireGuard interface (wireguard-go),
@@ -24,18 +24,18 @@ from hercc.lab.harness import Lab, missing_requirements
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.mesh import naive_mesh
 from hercc.lab.spec import compile_for_lab
-from hercc.lab.topology import Plan, new_prefix, plan
+from hercc.lab.topology import Topology, new_prefix, topology_of
 
 __all__ = [
     "GeneratedKeys",
     "KeySource",
     "Lab",
     "LabError",
-    "Plan",
+    "Topology",
     "compile_for_lab",
     "missing_requirements",
     "naive_mesh",
     "new_prefix",
-    "plan",
+    "topology_of",
     "with_keys",
 ]

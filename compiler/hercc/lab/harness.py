@@ -54,8 +54,8 @@ from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.naming import KeyFiles
-from hercc.lab.topology import Plan, new_prefix, plan
-from hercc.plan.diff import Plan as DiffPlan
+from hercc.lab.topology import Topology, new_prefix, topology_of
+from hercc.plan.diff import Plan
 from hercc.sysio.process import run
 from hercc.sysio.procfs import proc_start_time, stop
 
@@ -142,7 +142,7 @@ class Lab:
         workdir: Path | None = None,
     ) -> None:
         self.prefix = prefix or new_prefix()
-        self.plan: Plan = plan(model, self.prefix)
+        self.topology: Topology = topology_of(model, self.prefix)
         if workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"hercc-lab-{self.prefix}-"))
         else:
@@ -154,7 +154,7 @@ class Lab:
         self.handshake_timeout = handshake_timeout
         self.namespaces: list[str] = []  # the underlay's, created by this lab, in order
         self.timings: dict[str, float] = {}
-        self.plans: dict[str, list[DiffPlan]] = {}  # node -> its plan of each pass
+        self.plans: dict[str, list[Plan]] = {}  # node -> its plan of each pass
         self._nodes: list[nodes.LabNode] = []
         self._up = False
 
@@ -173,7 +173,7 @@ class Lab:
         self.down()
 
     def node_names(self) -> list[str]:
-        return [h.node for h in self.plan.hosts]
+        return [h.node for h in self.topology.hosts]
 
     def wireguard_go(self) -> dict[str, tuple[str, int]]:
         """WireGuard interface -> (node, PID of its wireguard-go), as the executor recorded them."""
@@ -209,7 +209,7 @@ class Lab:
             self._underlay()
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
-            self._nodes = nodes.lab_nodes(self.model, self.plan, keys)
+            self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
             io = nodes.live_io()
             self._apply_all(keys, io, withhold=True)
             self.timings["withheld"] = time.monotonic() - start
@@ -260,18 +260,18 @@ class Lab:
         NAT router; `underlay`: the bridge. `workload:NAME` and `node:NAME`
         force the kind.
         """
-        p = self.plan
+        t = self.topology
         if name == "underlay":
-            return p.underlay_ns
+            return t.underlay_ns
         if "@" in name:
             node, network = name.split("@", 1)
             try:
-                return p.member(node, network).ns
+                return t.member(node, network).ns
             except KeyError:
                 raise LabError(f"no member {name}") from None
         kind, _, bare = name.rpartition(":")
-        workloads = {w.name: w.ns for w in p.workloads}
-        hosts = {h.node: h for h in p.hosts}
+        workloads = {w.name: w.ns for w in t.workloads}
+        hosts = {h.node: h for h in t.hosts}
         if kind == "router":
             router = hosts[bare].router_ns if bare in hosts else None
             if router is None:
@@ -338,10 +338,10 @@ class Lab:
         A member's name is `node@network`, a workload's its own name.
         """
         out: dict[str, list[tuple[str, str]]] = {}
-        for m in self.plan.members:
+        for m in self.topology.members:
             for a in m.addresses:
                 out.setdefault(m.network, []).append((f"{m.node}@{m.network}", a.split("/")[0]))
-        for w in self.plan.workloads:
+        for w in self.topology.workloads:
             for addr in (w.address, w.address6):
                 if addr is not None:
                     out.setdefault(w.network, []).append((w.name, addr))
@@ -363,22 +363,22 @@ class Lab:
         self.namespaces.append(ns)
 
     def _underlay(self) -> None:
-        p = self.plan
-        for ns in p.underlay_namespaces():
+        t = self.topology
+        for ns in t.underlay_namespaces():
             self._netns_add(ns)
-        for ns in p.underlay_namespaces():
+        for ns in t.underlay_namespaces():
             run(["sysctl", "-qw", *_NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
         ip_batch(
             [
                 f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
-                for v in p.veths
+                for v in t.veths
             ]
         )
-        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in p.underlay_namespaces()}
-        under = batches[p.underlay_ns]
+        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in t.underlay_namespaces()}
+        under = batches[t.underlay_ns]
         under += ["link add br0 type bridge", "link set br0 up"]
-        under += [f"link set {port} master br0 up" for port in p.bridge_ports]
-        for h in p.hosts:
+        under += [f"link set {port} master br0 up" for port in t.bridge_ports]
+        for h in t.hosts:
             cmds = batches[h.ns]
             cmds += [f"address add {h.address} dev ul", "link set ul up"]
             if h.gateway is None:
@@ -395,7 +395,7 @@ class Lab:
                 ]
         for ns, cmds in batches.items():
             ip_batch(cmds, ns=ns)
-        for h in p.hosts:
+        for h in t.hosts:
             if h.router_ns is not None:
                 forward = ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
                 run(forward, netns=h.router_ns, timeout=TIMEOUT, error=LabError)
@@ -408,7 +408,7 @@ class Lab:
                     "  }\n"
                     "}\n",
                 )
-        for b in p.blocks:
+        for b in t.blocks:
             addrs = ", ".join(b.peers)
             chains = [
                 ("input", f"ip saddr {{ {addrs} }} drop"),
@@ -452,10 +452,10 @@ class Lab:
 
     def _wait_ports(self) -> None:
         """wireguard-go binds its UDP port once it sees its (moved) TUN up."""
-        p = self.plan
+        t = self.topology
         wanted: dict[str, set[int]] = {}
-        for m in p.members:
-            wanted.setdefault(p.host(m.node).ns, set()).add(m.listen_port)
+        for m in t.members:
+            wanted.setdefault(t.host(m.node).ns, set()).add(m.listen_port)
         deadline = time.monotonic() + 10
         while wanted:
             for ns in sorted(wanted):

@@ -1,4 +1,4 @@
-"""The lab's names as plan/desired.py's Naming, and the lab's keys as a KeyLookup.
+"""The lab's names as a Naming (hercc.resources.naming), and the lab's keys as a KeyLookup.
 
 A lab runs every node on one machine, so the names a node's desired state
 uses (desired_state(model, node, naming)) must be unique per node:
@@ -11,8 +11,8 @@ uses (desired_state(model, node, naming)) must be unique per node:
                        the same in every namespace, so Naming's `wg-<network>`
                        would clash between the nodes)
 
-Naming has no field for the WireGuard name (wg_ifname is a method, the
-backend's `wg-<network>`), so LabNaming overrides that one method with a
+Naming has no field for the WireGuard name (wg_ifname is a method,
+`wg-<network>` for every node), so LabNaming overrides that one method with a
 per-node table.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from hercc.diagnostics import LabError
 from hercc.lab.keys import KeySource
 from hercc.lab.topology import member_namespace, workload_namespace
-from hercc.plan.desired import Naming
+from hercc.resources.naming import Naming
 from hercc.sysio.process import run
 
 

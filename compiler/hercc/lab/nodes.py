@@ -32,7 +32,8 @@ from hercc.lab.naming import LabNaming, lab_naming
 from hercc.plan.apply import ApplyFailed, Restore, Step, apply_steps, steps_of
 from hercc.plan.desired import KeyLookup, desired_state
 from hercc.plan.diff import Plan, diff
-from hercc.plan.model import Resource, State, state_of
+from hercc.resources.ids import PeerId
+from hercc.resources.model import Resource, State, state_of
 from hercc.sysio.procfs import read_pid_file
 
 # called with every namespace the executor creates, before anything goes into it
@@ -64,7 +65,7 @@ def live_io() -> Live:
 
 
 def lab_nodes(
-    model: ir.IR, topo: topology.Plan, keys: KeyLookup, nodes: Iterable[str] | None = None
+    model: ir.IR, topo: topology.Topology, keys: KeyLookup, nodes: Iterable[str] | None = None
 ) -> list[LabNode]:
     """Every node's (or those of `nodes`) names and desired state in the lab `topo` of `model`."""
     out = []
@@ -96,7 +97,7 @@ def dialled(desired: State) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for r in desired.values():
         if r.kind == "peer" and r.attrs.get("endpoint") and r.attrs.get("keepalive"):
-            ns, ifname, pubkey = r.id.split("/", 2)
+            ns, ifname, pubkey = r.id_as(PeerId)
             out.setdefault((ns, ifname), set()).add(pubkey)
     return out
 

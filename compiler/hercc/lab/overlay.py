@@ -35,7 +35,7 @@ from hercc.lab.persistent import (
 )
 from hercc.plan.apply import Step
 from hercc.plan.diff import Plan
-from hercc.plan.model import State
+from hercc.resources.model import State
 
 RECREATE = "the lab's underlay is fixed at `up`: re-create the lab (`hercc lab down`, `lab up`)"
 
@@ -64,7 +64,7 @@ class LabPlan:
     state: LabState
     spec: str
     model: ir.IR
-    topology: topology.Plan
+    topology: topology.Topology
     keys: LabKeys
     nodes: list[NodePlan]
 
@@ -112,7 +112,7 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
         raise LabError(f"lab {state.name!r} was made by an older hercc: re-create it")
     model, keys = compile_for_running_lab(state, spec, sources)
     names = {(i.node, i.network): i.name for i in state.interfaces}
-    topo = topology.plan(model, state.prefix, names)
+    topo = topology.topology_of(model, state.prefix, names)
     moved = [
         f"{new[0]} ({' '.join(old[1:])} -> {' '.join(new[1:])})"
         for old, new in zip(state.underlay, underlay_signature(topo), strict=True)

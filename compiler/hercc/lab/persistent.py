@@ -46,7 +46,7 @@ from hercc.lab import nodes
 from hercc.lab.harness import WG_RUN_DIR, Lab
 from hercc.lab.keys import GeneratedKeys
 from hercc.lab.spec import compile_for_lab
-from hercc.lab.topology import Plan, prefix_for_lab
+from hercc.lab.topology import Topology, prefix_for_lab
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run, run_attached
 from hercc.sysio.procfs import comm, proc_start_time, same_process, stop
@@ -121,7 +121,7 @@ class LabState:
     timings: dict[str, float] = field(default_factory=dict)
     # the --state-dir of the lab's nodes for plan/apply ("": a lab made before it existed)
     apply_dir: str = ""
-    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(plan)
+    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(topology)
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -221,7 +221,7 @@ def _strays(state: LabState) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- up
 
 
-def underlay_signature(p: Plan) -> list[list[str]]:
+def underlay_signature(p: Topology) -> list[list[str]]:
     """What `up` fixed for good: every node's kind and underlay addresses."""
     return [[h.node, h.kind, h.address, h.public_ip] for h in p.hosts]
 
@@ -235,8 +235,8 @@ def recorded_pids(state: LabState, node: str) -> dict[str, int]:
     return nodes.recorded_pids(state.apply_dir, node)
 
 
-def rerecord(state: LabState, p: Plan, spec: str) -> None:
-    """After `lab apply`: the lab as plan `p` names it, with the processes that now run.
+def rerecord(state: LabState, p: Topology, spec: str) -> None:
+    """After `lab apply`: the lab as topology `p` names it, with the processes that now run.
 
     Namespaces and live wireguard-go processes of the old record that `p`
     no longer has stay recorded while they exist, so `down` still removes them.
@@ -271,8 +271,8 @@ def _record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
         iface.start_time = None if pid is None else proc_start_time(pid)
 
 
-def _record(state: LabState, p: Plan) -> None:
-    """The lab as plan `p` names it (no PIDs)."""
+def _record(state: LabState, p: Topology) -> None:
+    """The lab as topology `p` names it (no PIDs)."""
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(
@@ -364,8 +364,8 @@ def up_lab(
         compiled, keys = compile_for_lab(spec, keys, sources=sources)
         state.timings["compile"] = round(time.monotonic() - start, 3)
         lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
-        _record(state, lab.plan)
-        state.underlay = underlay_signature(lab.plan)
+        _record(state, lab.topology)
+        state.underlay = underlay_signature(lab.topology)
         _save(state, path)
         lab.up()  # tears down what it built if it fails
         _record_pids(state, state.interfaces)

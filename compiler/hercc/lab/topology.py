@@ -1,6 +1,6 @@
-"""The lab's plan: every namespace, interface and address, computed from the IR.
+"""The lab's topology: every namespace, interface and address, computed from the IR.
 
-Pure: nothing here touches the system, so the plan can be checked without root.
+Pure: nothing here touches the system, so a topology can be checked without root.
 
 Names carry the lab's prefix (`h` + 4 hex digits by default; a named lab's is
 derived from its name, prefix_for_lab), so that labs and test runs never clash:
@@ -25,7 +25,7 @@ keeps the names a running lab already gave (new members take free indexes).
 
 The harness builds the underlay (the first three); the rest, a node's
 overlay, is created by `hercc apply`'s code (hercc.lab.nodes). These names
-are the ones plan/desired.py's Naming gives a node (see
+are the ones a Naming (hercc.resources.naming) gives a node (see
 hercc.lab.naming.LabNaming: per node, netns prefix `<p>-x-<node>-`, workload
 netns prefix `<p>-w-`, and the WireGuard names above).
 
@@ -46,12 +46,11 @@ from dataclasses import dataclass
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.plan.desired import Naming
+from hercc.resources.naming import IFNAME_MAX, Naming
 
 NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")
 NAT_OUTSIDE = ipaddress.IPv4Network("198.18.0.0/15")
-IFNAMSIZ = 15
-PREFIX_MAX = 11  # leaves 4 characters of IFNAMSIZ for `w<index>` (1000 interfaces)
+PREFIX_MAX = IFNAME_MAX - 4  # leaves 4 characters for `w<index>` (1000 interfaces)
 _PREFIX = re.compile(rf"[a-z][a-z0-9]{{0,{PREFIX_MAX - 1}}}")
 _SHORT_NAME = re.compile(r"[a-z0-9]{1,6}")
 
@@ -65,7 +64,7 @@ def prefix_for_lab(name: str) -> str:
 
     `h` + 4 hex digits of the name's hash + the name itself when it is at most
     6 of a-z0-9 (`lab` -> `h8d27lab`), else `h` + 6 hex digits. At most
-    PREFIX_MAX characters, so `<prefix>w<index>` fits IFNAMSIZ.
+    PREFIX_MAX characters, so `<prefix>w<index>` fits IFNAME_MAX.
     """
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
     if _SHORT_NAME.fullmatch(name):
@@ -129,7 +128,7 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Topology:
     prefix: str
     underlay_ns: str
     hosts: tuple[Host, ...]
@@ -197,7 +196,9 @@ def workload_namespace(prefix: str, workload: str) -> str:
     return f"{prefix}-w-{workload}"
 
 
-def plan(model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | None = None) -> Plan:
+def topology_of(
+    model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | None = None
+) -> Topology:
     """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep."""
     if not _PREFIX.fullmatch(prefix):
         raise LabError(f"lab prefix {prefix!r}: 1-{PREFIX_MAX} of a-z0-9, starting with a letter")
@@ -310,7 +311,7 @@ def plan(model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | No
         for name, addrs in sorted(drops.items())
     )
 
-    result = Plan(
+    result = Topology(
         prefix,
         under,
         tuple(hosts),
@@ -324,20 +325,20 @@ def plan(model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | No
     return result
 
 
-def _check_names(p: Plan) -> None:
-    names = p.namespaces()
+def _check_names(t: Topology) -> None:
+    names = t.namespaces()
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabError(f"namespace names collide: {dupes}")
-    wg = [m.wg_if for m in p.members]
+    wg = [m.wg_if for m in t.members]
     twice = sorted({n for n in wg if wg.count(n) > 1})
     if twice:
         raise LabError(f"WireGuard interface names collide: {twice}")
     bad = [n for n in names if "/" in n or len(n) > 200]
     if bad:
         raise LabError(f"unusable namespace names: {bad}")
-    ifnames = [m.wg_if for m in p.members] + [w.member_if for w in p.workloads]
-    ifnames += [v.if_a for v in p.veths] + [v.if_b for v in p.veths]
-    long = [n for n in ifnames if len(n) > IFNAMSIZ]
+    ifnames = [m.wg_if for m in t.members] + [w.member_if for w in t.workloads]
+    ifnames += [v.if_a for v in t.veths] + [v.if_b for v in t.veths]
+    long = [n for n in ifnames if len(n) > IFNAME_MAX]
     if long:
-        raise LabError(f"interface names longer than {IFNAMSIZ}: {long}")
+        raise LabError(f"interface names longer than {IFNAME_MAX}: {long}")

@@ -19,9 +19,8 @@ from typing import Literal, Protocol
 
 from hercc.diagnostics import OperationError
 from hercc.plan.diff import Plan
-from hercc.plan.model import Resource
-
-Action = Literal["create", "update", "delete", "replace"]
+from hercc.resources.action import Action
+from hercc.resources.model import Resource
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ Restore = Callable[[], None]
 def steps_of(plan: Plan) -> list[Step]:
     """A plan's changes as apply steps (the changed attributes by name only)."""
     return [
-        Step(c.action, c.address, c.before, c.after, tuple(n for n, _, _ in c.changed))  # type: ignore[arg-type]
+        Step(c.action, c.address, c.before, c.after, tuple(n for n, _, _ in c.changed))
         for c in plan.changes
     ]
 
@@ -68,7 +67,7 @@ class ApplyFailed(OperationError):
             if not rollback_errors
             else "rollback was incomplete: " + "; ".join(rollback_errors)
         )
-        super().__init__(f"{step.action} {step.address} failed: {cause}; {state}")
+        super().__init__(f"{step.action.value} {step.address} failed: {cause}; {state}")
 
 
 @dataclass
@@ -94,15 +93,15 @@ class UndoLog:
 
 def _run(step: Step, executor: Executor, log: UndoLog) -> None:
     before, after = step.before, step.after
-    if step.action == "create":
+    if step.action is Action.CREATE:
         assert after is not None
         executor.create(after)
         log.push(step.address, lambda: _ignore(executor.delete(after)))
-    elif step.action == "delete":
+    elif step.action is Action.DELETE:
         assert before is not None
         restore = executor.delete(before)
         log.push(step.address, restore)
-    elif step.action == "update":
+    elif step.action is Action.UPDATE:
         assert before is not None and after is not None
         executor.update(before, after, step.changed)
         log.push(step.address, lambda: executor.update(after, before, step.changed))

@@ -1,4 +1,4 @@
-"""The desired state of one node: the resources (plan/model.py) the IR asks it to have.
+"""The desired state of one node: the resources (hercc.resources) the IR asks it to have.
 
 `desired_state` is a pure function of the IR, a `Naming` and, optionally, a
 `KeyLookup`; it reads nothing itself. `DirKeys` is the one boundary that reads
@@ -12,7 +12,7 @@ naming.wg_ifname(network)):
              NS/net.ipv6.conf.all.forwarding = "1" (when it has a range6), only
              when the node forwards for others or hosts workloads of the network
              (otherwise none: a sysctl at its default "0" is no resource, see
-             plan/model.py)
+             resources/sysctl.py)
   wireguard  NS/IF: listen_port, mtu, up, private_key (private_key_fingerprint:
              clamped, as the device stores it), fwmark (None: off)
   address    NS/IF/<address>/<prefix of range> and NS/IF/<address6>/<prefix of range6>
@@ -23,9 +23,10 @@ and per workload on the node (WNS = naming.workload_netns(w), H = naming.veth_ho
 W = naming.veth_workload(w), "eth0" by default):
 
   netns      WNS
-  veth       NS/H: the pair, named by its network-side end (model.veth_pair_end:
+  veth       NS/H: the pair, named by its network-side end (ids.veth_pair_end:
              W is naming.workload_ifname); the other end is W in WNS (attrs
-             peer_netns, peer_ifname, mtu; peer_netns forces replacement)
+             peer_netns, peer_ifname, mtu; peer_netns and peer_ifname force
+             replacement)
   address    WNS/W/<address>/32 and WNS/W/<address6>/128; NS/H/fe80::1/64 (the
              IPv6 next hop of the workload; only with address6: a link-local
              address added by hand, which the reader tells from the kernel's own)
@@ -34,102 +35,54 @@ W = naming.veth_workload(w), "eth0" by default):
              its own address on H), WNS/::/0 dev W via fe80::1, and in NS
              <address>/32 and <address6>/128 dev H.
 
-Conventions a live reader must share (they agree with hercc.state.wireguard's
-normalizers): sysctl values are strings; fwmark, keepalive (0) and
-preshared_key are None when unset; allowed_ips is `canonical_allowed_ips`, an
-endpoint `canonical_endpoint`; secrets are fingerprints (a private key's
-through `private_key_fingerprint`, so a key file and a device agree). A peer
-without an endpoint in the spec (a nat node) has no `endpoint` attribute at
-all: WireGuard learns it from the peer's handshakes, and only desired
-attributes are compared.
+Conventions a live reader must share: sysctl values are strings; fwmark,
+keepalive (0) and preshared_key are None when unset; allowed_ips is
+`canonical_allowed_ips`, an endpoint `canonical_endpoint` (resources/canonical.py);
+secrets are fingerprints (a private key's through `private_key_fingerprint`,
+so a key file and a device agree). A peer without an endpoint in the spec (a
+nat node) has no `endpoint` attribute at all: WireGuard learns it from the
+peer's handshakes, and only desired attributes are compared.
 A route with a `via` outside the prefixes of its `dev` is added onlink.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
 import json
 import os
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
 
 from hercc import ir
 from hercc.backends import wireguard
 from hercc.diagnostics import OperationError
-from hercc.plan.model import (
-    FORWARD4,
-    FORWARD6,
-    WORKLOAD_IFNAME,
-    Resource,
-    fingerprint,
-    private_key_fingerprint,
-    state_of,
-    sysctl_default,
+from hercc.resources.canonical import canonical_allowed_ips, canonical_endpoint
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.ids import (
+    AddressId,
+    InterfaceId,
+    PeerId,
+    RouteId,
+    SysctlId,
+    format_id,
     veth_pair_end,
 )
+from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource, state_of
+from hercc.resources.naming import Naming
+from hercc.resources.sysctl import FORWARD4, FORWARD6, sysctl_default
 
 __all__ = [
-    "FORWARD4",
-    "FORWARD6",
     "IPV6_NEXT_HOP",
     "DirKeys",
     "KeyLookup",
-    "Naming",
-    "canonical_allowed_ips",
-    "canonical_endpoint",
     "desired_state",
     "ir_from_build",
 ]
 
-IFNAMSIZ = 16
 IPV6_NEXT_HOP = "fe80::1"  # on the network side of every workload's veth
-
-
-def _cut(name: str, prefix: str, hashed_prefix: str) -> str:
-    """prefix+name if it fits an interface name; else a hashed name no short name can equal.
-
-    Short names start with `prefix` ("hv-"), hashed ones with `hashed_prefix`
-    ("hv."): workload names cannot contain ".", so the two never meet, and two
-    long names share a hashed name only if they share 4 characters and 32 bits
-    of sha256.
-    """
-    full = prefix + name
-    if len(full) <= IFNAMSIZ - 1:
-        return full
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    room = IFNAMSIZ - 1 - len(hashed_prefix) - 8
-    return hashed_prefix + name[:room] + digest[:8]
-
-
-@dataclass(frozen=True)
-class Naming:
-    """How networks and workloads map to namespace and interface names on a node."""
-
-    netns_prefix: str = "herc-"
-    workload_netns_prefix: str = "herc-w-"
-    veth_prefix: str = "hv-"
-    veth_hashed_prefix: str = "hv."
-    workload_ifname: str = WORKLOAD_IFNAME
-
-    def netns(self, network: str) -> str:
-        return self.netns_prefix + network
-
-    def wg_ifname(self, network: str) -> str:
-        return wireguard.ifname(network)
-
-    def workload_netns(self, workload: str) -> str:
-        return self.workload_netns_prefix + workload
-
-    def veth_host(self, workload: str) -> str:
-        """The network-side end of a workload's veth pair: at most 15 characters."""
-        return _cut(workload, self.veth_prefix, self.veth_hashed_prefix)
-
-    def veth_workload(self, workload: str) -> str:
-        return self.workload_ifname
 
 
 class KeyLookup(Protocol):
@@ -159,21 +112,6 @@ class DirKeys:
         if not os.path.lexists(psk_path(self.keys_dir, network, a, b)):
             return None
         return psk_for(self.keys_dir, network, a, b)  # exists: read, not created
-
-
-def canonical_allowed_ips(items: Iterable[str]) -> list[str]:
-    """Networks with host bits cleared, in `ipaddress` text form, unique, sorted as strings."""
-    return sorted({str(ipaddress.ip_network(item, strict=False)) for item in items})
-
-
-def canonical_endpoint(endpoint: str) -> str:
-    """`ip:port` or `[ip6]:port` for an IP literal; a host name stays as written."""
-    host, _, port = endpoint.rpartition(":")
-    try:
-        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
-    except ValueError:
-        return endpoint
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def _netns(name: str) -> Resource:
@@ -220,7 +158,7 @@ def _membership(
         ) from None
     wg = Resource(
         "wireguard",
-        f"{ns}/{ifn}",
+        format_id(InterfaceId(ns, ifn)),
         {
             "listen_port": m.listen_port,
             "mtu": m.mtu,
@@ -228,16 +166,14 @@ def _membership(
             "private_key": private_fp,
             "fwmark": None,
         },
-        sensitive=frozenset({"private_key"}),
+        sensitive=SENSITIVE["wireguard"],
         parent=ns_addr,
     )
     yield wg
     if m.address is not None:
-        yield Resource("address", f"{ns}/{ifn}/{_prefix(net.range, m.address)}", parent=wg.address)
+        yield _address(ns, ifn, _prefix(net.range, m.address), wg.address)
     if m.address6 is not None:
-        yield Resource(
-            "address", f"{ns}/{ifn}/{_prefix(net.range6, m.address6)}", parent=wg.address
-        )
+        yield _address(ns, ifn, _prefix(net.range6, m.address6), wg.address)
     for p in wireguard.sorted_peers(m):
         psk = None
         if p.psk and keys is not None:
@@ -251,9 +187,9 @@ def _membership(
         attrs["preshared_key"] = fingerprint(psk) if psk is not None else None
         yield Resource(
             "peer",
-            f"{ns}/{ifn}/{key_id}",
+            format_id(PeerId(ns, ifn, key_id)),
             attrs,
-            sensitive=frozenset({"preshared_key"}),
+            sensitive=SENSITIVE["peer"],
             parent=wg.address,
             label=p.node,
         )
@@ -262,16 +198,25 @@ def _membership(
 
 
 def _sysctl(ns: str, key: str, value: str) -> Resource:
-    if value == sysctl_default(key):  # a default is no resource (plan/model.py)
+    if value == sysctl_default(key):  # a default is no resource (resources/sysctl.py)
         raise ValueError(f"sysctl {key}={value} is its default")
-    return Resource("sysctl", f"{ns}/{key}", {"value": value}, parent=f"netns.{ns}")
+    return Resource("sysctl", format_id(SysctlId(ns, key)), {"value": value}, parent=f"netns.{ns}")
+
+
+def _address(ns: str, ifname: str, cidr: str, parent: str) -> Resource:
+    return Resource("address", format_id(AddressId(ns, ifname, cidr)), parent=parent)
+
+
+def _route(ns: str, dst: str, dev: str, via: str | None, parent: str) -> Resource:
+    return Resource("route", format_id(RouteId(ns, dst)), {"dev": dev, "via": via}, parent=parent)
 
 
 def _workload(m: ir.Membership, w: ir.Workload, ns: str, naming: Naming) -> Iterator[Resource]:
     wns = naming.workload_netns(w.name)
     host = naming.veth_host(w.name)
     inner = naming.veth_workload(w.name)
-    if veth_pair_end(f"{ns}/{host}", f"{wns}/{inner}", naming.workload_ifname) != f"{ns}/{host}":
+    veth_id, inner_id = format_id(InterfaceId(ns, host)), format_id(InterfaceId(wns, inner))
+    if veth_pair_end(veth_id, inner_id, naming.workload_ifname) != veth_id:
         raise OperationError(
             f"workload {w.name}: its veth end {host} in {ns} would not name the pair "
             f"(it must not be called {naming.workload_ifname})"
@@ -279,27 +224,23 @@ def _workload(m: ir.Membership, w: ir.Workload, ns: str, naming: Naming) -> Iter
     yield _netns(wns)
     veth = Resource(
         "veth",
-        f"{ns}/{host}",
+        veth_id,
         {"peer_netns": wns, "peer_ifname": inner, "mtu": m.mtu},
-        forces_new=frozenset({"peer_netns"}),
+        forces_new=FORCES_NEW["veth"],
         parent=f"netns.{ns}",
     )
     yield veth
     on_veth = veth.address
     if w.address is not None:
-        yield Resource("address", f"{wns}/{inner}/{w.address}/32", parent=on_veth)
+        yield _address(wns, inner, f"{w.address}/32", on_veth)
         if m.address is not None:
-            yield Resource(
-                "route", f"{wns}/0.0.0.0/0", {"dev": inner, "via": m.address}, parent=on_veth
-            )
-        yield Resource("route", f"{ns}/{w.address}/32", {"dev": host, "via": None}, parent=on_veth)
+            yield _route(wns, "0.0.0.0/0", inner, m.address, on_veth)
+        yield _route(ns, f"{w.address}/32", host, None, on_veth)
     if w.address6 is not None:
-        yield Resource("address", f"{ns}/{host}/{IPV6_NEXT_HOP}/64", parent=on_veth)
-        yield Resource("address", f"{wns}/{inner}/{w.address6}/128", parent=on_veth)
-        yield Resource("route", f"{wns}/::/0", {"dev": inner, "via": IPV6_NEXT_HOP}, parent=on_veth)
-        yield Resource(
-            "route", f"{ns}/{w.address6}/128", {"dev": host, "via": None}, parent=on_veth
-        )
+        yield _address(ns, host, f"{IPV6_NEXT_HOP}/64", on_veth)
+        yield _address(wns, inner, f"{w.address6}/128", on_veth)
+        yield _route(wns, "::/0", inner, IPV6_NEXT_HOP, on_veth)
+        yield _route(ns, f"{w.address6}/128", host, None, on_veth)
 
 
 def desired_state(

@@ -2,7 +2,7 @@
 
 `diff(desired, live)` compares two States (address -> Resource). Only the
 attributes of the desired resource are compared (a live reader may report
-more), never labels (model.py: metadata, not state); the live state holds
+more), never labels (resources/model.py: metadata, not state); the live state holds
 only what Hercules owns, so every live resource that is not desired is
 deleted.
 
@@ -12,8 +12,8 @@ kernel drops an interface's addresses and routes with it, so they are
 replaced too even when they themselves did not change.
 
 Order, the one apply follows: deletes first, children before parents (kind
-order of model.ORDER backwards, then address backwards); then creates,
-replaces and updates, parents before children (model.ORDER, then address).
+order of resources.model.ORDER backwards, then address backwards); then
+creates, replaces and updates, parents before children (ORDER, then address).
 A replace is applied as a delete and a create at its place in the second part.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hercc.plan.model import ORDER, Resource, State
+from hercc.resources.action import Action
+from hercc.resources.model import ORDER, Resource, State
 
-ACTIONS = ("create", "update", "delete", "replace")
 _MISSING = object()
 
 
@@ -44,7 +44,7 @@ class Change:
     `forces` the attributes that force a replace, or `replaced_with` the ancestor whose
     replacement takes this resource along."""
 
-    action: str
+    action: Action
     address: str
     before: Resource | None
     after: Resource | None
@@ -74,15 +74,15 @@ class Plan:
 
     @property
     def add(self) -> int:
-        return sum(c.action in ("create", "replace") for c in self.changes)
+        return sum(c.action in (Action.CREATE, Action.REPLACE) for c in self.changes)
 
     @property
     def change(self) -> int:
-        return sum(c.action == "update" for c in self.changes)
+        return sum(c.action is Action.UPDATE for c in self.changes)
 
     @property
     def destroy(self) -> int:
-        return sum(c.action in ("delete", "replace") for c in self.changes)
+        return sum(c.action in (Action.DELETE, Action.REPLACE) for c in self.changes)
 
     @property
     def no_changes(self) -> bool:
@@ -141,26 +141,26 @@ def diff(desired: State, live: State) -> Plan:
     others: dict[str, Change] = {}
     for address, r in live.items():
         if address not in desired:
-            deletes.append(Change("delete", address, r, None))
+            deletes.append(Change(Action.DELETE, address, r, None))
     for address, want in desired.items():
         have = live.get(address)
         if have is None:
-            others[address] = Change("create", address, None, want)
+            others[address] = Change(Action.CREATE, address, None, want)
             continue
         changed = changed_attrs(want, have)
         if not changed:
             continue
         forcing = want.forces_new | have.forces_new
         forces = tuple(name for name, _, _ in changed if name in forcing)
-        action = "replace" if forces else "update"
+        action = Action.REPLACE if forces else Action.UPDATE
         others[address] = Change(action, address, have, want, tuple(changed), forces)
-    replaced = {a for a, c in others.items() if c.action == "replace"}
+    replaced = {a for a, c in others.items() if c.action is Action.REPLACE}
     for address in sorted(_descendants(desired, replaced)):
         current = others.get(address)
-        if address not in live or (current is not None and current.action == "replace"):
+        if address not in live or (current is not None and current.action is Action.REPLACE):
             continue
         others[address] = Change(
-            "replace",
+            Action.REPLACE,
             address,
             live[address],
             desired[address],

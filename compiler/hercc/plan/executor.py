@@ -4,13 +4,13 @@ Every side effect goes through one small `System` boundary (`LinuxSystem`:
 `ip`, `sysctl`, `wireguard-go` as subprocesses with timeouts, addresses and
 routes through pyroute2), so tests can put a fake in front of it.
 
-Per kind (ids as in plan/model.py):
+Per kind (ids as in resources/model.py):
 
   netns      `ip netns add` (+ lo up) and OwnedRegistry.add; delete: `ip netns del`,
              OwnedRegistry.remove; restore recreates it (its children come back
              through their own undo entries).
   sysctl     `ip netns exec NS sysctl -q -w key=value`; delete writes the default
-             (model.sysctl_default: a sysctl at its default is no resource).
+             (resources.sysctl: a sysctl at its default is no resource).
   wireguard  wireguard-go started in the underlay namespace (its UDP socket stays
              there), its TUN moved into NS; or a kernel link where the kernel has
              WireGuard. Alias `hercules:<node>`, MTU, key and port through the
@@ -47,20 +47,19 @@ from typing import Any, Protocol
 
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
-from hercc.plan.desired import KeyLookup, Naming
-from hercc.plan.model import (
-    STATE_DIR,
-    Resource,
-    fingerprint,
-    private_key_fingerprint,
-    sysctl_default,
-)
+from hercc.plan.desired import KeyLookup
+from hercc.resources.canonical import canonical_private_key
+from hercc.resources.errors import MalformedId
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.ids import AddressId, IdT, InterfaceId, PeerId, RouteId, SysctlId
+from hercc.resources.model import STATE_DIR, Resource
+from hercc.resources.naming import Naming
+from hercc.resources.sysctl import sysctl_default
 from hercc.state.registry import OwnedRegistry, owner_alias
 from hercc.state.wireguard import (
     DEFAULT_SOCKET_DIR,
     WgDevice,
     WireGuardDriver,
-    canonical_private_key,
     kernel_unavailable_reason,
 )
 from hercc.sysio import process, procfs
@@ -258,11 +257,11 @@ class LinuxSystem:
 # --------------------------------------------------------------------------- helpers
 
 
-def _split(resource: Resource, parts: int) -> list[str]:
-    got = resource.id.split("/", parts - 1)
-    if len(got) != parts or not all(got):
-        raise ExecutorError(f"malformed resource id {resource.address}")
-    return got
+def _id(resource: Resource, shape: type[IdT]) -> IdT:
+    try:
+        return resource.id_as(shape)
+    except MalformedId:
+        raise ExecutorError(f"malformed resource id {resource.address}") from None
 
 
 @dataclass
@@ -321,7 +320,7 @@ class SystemExecutor:
         elif after.kind == "sysctl":
             self._create_sysctl(after)
         elif after.kind == "veth":
-            ns, ifname = _split(after, 2)
+            ns, ifname = _id(after, InterfaceId)
             if "mtu" in changed:
                 mtu = str(after.attrs["mtu"])
                 self.sys.run(ip_argv(ns, ["link", "set", ifname, "mtu", mtu]))
@@ -434,11 +433,11 @@ class SystemExecutor:
         self.sys.run(netns_argv(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
 
     def _create_sysctl(self, r: Resource) -> None:
-        ns, key = _split(r, 2)
+        ns, key = _id(r, SysctlId)
         self._write_sysctl(ns, key, str(r.attrs["value"]))
 
     def _delete_sysctl(self, r: Resource) -> Restore:
-        ns, key = _split(r, 2)
+        ns, key = _id(r, SysctlId)
         if self.sys.exists(Path("/run/netns") / ns):
             self._write_sysctl(ns, key, sysctl_default(key))
         return lambda: self._write_sysctl(ns, key, str(r.attrs["value"]))
@@ -517,7 +516,7 @@ class SystemExecutor:
                 sock.unlink()
 
     def _create_wireguard(self, r: Resource) -> None:
-        ns, ifname = _split(r, 2)
+        ns, ifname = _id(r, InterfaceId)
         a = r.attrs
         key = self._private_key(a.get("private_key"), ns, ifname, live=False)
         if self.kernel:
@@ -553,7 +552,7 @@ class SystemExecutor:
             self._stop(ifname)
 
     def _update_wireguard(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
-        ns, ifname = _split(after, 2)
+        ns, ifname = _id(after, InterfaceId)
         a = after.attrs
         if "mtu" in changed and a.get("mtu"):
             self.sys.run(ip_argv(ns, ["link", "set", ifname, "mtu", str(a["mtu"])]))
@@ -575,7 +574,7 @@ class SystemExecutor:
             self.sys.run(ip_argv(ns, ["link", "set", ifname, state]))
 
     def _delete_wireguard(self, r: Resource) -> Restore:
-        ns, ifname = _split(r, 2)
+        ns, ifname = _id(r, InterfaceId)
         with contextlib.suppress(OperationError):
             self._read(ns, ifname)  # the key and port for the restore, in memory
         self._remove_wireguard(ns, ifname)
@@ -584,27 +583,27 @@ class SystemExecutor:
     # ------------------------------------------------------------ address, route
 
     def _create_address(self, r: Resource) -> None:
-        ns, ifname, cidr = _split(r, 3)
+        ns, ifname, cidr = _id(r, AddressId)
         self.sys.address("add", ns, ifname, cidr)
 
     def _delete_address(self, r: Resource) -> Restore:
-        ns, ifname, cidr = _split(r, 3)
+        ns, ifname, cidr = _id(r, AddressId)
         self.sys.address("del", ns, ifname, cidr)
         return lambda: self._create_address(r)
 
     def _create_route(self, r: Resource) -> None:
-        ns, dst = _split(r, 2)
+        ns, dst = _id(r, RouteId)
         self.sys.route("add", ns, dst, str(r.attrs["dev"]), r.attrs.get("via"))
 
     def _delete_route(self, r: Resource) -> Restore:
-        ns, dst = _split(r, 2)
+        ns, dst = _id(r, RouteId)
         self.sys.route("del", ns, dst, str(r.attrs["dev"]), r.attrs.get("via"))
         return lambda: self._create_route(r)
 
     # ------------------------------------------------------------ veth
 
     def _create_veth(self, r: Resource) -> None:
-        ns, host = _split(r, 2)
+        ns, host = _id(r, InterfaceId)
         peer_ns = r.attrs.get("peer_netns")
         peer_if = r.attrs.get("peer_ifname")
         if not peer_ns or not peer_if:
@@ -622,7 +621,7 @@ class SystemExecutor:
             raise
 
     def _delete_veth(self, r: Resource) -> Restore:
-        ns, host = _split(r, 2)
+        ns, host = _id(r, InterfaceId)
         try:
             self.sys.run(ip_argv(ns, ["link", "del", host]))
         except CommandFailed:
@@ -640,7 +639,7 @@ class SystemExecutor:
     # ------------------------------------------------------------ peer
 
     def _set_peer(self, r: Resource, label: str | None = None) -> None:
-        ns, ifname, pubkey = _split(r, 3)
+        ns, ifname, pubkey = _id(r, PeerId)
         label = r.label or label
         if pubkey.startswith("unknown-key:"):
             raise SecretUnavailable(
@@ -666,7 +665,7 @@ class SystemExecutor:
     def _update_peer(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
         if not changed:
             return
-        ns, ifname, pubkey = _split(after, 3)
+        ns, ifname, pubkey = _id(after, PeerId)
         label = after.label or before.label  # an undo goes from the desired to the live
         if "preshared_key" in changed and before.attrs.get("preshared_key") is not None:
             with contextlib.suppress(OperationError):
@@ -678,7 +677,7 @@ class SystemExecutor:
         self._set_peer(after, label)
 
     def _delete_peer(self, r: Resource) -> Restore:
-        ns, ifname, pubkey = _split(r, 3)
+        ns, ifname, pubkey = _id(r, PeerId)
         fp = r.attrs.get("preshared_key")
         if fp is not None and fp not in self._secrets:
             with contextlib.suppress(OperationError):

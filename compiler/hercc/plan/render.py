@@ -1,12 +1,12 @@
 """Plans as Terraform-style text and as JSON. Plain, deterministic, no secrets.
 
-Text: one block per change, its header the action symbol and the resource
-address (`  +` create, `  ~` update, `  -` delete, `-/+` replace), followed by
-`# <label>` when the resource has a label (a peer's node name), then its
-attributes, sorted, "=" aligned: all of them for a create or a delete, the
-changed ones for an update or a replace (the forcing one marked
-`# forces replacement`). Sensitive values print as `(sensitive)`, on both
-sides. The text ends with the counts line.
+Text: one block per change, its header the action symbol (Action.symbol,
+right-aligned: `  +` create, `  ~` update, `  -` delete, `-/+` replace) and the
+resource address, followed by `# <label>` when the resource has a label (a
+peer's node name), then its attributes, sorted, "=" aligned: all of them for
+a create or a delete, the changed ones for an update or a replace (the
+forcing one marked `# forces replacement`). Sensitive values print as
+`(sensitive)`, on both sides. The text ends with the counts line.
 
 JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
 kind, id, label (or null), action, actions (Terraform's: ["delete", "create"] for a replace),
@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from hercc.plan.diff import Change, Plan
+from hercc.resources.action import Action
 
 JSON_FORMAT_VERSION = 1
 SENSITIVE = "(sensitive)"
 NO_CHANGES = "No changes. Your node matches the spec."
 
-SYMBOLS = {"create": "  +", "update": "  ~", "delete": "  -", "replace": "-/+"}
 _INDENT = " " * 6
+_SYMBOL_WIDTH = 3  # "-/+"
 
 
 def value_text(value: Any) -> str:
@@ -65,21 +66,21 @@ def _label(change: Change) -> str | None:
 def render_change(change: Change) -> str:
     r = change.resource
     label = _label(change)
-    lines = [f"{SYMBOLS[change.action]} {change.address}" + (f" # {label}" if label else "")]
+    header = f"{change.action.symbol.rjust(_SYMBOL_WIDTH)} {change.address}"
+    lines = [header + (f" # {label}" if label else "")]
     sens = change.sensitive
-    if change.action in ("create", "delete"):
-        symbol = "+" if change.action == "create" else "-"
+    if change.action in (Action.CREATE, Action.DELETE):
         rows: list[tuple[str, str, str | None]] = [
             (name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)
         ]
-        lines += _attr_lines(symbol, rows, {})
+        lines += _attr_lines(change.action.symbol, rows, {})
     else:
         rows = [
             (name, _shown(name, old, sens), _shown(name, new, sens))
             for name, old, new in change.changed
         ]
         notes = {name: "forces replacement" for name in change.forces}
-        lines += _attr_lines("~", rows, notes)
+        lines += _attr_lines(Action.UPDATE.symbol, rows, notes)
         if change.replaced_with is not None:
             lines.append(f"{_INDENT}  # replaced with {change.replaced_with}")
         after = change.after.attrs if change.after is not None else {}
@@ -119,14 +120,16 @@ def _public(attrs: Mapping[str, Any] | None, sensitive: frozenset[str]) -> dict[
 def change_to_json(change: Change) -> dict[str, Any]:
     r = change.resource
     sens = change.sensitive
-    actions = ["delete", "create"] if change.action == "replace" else [change.action]
+    actions = [change.action]
+    if change.action is Action.REPLACE:  # Terraform's: a replace is a delete and a create
+        actions = [Action.DELETE, Action.CREATE]
     return {
         "address": change.address,
         "kind": r.kind,
         "id": r.id,
         "label": _label(change),
-        "action": change.action,
-        "actions": actions,
+        "action": change.action.value,
+        "actions": [a.value for a in actions],
         "before": _public(change.before.attrs if change.before else None, sens),
         "after": _public(change.after.attrs if change.after else None, sens),
         "changed": [name for name, _, _ in change.changed],

@@ -27,8 +27,9 @@ from typing import Any
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.plan.diff import ACTIONS, Change, Plan
-from hercc.plan.model import Resource, State, state_of
+from hercc.plan.diff import Change, Plan
+from hercc.resources.action import Action
+from hercc.resources.model import Resource, State, state_of
 
 FORMAT_VERSION = 1
 
@@ -62,7 +63,7 @@ def _resource(data: Any) -> Resource | None:
 
 def change_to_data(change: Change) -> dict[str, Any]:
     return {
-        "action": change.action,
+        "action": change.action.value,
         "address": change.address,
         "before": change.before.to_data() if change.before is not None else None,
         "after": change.after.to_data() if change.after is not None else None,
@@ -73,10 +74,12 @@ def change_to_data(change: Change) -> dict[str, Any]:
 
 
 def change_from_data(data: Any) -> Change:
-    if data["action"] not in ACTIONS:
-        raise ValueError(f"unknown action {data['action']!r}")
+    try:
+        action = Action(data["action"])
+    except ValueError:
+        raise ValueError(f"unknown action {data['action']!r}") from None
     return Change(
-        action=data["action"],
+        action=action,
         address=data["address"],
         before=_resource(data["before"]),
         after=_resource(data["after"]),

@@ -3,7 +3,7 @@
 wireguard  WireGuardDriver: KernelWireGuard (generic netlink) or UapiWireGuard
            (wireguard-go's UAPI socket), picked per interface by AutoWireGuard
 netlink    StateReader: namespaces, interfaces, addresses, routes, sysctls and
-           peers as plan.model Resources, plus the foreign names next to them
+           peers as Resources (hercc.resources), plus the foreign names next to them
 registry   OwnedRegistry: the namespaces Hercules created (STATE_DIR/<node>.json)
 errors     the exception hierarchy (all OperationError)
 """
@@ -26,9 +26,6 @@ from hercc.state.wireguard import (
     WgDevice,
     WgPeer,
     WireGuardDriver,
-    canonical_allowed_ips,
-    canonical_endpoint,
-    canonical_private_key,
     default_driver,
     kernel_unavailable_reason,
 )
@@ -52,9 +49,6 @@ __all__ = [
     "WireGuardDriver",
     "WireGuardError",
     "WireGuardUnavailable",
-    "canonical_allowed_ips",
-    "canonical_endpoint",
-    "canonical_private_key",
     "default_driver",
     "is_owner_alias",
     "kernel_unavailable_reason",

@@ -1,4 +1,4 @@
-"""Live state of a node's network namespaces as plan.model Resources.
+"""Live state of a node's network namespaces as Resources (hercc.resources).
 
 Three boundaries stand in front of the system, each swappable by a fake:
 
@@ -31,7 +31,7 @@ but boot/static (`proto kernel` prefix routes, RA routes), routes outside the
 main table, and non-unicast routes. A link-local address added by hand (like
 the fe80::1 next hop on a workload's veth) is an address like any other.
 
-Three rules shared with the desired state live in plan/model.py and are
+Three rules shared with the desired state live in hercc.resources and are
 applied here, not by callers: a veth pair whose both ends are ours (and read)
 is one resource, named by `veth_pair_end` (its other end's addresses and
 routes hang under it); a sysctl at its default (`sysctl_default`) is left
@@ -44,7 +44,7 @@ Attribute forms (the desired state must write the same):
   wireguard    listen_port (int or None), mtu, up (admin state), private_key
                (fingerprint or None), fwmark (None when 0)
   peer         endpoint ("ip:port" / "[ip6]:port" or None), allowed_ips
-               (wireguard.canonical_allowed_ips), keepalive (None when off),
+               (resources/canonical.py), keepalive (None when off),
                preshared_key (fingerprint or None); no label (a peer's node name
                is not known live)
   veth         peer_netns (None when the peer is outside every named namespace),
@@ -63,16 +63,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hercc.plan.model import (
-    WORKLOAD_IFNAME,
-    Resource,
-    State,
-    fingerprint,
-    private_key_fingerprint,
-    state_of,
-    sysctl_default,
+from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.ids import (
+    AddressId,
+    InterfaceId,
+    PeerId,
+    RouteId,
+    SysctlId,
+    format_id,
     veth_pair_end,
 )
+from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource, State, state_of
+from hercc.resources.naming import WORKLOAD_IFNAME
+from hercc.resources.sysctl import sysctl_default
 from hercc.state.errors import StateError, WireGuardUnavailable
 from hercc.state.registry import is_owner_alias
 from hercc.state.wireguard import WgDevice, WireGuardDriver, default_driver
@@ -386,7 +389,7 @@ class StateReader:
         not ours but may hold interfaces of ours (a workload's namespace made by
         someone else). `sysctls`: namespace -> keys to read there (values at
         their default are left out). `workload_ifname`: the workload end of a
-        veth pair (model.veth_pair_end), Naming.workload_ifname.
+        veth pair (ids.veth_pair_end), Naming.workload_ifname.
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -406,7 +409,9 @@ class StateReader:
                 continue
             values = self.sysctl.read(ns, sorted(set(keys)))
             resources += [
-                Resource("sysctl", f"{ns}/{key}", {"value": value}, parent=f"netns.{ns}")
+                Resource(
+                    "sysctl", format_id(SysctlId(ns, key)), {"value": value}, parent=f"netns.{ns}"
+                )
                 for key, value in sorted(values.items())
                 if value != sysctl_default(key)
             ]
@@ -440,7 +445,7 @@ class StateReader:
         out: list[Resource] = []
         managed: dict[int, tuple[str, str]] = {}  # ifindex -> (name, resource address)
         for link in snap.links:
-            ident = f"{ns}/{link.name}"
+            ident = format_id(InterfaceId(ns, link.name))
             if not is_owner_alias(link.alias, node):
                 foreign.add(ident)
                 continue
@@ -451,7 +456,7 @@ class StateReader:
                     and link.peer_netns in reading
                     and is_owner_alias(peer.alias, node)
                 ):
-                    other = f"{link.peer_netns}/{peer.name}"
+                    other = format_id(InterfaceId(link.peer_netns, peer.name))
                     if veth_pair_end(ident, other, workload_ifname) == other:
                         # the pair is reported by its other end; this end's children hang there
                         managed[link.index] = (link.name, f"veth.{other}")
@@ -464,7 +469,7 @@ class StateReader:
                         "peer_ifname": peer.name if peer is not None else None,
                         "mtu": link.mtu,
                     },
-                    forces_new=frozenset({"peer_netns", "peer_ifname"}),
+                    forces_new=FORCES_NEW["veth"],
                     parent=f"netns.{ns}",
                 )
                 out.append(res)
@@ -487,14 +492,14 @@ class StateReader:
                 continue
             ifname, parent = managed[addr.index]
             cidr = str(ipaddress.ip_interface(addr.cidr))
-            out.append(Resource("address", f"{ns}/{ifname}/{cidr}", parent=parent))
+            out.append(Resource("address", format_id(AddressId(ns, ifname, cidr)), parent=parent))
         best: dict[str, Route] = {}
         for route in snap.routes:
             if not _is_our_kind_of_route(route):
                 continue
             dst = str(ipaddress.ip_network(route.dst, strict=False))
             if route.multipath or route.oif not in managed:
-                foreign.add(f"{ns}/{dst}")
+                foreign.add(format_id(RouteId(ns, dst)))
                 continue
             if dst not in best or route.priority < best[dst].priority:
                 best[dst] = route
@@ -504,7 +509,7 @@ class StateReader:
             out.append(
                 Resource(
                     "route",
-                    f"{ns}/{dst}",
+                    format_id(RouteId(ns, dst)),
                     {"dev": ifname, "via": route.gateway},
                     parent=parent,
                 )
@@ -527,13 +532,13 @@ class StateReader:
                 ),
                 "fwmark": device.fwmark,
             },
-            sensitive=frozenset({"private_key"}),
+            sensitive=SENSITIVE["wireguard"],
             parent=f"netns.{ns}",
         )
         peers = [
             Resource(
                 "peer",
-                f"{ident}/{pub}",
+                format_id(PeerId(ns, link.name, pub)),
                 {
                     "endpoint": peer.endpoint,
                     "allowed_ips": list(peer.allowed_ips),
@@ -542,7 +547,7 @@ class StateReader:
                         None if peer.preshared_key is None else fingerprint(peer.preshared_key)
                     ),
                 },
-                sensitive=frozenset({"preshared_key"}),
+                sensitive=SENSITIVE["peer"],
                 parent=wg.address,
             )
             for pub, peer in sorted(device.peers.items())

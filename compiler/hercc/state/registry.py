@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from hercc.plan.model import OWNER_ALIAS, STATE_DIR
+from hercc.resources.model import OWNER_ALIAS, STATE_DIR
 from hercc.state.errors import RegistryError
 from hercc.sysio.files import write_atomic
 

@@ -12,22 +12,22 @@ One interface, `WireGuardDriver`, two implementations:
 when it exists, else the kernel. `default_driver()` builds it.
 
 Keys cross this interface as base64 text, as wg(8) prints them. They never
-appear in messages or reprs; compare them through `hercc.plan.model.fingerprint`.
-Every socket or netlink operation is bounded by a timeout, and every failure
-is a `WireGuardError` (or `WireGuardUnavailable` when the device cannot be
-reached at all).
+appear in messages or reprs; compare them through
+`hercc.resources.fingerprints.fingerprint`. Every socket or netlink operation
+is bounded by a timeout, and every failure is a `WireGuardError` (or
+`WireGuardUnavailable` when the device cannot be reached at all), except
+a malformed key, endpoint or allowed IP: an InvalidValue (hercc.resources).
 
-The two normalizers `canonical_allowed_ips` and `canonical_endpoint` are
-public so that the desired state is written in the same form as the live one.
+Devices are read into the forms of hercc.resources.canonical, the ones the
+desired state is written in; `resolved_endpoint` resolves a host name before
+an endpoint is handed to a device.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import errno as errno_mod
 import functools
-import ipaddress
 import os
 import socket
 import time
@@ -36,6 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from hercc.resources.canonical import (
+    KEY_LEN,
+    canonical_allowed_ips,
+    join_endpoint,
+    key_bytes,
+    split_endpoint,
+)
 from hercc.state.errors import StateError, WireGuardError, WireGuardUnavailable
 
 __all__ = [
@@ -48,16 +55,13 @@ __all__ = [
     "WgDevice",
     "WgPeer",
     "WireGuardDriver",
-    "canonical_allowed_ips",
-    "canonical_endpoint",
-    "canonical_private_key",
     "default_driver",
     "kernel_unavailable_reason",
+    "resolved_endpoint",
 ]
 
 DEFAULT_SOCKET_DIR = Path("/var/run/wireguard")
 DEFAULT_TIMEOUT = 5.0
-KEY_LEN = 32
 _ZERO_KEY_HEX = "0" * (2 * KEY_LEN)
 _ZERO_KEY_B64 = base64.b64encode(bytes(KEY_LEN)).decode()
 MAX_ANSWER = 64 << 20  # bytes; 1,000 peers with one allowed IP each take about 400 kB
@@ -132,76 +136,23 @@ class WireGuardDriver(Protocol):
 # --------------------------------------------------------------------------- normalizing
 
 
-def canonical_allowed_ips(items: Iterable[str]) -> list[str]:
-    """Networks with host bits cleared, in `ipaddress` text form, sorted as strings."""
-    out = set()
-    for item in items:
-        try:
-            out.add(str(ipaddress.ip_network(item.strip(), strict=False)))
-        except ValueError:
-            raise WireGuardError(f"invalid allowed IP {item!r}") from None
-    return sorted(out)
+def resolved_endpoint(endpoint: str) -> str:
+    """canonical_endpoint, with a host name resolved as wg(8) does before it sets a peer.
 
-
-def _split_endpoint(endpoint: str) -> tuple[str, int]:
-    text = endpoint.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise WireGuardError(f"invalid endpoint {endpoint!r}: expected host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if any(c.isspace() for c in host) or "=" in host:
-        raise WireGuardError(f"invalid endpoint {endpoint!r}")
-    return host, int(port_text)
-
-
-def _join_endpoint(addr: str, port: int) -> str:
-    ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-
-
-def canonical_endpoint(endpoint: str, *, resolve: bool = False) -> str:
-    """`ip:port` or `[ip6]:port`. A host name stays as written unless `resolve`.
-
-    Resolving (as wg(8) does before talking to the device) takes the first
-    address getaddrinfo returns.
+    The first address getaddrinfo returns.
     """
-    host, port = _split_endpoint(endpoint)
+    host, port = split_endpoint(endpoint)
     try:
-        return _join_endpoint(host, port)
+        return join_endpoint(host, port)
     except ValueError:
         pass
-    if not resolve:
-        return f"{host}:{port}"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except OSError as exc:
         raise WireGuardError(f"cannot resolve endpoint {endpoint!r}: {exc}") from None
     if not infos:
         raise WireGuardError(f"cannot resolve endpoint {endpoint!r}: no address")
-    return _join_endpoint(str(infos[0][4][0]), port)
-
-
-def canonical_private_key(key: str) -> str:
-    """The key as a device stores it: Curve25519-clamped (wg genkey's keys already are).
-
-    Both the kernel and wireguard-go clamp a private key when it is set, so a
-    desired state must fingerprint this form to compare equal with a live one.
-    """
-    raw = bytearray(_key_bytes(key, "private key"))
-    raw[0] &= 248
-    raw[31] = (raw[31] & 127) | 64
-    return base64.b64encode(bytes(raw)).decode()
-
-
-def _key_bytes(key: str, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(key.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != KEY_LEN:
-        raise WireGuardError(f"invalid {what}: not {KEY_LEN} bytes of base64")
-    return raw
+    return join_endpoint(str(infos[0][4][0]), port)
 
 
 def _b64_from_hex(text: str, what: str) -> str:
@@ -365,8 +316,8 @@ def device_from_uapi(pairs: Sequence[tuple[str, str]], where: str = "device") ->
         elif key == "allowed_ip":
             current["allowed_ips"].append(value)
         elif key == "endpoint":
-            host, port = _split_endpoint(value)
-            current["endpoint"] = _join_endpoint(host, port)
+            host, port = split_endpoint(value)
+            current["endpoint"] = join_endpoint(host, port)
         elif key == "preshared_key":
             current["preshared_key"] = None if value == _ZERO_KEY_HEX else _b64_from_hex(value, key)
         elif key == "persistent_keepalive_interval":
@@ -391,13 +342,13 @@ def _peer_lines(
     keepalive: int | None,
     preshared_key: str | None,
 ) -> list[str]:
-    lines = [f"public_key={_key_bytes(pubkey, 'public key').hex()}"]
+    lines = [f"public_key={key_bytes(pubkey, 'public key').hex()}"]
     psk = (
-        _ZERO_KEY_HEX if preshared_key is None else _key_bytes(preshared_key, "preshared key").hex()
+        _ZERO_KEY_HEX if preshared_key is None else key_bytes(preshared_key, "preshared key").hex()
     )
     lines.append(f"preshared_key={psk}")
     if endpoint is not None:
-        lines.append(f"endpoint={canonical_endpoint(endpoint, resolve=True)}")
+        lines.append(f"endpoint={resolved_endpoint(endpoint)}")
     if keepalive is not None and not 0 <= keepalive <= 65535:
         raise WireGuardError(f"invalid keepalive {keepalive}: 0..65535 seconds")
     lines.append(f"persistent_keepalive_interval={keepalive or 0}")
@@ -457,7 +408,7 @@ class UapiWireGuard:
     ) -> None:
         lines = []
         if private_key is not None:
-            lines.append(f"private_key={_key_bytes(private_key, 'private key').hex()}")
+            lines.append(f"private_key={key_bytes(private_key, 'private key').hex()}")
         if listen_port is not None:
             if not 0 <= listen_port <= 65535:
                 raise WireGuardError(f"invalid listen port {listen_port}")
@@ -487,7 +438,7 @@ class UapiWireGuard:
 
     def remove_peer(self, ifname: str, pubkey: str, *, netns: str | None = None) -> None:
         """Remove a peer; a peer that is already gone is fine."""
-        lines = [f"public_key={_key_bytes(pubkey, 'public key').hex()}", "remove=true"]
+        lines = [f"public_key={key_bytes(pubkey, 'public key').hex()}", "remove=true"]
         self._set(ifname, lines, f"removing peer {pubkey.strip()}")
 
 
@@ -570,7 +521,7 @@ def device_from_genl(messages: Iterable[Any]) -> WgDevice:
             entry = raw.setdefault(pub, {"allowed_ips": []})
             endpoint = _attr(peer, "WGPEER_A_ENDPOINT")
             if endpoint is not None and endpoint.get("port"):
-                entry["endpoint"] = _join_endpoint(endpoint["addr"], endpoint["port"])
+                entry["endpoint"] = join_endpoint(endpoint["addr"], endpoint["port"])
             psk = _attr(peer, "WGPEER_A_PRESHARED_KEY")
             if psk is not None and _text(psk) != _ZERO_KEY_B64:
                 entry["preshared_key"] = _text(psk)
@@ -653,7 +604,7 @@ class KernelWireGuard:
         fwmark: int | None = None,
     ) -> None:
         if private_key is not None:
-            _key_bytes(private_key, "private key")
+            key_bytes(private_key, "private key")
             private_key = private_key.strip()
         self._run(
             ifname,
@@ -686,7 +637,7 @@ class KernelWireGuard:
         )
 
     def remove_peer(self, ifname: str, pubkey: str, *, netns: str | None = None) -> None:
-        _key_bytes(pubkey, "public key")
+        key_bytes(pubkey, "public key")
         peer = {"public_key": pubkey.strip(), "remove": True}
         self._run(
             ifname, netns, f"removing peer {pubkey.strip()}", lambda s: s.set(ifname, peer=peer)
@@ -701,7 +652,7 @@ def genl_peer(
     preshared_key: str | None,
 ) -> dict[str, Any]:
     """The `peer` argument of pyroute2's WireGuard.set for exactly these settings."""
-    _key_bytes(pubkey, "public key")
+    key_bytes(pubkey, "public key")
     peer: dict[str, Any] = {
         "public_key": pubkey.strip(),
         "preshared_key": _ZERO_KEY_B64,
@@ -710,10 +661,10 @@ def genl_peer(
         "allowed_ips": canonical_allowed_ips(allowed_ips),
     }
     if preshared_key is not None:
-        _key_bytes(preshared_key, "preshared key")
+        key_bytes(preshared_key, "preshared key")
         peer["preshared_key"] = preshared_key.strip()
     if endpoint is not None:
-        host, port = _split_endpoint(canonical_endpoint(endpoint, resolve=True))
+        host, port = split_endpoint(resolved_endpoint(endpoint))
         peer["endpoint_addr"] = host
         peer["endpoint_port"] = port
     return peer

@@ -5,7 +5,8 @@ that kind on the node, and flat JSON-able attributes. The desired state is
 built from the IR (plan/desired.py), the live state is read from the kernel
 and WireGuard (state/), and the plan is their difference (plan/diff.py).
 
-Kinds and ids (NET is a network name, NS a namespace, IF an interface):
+Kinds and ids (NET is a network name, NS a namespace, IF an interface; the
+typed shapes are in resources/ids.py):
 
   netns      "<NS>"                       a network namespace (one per network on a node,
                                           one per workload)
@@ -32,24 +33,25 @@ the renderer after the address (`  + peer.NS/IF/KEY # beta`), and used by
 the executor only to find a peer's preshared key.
 
 Secrets never appear: a private or preshared key is represented by its
-fingerprint (`private_key_fingerprint`, `fingerprint`), a short hash that
-tells equal keys from different ones, and such attributes are listed in
-`sensitive` so renderers print "(sensitive)". `forces_new` lists the
-attributes whose change cannot be made in place (the resource is destroyed
-and created again: "-/+").
+fingerprint (resources/fingerprints.py), a short hash that tells equal keys
+from different ones, and such attributes are listed in `sensitive`
+(SENSITIVE, per kind) so renderers print "(sensitive)". `forces_new`
+(FORCES_NEW, per kind) lists the attributes whose change cannot be made in
+place (the resource is destroyed and created again: "-/+").
 
 Three rules the desired state (plan/desired.py) and the live reader
-(state/netlink.py) share, each defined here once:
+(state/netlink.py) share, each defined once in this package:
 
   sysctls     a sysctl resource is a value set away from its default
-              (`SYSCTL_DEFAULTS`): the desired state never holds a default
-              value, the reader leaves a value at its default out, and deleting
-              one writes the default back. So "absent" and "default" are one.
-  veth pairs  one resource per pair, named by `veth_pair_end`: the end that is
-              not the workload's (`WORKLOAD_IFNAME`, Naming.workload_ifname).
+              (resources/sysctl.py, `SYSCTL_DEFAULTS`): the desired state never
+              holds a default value, the reader leaves a value at its default
+              out, and deleting one writes the default back. So "absent" and
+              "default" are one.
+  veth pairs  one resource per pair, named by `ids.veth_pair_end`: the end that
+              is not the workload's (`WORKLOAD_IFNAME`, Naming.workload_ifname).
   keys        a private key is fingerprinted as a device stores it, clamped
-              (`private_key_fingerprint`), whether it comes from a keys file or
-              from the device.
+              (`fingerprints.private_key_fingerprint`), whether it comes from a
+              keys file or from the device.
 
 `parent` is the address of the resource this one lives in (an address lives
 in its wireguard interface, which lives in its netns): apply creates parents
@@ -58,59 +60,38 @@ first and destroys children first.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hercc.resources.errors import MalformedId
+from hercc.resources.ids import SHAPES, IdT, parse_id
+
+__all__ = [
+    "FORCES_NEW",
+    "KINDS",
+    "ORDER",
+    "OWNER_ALIAS",
+    "SENSITIVE",
+    "STATE_DIR",
+    "Resource",
+    "State",
+    "state_of",
+]
+
 KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer")
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
+# Per kind: the attributes that hold a fingerprint of a secret.
+SENSITIVE: Mapping[str, frozenset[str]] = {
+    "wireguard": frozenset({"private_key"}),
+    "peer": frozenset({"preshared_key"}),
+}
+# Per kind: the attributes whose change replaces the resource.
+FORCES_NEW: Mapping[str, frozenset[str]] = {"veth": frozenset({"peer_netns", "peer_ifname"})}
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created
 STATE_DIR = "/var/lib/hercules"
-WORKLOAD_IFNAME = "eth0"  # the workload's end of its veth pair (Naming.workload_ifname)
-
-FORWARD4 = "net.ipv4.ip_forward"
-FORWARD6 = "net.ipv6.conf.all.forwarding"
-# The sysctls Hercules manages and their defaults (in a new network namespace).
-SYSCTL_DEFAULTS = {FORWARD4: "0", FORWARD6: "0"}
-
-
-def sysctl_default(key: str) -> str:
-    """The value a sysctl goes back to when its resource is deleted ("0": off)."""
-    return SYSCTL_DEFAULTS.get(key, "0")
-
-
-def fingerprint(secret: str) -> str:
-    """A short, stable stand-in for a key: equal keys, equal fingerprints; never the key."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
-def private_key_fingerprint(key: str) -> str:
-    """The fingerprint of a private key as a device stores it (Curve25519-clamped).
-
-    Both the kernel and wireguard-go clamp a key when it is set; clamping is
-    idempotent, so a key from a keys file and the same key read back from a
-    device get one fingerprint. Raises WireGuardError for a malformed key
-    (the message holds no key material).
-    """
-    from hercc.state.wireguard import canonical_private_key
-
-    return fingerprint(canonical_private_key(key))
-
-
-def veth_pair_end(a: str, b: str, workload_ifname: str = WORKLOAD_IFNAME) -> str:
-    """Which end ("<NS>/<IF>") of a veth pair names its resource: a or b.
-
-    The end that is not the workload's (its interface is not called
-    `workload_ifname`); when both or neither are, the smaller id.
-    """
-    a_inner = a.rpartition("/")[2] == workload_ifname
-    b_inner = b.rpartition("/")[2] == workload_ifname
-    if a_inner != b_inner:
-        return b if a_inner else a
-    return min(a, b)
 
 
 @dataclass(frozen=True)
@@ -127,6 +108,12 @@ class Resource:
     def address(self) -> str:
         """`kind.id`, unique on a node: how plans name a resource."""
         return f"{self.kind}.{self.id}"
+
+    def id_as(self, shape: type[IdT]) -> IdT:
+        """The id in `shape` (resources/ids.py); MalformedId unless it is this kind's shape."""
+        if SHAPES.get(self.kind) is not shape:
+            raise MalformedId(f"{self.address}: a {self.kind} id is no {shape.__name__}")
+        return parse_id(shape, self.id)
 
     def to_data(self) -> dict[str, Any]:
         """JSON data; "label" only when there is one (live resources never have one)."""

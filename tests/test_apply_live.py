@@ -39,6 +39,7 @@ WG = f"wg-{NET}"
 WG_BIG = f"wg-{BIG}"
 TIMEOUT = 120
 
+
 def live_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces, WireGuard)"

@@ -104,7 +104,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a.set_defaults(run=run)
 
 
-
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise OperationError(
@@ -122,9 +121,7 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
         if not os.path.isdir(args.keys):
             raise OperationError(f"{args.keys}: no such keys directory")
         keys = DirKeys(args.keys)
-    return NodeContext.of(
-        node, naming_for(args.netns_prefix), keys, args.state_dir, live_system()
-    )
+    return NodeContext.of(node, naming_for(args.netns_prefix), keys, args.state_dir, live_system())
 
 
 def _make_plan(ctx: NodeContext, spec: str, console: Console, keys_dir: str | None) -> Planned:
@@ -162,14 +159,10 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     else:
         console.out.write(render_plan(planned.plan))
     if args.keys is None:
-        console.err.write(
-            "note: without --keys, private and preshared keys are left as they are\n"
-        )
+        console.err.write("note: without --keys, private and preshared keys are left as they are\n")
     if args.out is not None:
         save_plan(planned.plan, args.node, planned.live, planned.desired, args.out, args.spec)
-        console.err.write(
-            f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n"
-        )
+        console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
     if args.detailed_exitcode and not planned.plan.no_changes:
         return ExitCode.CHANGES
     return ExitCode.OK

@@ -21,9 +21,7 @@ def add_spec_command(
     error_format: bool = True,
 ) -> argparse.ArgumentParser:
     """Register `name SPEC [--format text|json] [--frozen] [--keys DIR]`."""
-    c: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=help_text, description=help_text
-    )
+    c: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
     c.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     if error_format:
         c.add_argument(

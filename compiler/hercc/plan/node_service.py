@@ -20,9 +20,10 @@ Nothing here prints: the CLI (hercc.cli.plan_apply) and the lab
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from hercc import ir
 from hercc.diagnostics import OperationError
@@ -32,6 +33,7 @@ from hercc.plan.diff import Plan, diff
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.plan.model import SYSCTL_DEFAULTS, WORKLOAD_IFNAME, Resource, State, state_of
 from hercc.state import (
+    LiveState,
     OwnedRegistry,
     ProcSysctl,
     PyrouteNetlink,
@@ -45,11 +47,25 @@ SOCKET_DIR = "/var/run/wireguard"
 NetnsHook = Callable[[str], None]
 
 
+class Reader(Protocol):
+    """What the live state is read with: hercc.state.StateReader (tests pass a fake)."""
+
+    def read(
+        self,
+        node: str,
+        owned: Iterable[str],
+        *,
+        also: Iterable[str] = (),
+        sysctls: Mapping[str, Iterable[str]] | None = None,
+        workload_ifname: str = WORKLOAD_IFNAME,
+    ) -> LiveState: ...
+
+
 @dataclass(frozen=True)
 class LiveSystem:
     """How a node is read and changed: the live-state reader and the WireGuard driver."""
 
-    reader: StateReader
+    reader: Reader
     wireguard: WireGuardDriver
 
 
@@ -119,7 +135,7 @@ def read_live(
     node: str,
     desired: State,
     owned: Iterable[str],
-    reader: StateReader,
+    reader: Reader,
     workload_ifname: str = WORKLOAD_IFNAME,
 ) -> tuple[State, frozenset[str]]:
     """The live state of `node` in the form of `desired`, and the foreign names.

@@ -3,7 +3,7 @@
 #   make setup   Debian packages + kernel headers for BCC, .venv with hercc[test,lint] and tox
 #   make run     keys, build, routes of the quickstart example; then it runs as a lab: up, check, down
 #   make test    run every tox env (py, lint)
-#   make lint    ruff check + mypy --strict, straight from .venv
+#   make lint    ruff check + mypy --strict + lint-imports (the layers), straight from .venv
 #   make clean   remove build/, .tox/ and .venv/
 
 SHELL := /bin/bash
@@ -55,11 +55,13 @@ run: setup
 test: setup
 	$(VENV)/bin/tox
 
-# Runs both checkers, fails if either fails.
+# Runs every checker, fails if any fails. lint-imports checks the import contracts of
+# pyproject.toml ([tool.importlinter]): the layers of hercc, and no import cycles.
 lint: setup
 	@rc=0; \
 	echo "ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; \
 	echo "mypy --strict compiler/hercc"; $(VENV)/bin/mypy --strict compiler/hercc || rc=1; \
+	echo "lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
 	exit $$rc
 
 clean:

@@ -38,7 +38,7 @@ def measure(spec: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one `hercc check` process."""
     script = (
         "import resource, sys, time\n"
-        "from hercc.cli import main\n"
+        "from hercc.cli.main import main\n"
         "t = time.perf_counter()\n"
         f"code = main(['check', {spec!r}])\n"
         "dt = time.perf_counter() - t\n"

@@ -7,20 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from hercc import cli_lab
-from hercc.diagnostics import OperationError, UsageError
+from hercc.cli import main as cli
 
 
 def lab(*argv: str) -> tuple[int, str, str]:
     """`hercc lab ARGV` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    try:
-        args = cli_lab.parser().parse_args(["lab", *argv])
-        code = cli_lab.run_lab(args, {}, out, err)
-    except UsageError as exc:
-        return 2, out.getvalue(), str(exc)
-    except OperationError as exc:
-        return 1, out.getvalue(), str(exc)
+    code = cli.main(["lab", *argv], out, err)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc.plan.render import NO_CHANGES
+from hercc.cli.views.plan import NO_CHANGES
 from hercc.resources.naming import Naming
 
 pytestmark = pytest.mark.live
@@ -38,25 +38,6 @@ BIG = f"b{PID}"
 WG = f"wg-{NET}"
 WG_BIG = f"wg-{BIG}"
 TIMEOUT = 120
-
-# Runs the hercc CLI; wires `plan` and `apply` in when cli.py does not (yet).
-RUNNER = """
-import sys
-from hercc import cli
-from hercc.cli_apply import add_apply_commands, run_apply
-if not hasattr(cli, "run_apply"):
-    orig_parser, orig_dispatch = cli._parser, cli._dispatch
-    def _parser():
-        p = orig_parser()
-        add_apply_commands(p._subparsers._group_actions[0])
-        return p
-    def _dispatch(args, sources):
-        if args.command in ("plan", "apply"):
-            return run_apply(args, sources)
-        return orig_dispatch(args, sources)
-    cli._parser, cli._dispatch = _parser, _dispatch
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 
 def live_reason() -> str | None:
@@ -81,15 +62,13 @@ class Node:
         self.tmp = tmp
         self.state = tmp / "state"
         self.keys = tmp / "keys"
-        self.runner = tmp / "hercc_runner.py"
-        self.runner.write_text(RUNNER, encoding="utf-8")
         self.underlay = f"{PREFIX}ul"
         sh("ip", "netns", "add", self.underlay)
         sh("ip", "-n", self.underlay, "link", "set", "lo", "up")
 
     def hercc(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         done = subprocess.run(
-            [sys.executable, str(self.runner), *argv],
+            [sys.executable, "-m", "hercc", *argv],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -120,7 +99,8 @@ class Node:
     def apply_argv(self, target: Path, *extra: str) -> list[str]:
         return [
             sys.executable,
-            str(self.runner),
+            "-m",
+            "hercc",
             "apply",
             str(target),
             "--node",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli
+from hercc.cli import main as cli
 from hercc.schemas_check import validate_ir
 from tests.conftest import EXAMPLES
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli
+from hercc.cli import main as cli
 from tests.conftest import EXAMPLES
 
 NODES = ("alpha", "beta", "gamma", "delta")

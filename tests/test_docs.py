@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli, codes, ir
+from hercc import codes, ir
+from hercc.cli import main as cli
 from hercc.diagnostics import SpecError
 from hercc.fmt import format_source
 from hercc.parser import parse_text
@@ -318,7 +319,7 @@ def _commands() -> list[list[str]]:
                     found.extend(walk(sub, [*prefix, name]))
         return found
 
-    return walk(cli._parser(), [])
+    return walk(cli.parser(), [])
 
 
 COMMANDS = _commands()

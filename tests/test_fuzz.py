@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hercc import cli
+from hercc.cli import main as cli
 from hercc.diagnostics import SpecError
 from hercc.fmt import format_source
 from hercc.parser import parse_text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hercc import keys
-from hercc.cli_keys import add_keys_commands, run_keys
-from hercc.diagnostics import OperationError, UsageError
+from hercc.cli import main as cli
+from hercc.diagnostics import OperationError
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES
 
@@ -264,13 +263,8 @@ def test_psk_pair_names_must_be_unambiguous(tmp_path: Path) -> None:
 
 
 def keys_cli(*argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="hercc")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_keys_commands(sub)
-    args = parser.parse_args(list(argv))
-    assert args.command == "keys"
     out, err = io.StringIO(), io.StringIO()
-    code = run_keys(args, {}, out=out, err=err)
+    code = cli.main(list(argv), out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -295,12 +289,12 @@ def test_cli_init_rotate_show(spec: Path, tmp_path: Path) -> None:
 
 
 def test_cli_errors(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such file"):
-        keys_cli("keys", "init", str(tmp_path / "missing.herc"), "--keys", str(tmp_path))
-    with pytest.raises(OperationError):
-        keys_cli("keys", "show", "--keys", str(tmp_path / "nothing"))
-    with pytest.raises(SystemExit):  # plain argparse exits; hercc's parser raises UsageError
-        keys_cli("keys", "init", "spec.herc")  # --keys is required
+    code, _, err = keys_cli("keys", "init", str(tmp_path / "missing.herc"), "--keys", str(tmp_path))
+    assert code == 2 and err == f"hercc: error: {tmp_path / 'missing.herc'}: no such file\n"
+    code, _, err = keys_cli("keys", "show", "--keys", str(tmp_path / "nothing"))
+    assert code == 1 and err.startswith("hercc: error: ")
+    code, _, err = keys_cli("keys", "init", "spec.herc")  # --keys is required
+    assert code == 2 and err.startswith("usage: hercc keys init")
 
 
 def test_no_secrets_leak_through_the_summary(spec: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli_lab
+from hercc.cli import main as cli
 from hercc.lab import harness, persistent, topology
 from hercc.lab.naming import lab_naming
 from hercc.pipeline import compile_spec
@@ -70,12 +70,12 @@ def node_block(out: str, node: str) -> str:
 
 
 def test_plan_and_apply_parse() -> None:
-    args = cli_lab.parser().parse_args(
+    args = cli.parser().parse_args(
         ["lab", "plan", "--name", "x", "s.herc", "--detailed-exitcode", "--json"]
     )
     assert (args.lab_command, args.name, args.spec) == ("plan", "x", "s.herc")
     assert args.detailed_exitcode and args.json
-    args = cli_lab.parser().parse_args(["lab", "apply", "s.herc"])
+    args = cli.parser().parse_args(["lab", "apply", "s.herc"])
     assert (args.lab_command, args.name, args.spec) == ("apply", "lab", "s.herc")
 
 

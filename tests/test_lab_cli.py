@@ -6,14 +6,12 @@ otherwise. Every lab here has a per-run name (t<pid>...), lives in the real
 state directory (/var/lib/hercules/labs) and is removed with `lab down` by
 its fixture, even when a test fails.
 
-Until cli.py registers `lab`, the command runs through hercc.cli_lab's own
-parser: in-process (run_lab) or as `python -c` (a separate process that
-exits while the lab keeps running).
+The command runs in-process (hercc.cli.main.main) or as `python -m hercc`
+(a separate process that exits while the lab keeps running).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hercc import cli_lab
+from hercc.cli import main as cli
+from hercc.cli.views.lab import render_matrix
 from hercc.lab import harness, nodes, persistent
 from hercc.lab.topology import PREFIX_MAX, prefix_for_lab
 from hercc.resources.naming import IFNAME_MAX
@@ -36,13 +35,12 @@ QUICKSTART = str(EXAMPLES / "quickstart.herc")
 REFERENCE = str(EXAMPLES / "reference.herc")
 REASON = harness.missing_requirements()
 RUN = f"t{os.getpid()}"
-CLI = "import sys; from hercc.cli_lab import main; sys.exit(main(sys.argv[1:]))"
 
 
 def lab_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`hercc lab ARGV` as a separate Python process."""
     return subprocess.run(
-        [sys.executable, "-c", CLI, "lab", *argv],
+        [sys.executable, "-m", "hercc", "lab", *argv],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -91,10 +89,10 @@ def ref() -> Iterator[persistent.LabState]:
 
 
 def test_exec_takes_the_command_after_the_separator() -> None:
-    args = cli_lab.parser().parse_args(["lab", "exec", "--name", "x", "home", "--", "ip", "-br"])
+    args = cli.parser().parse_args(["lab", "exec", "--name", "x", "home", "--", "ip", "-br"])
     assert (args.name, args.target, args.argv) == ("x", "home", ["ip", "-br"])
-    assert cli_lab.parser().parse_args(["lab", "status"]).name is None
-    assert cli_lab.parser().parse_args(["lab", "down"]).name == "lab"
+    assert cli.parser().parse_args(["lab", "status"]).name is None
+    assert cli.parser().parse_args(["lab", "down"]).name == "lab"
 
 
 def test_prefixes_derive_from_the_name_and_fit() -> None:
@@ -139,7 +137,7 @@ def test_matrix_marks() -> None:
         p("b@n", "a@n", 4, False),
         p("b@n", "a@n", 6, False),
     ]
-    text = cli_lab.render_matrix(state, results)
+    text = render_matrix(state, results)
     rows = {ln.split()[1]: ln.split()[2:] for ln in text.splitlines() if ln[:3].strip().isdigit()}
     # rows and columns by network (m before n): c@m, a@n, b@n
     assert rows["a@n"] == ["·", "ok", "-4"] and rows["b@n"][:2] == ["·", "--"]
@@ -239,7 +237,7 @@ def test_check_fails_when_a_node_is_down_then_down_removes_everything() -> None:
             )
             for r in data["results"]
         ]
-        text = cli_lab.render_matrix(state, probes)  # what `check` without --json prints
+        text = render_matrix(state, probes)  # what `check` without --json prints
         assert "FAIL blog -> edge2@demo 10.42.1.1 (IPv4, demo)" in text
         assert "FAIL home@demo -> edge1@demo" not in text
         code, out, _ = lab("status", "--name", name)
@@ -266,6 +264,4 @@ def test_down_of_a_separate_process_lab(quick: persistent.LabState) -> None:
 def test_usage_errors_are_not_tracebacks() -> None:
     done = lab_process("exec", "--name", "../x", "home", "--", "true")
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr
-    parser = argparse.ArgumentParser()
-    cli_lab.add_lab_commands(parser.add_subparsers(dest="command"))
-    assert parser.parse_args(["lab", "up", "x.herc"]).spec == "x.herc"
+    assert cli.parser().parse_args(["lab", "up", "x.herc"]).spec == "x.herc"

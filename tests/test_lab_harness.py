@@ -20,6 +20,7 @@ from hercc.lab import Lab, LabError, naive_mesh, new_prefix, nodes, topology_of,
 from hercc.lab.harness import WG_RUN_DIR, missing_requirements
 from hercc.lab.naming import KeyFiles
 from hercc.pipeline import compile_spec
+from hercc.plan.node_service import live_system
 from hercc.resources.action import Action
 from tests.conftest import EXAMPLES, compile_text, write
 from tests.labtools import netns_names, wireguard_go_of
@@ -268,7 +269,7 @@ def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
     # the relay waits to be dialled by home (no endpoint), dials edge2
     assert len(lab.plans["edge1"][1].changes) == 1
     # planned once more against the live overlay: nothing left to do
-    io = nodes.live_io()
+    io = live_system()
     for n in nodes.lab_nodes(lab.model, lab.topology, KeyFiles(lab.keys)):
         again, _ = nodes.plan_node(n, n.desired, lab.node_dir, io)
         assert again.no_changes, (n.node, again.changes)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli
+from hercc.cli import main as cli
 from hercc.ir import IR
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES

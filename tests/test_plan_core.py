@@ -6,7 +6,6 @@ HERCC_UPDATE_GOLDEN=1 rewrites them.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
 import hashlib
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
+from hercc.cli import main as cli
+from hercc.cli.views.plan import NO_CHANGES, plan_to_json, render_plan
 from hercc.diagnostics import OperationError
 from hercc.keys import init_keys, load_public_keys, psk_path, read_private_key
 from hercc.pipeline import compile_spec
@@ -29,7 +30,6 @@ from hercc.plan.desired import (
     ir_from_build,
 )
 from hercc.plan.diff import Plan, diff
-from hercc.plan.render import NO_CHANGES, plan_to_json, render_plan
 from hercc.plan.saved import (
     StalePlanError,
     check_fresh,
@@ -552,14 +552,9 @@ def test_load_plan_rejects_bad_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- hercc diff
 
 
-def run_diff_cli(*argv: str) -> tuple[int, str]:
-    from hercc.cli_plan import add_diff_command, run_diff
-
-    parser = argparse.ArgumentParser()
-    add_diff_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["diff", *argv])
+def run_diff_cli(*argv: str, err: io.StringIO | None = None) -> tuple[int, str]:
     out = io.StringIO()
-    code = run_diff(args, {}, out)
+    code = cli.main(["diff", *argv], out, err if err is not None else io.StringIO())
     return code, out.getvalue()
 
 
@@ -602,10 +597,12 @@ def test_hercc_diff_exit_codes_and_node_filter(tmp_path: Path) -> None:
     assert code == 2 and "~ listen_port = 51820 -> 51821" in text and "# node alpha" not in text
     data = json.loads(run_diff_cli(old, same, "--json")[1])
     assert data["no_changes"] is True and data["nodes"] == {}
-    with pytest.raises(OperationError, match="neither"):
-        run_diff_cli(old, same, "--node", "nobody")
-    with pytest.raises(OperationError, match="no such file"):
-        run_diff_cli(old, str(tmp_path / "missing.herc"))
+    err = io.StringIO()
+    assert run_diff_cli(old, same, "--node", "nobody", err=err) == (1, "")
+    assert err.getvalue() == f"hercc: error: node nobody is in neither {old} nor {same}\n"
+    err = io.StringIO()
+    assert run_diff_cli(old, str(tmp_path / "missing.herc"), err=err) == (1, "")
+    assert "missing.herc: no such file" in err.getvalue()
 
 
 def test_hercc_diff_with_keys(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hercc import cli, codes
+from hercc import codes
+from hercc.cli import main as cli
 from tests.conftest import EXAMPLES, compile_text, errors_of
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hercc import cli
+from hercc.cli import main as cli
 from tests.conftest import EXAMPLES
 
 REF = str(EXAMPLES / "reference.herc")

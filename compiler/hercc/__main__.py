@@ -1,3 +1,3 @@
-from hercc.cli import run
+from hercc.cli.main import run
 
 run()

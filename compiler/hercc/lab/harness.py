@@ -56,6 +56,7 @@ from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.topology import Topology, new_prefix, topology_of
 from hercc.plan.diff import Plan
+from hercc.plan.node_service import LiveSystem, live_system
 from hercc.sysio.process import run
 from hercc.sysio.procfs import proc_start_time, stop
 
@@ -210,12 +211,12 @@ class Lab:
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
-            io = nodes.live_io()
-            self._apply_all(keys, io, withhold=True)
+            io = live_system()
+            self._apply_all(io, withhold=True)
             self.timings["withheld"] = time.monotonic() - start
             self._wait_ports()
             self.timings["ports"] = time.monotonic() - start
-            self._apply_all(keys, io, withhold=False)
+            self._apply_all(io, withhold=False)
             self.timings["dialling"] = time.monotonic() - start
             self._wait_handshakes(io)
             self.timings["handshakes"] = time.monotonic() - start
@@ -430,7 +431,7 @@ class Lab:
     def _nft(self, ns: str, script: str) -> None:
         run(["nft", "-f", "-"], netns=ns, input=script, timeout=TIMEOUT, error=LabError)
 
-    def _apply_all(self, keys: KeyFiles, io: nodes.Live, *, withhold: bool) -> None:
+    def _apply_all(self, io: LiveSystem, *, withhold: bool) -> None:
         """Plan every node against its live overlay and apply it (pass 1: `withhold`).
 
         The nodes share nothing but the underlay, so they are planned and
@@ -443,7 +444,7 @@ class Lab:
             planned, _live = nodes.plan_node(n, desired, self.node_dir, io)
             self.plans.setdefault(n.node, []).append(planned)
             if not planned.no_changes:
-                nodes.apply_node(n, planned, keys, self.node_dir, io, on_netns=tune)
+                nodes.apply_node(n, planned, self.node_dir, io, on_netns=tune)
 
         with ThreadPoolExecutor(max_workers=APPLY_PARALLEL) as pool:
             futures = [pool.submit(one, n) for n in self._nodes]
@@ -475,7 +476,7 @@ class Lab:
                 raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
             time.sleep(0.02)
 
-    def _wait_handshakes(self, io: nodes.Live) -> None:
+    def _wait_handshakes(self, io: LiveSystem) -> None:
         pending: dict[tuple[str, str], set[str]] = {}
         for n in self._nodes:
             pending.update(nodes.dialled(n.desired))

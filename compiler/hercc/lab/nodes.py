@@ -1,15 +1,15 @@
 """A lab node's overlay, planned and applied with the code of `hercc plan|apply`.
 
 For each node of a lab, `lab_nodes` gives its desired state (plan/desired.py,
-with the node's LabNaming and the lab's keys); `plan_node` reads its live
-state the way `hercc plan` reads a node (cli_apply.read_live over
-hercc.state; in a new lab, empty) and diffs the two (plan/diff.py), refusing
-to create a name that exists and is not the node's; `apply_node` carries the
-plan out with `hercc apply`'s executor (plan/executor.SystemExecutor):
-wireguard-go runs in the node's underlay namespace (its --underlay-netns),
-the lab's node directory is its --state-dir (the registry of the namespaces
-the node owns, `<node>.json`, its wireguard-go PIDs, `<node>.wireguard-go.json`,
-and their logs, `<node>.<interface>.log`).
+with the node's LabNaming and the lab's keys); `plan_node` plans it against
+the node's live state, and `apply_node` carries the plan out, both with the
+service of `hercc plan|apply` (plan/node_service.py): the live state is read
+the way `hercc plan` reads a node (in a new lab, it is empty), a name that
+exists and is not the node's is refused, wireguard-go runs in the node's
+underlay namespace (its --underlay-netns), and the lab's node directory is
+its --state-dir (the registry of the namespaces the node owns, `<node>.json`,
+its wireguard-go PIDs, `<node>.wireguard-go.json`, and their logs,
+`<node>.<interface>.log`).
 
 `withheld` is a desired state without the peers' endpoints and keepalives:
 `lab up` applies it first on every node, so that every port is open and
@@ -19,25 +19,22 @@ every peer known everywhere before anyone dials (see hercc.lab.harness).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hercc import ir
-from hercc.cli_apply import conflicts, read_live
 from hercc.diagnostics import LabError
 from hercc.lab import topology
 from hercc.lab.naming import LabNaming, lab_naming
-from hercc.plan.apply import ApplyFailed, Restore, Step, apply_steps, steps_of
+from hercc.plan import node_service
+from hercc.plan.apply import ApplyFailed, Step
 from hercc.plan.desired import KeyLookup, desired_state
-from hercc.plan.diff import Plan, diff
+from hercc.plan.diff import Plan
+from hercc.plan.node_service import LiveSystem, NameConflict, NetnsHook, NodeContext
 from hercc.resources.ids import PeerId
-from hercc.resources.model import Resource, State, state_of
+from hercc.resources.model import State, state_of
 from hercc.sysio.procfs import read_pid_file
-
-# called with every namespace the executor creates, before anything goes into it
-NetnsHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -45,23 +42,12 @@ class LabNode:
     node: str
     naming: LabNaming
     underlay_ns: str
+    keys: KeyLookup
     desired: State
 
-
-@dataclass(frozen=True)
-class Live:
-    """The readers and the WireGuard driver of `hercc plan|apply`."""
-
-    wireguard: Any
-    reader: Any
-
-
-def live_io() -> Live:
-    from hercc.state import ProcSysctl, PyrouteNetlink, StateReader, default_driver
-
-    netlink = PyrouteNetlink()
-    wg = default_driver()
-    return Live(wg, StateReader(netlink, wg, ProcSysctl()))
+    def context(self, state_dir: str | Path, system: LiveSystem) -> NodeContext:
+        """The node as `hercc plan|apply` sees it, with the lab's node directory as --state-dir."""
+        return NodeContext.of(self.node, self.naming, self.keys, state_dir, system)
 
 
 def lab_nodes(
@@ -74,7 +60,7 @@ def lab_nodes(
             topo.prefix, node, {m.network: m.wg_if for m in topo.members if m.node == node}
         )
         desired = state_of(desired_state(model, node, naming, keys))
-        out.append(LabNode(node, naming, topo.host(node).ns, desired))
+        out.append(LabNode(node, naming, topo.host(node).ns, keys, desired))
     return out
 
 
@@ -102,47 +88,22 @@ def dialled(desired: State) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def plan_node(n: LabNode, desired: State, state_dir: str | Path, io: Live) -> tuple[Plan, State]:
+def plan_node(
+    n: LabNode, desired: State, state_dir: str | Path, system: LiveSystem
+) -> tuple[Plan, State]:
     """The plan from the node's live overlay to `desired`, and that live state. Reads only."""
-    from hercc.state.registry import OwnedRegistry
-
-    registry = OwnedRegistry(n.node, state_dir)
-    live, foreign = read_live(
-        n.node, desired, registry.load(), io.reader, n.naming.workload_ifname
-    )
-    plan = diff(desired, live)
-    problems = conflicts(plan, foreign)
-    if problems:
-        raise LabError(f"node {n.node}: refusing to plan: " + "; ".join(problems))
-    return plan, live
-
-
-class _Watched:
-    """An executor that calls `on_netns` for each namespace it has created."""
-
-    def __init__(self, inner: Any, on_netns: NetnsHook) -> None:
-        self.inner = inner
-        self.on_netns = on_netns
-
-    def create(self, resource: Resource) -> None:
-        self.inner.create(resource)
-        if resource.kind == "netns":
-            self.on_netns(resource.id)
-
-    def update(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
-        self.inner.update(before, after, changed)
-
-    def delete(self, resource: Resource) -> Restore:
-        restore: Restore = self.inner.delete(resource)
-        return restore
+    try:
+        planned = node_service.plan_node(n.context(state_dir, system), desired)
+    except NameConflict as exc:
+        raise LabError(f"node {n.node}: {exc}") from None
+    return planned.plan, planned.live
 
 
 def apply_node(
     n: LabNode,
     plan: Plan,
-    keys: KeyLookup,
     state_dir: str | Path,
-    io: Live,
+    system: LiveSystem,
     *,
     on_netns: NetnsHook | None = None,
     progress: Callable[[Step], None] | None = None,
@@ -151,22 +112,9 @@ def apply_node(
 
     A failed apply is rolled back (hercc.plan.apply): the node is as it was.
     """
-    from hercc.plan.executor import SystemExecutor
-    from hercc.state.registry import OwnedRegistry
-
-    executor: Any = SystemExecutor(
-        n.node,
-        n.naming,
-        keys,
-        io.wireguard,
-        OwnedRegistry(n.node, state_dir),
-        n.underlay_ns,
-        state_dir=state_dir,
-    )
-    if on_netns is not None:
-        executor = _Watched(executor, on_netns)
+    ctx = n.context(state_dir, system)
     try:
-        apply_steps(steps_of(plan), executor, progress)
+        node_service.apply_plan(ctx, plan, n.underlay_ns, progress=progress, on_netns=on_netns)
     except ApplyFailed as exc:
         raise LabError(f"node {n.node}: apply failed and was rolled back: {exc}") from None
 

@@ -3,7 +3,7 @@
 For each node of a running lab, `plan_lab` computes the node's desired state
 from a spec (plan/desired.py, compiled with the lab's keys), reads the live
 overlay from the lab's namespaces with the reader `hercc plan` uses
-(cli_apply.read_live over hercc.state), and diffs them (plan/diff.py).
+(plan/node_service.py over hercc.state), and diffs them (plan/diff.py).
 `apply_lab` carries every node's plan out with `hercc apply`'s executor
 (plan/executor.SystemExecutor): the node's underlay namespace is its
 --underlay-netns, the lab's STATE_DIR/<name>/nodes its --state-dir, the lab's
@@ -35,6 +35,7 @@ from hercc.lab.persistent import (
 )
 from hercc.plan.apply import Step
 from hercc.plan.diff import Plan
+from hercc.plan.node_service import live_system
 from hercc.resources.model import State
 
 RECREATE = "the lab's underlay is fixed at `up`: re-create the lab (`hercc lab down`, `lab up`)"
@@ -120,7 +121,7 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     ]
     if moved:
         raise LabError(f"{spec} moves {', '.join(moved)} on the underlay; {RECREATE}")
-    io = nodes.live_io()
+    io = live_system()
     out: list[NodePlan] = []
     for n in nodes.lab_nodes(model, topo, keys, node_names(state)):
         plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io)
@@ -138,7 +139,7 @@ def apply_lab(
     before it keep their change. LabError names both.
     """
     state = planned.state
-    io = nodes.live_io()
+    io = live_system()
     done: list[str] = []
     try:
         for n in planned.nodes:
@@ -150,9 +151,7 @@ def apply_lab(
                     progress(node, step)
 
             try:
-                nodes.apply_node(
-                    n.lab_node, n.plan, planned.keys, state.apply_dir, io, progress=step_done
-                )
+                nodes.apply_node(n.lab_node, n.plan, state.apply_dir, io, progress=step_done)
             except LabError as exc:
                 applied = f"; applied before it: {', '.join(done)}" if done else ""
                 raise LabError(f"{exc}{applied}") from None

@@ -1,25 +1,19 @@
-"""`hercc keys ...`: the command-line side of hercc.keys.
-
-cli.py registers these sub-commands with add_keys_commands and dispatches
-`keys` to run_keys. Like cli.py, this module prints; errors are raised as
-HerccError subclasses for cli.main to turn into exit codes.
-"""
+"""`hercc keys init|rotate|show`: the command-line side of hercc.keys."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any, TextIO
 
+from hercc.cli.console import Console
+from hercc.cli.exitcode import ExitCode
 from hercc.diagnostics import UsageError
 
 KEYS_HELP = "Manage the WireGuard keys of a spec's nodes."
 
 
-def add_keys_commands(
-    subparsers: argparse._SubParsersAction[Any],
-) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Register `keys init|rotate|show` on the top-level sub-command set."""
     k: argparse.ArgumentParser = subparsers.add_parser(
         "keys", help=KEYS_HELP, description=KEYS_HELP
@@ -38,29 +32,22 @@ def add_keys_commands(
     a = action("rotate", "Replace one node's key pair.")
     a.add_argument("node", metavar="NODE")
     action("show", "Print the public key of every node.")
-    return k
+    k.set_defaults(run=run)
 
 
-def run_keys(
-    args: argparse.Namespace,
-    sources: dict[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    """Run a `keys` action; returns the exit code. Summaries go to err, data to out."""
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run a `keys` action. Summaries go to err, data to out."""
     action: str = args.keys_command
     if action == "init":
-        return _init(args.spec, args.keys, sources, err)
+        return _init(args.spec, args.keys, console.sources, console.err)
     if action == "rotate":
-        return _rotate(args.node, args.keys, err)
+        return _rotate(args.node, args.keys, console.err)
     if action == "show":
-        return _show(args.keys, out)
+        return _show(args.keys, console.out)
     raise UsageError(f"unknown keys action {action}")
 
 
-def _init(spec: str, keys_dir: str, sources: dict[str, str] | None, err: TextIO) -> int:
+def _init(spec: str, keys_dir: str, sources: dict[str, str], err: TextIO) -> int:
     from hercc.keys import init_keys
     from hercc.pipeline import compile_spec
 
@@ -79,7 +66,7 @@ def _init(spec: str, keys_dir: str, sources: dict[str, str] | None, err: TextIO)
             f"note: {len(report.stale)} node{'s' if len(report.stale) != 1 else ''} "
             f"not in the spec kept their keys: {', '.join(report.stale)}\n"
         )
-    return 0
+    return ExitCode.OK
 
 
 def _rotate(node: str, keys_dir: str, err: TextIO) -> int:
@@ -90,7 +77,7 @@ def _rotate(node: str, keys_dir: str, err: TextIO) -> int:
         f"rotated the key of {report.node} ({report.private_file}); "
         f"rebuild and redeploy its peers\n"
     )
-    return 0
+    return ExitCode.OK
 
 
 def _show(keys_dir: str, out: TextIO) -> int:
@@ -100,4 +87,4 @@ def _show(keys_dir: str, out: TextIO) -> int:
     width = max((len(n) for n in keys), default=0)
     for node in sorted(keys):
         out.write(f"{node.ljust(width)}  {keys[node]}\n")
-    return 0
+    return ExitCode.OK

@@ -1,0 +1,110 @@
+"""The hercc command: one parser, one mapping from errors to exit codes, main and run.
+
+Each command module registers its parser with `register(subparsers)` and
+sets `run(args, console) -> exit code` as the parser's default; main calls
+it and turns whatever it raises into a message and an ExitCode (`_report`):
+
+    SpecError          the diagnostics (text on stderr, JSON on stdout)    1
+    UsageError         `hercc: error: ...` (or JSON)                       2
+    other HerccError   `hercc: error: ...` (or JSON)                       1
+    KeyboardInterrupt  `hercc: interrupted`                              130
+    anything else      `hercc: internal error (a bug ...)`, one line      70
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from typing import NoReturn, TextIO
+
+from hercc import __version__
+from hercc.cli import build, check, diff, fmt, graph, keys, lab, plan_apply, route, summary
+from hercc.cli.console import Console
+from hercc.cli.exitcode import ExitCode
+from hercc.diagnostics import HerccError, SpecError, UsageError, render_json, render_text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are UsageError (exit 2), after the usage line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="hercc", description="Compile Hercules overlay network specs.")
+    p.add_argument("--version", action="version", version=f"hercc {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for command in (check, build, fmt, route, graph, summary, keys, lab, diff, plan_apply):
+        command.register(sub)
+    return p
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run `hercc ARGV`, printing to out and err (default: stdout, stderr); the exit code."""
+    console = Console(sys.stdout if out is None else out, sys.stderr if err is None else err)
+    fmt_json = False
+    try:
+        # argparse prints help, version and usage itself, to sys.stdout and sys.stderr
+        with redirect_stdout(console.out), redirect_stderr(console.err):
+            args = parser().parse_args(argv)
+        fmt_json = getattr(args, "format", "text") == "json"
+        code: int = args.run(args, console)
+        return code
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:
+        return _report(exc, console, fmt_json)
+
+
+def _report(exc: BaseException, console: Console, fmt_json: bool) -> int:
+    """The one mapping from an error to what is printed and the exit code."""
+    if isinstance(exc, SpecError):
+        if fmt_json:
+            console.out.write(render_json(exc.diagnostics))
+        else:
+            console.err.write(render_text(exc.diagnostics, console.sources))
+        return ExitCode.ERROR
+    if isinstance(exc, UsageError):
+        _fail(console, str(exc), "usage", fmt_json)
+        return ExitCode.USAGE
+    if isinstance(exc, HerccError):
+        _fail(console, str(exc), "operation", fmt_json)
+        return ExitCode.ERROR
+    if isinstance(exc, KeyboardInterrupt):
+        console.err.write("hercc: interrupted\n")
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, SystemExit):  # argparse --help / --version
+        return int(exc.code or 0) if isinstance(exc.code, int) else ExitCode.OK
+    console.err.write(
+        f"hercc: internal error (a bug in hercc {__version__}; please report it): "
+        f"{type(exc).__name__}: {exc} at {_innermost_frame(exc)}\n"
+    )
+    return ExitCode.INTERNAL
+
+
+def _fail(console: Console, message: str, kind: str, fmt_json: bool) -> None:
+    """Errors that are not about a place in the spec: one line, or JSON for pipelines."""
+    if fmt_json:
+        data = {"ok": False, "error": message, "kind": kind}
+        console.out.write(json.dumps(data, indent=2) + "\n")
+    else:
+        console.err.write(f"hercc: error: {message}\n")
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+
+
+def run() -> NoReturn:
+    sys.exit(main())

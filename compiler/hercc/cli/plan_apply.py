@@ -1,0 +1,252 @@
+"""`hercc plan` and `hercc apply`: compare a node with its spec, then change it.
+
+    hercc plan SPEC --node N [--keys DIR] [--json] [-o plan.json] [--detailed-exitcode]
+    hercc apply SPEC --node N [--keys DIR] [--confirm-timeout S]
+    hercc apply plan.json [--keys DIR]          a saved plan, exactly, or not at all
+    hercc apply --confirm --node N              keep a change waiting in its confirm window
+
+The plan and the apply are plan/node_service.py's (the lab's too), the
+confirm window plan/node_confirm.py's: the live side is read with
+hercc.state (what the registry under --state-dir and the `hercules:<node>`
+aliases say is ours), and a plan refuses to create a name that exists and is
+not ours. `--netns-prefix P` puts P in front of every namespace name (tests,
+the lab); `--underlay-netns NS` runs wireguard-go in NS so that its UDP
+socket lives there (default: the host's namespace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from hercc import ir
+from hercc.cli.console import Console
+from hercc.cli.exitcode import ExitCode
+from hercc.cli.views.plan import plan_to_json, render_plan
+from hercc.diagnostics import OperationError, UsageError
+from hercc.plan.apply import ApplyFailed, Step, steps_of
+from hercc.plan.desired import DirKeys, KeyLookup
+from hercc.plan.diff import Plan
+from hercc.plan.saved import check_fresh, load_plan, save_plan
+from hercc.resources.model import STATE_DIR
+
+if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2, which other commands skip
+    from hercc.plan.node_service import NodeContext, Planned
+
+PLAN_HELP = "Show what applying SPEC would change on a node."
+APPLY_HELP = "Change a node to match its spec (or a saved plan), transactionally."
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keys", metavar="DIR", help="keys directory (hercc keys init)")
+    p.add_argument(
+        "--netns-prefix",
+        default="",
+        metavar="P",
+        help="put P in front of every namespace name (tests, labs)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=STATE_DIR,
+        metavar="DIR",
+        help=f"where Hercules records what it owns (default {STATE_DIR})",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register `plan` and `apply`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "plan",
+        help=PLAN_HELP,
+        description=PLAN_HELP,
+        epilog="Exit status: 0 ok (with --detailed-exitcode: no changes), 1 error, 2 changes.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
+    p.add_argument("--node", required=True, metavar="NODE", help="the node to plan for")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("-o", "--out", metavar="FILE", help="save the plan for `hercc apply FILE`")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are",
+    )
+    a: argparse.ArgumentParser = subparsers.add_parser(
+        "apply", help=APPLY_HELP, description=APPLY_HELP
+    )
+    a.add_argument(
+        "target", nargs="?", metavar="SPEC|PLAN", help="a spec, or a plan saved by plan -o"
+    )
+    a.add_argument("--node", metavar="NODE", help="the node (required with a spec)")
+    _common(a)
+    a.add_argument(
+        "--underlay-netns",
+        metavar="NS",
+        help="run wireguard-go in this namespace (default: the host's)",
+    )
+    a.add_argument(
+        "--confirm-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="revert unless `hercc apply --confirm --node N` comes within SECONDS",
+    )
+    a.add_argument(
+        "--confirm",
+        action="store_true",
+        help="confirm the change an apply with --confirm-timeout is waiting on",
+    )
+    p.set_defaults(run=run)
+    a.set_defaults(run=run)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise OperationError(
+            "hercc plan and apply need root (they read and change network namespaces "
+            "and WireGuard devices); run them with sudo"
+        )
+
+
+def _context(args: argparse.Namespace, node: str) -> NodeContext:
+    from hercc.plan.node_service import NodeContext, live_system, naming_for
+
+    _require_root()
+    keys: KeyLookup | None = None
+    if args.keys is not None:
+        if not os.path.isdir(args.keys):
+            raise OperationError(f"{args.keys}: no such keys directory")
+        keys = DirKeys(args.keys)
+    return NodeContext.of(node, naming_for(args.netns_prefix), keys, args.state_dir, live_system())
+
+
+def _make_plan(ctx: NodeContext, spec: str, console: Console, keys_dir: str | None) -> Planned:
+    from hercc.pipeline import compile_spec
+    from hercc.plan.node_service import NameConflict, desired_of, plan_node
+
+    if not os.path.isfile(spec):
+        raise UsageError(f"{spec}: no such file")
+    model = compile_spec(spec, console.sources, keys_dir=keys_dir).ir
+    try:
+        return plan_node(ctx, desired_of(model, ctx))
+    except NameConflict as exc:
+        raise OperationError(
+            f"{exc}; remove or rename it, or choose other names (--netns-prefix)"
+        ) from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run `plan` or `apply`. Errors raise HerccError."""
+    if args.command == "plan":
+        return _plan(args, console)
+    if args.command == "apply":
+        return _apply(args, console)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    ctx = _context(args, args.node)
+    planned = _make_plan(ctx, args.spec, console, args.keys)
+    if args.json:
+        console.out.write(ir.dumps(plan_to_json(planned.plan)))
+    else:
+        console.out.write(render_plan(planned.plan))
+    if args.keys is None:
+        console.err.write("note: without --keys, private and preshared keys are left as they are\n")
+    if args.out is not None:
+        save_plan(planned.plan, args.node, planned.live, planned.desired, args.out, args.spec)
+        console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
+    if args.detailed_exitcode and not planned.plan.no_changes:
+        return ExitCode.CHANGES
+    return ExitCode.OK
+
+
+def _apply(args: argparse.Namespace, console: Console) -> int:
+    from hercc.plan.node_confirm import confirm
+    from hercc.plan.node_service import read_live
+
+    if args.confirm:
+        if args.node is None:
+            raise UsageError("--confirm needs --node")
+        _require_root()
+        confirm(args.state_dir, args.node)
+        console.err.write(f"confirmed the change on node {args.node}\n")
+        return ExitCode.OK
+    if args.target is None:
+        raise UsageError("apply needs a SPEC or a saved plan")
+    if args.confirm_timeout is not None and args.confirm_timeout <= 0:
+        raise UsageError("--confirm-timeout must be positive")
+    if args.target.endswith(".json"):
+        saved = load_plan(args.target)
+        if args.node is not None and args.node != saved.node:
+            raise OperationError(
+                f"{args.target} was made for node {saved.node}, not {args.node}; "
+                f"plan again with --node {args.node}"
+            )
+        ctx = _context(args, saved.node)
+        live, _foreign = read_live(
+            ctx.node,
+            saved.desired,
+            ctx.registry.load(),
+            ctx.system.reader,
+            ctx.naming.workload_ifname,
+        )
+        check_fresh(saved, live)
+        plan = saved.plan
+    else:
+        if args.node is None:
+            raise UsageError("apply SPEC needs --node NODE")
+        ctx = _context(args, args.node)
+        plan = _make_plan(ctx, args.target, console, args.keys).plan
+    console.out.write(render_plan(plan))
+    if plan.no_changes:
+        return ExitCode.OK
+    return _execute(ctx, plan, args, console.err)
+
+
+def _execute(ctx: NodeContext, plan: Plan, args: argparse.Namespace, err: TextIO) -> int:
+    from hercc.plan.node_confirm import await_confirmation, clear_confirmation
+    from hercc.plan.node_service import apply_plan, check_wireguard
+
+    check_wireguard(plan)
+    steps = steps_of(plan)
+    start = time.time()
+
+    def progress(step: Step) -> None:
+        err.write(f"  {step.action.symbol} {step.address}\n")
+
+    err.write(f"applying {len(steps)} change{'s' if len(steps) != 1 else ''} to {ctx.node}\n")
+    try:
+        log = apply_plan(ctx, plan, args.underlay_netns, progress=progress)
+    except ApplyFailed as exc:
+        raise OperationError(f"apply failed and was rolled back: {exc}") from None
+    except KeyboardInterrupt:
+        err.write("hercc: interrupted; the changes made so far were rolled back\n")
+        raise
+    add, change, destroy = plan.counts()
+    err.write(f"Apply complete: {add} added, {change} changed, {destroy} destroyed.\n")
+    if args.confirm_timeout is None:
+        return ExitCode.OK
+    clear_confirmation(ctx)
+    err.write(
+        f"waiting {args.confirm_timeout:g} s for `hercc apply --confirm --node {ctx.node}`; "
+        "without it the change is reverted\n"
+    )
+    result = await_confirmation(ctx, plan, log, args.confirm_timeout, start)
+    if result == "confirmed":
+        err.write("confirmed: the change is kept\n")
+        return ExitCode.OK
+    why = {
+        "reverted-timeout": "no confirmation in time",
+        "reverted-unhealthy": "no confirmation in time, and no peer answered",
+        "reverted-interrupt": "interrupted",
+    }[result]
+    err.write(f"reverted ({why}): the node is back as it was\n")
+    return ExitCode.ERROR

@@ -1,0 +1,126 @@
+"""A lab as text and JSON: the reachability matrix of `lab check`, `lab status`, `lab plan`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from hercc.cli.views.plan import plan_to_json, render_plan
+
+if TYPE_CHECKING:  # the lab is imported when a lab command runs
+    from hercc.lab.overlay import LabPlan
+    from hercc.lab.persistent import LabState, LabStatus, Probe
+
+
+def check_json(name: str, results: Sequence[Probe]) -> str:
+    data = {
+        "ok": all(r.ok for r in results),
+        "lab": name,
+        "results": [
+            {
+                "from": r.src,
+                "to": r.dst,
+                "address": r.address,
+                "family": f"ipv{r.family}",
+                "network": r.network,
+                "ok": r.ok,
+            }
+            for r in results
+        ],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render_matrix(state: LabState, results: Sequence[Probe]) -> str:
+    """Rows ping columns. ok: every address answers; --: none; -4/-6: that family fails."""
+    ordered = sorted(state.endpoints, key=lambda e: (e.network, e.kind != "node"))
+    names = [e.name for e in ordered]  # by network, nodes first
+    net_of = {e.name: e.network for e in state.endpoints}
+    cells: dict[tuple[str, str], list[Probe]] = {}
+    for r in results:
+        cells.setdefault((r.src, r.dst), []).append(r)
+    width = max((len(n) for n in names), default=4) + 5
+    col = max(3, len(str(len(names))) + 1)
+    lines = [
+        f"lab {state.name!r}: the row pings every overlay address of the column",
+        " " * width + "".join(str(i + 1).rjust(col) for i in range(len(names))),
+    ]
+    for i, src in enumerate(names):
+        row = f"{i + 1:>3} {src}".ljust(width)
+        for dst in names:
+            if net_of[src] != net_of[dst]:
+                mark = "·"
+            else:
+                rs = cells.get((src, dst), [])
+                failed = {r.family for r in rs if not r.ok}
+                if not failed:
+                    mark = "ok"
+                elif len(failed) == len({r.family for r in rs}):
+                    mark = "--"
+                else:
+                    mark = "".join(f"-{f}" for f in sorted(failed))
+            row += mark.rjust(col)
+        lines.append(row.rstrip())
+    lines.append(
+        "ok: every address answers; --: none does; -4/-6: IPv4/IPv6 fails; ·: other network"
+    )
+    bad = [r for r in results if not r.ok]
+    for r in bad:
+        lines.append(f"FAIL {r.src} -> {r.dst} {r.address} (IPv{r.family}, {r.network})")
+    v4 = sum(1 for r in results if r.family == 4)
+    lines.append(
+        f"{len(results) - len(bad)}/{len(results)} pings answered "
+        f"({v4} IPv4, {len(results) - v4} IPv6)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_status(st: LabStatus) -> str:
+    """One lab: its state, its namespaces, and each wireguard-go with its handshakes."""
+    s = st.state
+    text = (
+        f"lab {s.name!r}: {s.status}{'' if st.healthy else ', degraded'}; "
+        f"spec {s.spec}; since {s.created}; prefix {s.prefix}\n"
+        f"  namespaces: {len(st.namespaces_present)}/{len(s.namespaces)} present"
+    )
+    gone = sorted(set(s.namespaces) - set(st.namespaces_present))
+    text += f" (gone: {', '.join(gone)})\n" if gone else "\n"
+    for i in st.interfaces:
+        f = i.iface
+        pid = f"pid {f.pid} {'alive' if i.alive else 'DEAD'}" if f.pid else "no pid"
+        if i.peers is None:
+            hs = "interface unreadable"
+        else:
+            age = "never" if i.latest_age is None else f"{i.latest_age:.0f} s ago"
+            hs = f"{i.handshaken}/{i.peers} peers handshaken, latest {age}"
+        text += f"  {f.name:<15} {f.node}@{f.network}: {pid}; {hs}\n"
+    return text
+
+
+def render_lab_plan(planned: LabPlan) -> str:
+    """`# node X` and its plan (views/plan.py) per node, then the lab's total."""
+    parts = [f"# node {n.node}\n" + render_plan(n.plan) for n in planned.nodes]
+    name = planned.state.name
+    if planned.no_changes:
+        total = f"No changes. Every node of lab {name!r} matches the spec."
+    else:
+        add, change, destroy = planned.counts()
+        changed = sum(not n.plan.no_changes for n in planned.nodes)
+        total = (
+            f"Lab {name!r}: {add} to add, {change} to change, {destroy} to destroy "
+            f"on {changed} of {len(planned.nodes)} nodes."
+        )
+    return "\n".join(parts) + "\n" + total + "\n"
+
+
+def lab_plan_json(planned: LabPlan) -> str:
+    add, change, destroy = planned.counts()
+    data: dict[str, Any] = {
+        "lab": planned.state.name,
+        "spec": planned.spec,
+        "nodes": {n.node: plan_to_json(n.plan) for n in planned.nodes},
+        "summary": {"add": add, "change": change, "destroy": destroy},
+        "no_changes": planned.no_changes,
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,301 @@
+"""The plan of one node against the live system, and its apply: shared by the CLI and the lab.
+
+A NodeContext says which node, under which names (Naming), with which keys
+(None: private and preshared keys are left as they are on the node), where
+its records live (state_dir: the registry of the namespaces it owns,
+`<node>.json`, and its wireguard-go PIDs and logs) and through what it is
+read and changed (LiveSystem: the hercc.state reader and WireGuard driver).
+
+`plan_node` reads the live state in the form of the desired one
+(`read_live`) and diffs the two (plan/diff.py); it refuses, with
+NameConflict, to create a name that exists and is not ours (`conflicts`).
+`apply_plan` carries a plan out with the executor
+(plan/executor.SystemExecutor), transactionally (plan/apply.py).
+The confirm window of `apply --confirm-timeout` is plan/node_confirm.py.
+
+Nothing here prints: the CLI (hercc.cli.plan_apply) and the lab
+(hercc.lab.nodes) put results and errors in their own words.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from hercc import ir
+from hercc.diagnostics import OperationError
+from hercc.plan.apply import Executor, Restore, Step, UndoLog, apply_steps, steps_of
+from hercc.plan.desired import KeyLookup, desired_state
+from hercc.plan.diff import Plan, diff
+from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
+from hercc.resources.action import Action
+from hercc.resources.ids import InterfaceId, RouteId, SysctlId
+from hercc.resources.model import Resource, State, state_of
+from hercc.resources.naming import WORKLOAD_IFNAME, Naming
+from hercc.resources.sysctl import SYSCTL_DEFAULTS
+from hercc.state import (
+    LiveState,
+    OwnedRegistry,
+    ProcSysctl,
+    PyrouteNetlink,
+    StateReader,
+    WireGuardDriver,
+    default_driver,
+)
+
+SOCKET_DIR = "/var/run/wireguard"
+# called with every namespace the executor creates, before anything goes into it
+NetnsHook = Callable[[str], None]
+
+
+class Reader(Protocol):
+    """What the live state is read with: hercc.state.StateReader (tests pass a fake)."""
+
+    def read(
+        self,
+        node: str,
+        owned: Iterable[str],
+        *,
+        also: Iterable[str] = (),
+        sysctls: Mapping[str, Iterable[str]] | None = None,
+        workload_ifname: str = WORKLOAD_IFNAME,
+    ) -> LiveState: ...
+
+
+@dataclass(frozen=True)
+class LiveSystem:
+    """How a node is read and changed: the live-state reader and the WireGuard driver."""
+
+    reader: Reader
+    wireguard: WireGuardDriver
+
+
+def live_system() -> LiveSystem:
+    """The real one: netlink, /proc/sys and WireGuard (kernel or wireguard-go)."""
+    netlink = PyrouteNetlink()
+    wg = default_driver()
+    return LiveSystem(StateReader(netlink, wg, ProcSysctl()), wg)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    node: str
+    naming: Naming
+    keys: KeyLookup | None
+    state_dir: str | Path
+    registry: OwnedRegistry
+    system: LiveSystem
+
+    @classmethod
+    def of(
+        cls,
+        node: str,
+        naming: Naming,
+        keys: KeyLookup | None,
+        state_dir: str | Path,
+        system: LiveSystem,
+    ) -> NodeContext:
+        """The context of `node`; RegistryError for a name that cannot name its records."""
+        return cls(node, naming, keys, state_dir, OwnedRegistry(node, state_dir), system)
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    desired: State
+    live: State
+
+
+class NameConflict(OperationError):
+    """The plan would create names that exist and are not ours."""
+
+    def __init__(self, node: str, problems: Sequence[str]) -> None:
+        super().__init__("refusing to plan: " + "; ".join(problems))
+        self.node = node
+        self.problems = list(problems)
+
+
+def naming_for(prefix: str) -> Naming:
+    """The default names with `prefix` in front of every namespace (--netns-prefix)."""
+    base = Naming()
+    return replace(
+        base,
+        netns_prefix=prefix + base.netns_prefix,
+        workload_netns_prefix=prefix + base.workload_netns_prefix,
+    )
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _network_namespaces(desired: State) -> set[str]:
+    return {r.id_as(InterfaceId).ns for r in desired.values() if r.kind == "wireguard"}
+
+
+def read_live(
+    node: str,
+    desired: State,
+    owned: Iterable[str],
+    reader: Reader,
+    workload_ifname: str = WORKLOAD_IFNAME,
+) -> tuple[State, frozenset[str]]:
+    """The live state of `node` in the form of `desired`, and the foreign names.
+
+    What to read: the owned namespaces, the desired ones that exist without
+    being ours (they may hold an end of a veth of ours), and the managed
+    sysctls (model.SYSCTL_DEFAULTS, plus any desired) in every network
+    namespace and every owned one that is not desired. The reader returns the
+    state as is: the rules it shares with the desired state (veth pairs,
+    sysctl defaults, private key fingerprints, link-local addresses) are
+    applied by hercc.state and hercc.resources.
+    """
+    owned = frozenset(owned)
+    desired_ns = {r.id for r in desired.values() if r.kind == "netns"}
+    sysctl_ns = _network_namespaces(desired) | (owned - desired_ns)
+    keys = set(SYSCTL_DEFAULTS) | {
+        r.id_as(SysctlId).key for r in desired.values() if r.kind == "sysctl"
+    }
+    live = reader.read(
+        node,
+        owned,
+        also=sorted(desired_ns - owned),
+        sysctls={ns: keys for ns in sysctl_ns},
+        workload_ifname=workload_ifname,
+    )
+    return dict(live.state), frozenset(live.foreign)
+
+
+def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR) -> list[str]:
+    """Why the plan must not run: names it would create that exist and are not ours."""
+    out: list[str] = []
+    for c in plan.changes:
+        if c.action is not Action.CREATE or c.after is None:
+            continue
+        r = c.after
+        if r.kind == "netns" and r.id in foreign:
+            out.append(f"namespace {r.id} exists and is not Hercules' (not in the registry)")
+        elif r.kind in ("wireguard", "veth"):
+            ns, ifname = r.id_as(InterfaceId)
+            if r.id in foreign:
+                out.append(
+                    f"interface {ifname} exists in namespace {ns} and is not Hercules' "
+                    "(no hercules alias)"
+                )
+            if r.kind == "wireguard" and os.path.exists(os.path.join(socket_dir, f"{ifname}.sock")):
+                out.append(
+                    f"interface {ifname} exists and is not Hercules' here: "
+                    f"{socket_dir}/{ifname}.sock is in use"
+                )
+            if r.kind == "veth":
+                other = f"{r.attrs.get('peer_netns')}/{r.attrs.get('peer_ifname')}"
+                if other in foreign:
+                    out.append(
+                        f"interface {r.attrs.get('peer_ifname')} exists in namespace "
+                        f"{r.attrs.get('peer_netns')} and is not Hercules' (no hercules alias)"
+                    )
+        elif r.kind == "route" and r.id in foreign:
+            ns, dst = r.id_as(RouteId)
+            out.append(f"route {dst} exists in namespace {ns} and is not Hercules'")
+    return out
+
+
+def _keep_live_secrets(desired: State, live: State) -> State:
+    """Without keys, private and preshared keys are left as they are."""
+    out = dict(desired)
+    for address, r in desired.items():
+        have = live.get(address)
+        if have is None:
+            continue
+        attrs = dict(r.attrs)
+        for name in ("private_key", "preshared_key"):
+            if name in attrs and name in have.attrs:
+                attrs[name] = have.attrs[name]
+        out[address] = replace(r, attrs=attrs)
+    return out
+
+
+def desired_of(model: ir.IR, ctx: NodeContext) -> State:
+    """What `model` asks the node to have, under the context's names and keys."""
+    return state_of(desired_state(model, ctx.node, ctx.naming, ctx.keys))
+
+
+def plan_node(ctx: NodeContext, desired: State) -> Planned:
+    """The plan from the node's live state to `desired`. Reads, never changes.
+
+    NameConflict when it would create a name that exists and is not ours.
+    """
+    live, foreign = read_live(
+        ctx.node,
+        desired,
+        ctx.registry.load(),
+        ctx.system.reader,
+        ctx.naming.workload_ifname,
+    )
+    if ctx.keys is None:
+        desired = _keep_live_secrets(desired, live)
+    plan = diff(desired, live)
+    problems = conflicts(plan, foreign)
+    if problems:
+        raise NameConflict(ctx.node, problems)
+    return Planned(plan, desired, live)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def check_wireguard(plan: Plan) -> None:
+    """OperationError when the plan makes a WireGuard interface and none can run here."""
+    if any(c.after is not None and c.after.kind == "wireguard" for c in plan.changes):
+        reason = wireguard_unavailable_reason()
+        if reason is not None:
+            raise OperationError(reason)
+
+
+class _Watched:
+    """An executor that calls `on_netns` for each namespace it has created."""
+
+    def __init__(self, inner: Executor, on_netns: NetnsHook) -> None:
+        self.inner = inner
+        self.on_netns = on_netns
+
+    def create(self, resource: Resource) -> None:
+        self.inner.create(resource)
+        if resource.kind == "netns":
+            self.on_netns(resource.id)
+
+    def update(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
+        self.inner.update(before, after, changed)
+
+    def delete(self, resource: Resource) -> Restore:
+        return self.inner.delete(resource)
+
+
+def apply_plan(
+    ctx: NodeContext,
+    plan: Plan,
+    underlay_netns: str | None,
+    *,
+    progress: Callable[[Step], None] | None = None,
+    on_netns: NetnsHook | None = None,
+) -> UndoLog:
+    """Carry `plan` out on the node; wireguard-go runs in `underlay_netns` (None: the host's).
+
+    A failed apply is rolled back and raised as plan.apply.ApplyFailed: the
+    node is as it was. The undo log of a successful one is returned, for a
+    confirm window.
+    """
+    executor: Executor = SystemExecutor(
+        ctx.node,
+        ctx.naming,
+        ctx.keys,
+        ctx.system.wireguard,
+        ctx.registry,
+        underlay_netns,
+        state_dir=ctx.state_dir,
+    )
+    if on_netns is not None:
+        executor = _Watched(executor, on_netns)
+    return apply_steps(steps_of(plan), executor, progress)

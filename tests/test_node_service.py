@@ -25,6 +25,7 @@ from hercc.plan.node_service import (
     naming_for,
     plan_node,
 )
+from hercc.resources.action import Action
 from hercc.resources.model import State
 from hercc.resources.naming import Naming
 from hercc.resources.sysctl import FORWARD4, FORWARD6
@@ -83,7 +84,7 @@ def test_a_new_node_is_all_creates_and_reads_what_it_would_touch(
     ctx = context(tmp_path, reader, Keys())
     desired = desired_of(model, ctx)
     planned = plan_node(ctx, desired)
-    assert {c.action for c in planned.plan.changes} == {"create"}
+    assert {c.action for c in planned.plan.changes} == {Action.CREATE}
     assert planned.plan.add == len(desired) and planned.live == {}
     (asked,) = reader.asked
     assert asked["node"] == NODE and asked["owned"] == {"herc-old"}

@@ -225,7 +225,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop this lab's processes and delete its namespaces. Idempotent."""
-        from hercc.plan.executor import LinuxSystem
+        from hercc.plan.executor.system import LinuxSystem
 
         errors: list[str] = []
         system = LinuxSystem()

@@ -1,4 +1,4 @@
-"""plan/executor.py through its System boundary: a fake System records every call.
+"""plan/executor/ through its System boundary: a fake System records every call.
 
 Every kind is created, updated and deleted; the tests check the commands and
 the namespaces they run in, that a Restore puts back what a delete removed,
@@ -18,24 +18,23 @@ from typing import Any
 import pytest
 
 from hercc.diagnostics import OperationError
-from hercc.plan import executor as executor_module
 from hercc.plan.apply import ApplyFailed, Step, apply_steps
-from hercc.plan.executor import (
+from hercc.plan.executor import SystemExecutor, wireguard_go
+from hercc.plan.executor.errors import (
     CommandFailed,
     ExecutorError,
     InjectedFailure,
-    LinuxSystem,
     SecretUnavailable,
-    SystemExecutor,
     WireGuardStartError,
 )
+from hercc.plan.executor.system import LinuxSystem
 from hercc.resources.action import Action
 from hercc.resources.canonical import canonical_private_key
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
 from hercc.resources.model import Resource
 from hercc.resources.naming import Naming
 from hercc.state.registry import OwnedRegistry, owner_alias
-from hercc.state.wireguard import WgDevice, WgPeer
+from hercc.state.wireguard.model import WgDevice, WgPeer
 
 NODE = "alpha"
 ALIAS = owner_alias(NODE)
@@ -408,7 +407,7 @@ def test_wireguard_kernel_create_update_delete_restore(tmp_path: Path) -> None:
 def test_wireguard_go_started_in_the_underlay_and_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(executor_module, "EXIT_TIMEOUT", 0.05)  # this fake never exits alone
+    monkeypatch.setattr(wireguard_go, "EXIT_TIMEOUT", 0.05)  # this fake never exits alone
     r = rig(tmp_path, kernel=False)
     r.executor.create(wireguard())
     spawned = [args for what, args in r.system.calls if what == "spawn"]

@@ -20,6 +20,7 @@ import pytest
 from hercc.cli import main as cli
 from hercc.lab import harness, persistent, topology
 from hercc.lab.naming import lab_naming
+from hercc.lab.persistent.statefile import STATE_DIR, alive, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES
@@ -46,8 +47,8 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
         assert netns_with(prefix) == []
         assert wireguard_go_of(prefix + "w") == []
         assert [s for s in os.listdir("/var/run/wireguard") if s.startswith(prefix + "w")] == []
-        assert not persistent.state_file(name).exists()
-        assert not (persistent.STATE_DIR / name).exists()
+        assert not state_file(name).exists()
+        assert not (STATE_DIR / name).exists()
 
 
 def without_web(tmp: Path, port: int = 51821) -> Path:
@@ -185,7 +186,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     assert "web" not in seen and "api" in seen
     state = persistent.load_state(name)
     assert state.spec == str(changed)
-    assert all(persistent.alive(i) for i in state.interfaces)
+    assert all(alive(i) for i in state.interfaces)
 
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
@@ -237,7 +238,7 @@ def test_apply_adds_a_network(quick: persistent.LabState, tmp_path: Path) -> Non
     assert code == 0, out + err
     state = persistent.load_state(quick.name)
     side = [i for i in state.interfaces if i.network == "side"]
-    assert len(side) == 2 and all(persistent.alive(i) for i in side)
+    assert len(side) == 2 and all(alive(i) for i in side)
     assert len({i.name for i in state.interfaces}) == len(state.interfaces)
     code, out, err = lab("check", "--name", quick.name, "--json")
     assert code == 0, out

@@ -24,7 +24,10 @@ import pytest
 
 from hercc.cli import main as cli
 from hercc.cli.views.lab import render_matrix
+from hercc.diagnostics import LabError
 from hercc.lab import harness, nodes, persistent
+from hercc.lab.persistent.probes import Probe
+from hercc.lab.persistent.statefile import alive, state_file
 from hercc.lab.topology import PREFIX_MAX, prefix_for_lab
 from hercc.resources.naming import IFNAME_MAX
 from hercc.sysio.procfs import stop
@@ -50,9 +53,9 @@ def lab_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[
 
 def assert_gone(state: persistent.LabState) -> None:
     assert netns_with(state.prefix) == []
-    assert [i.name for i in state.interfaces if persistent.alive(i)] == []
+    assert [i.name for i in state.interfaces if alive(i)] == []
     assert [i.socket for i in state.interfaces if Path(i.socket).exists()] == []
-    assert not persistent.state_file(state.name).exists()
+    assert not state_file(state.name).exists()
     assert not Path(state.directory).exists() and not Path(state.keys_dir).exists()
 
 
@@ -103,7 +106,7 @@ def test_prefixes_derive_from_the_name_and_fit() -> None:
     for p in prefixes:
         assert p.startswith("h") and len(p) <= PREFIX_MAX
         assert len(f"{p}w999") <= IFNAME_MAX
-    with pytest.raises(persistent.LabError, match="lab name"):
+    with pytest.raises(LabError, match="lab name"):
         persistent.check_name("../etc")
 
 
@@ -126,8 +129,8 @@ def test_matrix_marks() -> None:
     ]
     state = SimpleNamespace(name="x", endpoints=eps)
 
-    def p(src: str, dst: str, fam: int, ok: bool) -> persistent.Probe:
-        return persistent.Probe(src, dst, "10.0.0.1" if fam == 4 else "fd00::1", fam, "n", ok)
+    def p(src: str, dst: str, fam: int, ok: bool) -> Probe:
+        return Probe(src, dst, "10.0.0.1" if fam == 4 else "fd00::1", fam, "n", ok)
 
     results = [
         p("a@n", "a@n", 4, True),
@@ -152,7 +155,7 @@ def test_matrix_marks() -> None:
 def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
     assert quick.status == "up" and len(quick.interfaces) == 3
     for iface in quick.interfaces:
-        assert iface.pid is not None and persistent.alive(iface), iface
+        assert iface.pid is not None and alive(iface), iface
         stat = Path(f"/proc/{iface.pid}/stat").read_text()
         assert stat.split(") ")[0].endswith("(wireguard-go")
     assert set(netns_with(quick.prefix)) == set(quick.namespaces)
@@ -175,7 +178,7 @@ def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
 def test_up_refuses_an_existing_name(quick: persistent.LabState) -> None:
     code, _, err = lab("up", "--name", quick.name, QUICKSTART)
     assert code == 1 and f"hercc lab down --name {quick.name}" in err
-    assert all(persistent.alive(i) for i in quick.interfaces)
+    assert all(alive(i) for i in quick.interfaces)
 
 
 @pytest.mark.live
@@ -232,9 +235,7 @@ def test_check_fails_when_a_node_is_down_then_down_removes_everything() -> None:
         assert ("blog", "edge2@demo") in failed and ("home@demo", "edge1@demo") not in failed
         assert all(r["ok"] for r in data["results"] if "edge2@demo" not in (r["from"], r["to"]))
         probes = [
-            persistent.Probe(
-                r["from"], r["to"], r["address"], int(r["family"][3:]), r["network"], r["ok"]
-            )
+            Probe(r["from"], r["to"], r["address"], int(r["family"][3:]), r["network"], r["ok"])
             for r in data["results"]
         ]
         text = render_matrix(state, probes)  # what `check` without --json prints

@@ -51,8 +51,11 @@ from hercc.state import (
     kernel_unavailable_reason,
     owner_alias,
 )
-from hercc.state.netlink import Address, Link, NsSnapshot, Route, sysctl_path
-from hercc.state.wireguard import device_from_genl, device_from_uapi, genl_peer, resolved_endpoint
+from hercc.state.netlink import Address, Link, NsSnapshot, Route
+from hercc.state.sysctl import sysctl_path
+from hercc.state.wireguard.kernel import device_from_genl, genl_peer
+from hercc.state.wireguard.model import resolved_endpoint
+from hercc.state.wireguard.uapi import device_from_uapi
 
 PID = os.getpid()
 PREFIX = f"hst{PID}"

@@ -1,9 +1,9 @@
 """A lab: the underlay built by the harness, every node's overlay by `hercc apply`'s code.
 
 The harness builds only what stands in for the machines and the network
-between them (hercc.lab.topology): the underlay namespace and its bridge,
-one underlay namespace per node, a NAT router (nftables masquerade) per nat
-node, and drop rules for `unreachable` links.
+between them (hercc.lab.underlay, from hercc.lab.topology): the underlay
+namespace and its bridge, one underlay namespace per node, a NAT router
+(nftables masquerade) per nat node, and drop rules for `unreachable` links.
 
 Every node's overlay (its network namespaces, WireGuard interfaces,
 addresses, peers, forwarding sysctls, workload namespaces, veths and
@@ -55,6 +55,7 @@ from hercc.lab import nodes
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.topology import Topology, new_prefix, topology_of
+from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, build_underlay
 from hercc.plan.diff import Plan
 from hercc.plan.node_service import LiveSystem, live_system
 from hercc.sysio.process import run
@@ -62,20 +63,8 @@ from hercc.sysio.procfs import proc_start_time, stop
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl")
 WG_RUN_DIR = Path("/var/run/wireguard")
-_NS_SYSCTLS = (
-    "net.ipv6.conf.all.accept_dad=0",
-    "net.ipv6.conf.default.accept_dad=0",
-    "net.ipv6.conf.all.accept_ra=0",
-    "net.ipv6.conf.default.accept_ra=0",
-    "net.ipv4.conf.all.send_redirects=0",
-    "net.ipv4.conf.default.send_redirects=0",
-    "net.ipv4.conf.all.accept_redirects=0",
-    "net.ipv4.conf.default.accept_redirects=0",
-    "net.ipv6.conf.all.accept_redirects=0",
-    "net.ipv6.conf.default.accept_redirects=0",
-)
 _OVERLAY_SYSCTLS = (
-    *_NS_SYSCTLS,
+    *NS_SYSCTLS,
     "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
     "net.ipv4.icmp_ratelimit=0",
     "net.ipv6.icmp.ratelimit=0",
@@ -86,7 +75,6 @@ _ANSWER = re.compile(
     r"|From (?P<hop>[0-9A-Fa-f.:]+?):? icmp_seq=\d+ Time (?:to live )?exceeded)",
     re.MULTILINE,
 )
-TIMEOUT = 10.0  # seconds, for one command
 PARALLEL = 16  # concurrent probes in pings()
 APPLY_PARALLEL = 8  # nodes planned and applied at once
 
@@ -99,14 +87,6 @@ def missing_requirements(tools: Sequence[str] = TOOLS) -> str | None:
     if missing:
         return f"missing tools: {', '.join(missing)}"
     return None
-
-
-def ip_batch(lines: Sequence[str], *, ns: str | None = None, timeout: float = 20.0) -> None:
-    """Run iproute2 commands in one process (`ip -batch -`), stopping at the first error."""
-    if not lines:
-        return
-    argv = ["ip"] if ns is None else ["ip", "-n", ns]
-    run([*argv, "-batch", "-"], input="\n".join(lines) + "\n", timeout=timeout, error=LabError)
 
 
 def who_answered(ping_output: str) -> str | None:
@@ -207,7 +187,7 @@ class Lab:
         start = time.monotonic()
         try:
             self.model = with_keys(self.model, self.keys)
-            self._underlay()
+            build_underlay(self.topology, self.namespaces)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
@@ -226,7 +206,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop this lab's processes and delete its namespaces. Idempotent."""
-        from hercc.plan.executor import LinuxSystem
+        from hercc.plan.executor.system import LinuxSystem
 
         errors: list[str] = []
         system = LinuxSystem()
@@ -356,80 +336,6 @@ class Lab:
         return int(out.stdout.strip())
 
     # ------------------------------------------------------------ building
-
-    def _netns_add(self, ns: str) -> None:
-        if Path("/run/netns", ns).exists():
-            raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
-        run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
-        self.namespaces.append(ns)
-
-    def _underlay(self) -> None:
-        t = self.topology
-        for ns in t.underlay_namespaces():
-            self._netns_add(ns)
-        for ns in t.underlay_namespaces():
-            run(["sysctl", "-qw", *_NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
-        ip_batch(
-            [
-                f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
-                for v in t.veths
-            ]
-        )
-        batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in t.underlay_namespaces()}
-        under = batches[t.underlay_ns]
-        under += ["link add br0 type bridge", "link set br0 up"]
-        under += [f"link set {port} master br0 up" for port in t.bridge_ports]
-        for h in t.hosts:
-            cmds = batches[h.ns]
-            cmds += [f"address add {h.address} dev ul", "link set ul up"]
-            if h.gateway is None:
-                cmds.append("route add default dev ul")
-            else:
-                cmds.append(f"route add default via {h.gateway} dev ul")
-            if h.router_ns is not None:
-                batches[h.router_ns] += [
-                    f"address add {h.router_inside} dev lan",
-                    f"address add {h.router_outside} dev wan",
-                    "link set lan up",
-                    "link set wan up",
-                    "route add default dev wan",
-                ]
-        for ns, cmds in batches.items():
-            ip_batch(cmds, ns=ns)
-        for h in t.hosts:
-            if h.router_ns is not None:
-                forward = ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
-                run(forward, netns=h.router_ns, timeout=TIMEOUT, error=LabError)
-                self._nft(
-                    h.router_ns,
-                    "table ip herclab_nat {\n"
-                    "  chain postrouting {\n"
-                    "    type nat hook postrouting priority srcnat; policy accept;\n"
-                    '    oifname "wan" masquerade\n'
-                    "  }\n"
-                    "}\n",
-                )
-        for b in t.blocks:
-            addrs = ", ".join(b.peers)
-            chains = [
-                ("input", f"ip saddr {{ {addrs} }} drop"),
-                ("output", f"ip daddr {{ {addrs} }} drop"),
-            ]
-            if b.router:
-                chains.append(
-                    ("forward", f"ip saddr {{ {addrs} }} drop\n    ip daddr {{ {addrs} }} drop")
-                )
-            body = "".join(
-                f"  chain {hook} {{\n"
-                f"    type filter hook {hook} priority filter; policy accept;\n"
-                f"    {rule}\n"
-                "  }\n"
-                for hook, rule in chains
-            )
-            self._nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
-
-    def _nft(self, ns: str, script: str) -> None:
-        run(["nft", "-f", "-"], netns=ns, input=script, timeout=TIMEOUT, error=LabError)
 
     def _apply_all(self, io: LiveSystem, *, withhold: bool) -> None:
         """Plan every node against its live overlay and apply it (pass 1: `withhold`).

@@ -26,7 +26,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes, topology
 from hercc.lab.naming import LabKeys, LabNaming
-from hercc.lab.persistent import (
+from hercc.lab.persistent.statefile import (
     LabState,
     node_names,
     rerecord,

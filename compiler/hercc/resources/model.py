@@ -40,7 +40,7 @@ from different ones, and such attributes are listed in `sensitive`
 place (the resource is destroyed and created again: "-/+").
 
 Three rules the desired state (plan/desired.py) and the live reader
-(state/netlink.py) share, each defined once in this package:
+(state/reader.py) share, each defined once in this package:
 
   sysctls     a sysctl resource is a value set away from its default
               (resources/sysctl.py, `SYSCTL_DEFAULTS`): the desired state never

@@ -1,34 +1,25 @@
 """Live state: what Hercules owns on a node, read from the kernel and WireGuard.
 
-wireguard  WireGuardDriver: KernelWireGuard (generic netlink) or UapiWireGuard
-           (wireguard-go's UAPI socket), picked per interface by AutoWireGuard
-netlink    StateReader: namespaces, interfaces, addresses, routes, sysctls and
+wireguard  WireGuardDriver (wireguard/model.py): KernelWireGuard (kernel.py, generic
+           netlink) or UapiWireGuard (uapi.py, wireguard-go's UAPI socket), picked
+           per interface by AutoWireGuard
+reader     StateReader: namespaces, interfaces, addresses, routes, sysctls and
            peers as Resources (hercc.resources), plus the foreign names next to them
+netlink    Netlink: a namespace's links, addresses and routes as plain data (pyroute2)
+sysctl     Sysctl: the values under /proc/sys inside a namespace
 registry   OwnedRegistry: the namespaces Hercules created (STATE_DIR/<node>.json)
 errors     the exception hierarchy (all OperationError)
 """
 
 from hercc.state.errors import RegistryError, StateError, WireGuardError, WireGuardUnavailable
-from hercc.state.netlink import (
-    LiveState,
-    Netlink,
-    NsSnapshot,
-    ProcSysctl,
-    PyrouteNetlink,
-    StateReader,
-    Sysctl,
-)
+from hercc.state.netlink import Netlink, NsSnapshot, PyrouteNetlink
+from hercc.state.reader import LiveState, StateReader
 from hercc.state.registry import OwnedRegistry, is_owner_alias, owner_alias
-from hercc.state.wireguard import (
-    AutoWireGuard,
-    KernelWireGuard,
-    UapiWireGuard,
-    WgDevice,
-    WgPeer,
-    WireGuardDriver,
-    default_driver,
-    kernel_unavailable_reason,
-)
+from hercc.state.sysctl import ProcSysctl, Sysctl
+from hercc.state.wireguard import AutoWireGuard, default_driver
+from hercc.state.wireguard.kernel import KernelWireGuard, kernel_unavailable_reason
+from hercc.state.wireguard.model import WgDevice, WgPeer, WireGuardDriver
+from hercc.state.wireguard.uapi import UapiWireGuard
 
 __all__ = [
     "AutoWireGuard",

@@ -1,112 +1,38 @@
-"""Live state of a node's network namespaces as Resources (hercc.resources).
+"""Netlink: a network namespace's links, addresses and routes as plain data.
 
-Three boundaries stand in front of the system, each swappable by a fake:
-
-  Netlink          namespaces() and snapshot(ns): links, addresses and routes of one
-                   namespace as plain data (PyrouteNetlink: pyroute2 `IPRoute(netns=...)`);
-  WireGuardDriver  keys, port and peers of a WireGuard device (hercc.state.wireguard);
-  Sysctl           read(ns, keys): values under /proc/sys as that namespace sees them
-                   (ProcSysctl: one `ip netns exec NS grep` per namespace).
-
-`StateReader.read` turns them into a `LiveState`: the owned resources and the
-names that exist but are not ours.
-
-Ownership. A namespace is ours when the node's OwnedRegistry lists it; an
-interface when its alias is `hercules:<node>` (registry.owner_alias); a route
-or an address when it sits on an interface of ours. Everything else that
-exists in the namespaces read is "foreign", by name:
-
-  "<NS>"          an existing namespace that is not ours
-  "<NS>/<IF>"     an interface without our alias (`lo` included), or with our alias
-                  but of a kind Hercules does not make (then the planner must not
-                  reuse the name either)
-  "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
-                  static) on an interface that is not ours
-
-What the kernel adds by itself is neither ours nor foreign: the IPv6
-link-local address it gives every interface (`_is_kernel_address`: IFA_PROTO
-kernel_ll on 6.3+, IFA_F_STABLE_PRIVACY, or an EUI-64 interface id), addresses
-with a kernel protocol or a lifetime (SLAAC, DHCP), routes with any protocol
-but boot/static (`proto kernel` prefix routes, RA routes), routes outside the
-main table, and non-unicast routes. A link-local address added by hand (like
-the fe80::1 next hop on a workload's veth) is an address like any other.
-
-Three rules shared with the desired state live in hercc.resources and are
-applied here, not by callers: a veth pair whose both ends are ours (and read)
-is one resource, named by `veth_pair_end` (its other end's addresses and
-routes hang under it); a sysctl at its default (`sysctl_default`) is left
-out; a private key is fingerprinted clamped (`private_key_fingerprint`).
-
-Attribute forms (the desired state must write the same):
-  address id   "<NS>/<IF>/<ip>/<prefixlen>" in `ipaddress.ip_interface` text form
-  route id     "<NS>/<network>" in `ipaddress.ip_network` form ("0.0.0.0/0" for default)
-  route attrs  dev (interface name), via (gateway text or None)
-  wireguard    listen_port (int or None), mtu, up (admin state), private_key
-               (fingerprint or None), fwmark (None when 0)
-  peer         endpoint ("ip:port" / "[ip6]:port" or None), allowed_ips
-               (resources/canonical.py), keepalive (None when off),
-               preshared_key (fingerprint or None); no label (a peer's node name
-               is not known live)
-  veth         peer_netns (None when the peer is outside every named namespace),
-               peer_ifname (None when unknown), mtu
-  sysctl       value: the text under /proc/sys, stripped (e.g. "1"); only when it
-               is not the default
+`Netlink` is the boundary the state reader (hercc.state.reader) reads a node
+through: the named namespaces, and a snapshot of one (`NsSnapshot` of
+`Link`, `Address` and `Route`: the fields of the kernel's messages that
+decide ownership). `PyrouteNetlink` is the real one, pyroute2
+`IPRoute(netns=...)`. Kept apart from the reader, so that pyroute2's
+messages become plain data in one place and the ownership rules are tested
+on fakes.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
-from hercc.resources.ids import (
-    AddressId,
-    InterfaceId,
-    PeerId,
-    RouteId,
-    SysctlId,
-    format_id,
-    veth_pair_end,
-)
-from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource, State, state_of
-from hercc.resources.naming import WORKLOAD_IFNAME
-from hercc.resources.sysctl import sysctl_default
-from hercc.state.errors import StateError, WireGuardUnavailable
-from hercc.state.registry import is_owner_alias
-from hercc.state.wireguard import WgDevice, WireGuardDriver, default_driver
-from hercc.sysio.process import run
+from hercc.state.errors import StateError
 
 __all__ = [
     "Address",
     "Link",
-    "LiveState",
     "Netlink",
     "NsSnapshot",
-    "ProcSysctl",
     "PyrouteNetlink",
     "Route",
-    "StateReader",
-    "Sysctl",
 ]
 
 NETNS_DIR = Path("/run/netns")
 IFF_UP = 0x1
 IFA_F_PERMANENT = 0x80
-IFA_F_STABLE_PRIVACY = 0x800
-KERNEL_ADDR_PROTOS = frozenset({1, 2, 3})  # IFA_PROTO kernel_lo, kernel_ra, kernel_ll
-IFA_PROTO_UNSPEC = 0
-OUR_ROUTE_PROTOS = frozenset({3, 4})  # RTPROT_BOOT (ip route add), RTPROT_STATIC
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
-WIREGUARD_KINDS = frozenset({"wireguard", "tun"})  # kernel module; wireguard-go's TUN
-
-
-# --------------------------------------------------------------------------- plain data
 
 
 @dataclass(frozen=True)
@@ -149,12 +75,6 @@ class NsSnapshot:
     routes: tuple[Route, ...] = ()
 
 
-@dataclass(frozen=True)
-class LiveState:
-    state: State  # only what is ours
-    foreign: frozenset[str] = field(default_factory=frozenset)
-
-
 class Netlink(Protocol):
     def namespaces(self) -> list[str]:
         """The names of every named network namespace."""
@@ -163,15 +83,6 @@ class Netlink(Protocol):
     def snapshot(self, ns: str) -> NsSnapshot | None:
         """Links, addresses and routes of a namespace; None when it does not exist."""
         ...
-
-
-class Sysctl(Protocol):
-    def read(self, ns: str, keys: Iterable[str]) -> dict[str, str]:
-        """key -> value inside `ns`; keys that do not exist there are left out."""
-        ...
-
-
-# --------------------------------------------------------------------------- pyroute2
 
 
 def _attr(msg: Any, name: str) -> Any:
@@ -288,268 +199,3 @@ class PyrouteNetlink:
             priority=_attr(msg, "RTA_PRIORITY") or 0,
             multipath=_attr(msg, "RTA_MULTIPATH") is not None,
         )
-
-
-# --------------------------------------------------------------------------- sysctl
-
-_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/-]*")
-
-
-def sysctl_path(key: str) -> str:
-    """/proc/sys path of a key: dots separate, unless the key uses slashes (`conf/eth0.5/...`)."""
-    if not _SYSCTL_KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
-        raise StateError(f"invalid sysctl key {key!r}")
-    rel = key if "/" in key else key.replace(".", "/")
-    if ".." in rel.split("/"):
-        raise StateError(f"invalid sysctl key {key!r}")
-    return f"/proc/sys/{rel}"
-
-
-class ProcSysctl:
-    """Reads /proc/sys inside a namespace with one `ip netns exec NS grep -H ''` call."""
-
-    def __init__(self, timeout: float = 10.0) -> None:
-        self.timeout = timeout
-
-    def read(self, ns: str, keys: Iterable[str]) -> dict[str, str]:
-        paths = {sysctl_path(k): k for k in keys}
-        if not paths:
-            return {}
-        done = run(
-            ["grep", "-H", "-s", "-e", "", "--", *paths],
-            netns=ns,
-            timeout=self.timeout,
-            ok=(0, 1, 2),  # grep: 1 nothing, 2 some file missing
-            error=lambda why: StateError(f"cannot read sysctls in namespace {ns}: {why}"),
-        )
-        lines: dict[str, list[str]] = {}
-        for line in done.stdout.splitlines():
-            path, sep, value = line.partition(":")
-            if sep and path in paths:
-                lines.setdefault(paths[path], []).append(value)
-        return {key: "\n".join(v).strip() for key, v in lines.items()}
-
-
-# --------------------------------------------------------------------------- the reader
-
-
-def _is_kernel_address(a: Address) -> bool:
-    """What the kernel (or SLAAC, DHCP) made: not ours, not foreign.
-
-    An IPv6 link-local address is the kernel's when its IFA_PROTO says so
-    (kernel_ll, Linux 6.3+), when it is a stable-privacy (or random) one, or,
-    on kernels that report no protocol, when its interface id is an EUI-64
-    one (ff:fe in the middle). `ip addr add fe80::1/64` gives none of these.
-    """
-    if a.proto in KERNEL_ADDR_PROTOS:
-        return True
-    if not a.flags & IFA_F_PERMANENT:
-        return True
-    ip = ipaddress.ip_interface(a.cidr).ip
-    if ip.version == 6 and ip.is_link_local:
-        if a.flags & IFA_F_STABLE_PRIVACY:
-            return True
-        if a.proto in (None, IFA_PROTO_UNSPEC) and ip.packed[11:13] == b"\xff\xfe":
-            return True
-    return False
-
-
-def _is_our_kind_of_route(r: Route) -> bool:
-    if r.table != RT_TABLE_MAIN or r.type != RTN_UNICAST or r.proto not in OUR_ROUTE_PROTOS:
-        return False
-    net = ipaddress.ip_network(r.dst, strict=False)
-    return not (net.version == 6 and (net.is_link_local or net.is_multicast))
-
-
-class StateReader:
-    """Reads what Hercules owns on a node, through swappable boundaries."""
-
-    def __init__(
-        self,
-        netlink: Netlink | None = None,
-        wireguard: WireGuardDriver | None = None,
-        sysctl: Sysctl | None = None,
-    ) -> None:
-        self.netlink: Netlink = netlink or PyrouteNetlink()
-        self.wireguard: WireGuardDriver = wireguard or default_driver()
-        self.sysctl: Sysctl = sysctl or ProcSysctl()
-
-    def read(
-        self,
-        node: str,
-        owned: Iterable[str],
-        *,
-        also: Iterable[str] = (),
-        sysctls: Mapping[str, Iterable[str]] | None = None,
-        workload_ifname: str = WORKLOAD_IFNAME,
-    ) -> LiveState:
-        """The owned state of `node` and the foreign names next to it.
-
-        `owned`: the namespaces the registry lists. `also`: namespaces that are
-        not ours but may hold interfaces of ours (a workload's namespace made by
-        someone else). `sysctls`: namespace -> keys to read there (values at
-        their default are left out). `workload_ifname`: the workload end of a
-        veth pair (ids.veth_pair_end), Naming.workload_ifname.
-        """
-        owned_set = set(owned)
-        existing = set(self.netlink.namespaces())
-        foreign: set[str] = {ns for ns in existing if ns not in owned_set}
-        resources: list[Resource] = [Resource("netns", ns) for ns in sorted(owned_set & existing)]
-        snapshots: dict[str, NsSnapshot | None] = {}
-        reading = (owned_set | set(also)) & existing
-        for ns in sorted(reading):
-            snap = self._snapshot(ns, snapshots)
-            if snap is None:
-                continue  # deleted while we looked
-            resources += self._namespace(
-                node, snap, snapshots, foreign, frozenset(reading), workload_ifname
-            )
-        for ns, keys in sorted((sysctls or {}).items()):
-            if ns not in existing:
-                continue
-            values = self.sysctl.read(ns, sorted(set(keys)))
-            resources += [
-                Resource(
-                    "sysctl", format_id(SysctlId(ns, key)), {"value": value}, parent=f"netns.{ns}"
-                )
-                for key, value in sorted(values.items())
-                if value != sysctl_default(key)
-            ]
-        return LiveState(state=state_of(resources), foreign=frozenset(foreign))
-
-    def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:
-        if ns not in cache:
-            cache[ns] = self.netlink.snapshot(ns)
-        return cache[ns]
-
-    def _peer_link(
-        self, link: Link, snap: NsSnapshot, cache: dict[str, NsSnapshot | None]
-    ) -> Link | None:
-        if link.peer_index is None or link.peer_netns is None:
-            return None
-        other = snap if link.peer_netns == snap.name else self._snapshot(link.peer_netns, cache)
-        if other is None:
-            return None
-        return next((lk for lk in other.links if lk.index == link.peer_index), None)
-
-    def _namespace(
-        self,
-        node: str,
-        snap: NsSnapshot,
-        cache: dict[str, NsSnapshot | None],
-        foreign: set[str],
-        reading: frozenset[str] = frozenset(),
-        workload_ifname: str = WORKLOAD_IFNAME,
-    ) -> list[Resource]:
-        ns = snap.name
-        out: list[Resource] = []
-        managed: dict[int, tuple[str, str]] = {}  # ifindex -> (name, resource address)
-        for link in snap.links:
-            ident = format_id(InterfaceId(ns, link.name))
-            if not is_owner_alias(link.alias, node):
-                foreign.add(ident)
-                continue
-            if link.kind == "veth":
-                peer = self._peer_link(link, snap, cache)
-                if (
-                    peer is not None
-                    and link.peer_netns in reading
-                    and is_owner_alias(peer.alias, node)
-                ):
-                    other = format_id(InterfaceId(link.peer_netns, peer.name))
-                    if veth_pair_end(ident, other, workload_ifname) == other:
-                        # the pair is reported by its other end; this end's children hang there
-                        managed[link.index] = (link.name, f"veth.{other}")
-                        continue
-                res = Resource(
-                    "veth",
-                    ident,
-                    {
-                        "peer_netns": link.peer_netns,
-                        "peer_ifname": peer.name if peer is not None else None,
-                        "mtu": link.mtu,
-                    },
-                    forces_new=FORCES_NEW["veth"],
-                    parent=f"netns.{ns}",
-                )
-                out.append(res)
-                managed[link.index] = (link.name, res.address)
-            elif link.kind in WIREGUARD_KINDS:
-                try:
-                    device = self.wireguard.read(link.name, netns=ns)
-                except WireGuardUnavailable:
-                    if link.kind == "tun":  # a plain TUN with our alias: not ours to manage
-                        foreign.add(ident)
-                        continue
-                    raise
-                wg = self._wireguard(ident, link, device, ns)
-                out += wg
-                managed[link.index] = (link.name, wg[0].address)
-            else:
-                foreign.add(ident)
-        for addr in snap.addresses:
-            if addr.index not in managed or _is_kernel_address(addr):
-                continue
-            ifname, parent = managed[addr.index]
-            cidr = str(ipaddress.ip_interface(addr.cidr))
-            out.append(Resource("address", format_id(AddressId(ns, ifname, cidr)), parent=parent))
-        best: dict[str, Route] = {}
-        for route in snap.routes:
-            if not _is_our_kind_of_route(route):
-                continue
-            dst = str(ipaddress.ip_network(route.dst, strict=False))
-            if route.multipath or route.oif not in managed:
-                foreign.add(format_id(RouteId(ns, dst)))
-                continue
-            if dst not in best or route.priority < best[dst].priority:
-                best[dst] = route
-        for dst, route in sorted(best.items()):
-            assert route.oif is not None
-            ifname, parent = managed[route.oif]
-            out.append(
-                Resource(
-                    "route",
-                    format_id(RouteId(ns, dst)),
-                    {"dev": ifname, "via": route.gateway},
-                    parent=parent,
-                )
-            )
-        return out
-
-    @staticmethod
-    def _wireguard(ident: str, link: Link, device: WgDevice, ns: str) -> list[Resource]:
-        wg = Resource(
-            "wireguard",
-            ident,
-            {
-                "listen_port": device.listen_port,
-                "mtu": link.mtu,
-                "up": link.up,
-                "private_key": (
-                    None
-                    if device.private_key is None
-                    else private_key_fingerprint(device.private_key)
-                ),
-                "fwmark": device.fwmark,
-            },
-            sensitive=SENSITIVE["wireguard"],
-            parent=f"netns.{ns}",
-        )
-        peers = [
-            Resource(
-                "peer",
-                format_id(PeerId(ns, link.name, pub)),
-                {
-                    "endpoint": peer.endpoint,
-                    "allowed_ips": list(peer.allowed_ips),
-                    "keepalive": peer.keepalive,
-                    "preshared_key": (
-                        None if peer.preshared_key is None else fingerprint(peer.preshared_key)
-                    ),
-                },
-                sensitive=SENSITIVE["peer"],
-                parent=wg.address,
-            )
-            for pub, peer in sorted(device.peers.items())
-        ]
-        return [wg, *peers]

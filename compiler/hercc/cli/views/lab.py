@@ -10,7 +10,9 @@ from hercc.cli.views.plan import plan_to_json, render_plan
 
 if TYPE_CHECKING:  # the lab is imported when a lab command runs
     from hercc.lab.overlay import LabPlan
-    from hercc.lab.persistent import LabState, LabStatus, Probe
+    from hercc.lab.persistent import LabState
+    from hercc.lab.persistent.probes import Probe
+    from hercc.lab.persistent.status import LabStatus
 
 
 def check_json(name: str, results: Sequence[Probe]) -> str:

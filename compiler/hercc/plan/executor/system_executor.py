@@ -1,8 +1,8 @@
-"""SystemExecutor: the apply.Executor that changes a real node.
+"""SystemExecutor: the apply.Executor that changes a real node, one resource kind at a time.
 
-Every side effect goes through one small `System` boundary (`LinuxSystem`:
-`ip`, `sysctl`, `wireguard-go` as subprocesses with timeouts, addresses and
-routes through pyroute2), so tests can put a fake in front of it.
+Every side effect goes through the System boundary (hercc.plan.executor.system),
+so tests can put a fake in front of it; wireguard-go processes are kept by
+WireGuardGo (hercc.plan.executor.wireguard_go).
 
 Per kind (ids as in resources/model.py):
 
@@ -35,19 +35,22 @@ address fail, so a transactional rollback can be exercised on a live node.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.desired import KeyLookup
+from hercc.plan.executor.errors import (
+    CommandFailed,
+    ExecutorError,
+    InjectedFailure,
+    SecretUnavailable,
+)
+from hercc.plan.executor.system import LinuxSystem, System, ip_argv
+from hercc.plan.executor.wireguard_go import WireGuardGo
 from hercc.resources.canonical import canonical_private_key
 from hercc.resources.errors import MalformedId
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
@@ -56,205 +59,14 @@ from hercc.resources.model import STATE_DIR, Resource
 from hercc.resources.naming import Naming
 from hercc.resources.sysctl import sysctl_default
 from hercc.state.registry import OwnedRegistry, owner_alias
-from hercc.state.wireguard import (
-    DEFAULT_SOCKET_DIR,
-    WgDevice,
-    WireGuardDriver,
-    kernel_unavailable_reason,
-)
-from hercc.sysio import process, procfs
+from hercc.state.wireguard.kernel import kernel_unavailable_reason
+from hercc.state.wireguard.model import WgDevice, WireGuardDriver
+from hercc.state.wireguard.uapi import DEFAULT_SOCKET_DIR
 from hercc.sysio.process import netns_argv
 
-__all__ = [
-    "CommandFailed",
-    "ExecutorError",
-    "InjectedFailure",
-    "LinuxSystem",
-    "SecretUnavailable",
-    "System",
-    "SystemExecutor",
-    "WireGuardStartError",
-    "wireguard_go_pid_file",
-    "wireguard_unavailable_reason",
-]
+__all__ = ["SystemExecutor"]
 
-TIMEOUT = 15.0
-START_TIMEOUT = 10.0  # wireguard-go: seconds to create its UAPI socket
-EXIT_TIMEOUT = 3.0  # wireguard-go: seconds to exit once its TUN is gone
-IFA_F_NODAD = 0x02
-RTNH_F_ONLINK = 0x04
 FAIL_ENV = "HERCC_FAIL_AT"
-
-
-class ExecutorError(OperationError):
-    """A change to the node failed. Messages never contain key material."""
-
-
-class CommandFailed(ExecutorError):
-    """A command or a netlink request was refused or timed out."""
-
-
-class WireGuardStartError(ExecutorError):
-    """wireguard-go did not start or did not create its interface in time."""
-
-
-class SecretUnavailable(ExecutorError):
-    """A private or preshared key the plan needs is not available."""
-
-
-class InjectedFailure(ExecutorError):
-    """The HERCC_FAIL_AT test hook."""
-
-
-def wireguard_unavailable_reason(which: Callable[[str], str | None] | None = None) -> str | None:
-    """None when WireGuard can be run here (kernel module or wireguard-go), else why not."""
-    import shutil
-
-    kernel = kernel_unavailable_reason()
-    if kernel is None:
-        return None
-    if (which or shutil.which)("wireguard-go") is not None:
-        return None
-    return f"no WireGuard available: {kernel}, and wireguard-go is not installed"
-
-
-# --------------------------------------------------------------------------- the boundary
-
-
-class Process(Protocol):
-    pid: int
-
-    def poll(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
-
-
-class System(Protocol):
-    """Every side effect of SystemExecutor."""
-
-    def run(self, argv: Sequence[str]) -> str:
-        """Run a command (bounded); its stdout. CommandFailed on failure."""
-        ...
-
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
-        """Start a long-lived detached process, its output to `log`."""
-        ...
-
-    def address(self, action: str, ns: str, ifname: str, cidr: str) -> None:
-        """action "add" or "del"; deleting an absent address is fine."""
-        ...
-
-    def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
-        """action "add" or "del"; deleting an absent route is fine."""
-        ...
-
-    def exists(self, path: Path) -> bool: ...
-
-    def pid_alive(self, pid: int, ifname: str) -> bool:
-        """Whether `pid` is (still) a wireguard-go for `ifname`."""
-        ...
-
-    def kill(self, pid: int, sig: int) -> None: ...
-
-
-def ip_argv(ns: str | None, args: Sequence[str]) -> list[str]:
-    return ["ip", *(["-n", ns] if ns else []), *args]
-
-
-def wireguard_go_pid_file(state_dir: str | os.PathLike[str], node: str) -> Path:
-    """Where the executor records the wireguard-go PIDs of `node` (interface -> PID)."""
-    return Path(state_dir) / f"{node}.wireguard-go.json"
-
-
-class LinuxSystem:
-    """The real node: subprocesses with a timeout, pyroute2 for addresses and routes."""
-
-    def __init__(self, timeout: float = TIMEOUT) -> None:
-        self.timeout = timeout
-
-    def run(self, argv: Sequence[str]) -> str:
-        return process.run(argv, timeout=self.timeout, error=CommandFailed).stdout
-
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
-        return process.start(argv, log=log, env=env, error=WireGuardStartError)
-
-    def _ipr(self, ns: str) -> Any:
-        from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
-        try:
-            return IPRoute(netns=ns, flags=0)
-        except Exception as exc:  # pyroute2 raises OSError and its own errors
-            raise CommandFailed(f"cannot open netlink in namespace {ns}: {exc}") from None
-
-    def _index(self, ipr: Any, ns: str, ifname: str) -> int:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            raise CommandFailed(f"no interface {ifname} in namespace {ns}")
-        return int(found[0])
-
-    def address(self, action: str, ns: str, ifname: str, cidr: str) -> None:
-        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-
-        iface = ipaddress.ip_interface(cidr)
-        with self._ipr(ns) as ipr:
-            try:
-                index = self._index(ipr, ns, ifname)
-            except CommandFailed:
-                if action == "del":
-                    return
-                raise
-            kw: dict[str, Any] = {
-                "index": index,
-                "address": str(iface.ip),
-                "prefixlen": iface.network.prefixlen,
-            }
-            if iface.version == 6 and action == "add":
-                kw["flags"] = IFA_F_NODAD
-            try:
-                ipr.addr(action, **kw)
-            except NetlinkError as exc:
-                if action == "del" and exc.code in (99, 19, 2):  # EADDRNOTAVAIL, ENODEV
-                    return
-                raise CommandFailed(
-                    f"address {action} {cidr} on {ifname} in {ns}: {os.strerror(exc.code)}"
-                ) from None
-
-    def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        with self._ipr(ns) as ipr:
-            try:
-                index = self._index(ipr, ns, dev)
-            except CommandFailed:
-                if action == "del":
-                    return
-                raise
-            kw: dict[str, Any] = {"dst": dst, "oif": index}
-            if via is not None:
-                kw["gateway"] = via
-                if action == "add" and ipaddress.ip_address(via).version == 4:
-                    kw["flags"] = RTNH_F_ONLINK
-            try:
-                ipr.route(action, **kw)
-            except NetlinkError as exc:
-                if action == "del" and exc.code in (3, 19, 2):  # ESRCH, ENODEV, ENOENT
-                    return
-                raise CommandFailed(
-                    f"route {action} {dst} dev {dev} in {ns}: {os.strerror(exc.code)}"
-                ) from None
-
-    def exists(self, path: Path) -> bool:
-        return path.exists()
-
-    def pid_alive(self, pid: int, ifname: str) -> bool:
-        args = procfs.cmdline(pid) or []
-        return bool(args) and os.path.basename(args[0]) == "wireguard-go" and args[-1] == ifname
-
-    def kill(self, pid: int, sig: int) -> None:
-        procfs.kill(pid, sig)
-
-
-# --------------------------------------------------------------------------- helpers
 
 
 def _id(resource: Resource, shape: type[IdT]) -> IdT:
@@ -262,12 +74,6 @@ def _id(resource: Resource, shape: type[IdT]) -> IdT:
         return resource.id_as(shape)
     except MalformedId:
         raise ExecutorError(f"malformed resource id {resource.address}") from None
-
-
-@dataclass
-class _Started:
-    pid: int
-    proc: Process | None  # None: recorded by an earlier run
 
 
 class SystemExecutor:
@@ -298,11 +104,11 @@ class SystemExecutor:
         self.kernel = (
             kernel_unavailable_reason() is None if kernel_wireguard is None else kernel_wireguard
         )
-        self.socket_dir = Path(socket_dir)
-        self.state_dir = Path(state_dir)
+        self.wireguard_go = WireGuardGo(
+            self.sys, node, underlay_ns, Path(socket_dir), Path(state_dir)
+        )
         self.fail_at = fail_at if fail_at is not None else os.environ.get(FAIL_ENV) or None
         self._secrets: dict[str, str] = {}  # fingerprint -> key; memory only
-        self._started: dict[str, _Started] = {}
         self.alias = owner_alias(node)
 
     # ------------------------------------------------------------ protocol
@@ -444,77 +250,6 @@ class SystemExecutor:
 
     # ------------------------------------------------------------ wireguard
 
-    def _socket(self, ifname: str) -> Path:
-        return self.socket_dir / f"{ifname}.sock"
-
-    def _recorded(self) -> dict[str, int]:
-        return procfs.read_pid_file(wireguard_go_pid_file(self.state_dir, self.node))
-
-    def _record(self, ifname: str, pid: int | None) -> None:
-        data = self._recorded()
-        if pid is None:
-            data.pop(ifname, None)
-        else:
-            data[ifname] = pid
-        path = wireguard_go_pid_file(self.state_dir, self.node)
-        try:
-            procfs.write_pid_file(path, data)
-        except OSError as exc:
-            raise ExecutorError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-    def _start_wireguard_go(self, ifname: str) -> None:
-        sock = self._socket(ifname)
-        if self.sys.exists(sock):
-            raise WireGuardStartError(
-                f"{sock} exists: a WireGuard interface named {ifname} is already running"
-            )
-        env = {**os.environ, "WG_PROCESS_FOREGROUND": "1"}
-        log = self.state_dir / f"{self.node}.{ifname}.log"
-        argv = netns_argv(self.underlay_ns, ["wireguard-go", "-f", ifname])
-        proc = self.sys.spawn(argv, env, log)
-        self._started[ifname] = _Started(proc.pid, proc)
-        self._record(ifname, proc.pid)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.sys.exists(sock):
-            code = proc.poll()
-            if code is not None:
-                self._started.pop(ifname, None)
-                self._record(ifname, None)
-                raise WireGuardStartError(
-                    f"wireguard-go {ifname} exited with status {code}: {_last_line(log)}"
-                )
-            if time.monotonic() > deadline:
-                self._stop(ifname)
-                raise WireGuardStartError(f"wireguard-go made no {sock} within {START_TIMEOUT:g} s")
-            time.sleep(0.02)
-
-    def _stop(self, ifname: str) -> None:
-        """Make sure the wireguard-go of `ifname` we started or recorded is gone."""
-        started = self._started.pop(ifname, None)
-        pid = started.pid if started is not None else self._recorded().get(ifname)
-        proc = started.proc if started is not None else None
-        if pid is not None:
-            for sig in (None, signal.SIGTERM, signal.SIGKILL):
-                if sig is not None and self.sys.pid_alive(pid, ifname):
-                    self.sys.kill(pid, sig)
-                deadline = time.monotonic() + EXIT_TIMEOUT
-                while self.sys.pid_alive(pid, ifname) and time.monotonic() < deadline:
-                    if proc is not None and proc.poll() is not None:
-                        break
-                    time.sleep(0.02)
-                if (proc is not None and proc.poll() is not None) or not self.sys.pid_alive(
-                    pid, ifname
-                ):
-                    break
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                    proc.wait(timeout=EXIT_TIMEOUT)
-            self._record(ifname, None)
-        sock = self._socket(ifname)
-        if self.sys.exists(sock):
-            with contextlib.suppress(OSError):
-                sock.unlink()
-
     def _create_wireguard(self, r: Resource) -> None:
         ns, ifname = _id(r, InterfaceId)
         a = r.attrs
@@ -522,7 +257,7 @@ class SystemExecutor:
         if self.kernel:
             self.sys.run(ip_argv(self.underlay_ns, ["link", "add", ifname, "type", "wireguard"]))
         else:
-            self._start_wireguard_go(ifname)
+            self.wireguard_go.start(ifname)
         try:
             self.sys.run(ip_argv(self.underlay_ns, ["link", "set", ifname, "netns", ns]))
             link = ["link", "set", ifname, "alias", self.alias]
@@ -549,7 +284,7 @@ class SystemExecutor:
                 self.sys.run(ip_argv(where, ["link", "del", ifname]))
                 break
         if not self.kernel:
-            self._stop(ifname)
+            self.wireguard_go.stop(ifname)
 
     def _update_wireguard(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
         ns, ifname = _id(after, InterfaceId)
@@ -685,11 +420,3 @@ class SystemExecutor:
         if not pubkey.startswith("unknown-key:"):
             self.wg.remove_peer(ifname, pubkey, netns=ns)
         return lambda: self._set_peer(r)
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return lines[-1] if lines else "(no output)"

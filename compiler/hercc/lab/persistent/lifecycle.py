@@ -1,0 +1,175 @@
+"""`hercc lab up|down`: bring a named lab up and leave it running; take it down for sure.
+
+`up_lab` claims the state file, builds the lab with the harness
+(hercc.lab.harness.Lab) and records it; on any failure it removes what it
+built. `down_lab` stops the recorded wireguard-go processes (only while
+their start time still matches: a recycled PID is never killed; for a lab
+whose `up` was cut short, also the ones found in its namespaces), deletes
+the namespaces, the lab's directory and the state file. Kept apart from
+the state file it writes and from check and status, which only read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import time
+from pathlib import Path
+
+from hercc.diagnostics import LabError
+from hercc.lab.harness import Lab
+from hercc.lab.keys import GeneratedKeys
+from hercc.lab.persistent.statefile import (
+    DEFAULT_NAME,
+    STATE_DIR,
+    LabState,
+    NoSuchLab,
+    alive,
+    check_name,
+    claim,
+    list_labs,
+    load_state,
+    netns_exists,
+    record,
+    record_pids,
+    state_file,
+    underlay_signature,
+    write_state,
+)
+from hercc.lab.spec import compile_for_lab
+from hercc.lab.topology import prefix_for_lab
+from hercc.sysio.process import run
+from hercc.sysio.procfs import comm, proc_start_time, stop
+
+# ---------------------------------------------------------------- up
+
+
+def up_lab(
+    spec: str,
+    name: str = DEFAULT_NAME,
+    state_dir: Path | None = None,
+    *,
+    sources: dict[str, str] | None = None,
+) -> LabState:
+    """Compile `spec`, bring it up as lab `name` and record it; the lab keeps running.
+
+    Raises LabExists when `name` is taken, LabError when the lab cannot be
+    built (whatever was built is removed again), SpecError for a bad spec.
+    """
+    directory = state_dir or STATE_DIR
+    path = state_file(name, directory)
+    prefix = prefix_for_lab(name)
+    for other in list_labs(directory):
+        if other == name:
+            continue
+        with contextlib.suppress(LabError):
+            if load_state(other, directory).prefix == prefix:
+                raise LabError(f"labs {other!r} and {name!r} would share the name prefix {prefix}")
+    labdir = directory / name
+    state = LabState(
+        name=name,
+        prefix=prefix,
+        spec=os.path.abspath(spec),
+        directory=str(labdir),
+        keys_dir=str(labdir / "keys"),
+        apply_dir=str(labdir / "nodes"),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    claim(state, path)  # from here on, `down` knows this lab
+    lab: Lab | None = None
+    try:
+        if labdir.exists():  # left over from a lab whose state file was removed by hand
+            shutil.rmtree(labdir)
+        labdir.mkdir(mode=0o700, parents=True)
+        start = time.monotonic()
+        keys = GeneratedKeys(Path(state.keys_dir))
+        compiled, keys = compile_for_lab(spec, keys, sources=sources)
+        state.timings["compile"] = round(time.monotonic() - start, 3)
+        lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
+        record(state, lab.topology)
+        state.underlay = underlay_signature(lab.topology)
+        write_state(state, path)
+        lab.up()  # tears down what it built if it fails
+        record_pids(state, state.interfaces)
+        for iface in state.interfaces:
+            if iface.start_time is None:
+                log = Path(iface.log).read_text(errors="replace").strip()
+                raise LabError(f"wireguard-go for {iface.name} (pid {iface.pid}) exited: {log}")
+        state.timings.update({k: round(v, 3) for k, v in lab.timings.items()})
+        state.timings["up"] = round(time.monotonic() - start, 3)
+        state.status = "up"
+        write_state(state, path)
+    except BaseException:
+        if lab is not None:
+            try:
+                lab.down()  # only what this lab built; idempotent after a failed up()
+            except LabError:
+                raise  # leftovers: keep the state file, so that `down` can retry
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        shutil.rmtree(labdir, ignore_errors=True)
+        raise
+    return state
+
+
+# ---------------------------------------------------------------- down
+
+
+def _strays(state: LabState) -> list[tuple[int, int]]:
+    """wireguard-go processes inside this lab's namespaces (for a lab whose `up` was cut short)."""
+    found: list[tuple[int, int]] = []
+    hosts = {i.host_ns for i in state.interfaces}
+    for ns in state.namespaces:
+        if ns not in hosts or not netns_exists(ns):
+            continue
+        out = run(["ip", "netns", "pids", ns], check=False, timeout=10, error=LabError).stdout
+        for word in out.split():
+            if not word.isdigit():
+                continue
+            pid = int(word)
+            start = proc_start_time(pid)
+            if comm(pid) == "wireguard-go" and start is not None:
+                found.append((pid, start))
+    return found
+
+
+def _teardown(state: LabState) -> list[str]:
+    """Stop the lab's processes, delete its namespaces; what could not be removed."""
+    errors: list[str] = []
+    victims = [(i.pid, i.start_time) for i in state.interfaces if i.pid and i.start_time]
+    if state.status != "up":
+        victims += _strays(state)
+    for pid, start in dict.fromkeys((p, s) for p, s in victims if p is not None and s):
+        if not stop(pid, start):
+            errors.append(f"wireguard-go pid {pid} did not exit")
+    for iface in state.interfaces:
+        if not alive(iface):
+            with contextlib.suppress(FileNotFoundError):
+                Path(iface.socket).unlink()
+    for ns in reversed(state.namespaces):
+        if not netns_exists(ns):
+            continue
+        done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
+        if done.returncode != 0 and netns_exists(ns):
+            errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+    return errors
+
+
+def down_lab(name: str = DEFAULT_NAME, state_dir: Path | None = None) -> LabState | None:
+    """Remove lab `name` and its state; None when there was no such lab."""
+    directory = state_dir or STATE_DIR
+    try:
+        state = load_state(name, directory)
+    except NoSuchLab:
+        shutil.rmtree(directory / check_name(name), ignore_errors=True)
+        return None
+    errors = _teardown(state)
+    if errors:
+        raise LabError(f"lab {name!r}: teardown incomplete: " + "; ".join(errors))
+    shutil.rmtree(state.directory, ignore_errors=True)
+    shutil.rmtree(state.keys_dir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        state_file(name, directory).unlink()
+    return state

@@ -1,0 +1,268 @@
+"""The state file of a named lab: what `up` built, for every later command.
+
+STATE_DIR/<name>.json records a lab's namespaces, its WireGuard interfaces
+with their wireguard-go PIDs and start times, the sources and destinations
+of `check` and the names `exec` knows (`LabState`). It is created
+exclusively (`claim`) before anything is built, so two `up`s of one name
+cannot race, carries a version, and is filled from the lab's topology
+(`record`, and `rerecord` after `lab apply`). Kept apart from up/down,
+check and status, which all start from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hercc.diagnostics import LabError
+from hercc.lab import nodes
+from hercc.lab.harness import WG_RUN_DIR
+from hercc.lab.topology import Topology
+from hercc.sysio.files import write_atomic
+from hercc.sysio.procfs import proc_start_time, same_process
+
+STATE_DIR = Path(os.environ.get("HERCULES_LAB_DIR", "/var/lib/hercules/labs"))
+STATE_VERSION = 1
+DEFAULT_NAME = "lab"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class LabExists(LabError):
+    """A lab of that name is already recorded."""
+
+
+class NoSuchLab(LabError):
+    """No lab of that name is recorded."""
+
+
+# ---------------------------------------------------------------- the state file
+
+
+@dataclass
+class Interface:
+    """One WireGuard interface: its wireguard-go process and where it lives."""
+
+    name: str
+    node: str
+    network: str
+    ns: str  # the (node, network) namespace holding the TUN
+    host_ns: str  # the node's underlay namespace, where wireguard-go and its socket live
+    socket: str
+    log: str
+    listen_port: int
+    pid: int | None = None
+    start_time: int | None = None  # /proc/<pid>/stat field 22, in clock ticks since boot
+
+
+@dataclass
+class Endpoint:
+    """A source and destination of `check`: a node's member namespace or a workload."""
+
+    name: str  # node@network or the workload's name
+    kind: str  # node | workload
+    network: str
+    ns: str
+    addresses: list[str]
+    node: str = ""  # the node it runs on
+
+
+@dataclass
+class LabState:
+    name: str
+    prefix: str
+    spec: str
+    directory: str
+    keys_dir: str
+    created: str
+    status: str = "starting"  # starting | up
+    namespaces: list[str] = field(default_factory=list)
+    interfaces: list[Interface] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=dict)  # exec name -> namespace
+    timings: dict[str, float] = field(default_factory=dict)
+    # the --state-dir of the lab's nodes for plan/apply ("": a lab made before it existed)
+    apply_dir: str = ""
+    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(topology)
+    version: int = STATE_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> LabState:
+        if data.get("version") != STATE_VERSION:
+            raise LabError(f"state version {data.get('version')!r}, expected {STATE_VERSION}")
+        fields = dict(data)
+        fields["interfaces"] = [Interface(**i) for i in data.get("interfaces", [])]
+        fields["endpoints"] = [Endpoint(**e) for e in data.get("endpoints", [])]
+        return cls(**fields)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise LabError(
+            f"lab name {name!r}: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+        )
+    return name
+
+
+def state_file(name: str, state_dir: Path | None = None) -> Path:
+    return (state_dir or STATE_DIR) / f"{check_name(name)}.json"
+
+
+def load_state(name: str, state_dir: Path | None = None) -> LabState:
+    path = state_file(name, state_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NoSuchLab(f"no lab named {name!r} (no {path})") from None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{path}: unreadable lab state ({exc})") from None
+    try:
+        return LabState.from_data(data)
+    except (TypeError, KeyError, LabError) as exc:
+        raise LabError(f"{path}: malformed lab state ({exc})") from None
+
+
+def list_labs(state_dir: Path | None = None) -> list[str]:
+    directory = state_dir or STATE_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.json") if _NAME.fullmatch(p.stem))
+
+
+def write_state(state: LabState, path: Path) -> None:
+    write_atomic(path, state.to_json(), 0o600)
+
+
+def save_state(state: LabState) -> None:
+    """Write the state file back (next to the lab's directory)."""
+    write_state(state, state_file(state.name, Path(state.directory).parent))
+
+
+def claim(state: LabState, path: Path) -> None:
+    """Create the state file, failing if it exists: the lock against a second `up`."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        write_atomic(path, state.to_json(), 0o600, exclusive=True)
+    except FileExistsError:
+        raise LabExists(
+            f"a lab named {state.name!r} exists ({path}): "
+            f"`hercc lab down --name {state.name}` first"
+        ) from None
+
+
+def alive(iface: Interface) -> bool:
+    """The recorded process is running and is still the one that was recorded."""
+    if iface.pid is None or iface.start_time is None:
+        return False
+    return same_process(iface.pid, iface.start_time)
+
+
+def netns_exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
+
+
+# ---------------------------------------------------------------- recording a topology
+
+
+def underlay_signature(p: Topology) -> list[list[str]]:
+    """What `up` fixed for good: every node's kind and underlay addresses."""
+    return [[h.node, h.kind, h.address, h.public_ip] for h in p.hosts]
+
+
+def node_names(state: LabState) -> list[str]:
+    return sorted(t.split(":", 1)[1] for t in state.targets if t.startswith("node:"))
+
+
+def recorded_pids(state: LabState, node: str) -> dict[str, int]:
+    """The wireguard-go PIDs of `node` as `hercc apply`'s executor recorded them."""
+    return nodes.recorded_pids(state.apply_dir, node)
+
+
+def rerecord(state: LabState, p: Topology, spec: str) -> None:
+    """After `lab apply`: the lab as topology `p` names it, with the processes that now run.
+
+    Namespaces and live wireguard-go processes of the old record that `p`
+    no longer has stay recorded while they exist, so `down` still removes them.
+    """
+    old_ns = list(state.namespaces)
+    old_ifaces = {i.name: i for i in state.interfaces}
+    record(state, p)
+    state.spec = os.path.abspath(spec)
+    state.underlay = underlay_signature(p)
+    for iface in state.interfaces:
+        prev = old_ifaces.get(iface.name)
+        if prev is not None and alive(prev):
+            iface.pid, iface.start_time, iface.log = prev.pid, prev.start_time, prev.log
+    record_pids(state, [i for i in state.interfaces if not alive(i)])
+    names = {i.name for i in state.interfaces}
+    state.interfaces += [i for n, i in old_ifaces.items() if n not in names and alive(i)]
+    kept = set(state.namespaces)
+    state.namespaces += [ns for ns in old_ns if ns not in kept and netns_exists(ns)]
+
+
+def record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
+    """The PIDs and start times of `interfaces`' wireguard-go, from the executor's records."""
+    pids = {n: recorded_pids(state, n) for n in {i.node for i in interfaces}}
+    for iface in interfaces:
+        pid = pids[iface.node].get(iface.name)
+        iface.pid = pid
+        iface.start_time = None if pid is None else proc_start_time(pid)
+
+
+def record(state: LabState, p: Topology) -> None:
+    """The lab as topology `p` names it (no PIDs)."""
+    state.namespaces = list(p.namespaces())
+    state.interfaces = [
+        Interface(
+            name=m.wg_if,
+            node=m.node,
+            network=m.network,
+            ns=m.ns,
+            host_ns=p.host(m.node).ns,
+            socket=str(WG_RUN_DIR / f"{m.wg_if}.sock"),
+            log=str(nodes.log_file(state.apply_dir, m.node, m.wg_if)),
+            listen_port=m.listen_port,
+        )
+        for m in p.members
+    ]
+    state.endpoints = [
+        Endpoint(
+            f"{m.node}@{m.network}",
+            "node",
+            m.network,
+            m.ns,
+            [a.split("/")[0] for a in m.addresses],
+            m.node,
+        )
+        for m in p.members
+    ]
+    state.endpoints += [
+        Endpoint(
+            w.name, "workload", w.network, w.ns, [a for a in (w.address, w.address6) if a], w.node
+        )
+        for w in p.workloads
+    ]
+    workloads = {w.name for w in p.workloads}
+    hosts = {h.node for h in p.hosts}
+    targets = {"underlay": p.underlay_ns}
+    for h in p.hosts:
+        targets[f"node:{h.node}"] = h.ns
+        if h.node not in workloads:
+            targets[h.node] = h.ns
+        if h.router_ns is not None:
+            targets[f"router:{h.node}"] = h.router_ns
+    for m in p.members:
+        targets[f"{m.node}@{m.network}"] = m.ns
+    for w in p.workloads:
+        targets[f"workload:{w.name}"] = w.ns
+        if w.name not in hosts:
+            targets[w.name] = w.ns
+    state.targets = targets

@@ -1,0 +1,120 @@
+"""The lab's underlay: what stands in for the machines and the network between them.
+
+From a topology (hercc.lab.topology): the underlay namespace and its bridge,
+one underlay namespace per node with its address and default route, a NAT
+router (nftables masquerade) per nat node, and drop rules for `unreachable`
+links, mostly as one `ip -batch` per namespace. Kept apart from the harness
+(hercc.lab.harness), which runs the nodes' overlays and the probes on top:
+the underlay is built once, by plain commands, and never planned or applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hercc.diagnostics import LabError
+from hercc.lab.topology import Topology
+from hercc.sysio.process import run
+
+NS_SYSCTLS = (
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.all.accept_ra=0",
+    "net.ipv6.conf.default.accept_ra=0",
+    "net.ipv4.conf.all.send_redirects=0",
+    "net.ipv4.conf.default.send_redirects=0",
+    "net.ipv4.conf.all.accept_redirects=0",
+    "net.ipv4.conf.default.accept_redirects=0",
+    "net.ipv6.conf.all.accept_redirects=0",
+    "net.ipv6.conf.default.accept_redirects=0",
+)
+TIMEOUT = 10.0  # seconds, for one command
+
+
+def ip_batch(lines: Sequence[str], *, ns: str | None = None, timeout: float = 20.0) -> None:
+    """Run iproute2 commands in one process (`ip -batch -`), stopping at the first error."""
+    if not lines:
+        return
+    argv = ["ip"] if ns is None else ["ip", "-n", ns]
+    run([*argv, "-batch", "-"], input="\n".join(lines) + "\n", timeout=timeout, error=LabError)
+
+
+def build_underlay(t: Topology, created: list[str]) -> None:
+    """Create the underlay of `t`; each namespace goes into `created` as soon as it exists.
+
+    So a failure halfway leaves the caller the list of what to remove.
+    """
+    for ns in t.underlay_namespaces():
+        _netns_add(ns, created)
+    for ns in t.underlay_namespaces():
+        run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
+    ip_batch(
+        [
+            f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
+            for v in t.veths
+        ]
+    )
+    batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in t.underlay_namespaces()}
+    under = batches[t.underlay_ns]
+    under += ["link add br0 type bridge", "link set br0 up"]
+    under += [f"link set {port} master br0 up" for port in t.bridge_ports]
+    for h in t.hosts:
+        cmds = batches[h.ns]
+        cmds += [f"address add {h.address} dev ul", "link set ul up"]
+        if h.gateway is None:
+            cmds.append("route add default dev ul")
+        else:
+            cmds.append(f"route add default via {h.gateway} dev ul")
+        if h.router_ns is not None:
+            batches[h.router_ns] += [
+                f"address add {h.router_inside} dev lan",
+                f"address add {h.router_outside} dev wan",
+                "link set lan up",
+                "link set wan up",
+                "route add default dev wan",
+            ]
+    for ns, cmds in batches.items():
+        ip_batch(cmds, ns=ns)
+    for h in t.hosts:
+        if h.router_ns is not None:
+            forward = ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
+            run(forward, netns=h.router_ns, timeout=TIMEOUT, error=LabError)
+            _nft(
+                h.router_ns,
+                "table ip herclab_nat {\n"
+                "  chain postrouting {\n"
+                "    type nat hook postrouting priority srcnat; policy accept;\n"
+                '    oifname "wan" masquerade\n'
+                "  }\n"
+                "}\n",
+            )
+    for b in t.blocks:
+        addrs = ", ".join(b.peers)
+        chains = [
+            ("input", f"ip saddr {{ {addrs} }} drop"),
+            ("output", f"ip daddr {{ {addrs} }} drop"),
+        ]
+        if b.router:
+            chains.append(
+                ("forward", f"ip saddr {{ {addrs} }} drop\n    ip daddr {{ {addrs} }} drop")
+            )
+        body = "".join(
+            f"  chain {hook} {{\n"
+            f"    type filter hook {hook} priority filter; policy accept;\n"
+            f"    {rule}\n"
+            "  }\n"
+            for hook, rule in chains
+        )
+        _nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
+
+
+def _netns_add(ns: str, created: list[str]) -> None:
+    if Path("/run/netns", ns).exists():
+        raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
+    run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
+    created.append(ns)
+
+
+def _nft(ns: str, script: str) -> None:
+    run(["nft", "-f", "-"], netns=ns, input=script, timeout=TIMEOUT, error=LabError)

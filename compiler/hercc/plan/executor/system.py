@@ -1,0 +1,154 @@
+"""The System boundary: every side effect of the executor, and its Linux implementation.
+
+`System` is one small interface (commands, a detached process, addresses
+and routes, paths, PIDs), so tests put a recording fake in front of the
+executor. `LinuxSystem` is the real node: `ip`, `sysctl` and `wireguard-go`
+as subprocesses with timeouts (hercc.sysio), addresses and routes through
+pyroute2. Kept apart from the executor, which decides what to change and
+only says so through this interface.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from hercc.plan.executor.errors import CommandFailed, WireGuardStartError
+from hercc.sysio import process, procfs
+
+__all__ = ["LinuxSystem", "Process", "System", "ip_argv"]
+
+TIMEOUT = 15.0
+IFA_F_NODAD = 0x02
+RTNH_F_ONLINK = 0x04
+
+
+class Process(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class System(Protocol):
+    """Every side effect of SystemExecutor."""
+
+    def run(self, argv: Sequence[str]) -> str:
+        """Run a command (bounded); its stdout. CommandFailed on failure."""
+        ...
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
+        """Start a long-lived detached process, its output to `log`."""
+        ...
+
+    def address(self, action: str, ns: str, ifname: str, cidr: str) -> None:
+        """action "add" or "del"; deleting an absent address is fine."""
+        ...
+
+    def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
+        """action "add" or "del"; deleting an absent route is fine."""
+        ...
+
+    def exists(self, path: Path) -> bool: ...
+
+    def pid_alive(self, pid: int, ifname: str) -> bool:
+        """Whether `pid` is (still) a wireguard-go for `ifname`."""
+        ...
+
+    def kill(self, pid: int, sig: int) -> None: ...
+
+
+def ip_argv(ns: str | None, args: Sequence[str]) -> list[str]:
+    return ["ip", *(["-n", ns] if ns else []), *args]
+
+
+class LinuxSystem:
+    """The real node: subprocesses with a timeout, pyroute2 for addresses and routes."""
+
+    def __init__(self, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+
+    def run(self, argv: Sequence[str]) -> str:
+        return process.run(argv, timeout=self.timeout, error=CommandFailed).stdout
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
+        return process.start(argv, log=log, env=env, error=WireGuardStartError)
+
+    def _ipr(self, ns: str) -> Any:
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+        try:
+            return IPRoute(netns=ns, flags=0)
+        except Exception as exc:  # pyroute2 raises OSError and its own errors
+            raise CommandFailed(f"cannot open netlink in namespace {ns}: {exc}") from None
+
+    def _index(self, ipr: Any, ns: str, ifname: str) -> int:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise CommandFailed(f"no interface {ifname} in namespace {ns}")
+        return int(found[0])
+
+    def address(self, action: str, ns: str, ifname: str, cidr: str) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+        iface = ipaddress.ip_interface(cidr)
+        with self._ipr(ns) as ipr:
+            try:
+                index = self._index(ipr, ns, ifname)
+            except CommandFailed:
+                if action == "del":
+                    return
+                raise
+            kw: dict[str, Any] = {
+                "index": index,
+                "address": str(iface.ip),
+                "prefixlen": iface.network.prefixlen,
+            }
+            if iface.version == 6 and action == "add":
+                kw["flags"] = IFA_F_NODAD
+            try:
+                ipr.addr(action, **kw)
+            except NetlinkError as exc:
+                if action == "del" and exc.code in (99, 19, 2):  # EADDRNOTAVAIL, ENODEV
+                    return
+                raise CommandFailed(
+                    f"address {action} {cidr} on {ifname} in {ns}: {os.strerror(exc.code)}"
+                ) from None
+
+    def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with self._ipr(ns) as ipr:
+            try:
+                index = self._index(ipr, ns, dev)
+            except CommandFailed:
+                if action == "del":
+                    return
+                raise
+            kw: dict[str, Any] = {"dst": dst, "oif": index}
+            if via is not None:
+                kw["gateway"] = via
+                if action == "add" and ipaddress.ip_address(via).version == 4:
+                    kw["flags"] = RTNH_F_ONLINK
+            try:
+                ipr.route(action, **kw)
+            except NetlinkError as exc:
+                if action == "del" and exc.code in (3, 19, 2):  # ESRCH, ENODEV, ENOENT
+                    return
+                raise CommandFailed(
+                    f"route {action} {dst} dev {dev} in {ns}: {os.strerror(exc.code)}"
+                ) from None
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
+
+    def pid_alive(self, pid: int, ifname: str) -> bool:
+        args = procfs.cmdline(pid) or []
+        return bool(args) and os.path.basename(args[0]) == "wireguard-go" and args[-1] == ifname
+
+    def kill(self, pid: int, sig: int) -> None:
+        procfs.kill(pid, sig)

@@ -191,11 +191,8 @@ def _health(stmt: Stmt, diags: Collector) -> ast.Health | None:
     if path is not None and not path.startswith("/"):
         diags.error(codes.BAD_VALUE, f'health path "{path}" must start with "/"', args[1].span)
         return None
-    interval = values.duration_ms(args[-1], diags)
+    interval = values.health_interval(args[-1], diags)
     if interval is None or (proto == "http" and path is None):
-        return None
-    if interval < 1000:
-        diags.error(codes.BAD_DURATION, "health checks run at most once a second", args[-1].span)
         return None
     return ast.Health(proto, path, interval, stmt.span)
 
@@ -219,8 +216,9 @@ NETWORK = {
     "range6": Option("one", values.cidr6),
     "subnets": Option("one", values.prefix_length),
     "port": Option("one", values.port),
+    # 1280: the least IPv6 allows on a link; 65535: the most Linux sets on a TUN (wireguard-go)
     "mtu": Option("one", values.integer(1280, 65535, "MTU")),
-    "keepalive": Option("one", values.duration_ms),
+    "keepalive": Option("one", values.keepalive),
     "psk": Option("one", values.on_off),
 }
 NODE = {
@@ -255,7 +253,7 @@ SERVICE = {
     "health": Option("custom", _health),
 }
 DNS = {
-    "ttl": Option("one", values.integer(1, 2_147_483_647, "TTL")),
+    "ttl": Option("one", values.integer(0, 2_147_483_647, "TTL")),  # RFC 2181, section 8
     "nameserver": Option("list", values.hostname),
 }
 VXLAN = {
@@ -288,8 +286,8 @@ DATAPLANE = {"fastpath": Option("one", values.choice("xdp", "tc", "off"))}
 NETFLOW = {
     "collector": Option("one", values.endpoint, required=True),
     "protocol": Option("one", values.choice("ipfix", "v9")),
-    "active_timeout": Option("one", values.duration_ms),
-    "idle_timeout": Option("one", values.duration_ms),
+    "active_timeout": Option("one", values.flow_timeout),
+    "idle_timeout": Option("one", values.flow_timeout),
     "sampling": Option("one", values.integer(1, 1_000_000, "sampling rate")),
 }
 

@@ -197,6 +197,58 @@ CASES: list[tuple[str, str, str]] = [
         "node @@m {\n  network prod\n  nat\n}\nnode n {\n  network prod\n  nat\n}\n",
     ),
     (codes.LINK_DUPLICATE, "same link twice", TWO + "link a b { cost 5 }\n@@link b a { cost 7 }\n"),
+    (
+        codes.EXPOSED_TWICE,
+        "listen port on the default tunnel port",
+        TWO + "gateway g {\n  address 203.0.113.1\n  listen 443, @@7443\n}\n",
+    ),
+    (
+        codes.SUBNET_SIZE,
+        "range smaller than a /30",
+        "network prod {\n  range @@10.20.0.0/31\n}\n",
+    ),
+    (
+        codes.IFNAME_CLASH,
+        "network names alike in 12 characters",
+        "network tenant-alpha-1 {\n  range 10.20.0.0/16\n}\n"
+        "network @@tenant-alpha-2 {\n  range 10.21.0.0/16\n  port 51821\n}\n"
+        "node a {\n  network tenant-alpha-1, tenant-alpha-2\n  endpoint 192.0.2.1\n}\n"
+        "node b {\n  network tenant-alpha-1, tenant-alpha-2\n  endpoint 192.0.2.2\n}\n",
+    ),
+    (
+        codes.NETNS_CLASH,
+        "network w-web and workload web",
+        "network prod {\n  range 10.20.0.0/16\n}\n"
+        "network w-web {\n  range 10.30.0.0/16\n  port 51821\n}\n"
+        "node a {\n  network prod, w-web\n  endpoint 192.0.2.1\n}\n"
+        "node b {\n  network prod, w-web\n  endpoint 192.0.2.2\n}\n"
+        "workload @@web {\n  node a\n  network prod\n}\n",
+    ),
+    (
+        codes.PUBKEY_REUSED,
+        "one key pinned twice",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n"
+        '  pubkey "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="\n}\n'
+        "node b {\n  network prod\n  endpoint 192.0.2.2\n"
+        '  pubkey @@"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="\n}\n',
+    ),
+    (
+        codes.ENDPOINT_REUSED,
+        "two nodes at one endpoint",
+        NET + "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n"
+        "node b {\n  network prod\n  endpoint @@192.0.2.1:51820\n}\n",
+    ),
+    (
+        codes.ENDPOINT_IN_OVERLAY,
+        "endpoint inside the range",
+        NET + "node a {\n  network prod\n  endpoint @@10.20.0.5\n}\n"
+        "node b {\n  network prod\n  endpoint 192.0.2.2\n}\n",
+    ),
+    (
+        codes.NAT_RELAY,
+        "relay on a nat node",
+        TWO + "node n {\n  network prod\n  nat\n  relay @@on\n}\n",
+    ),
 ]
 
 

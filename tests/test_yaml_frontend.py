@@ -14,7 +14,8 @@ from hercc import ast, build_ast, codes
 from hercc.diagnostics import Collector, SpecError
 from hercc.parser import parse_text
 from hercc.syntax import Value
-from hercc.yaml_frontend import parse_yaml
+from hercc.yaml_frontend import ALIAS_NODES, parse_yaml
+from tests.cliproc import hercc
 
 ROOT = Path(__file__).resolve().parents[1]
 POSITION_FIELDS = {"span", "spans", "fastpath_span"}
@@ -198,3 +199,45 @@ def test_schema_is_valid_and_documents_every_property() -> None:
 
     walk(schema, "")
     assert undocumented == []
+
+
+# ---------------------------------------------------------------- aliases
+
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['lol'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)  # 9 lines that expand to 9**9 (387 million) strings
+
+
+def test_an_alias_bomb_is_refused_at_once_at_the_alias(tmp_path: Path) -> None:
+    assert len(BOMB.splitlines()) == 9
+    (tmp_path / "bomb.herc.yaml").write_text(BOMB)
+    proc = hercc("check", "--format", "json", "bomb.herc.yaml", cwd=tmp_path, timeout=10)
+    assert proc.returncode == 1, proc.stderr
+    [error] = json.loads(proc.stdout)["errors"]
+    assert (error["code"], error["line"], error["col"]) == ("E130", 6, 8)  # f: [*e, ...
+    assert error["message"] == f"YAML aliases repeat more than {ALIAS_NODES} nodes"
+
+
+def test_an_alias_shares_a_node_body() -> None:
+    spec, diags = build_yaml(
+        "network:\n  prod: {range: 10.20.0.0/16}\n"
+        "node:\n  a: {network: prod, endpoint: 192.0.2.1}\n"
+        "  m: &nat {network: prod, nat: true}\n  n: *nat\n"
+    )
+    assert diags.items == []
+    assert [(n.name, n.nat) for n in spec.nodes] == [("a", False), ("m", True), ("n", True)]
+
+
+def test_a_recursive_alias_is_reported_at_the_alias() -> None:
+    assert errors("network: &n\n  prod:\n    range: 10.0.0.0/8\n    x: *n\n") == [
+        (codes.YAML_SCHEMA, 4, 8)
+    ]
+
+
+def test_a_large_spec_may_repeat_more_than_the_minimum() -> None:
+    body = "{network: prod, nat: true, relay: off, subnet: [10.0.0.0/24]}"  # 9 nodes
+    count = ALIAS_NODES // 9 + 100
+    text = "network:\n  prod: {range: 10.0.0.0/8}\nnode:\n  n0: &n " + body + "\n"
+    text += "".join(f"  n{i}: *n\n" for i in range(1, count))
+    assert len(parse_yaml(text, "t.herc.yaml").stmts) == count + 1

@@ -35,6 +35,7 @@ class Fields:
     values: dict[str, Any] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
     many: dict[str, list[tuple[Any, Span]]] = field(default_factory=dict)
+    complete: bool = False  # every required option was given, with a valid value
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
@@ -74,6 +75,7 @@ def _read_block(stmt: Stmt, table: dict[str, Option], what: str, diags: Collecto
     for key, opt in table.items():
         if opt.required and key not in found.spans:
             diags.error(codes.MISSING, f'{what} needs "{key}"', stmt.span)
+    found.complete = all(k in found.values for k, opt in table.items() if opt.required)
     return found
 
 
@@ -191,11 +193,8 @@ def _health(stmt: Stmt, diags: Collector) -> ast.Health | None:
     if path is not None and not path.startswith("/"):
         diags.error(codes.BAD_VALUE, f'health path "{path}" must start with "/"', args[1].span)
         return None
-    interval = values.duration_ms(args[-1], diags)
+    interval = values.health_interval(args[-1], diags)
     if interval is None or (proto == "http" and path is None):
-        return None
-    if interval < 1000:
-        diags.error(codes.BAD_DURATION, "health checks run at most once a second", args[-1].span)
         return None
     return ast.Health(proto, path, interval, stmt.span)
 
@@ -219,8 +218,9 @@ NETWORK = {
     "range6": Option("one", values.cidr6),
     "subnets": Option("one", values.prefix_length),
     "port": Option("one", values.port),
+    # 1280: the least IPv6 allows on a link; 65535: the most Linux sets on a TUN (wireguard-go)
     "mtu": Option("one", values.integer(1280, 65535, "MTU")),
-    "keepalive": Option("one", values.duration_ms),
+    "keepalive": Option("one", values.keepalive),
     "psk": Option("one", values.on_off),
 }
 NODE = {
@@ -255,7 +255,7 @@ SERVICE = {
     "health": Option("custom", _health),
 }
 DNS = {
-    "ttl": Option("one", values.integer(1, 2_147_483_647, "TTL")),
+    "ttl": Option("one", values.integer(0, 2_147_483_647, "TTL")),  # RFC 2181, section 8
     "nameserver": Option("list", values.hostname),
 }
 VXLAN = {
@@ -288,8 +288,8 @@ DATAPLANE = {"fastpath": Option("one", values.choice("xdp", "tc", "off"))}
 NETFLOW = {
     "collector": Option("one", values.endpoint, required=True),
     "protocol": Option("one", values.choice("ipfix", "v9")),
-    "active_timeout": Option("one", values.duration_ms),
-    "idle_timeout": Option("one", values.duration_ms),
+    "active_timeout": Option("one", values.flow_timeout),
+    "idle_timeout": Option("one", values.flow_timeout),
     "sampling": Option("one", values.integer(1, 1_000_000, "sampling rate")),
 }
 
@@ -321,7 +321,7 @@ def _network(stmt: Stmt, diags: Collector) -> ast.NetworkDecl | None:
 def _node(stmt: Stmt, diags: Collector) -> ast.NodeDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, NODE, f"node {_label(stmt)}", diags)
-    if head is None or "network" not in f.values:
+    if head is None or not f.complete:
         return None
     spans = dict(f.spans)
     spans.update({f"network:{n}": s for n, s in f.items("network")})
@@ -362,7 +362,7 @@ def _link(stmt: Stmt, diags: Collector) -> ast.LinkDecl | None:
 def _workload(stmt: Stmt, diags: Collector) -> ast.WorkloadDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, WORKLOAD, f"workload {_label(stmt)}", diags)
-    if head is None or "node" not in f.values:
+    if head is None or not f.complete:
         return None
     return ast.WorkloadDecl(
         head[0],
@@ -378,7 +378,7 @@ def _workload(stmt: Stmt, diags: Collector) -> ast.WorkloadDecl | None:
 def _gateway(stmt: Stmt, diags: Collector) -> ast.GatewayDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, GATEWAY, f"gateway {_label(stmt)}", diags)
-    if head is None or "address" not in f.values:
+    if head is None or not f.complete:
         return None
     spans = dict(f.spans) | {f"listen:{p}": s for p, s in f.items("listen")}
     return ast.GatewayDecl(
@@ -396,7 +396,7 @@ def _gateway(stmt: Stmt, diags: Collector) -> ast.GatewayDecl | None:
 def _service(stmt: Stmt, diags: Collector) -> ast.ServiceDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, SERVICE, f"service {_label(stmt)}", diags)
-    if head is None or "workload" not in f.values or "port" not in f.values:
+    if head is None or not f.complete:
         return None
     exposes = tuple(e for e, _ in f.items("expose"))
     return ast.ServiceDecl(
@@ -427,7 +427,7 @@ def _dns(stmt: Stmt, diags: Collector) -> ast.DnsDecl | None:
 def _vxlan(stmt: Stmt, diags: Collector) -> ast.VxlanDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, VXLAN, f"vxlan {_label(stmt)}", diags)
-    if head is None or not {"node", "vni", "local", "remote"} <= f.values.keys():
+    if head is None or not f.complete:
         return None
     return ast.VxlanDecl(
         head[0],
@@ -445,7 +445,7 @@ def _vxlan(stmt: Stmt, diags: Collector) -> ast.VxlanDecl | None:
 def _ipsec(stmt: Stmt, diags: Collector) -> ast.IpsecDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, IPSEC, f"ipsec {_label(stmt)}", diags)
-    if head is None or not {"node", "remote", "local_ts", "remote_ts", "auth"} <= f.values.keys():
+    if head is None or not f.complete:
         return None
     method, secret = f.values["auth"]
     return ast.IpsecDecl(
@@ -465,7 +465,7 @@ def _ipsec(stmt: Stmt, diags: Collector) -> ast.IpsecDecl | None:
 def _vlan(stmt: Stmt, diags: Collector) -> ast.VlanDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, VLAN, f"vlan {_label(stmt)}", diags)
-    if head is None or not {"node", "parent", "id"} <= f.values.keys():
+    if head is None or not f.complete:
         return None
     return ast.VlanDecl(
         head[0],
@@ -481,7 +481,7 @@ def _vlan(stmt: Stmt, diags: Collector) -> ast.VlanDecl | None:
 def _bridge(stmt: Stmt, diags: Collector) -> ast.BridgeDecl | None:
     head = _head(stmt, 1, diags)
     f = _read_block(stmt, BRIDGE, f"bridge {_label(stmt)}", diags)
-    if head is None or "node" not in f.values:
+    if head is None or not f.complete:
         return None
     return ast.BridgeDecl(head[0], stmt.args[0].span, f.values["node"], f.get("ports", ()), f.spans)
 
@@ -513,7 +513,7 @@ def _netflow(stmt: Stmt, diags: Collector) -> ast.NetflowDecl | None:
     if _head(stmt, 0, diags) is None:
         return None
     f = _read_block(stmt, NETFLOW, "netflow", diags)
-    if "collector" not in f.values:
+    if not f.complete:
         return None
     return ast.NetflowDecl(
         stmt.span,

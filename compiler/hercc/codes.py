@@ -23,6 +23,8 @@ YAML_SCHEMA = "E130"  # a YAML spec does not match schemas/spec.schema.json
 # Names and references.
 DUPLICATE = "E200"
 UNDEFINED = "E201"
+IFNAME_CLASH = "E202"  # two networks of a node cut to one WireGuard interface name
+NETNS_CLASH = "E203"  # a network w-X and a workload X of one node: one namespace name
 
 # Addressing.
 RANGE_OVERLAP = "E210"
@@ -40,6 +42,10 @@ NO_ENDPOINT = "E221"  # neither `endpoint` nor `nat`
 ENDPOINT_PORT = "E222"  # endpoint port on a node in several networks
 PORT_CLASH = "E223"  # two networks of one node on the same WireGuard port
 WRONG_NETWORK = "E224"  # workload network not joined by its node / ambiguous
+PUBKEY_REUSED = "E225"  # two nodes pinned to one public key
+ENDPOINT_REUSED = "E226"  # two nodes dialled at one address and port
+ENDPOINT_IN_OVERLAY = "E227"  # an endpoint inside an overlay range
+NAT_RELAY = "E228"  # `relay on` on a nat node
 LINK_SELF = "E240"
 LINK_NAT_PAIR = "E241"  # a link between two nat nodes: neither can be dialled
 ISOLATED = "E242"  # a node with no underlay path to any other
@@ -68,6 +74,8 @@ ALL: dict[str, str] = {
     YAML_SCHEMA: "YAML spec does not match the schema",
     DUPLICATE: "duplicate name",
     UNDEFINED: "undefined reference",
+    IFNAME_CLASH: "two networks get one interface name",
+    NETNS_CLASH: "a network and a workload get one namespace",
     RANGE_OVERLAP: "overlapping network ranges",
     SUBNET_OUTSIDE: "pinned subnet outside its network",
     SUBNET_OVERLAP: "pinned subnet overlaps another",
@@ -81,6 +89,10 @@ ALL: dict[str, str] = {
     ENDPOINT_PORT: "endpoint port on a node in several networks",
     PORT_CLASH: "two networks of one node on the same WireGuard port",
     WRONG_NETWORK: "workload network not joined by its node",
+    PUBKEY_REUSED: "public key pinned on two nodes",
+    ENDPOINT_REUSED: "two nodes at one endpoint",
+    ENDPOINT_IN_OVERLAY: "endpoint inside an overlay range",
+    NAT_RELAY: "relay on a nat node",
     EXPOSED_TWICE: "port or hostname exposed twice on one gateway",
     LINK_SELF: "link names one node twice",
     LINK_NAT_PAIR: "link between two nat nodes",

@@ -26,7 +26,8 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}\Z")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.?\Z")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h)")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")  # ASCII digits: \d would take "٣"
+_DURATION_DIGITS = 15  # more is out of every range (and int() refuses thousands of digits)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
 
@@ -107,17 +108,30 @@ def ifname(v: Value, diags: Collector) -> str | None:
     return text
 
 
+def _whole_number(text: str, lo: int, hi: int) -> int | tuple[str, str | None]:
+    """`text` as a number in lo..hi, or (why not, hint). ASCII digits only, and no
+    leading zero: `wg` reads 051820 as decimal, YAML 1.1 reads 051720 as octal."""
+    if not text.isascii() or not text.isdigit():
+        return "expected a whole number", None
+    if len(text) > 1 and text[0] == "0":
+        hint = f"write {text.lstrip('0') or '0'}: YAML reads 0-prefixed numbers as octal"
+        return "a leading zero is ambiguous", hint
+    # Compare lengths first: int() refuses texts of thousands of digits.
+    if len(text) > len(str(hi)) or not lo <= int(text) <= hi:
+        return f"must be {lo}..{hi}", None
+    return int(text)
+
+
 def integer(lo: int, hi: int, what: str = "number", code: str = codes.BAD_VALUE) -> Parser[int]:
     def parse(v: Value, diags: Collector) -> int | None:
         text = _text(v, diags, f"a {what}")
         if text is None:
             return None
-        if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-            diags.error(code, f'invalid {what} "{text}": expected a whole number', v.span)
-            return None
-        n = int(text)
-        if not lo <= n <= hi:
-            diags.error(code, f"invalid {what} {n}: must be {lo}..{hi}", v.span)
+        n = _whole_number(text, lo, hi)
+        if isinstance(n, tuple):
+            reason, hint = n
+            shown = text if text.isascii() and text.isdigit() else f'"{text}"'
+            diags.error(code, f"invalid {what} {shown}: {reason}", v.span, hint)
             return None
         return n
 
@@ -151,26 +165,91 @@ def on_off(v: Value, diags: Collector) -> bool | None:
     return None if text is None else text == "on"
 
 
-def duration_ms(v: Value, diags: Collector) -> int | None:
-    """Durations as Go writes them: 500ms, 25s, 1m30s, 2h. Returns milliseconds."""
-    text = _text(v, diags, "a duration")
-    if text is None:
-        return None
+def duration(what: str, lo_ms: int, hi_ms: int, why: str, *, seconds: bool = False) -> Parser[int]:
+    """Durations as Go writes them (500ms, 25s, 1m30s, 2h), in milliseconds, lo_ms..hi_ms.
+
+    `why` is the hint for a value out of range: the limit of the tool that uses it.
+    With `seconds`, the value must be whole seconds (WireGuard and IPFIX count in them).
+    """
+
+    def parse(v: Value, diags: Collector) -> int | None:
+        text = _text(v, diags, "a duration")
+        if text is None:
+            return None
+        total = _duration_ms(text)
+        if total is None:
+            diags.error(
+                codes.BAD_DURATION,
+                f'invalid duration "{text}"',
+                v.span,
+                "write a number and a unit: 500ms, 25s, 5m, 1h (or combined, as 1m30s)",
+            )
+            return None
+        if not lo_ms <= total <= hi_ms:
+            diags.error(
+                codes.BAD_DURATION,
+                f'invalid {what} "{text}": must be {_render_ms(lo_ms)}..{_render_ms(hi_ms)}',
+                v.span,
+                why,
+            )
+            return None
+        if seconds and total % 1000:
+            diags.error(
+                codes.BAD_DURATION,
+                f'invalid {what} "{text}": must be whole seconds',
+                v.span,
+                f"{why}; write {_render_ms(total - total % 1000 + 1000)}",
+            )
+            return None
+        return total
+
+    return parse
+
+
+def _duration_ms(text: str) -> int | None:
     pos, total = 0, 0
     for m in _DURATION_PART.finditer(text):
         if m.start() != pos:
             break
-        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        digits = m.group(1)
+        number = int(digits) if len(digits) <= _DURATION_DIGITS else 10**_DURATION_DIGITS
+        total += number * _UNIT_MS[m.group(2)]
         pos = m.end()
-    if pos != len(text) or not text:
-        diags.error(
-            codes.BAD_DURATION,
-            f'invalid duration "{text}"',
-            v.span,
-            "write a number and a unit: 500ms, 25s, 5m, 1h (or combined, as 1m30s)",
-        )
-        return None
-    return total
+    return total if text and pos == len(text) else None
+
+
+def _render_ms(ms: int) -> str:
+    """A duration as `duration` reads it: 0s, 500ms, 25s, 18h12m15s."""
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    return "".join(parts)
+
+
+keepalive = duration(
+    "keepalive",
+    0,
+    65_535_000,
+    "WireGuard's persistent keepalive is 1s..65535s (18h12m15s), or 0s for off",
+    seconds=True,
+)
+flow_timeout = duration(
+    "flow timeout",
+    1000,
+    65_535_000,
+    "IPFIX and NetFlow v9 export flow timeouts as 16-bit seconds",
+    seconds=True,
+)
+health_interval = duration(
+    "health interval",
+    1000,
+    86_400_000,
+    "health checks run at most once a second and at least once a day",
+)
 
 
 def prefix_length(v: Value, diags: Collector) -> int | None:
@@ -178,7 +257,7 @@ def prefix_length(v: Value, diags: Collector) -> int | None:
     if text is None:
         return None
     digits = text[1:] if text.startswith("/") else ""
-    if not digits.isdigit() or not 0 <= int(digits) <= 128:
+    if not re.fullmatch("[0-9]{1,3}", digits) or int(digits) > 128:
         diags.error(codes.BAD_CIDR, f'invalid prefix length "{text}"', v.span, "write it as /24")
         return None
     return int(digits)
@@ -290,10 +369,17 @@ def endpoint(v: Value, diags: Collector) -> Endpoint | None:
         host = host.lower()
     number: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            diags.error(codes.BAD_PORT, f'invalid port "{port_text}" in endpoint "{text}"', v.span)
+        n = _whole_number(port_text, 1, 65535)  # the rules of `port`, leading zeros included
+        if isinstance(n, tuple):
+            reason, hint = n
+            diags.error(
+                codes.BAD_PORT,
+                f'invalid port "{port_text}" in endpoint "{text}": {reason}',
+                v.span,
+                hint,
+            )
             return None
-        number = int(port_text)
+        number = n
     return Endpoint(host, number)
 
 

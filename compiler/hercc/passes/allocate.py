@@ -205,7 +205,9 @@ def _allocate_family(
                 codes.SUBNET_EXHAUSTED,
                 f"network {net.name}: no free /{prefix} left in {rng} for node {node.name}",
                 node.spans[f"network:{net.name}"],
-                f"widen the network's range{'6' if version == 6 else ''} or use smaller `subnets`",
+                "widen the network's range6: every node takes one /64"
+                if version == 6
+                else "widen the network's range or use smaller `subnets`",
             )
             continue
         out[node.name] = slots.network(index)

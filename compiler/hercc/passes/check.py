@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hercc import ast, codes
 from hercc.diagnostics import Collector
+from hercc.passes.clashes import check_clashes
 from hercc.passes.resolve import Names
 from hercc.source import Span
 from hercc.values import IPNetwork
@@ -14,6 +15,7 @@ def check(spec: ast.Spec, names: Names, diags: Collector) -> None:
     _check_nodes(spec, names, diags)
     _check_workloads(spec, names, diags)
     _check_gateways(spec, diags)
+    check_clashes(spec, names, diags)
 
 
 def _check_ranges(spec: ast.Spec, diags: Collector) -> None:
@@ -35,7 +37,15 @@ def _check_ranges(spec: ast.Spec, diags: Collector) -> None:
                     )
             seen.append((r, net))
         for net in spec.networks:
-            if attr == "range4" and net.range4 is not None:
+            if attr == "range4" and net.range4 is not None and net.range4.prefixlen > 30:
+                diags.error(
+                    codes.SUBNET_SIZE,
+                    f"network {net.name}: range {net.range4} is smaller than one /30 subnet",
+                    net.spans["range"],
+                    "a node's subnet holds its address and its workloads': "
+                    "give the network a range of /30 or wider",
+                )
+            elif attr == "range4" and net.range4 is not None:
                 p = net.subnet_prefix
                 if not net.range4.prefixlen <= p <= 30:
                     diags.error(
@@ -67,6 +77,13 @@ def _check_nodes(spec: ast.Spec, names: Names, diags: Collector) -> None:
                 f"node {node.name} has neither an endpoint nor nat",
                 node.span,
                 "add `endpoint HOST[:PORT]` for a public node, or `nat` for one behind NAT",
+            )
+        if node.nat and node.relay and "relay" in node.spans:
+            diags.error(
+                codes.NAT_RELAY,
+                f"node {node.name} is nat and has relay on",
+                node.spans["relay"],
+                "nobody can dial a nat node, so it cannot relay: drop `relay on`, or drop nat",
             )
         if node.endpoint is not None and node.endpoint.port is not None and len(node.networks) > 1:
             diags.error(
@@ -136,11 +153,21 @@ def _check_gateways(spec: ast.Spec, diags: Collector) -> None:
     gateways = {g.name: g for g in spec.gateways}
     taken: dict[tuple[str, str, str], tuple[str, Span]] = {}
     for g in spec.gateways:
-        if g.tunnel in g.listen:
+        if g.tunnel not in g.listen:
+            continue
+        if "tunnel" in g.spans:
             diags.error(
                 codes.EXPOSED_TWICE,
                 f"gateway {g.name}: tunnel port {g.tunnel} is also a listen port",
                 g.spans["tunnel"],
+            )
+        else:  # the tunnel port is the default: point at the listen port that takes it
+            diags.error(
+                codes.EXPOSED_TWICE,
+                f"gateway {g.name}: listen port {g.tunnel} is also the tunnel port "
+                f"(the default `tunnel`)",
+                g.spans.get(f"listen:{g.tunnel}", g.span),
+                "give the gateway another `tunnel` port",
             )
     for svc in spec.services:
         for ex in svc.exposes:

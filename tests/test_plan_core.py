@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
+from hercc.build_dir import read_build
 from hercc.diagnostics import OperationError
 from hercc.keys import init_keys, load_public_keys, psk_path, read_private_key
 from hercc.pipeline import compile_spec
@@ -27,7 +28,6 @@ from hercc.plan.desired import (
     DirKeys,
     Naming,
     desired_state,
-    ir_from_build,
 )
 from hercc.plan.diff import Plan, diff
 from hercc.plan.model import (
@@ -253,15 +253,15 @@ def test_colliding_names_are_an_error(reference: ir.IR) -> None:
         desired_state(reference, "nobody", Naming())
 
 
-def test_ir_from_build_gives_back_the_ir(tmp_path: Path) -> None:
+def test_a_build_directory_gives_back_the_ir(tmp_path: Path) -> None:
     from hercc.backends import render_all
     from hercc.writer import with_manifest, write_tree
 
     model = model_of(str(REFERENCE))
     write_tree(str(tmp_path / "out"), with_manifest(render_all(model, None)))
-    assert ir_from_build(str(tmp_path / "out")) == model
-    with pytest.raises(OperationError):
-        ir_from_build(str(tmp_path))
+    assert read_build(str(tmp_path / "out")).with_peers() == model
+    with pytest.raises(OperationError, match="not a hercc build directory"):
+        read_build(str(tmp_path))
 
 
 # ---------------------------------------------------------------- diff and render

@@ -17,7 +17,6 @@ from hercc.cli_lab import add_lab_commands, run_lab
 from hercc.cli_plan import add_diff_command, run_diff
 from hercc.diagnostics import (
     HerccError,
-    OperationError,
     SpecError,
     UsageError,
     render_json,
@@ -297,17 +296,10 @@ def _fmt(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
 
 def _summary(build_dir: str, out: TextIO) -> int:
-    path = os.path.join(build_dir, "ir.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        with open(os.path.join(build_dir, "manifest.json"), encoding="utf-8") as fh:
-            files = json.load(fh)["files"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise OperationError(f"{build_dir}: not a hercc build directory ({exc})") from None
+    from hercc.build_dir import read_build
     from hercc.summary import render_summary
 
-    out.write(render_summary(data, files))
+    out.write(render_summary(read_build(build_dir)))
     return EXIT_OK
 
 

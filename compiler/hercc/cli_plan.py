@@ -25,8 +25,9 @@ import sys
 from typing import Any, TextIO
 
 from hercc import ir
+from hercc.build_dir import read_build
 from hercc.diagnostics import OperationError
-from hercc.plan.desired import DirKeys, KeyLookup, Naming, desired_state, ir_from_build
+from hercc.plan.desired import DirKeys, KeyLookup, Naming, desired_state
 from hercc.plan.diff import Plan, diff
 from hercc.plan.model import State, state_of
 from hercc.plan.render import plan_to_json, render_plan, summary_line
@@ -61,7 +62,7 @@ def add_diff_command(subparsers: argparse._SubParsersAction[Any]) -> argparse.Ar
 def load_ir(path: str, sources: dict[str, str], keys_dir: str | None) -> ir.IR:
     """The IR of a spec file (compiled) or of a build directory (read back)."""
     if os.path.isdir(path):
-        return ir_from_build(path)
+        return read_build(path).with_peers()
     if not os.path.isfile(path):
         raise OperationError(f"{path}: no such file or directory")
     from hercc.pipeline import compile_spec

@@ -114,7 +114,6 @@ class _ToSyntax(Transformer[Token, tuple[Stmt, ...]]):
             args=args,
             block=block.stmts if block else None,
             end_line=end_line,
-            block_line=block.close_line if block else 0,
         )
 
     def start(self, children: list[Stmt]) -> tuple[Stmt, ...]:

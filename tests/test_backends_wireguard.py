@@ -14,23 +14,21 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hercc import ir
-from hercc.backends import netplan, networkd, wg_quick, wireguard
+from hercc.backends import BACKENDS, Backend, netplan, networkd, wg_quick, wireguard
+from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "backends"
 UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 
-RENDERERS: tuple[Callable[[ir.IR], dict[str, str]], ...] = (
-    wireguard.render,
-    wg_quick.render,
-    networkd.render,
-    netplan.render,
+RENDERERS: tuple[Backend, ...] = tuple(
+    BACKENDS[name] for name in ("wireguard", "wg-quick", "networkd", "netplan")
 )
 
 # Valid public keys (wg genkey | wg pubkey), fixed so the goldens are stable.
@@ -189,8 +187,9 @@ def make_ir(keys: dict[str, str | None], reverse: bool = False) -> ir.IR:
 
 def render_all(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
+    memo = RenderMemo()
     for render in RENDERERS:
-        out = render(model)
+        out = render(model, memo)
         assert not set(out) & set(files), "two backends write the same path"
         files.update(out)
     return files
@@ -230,15 +229,17 @@ def test_expected_paths() -> None:
 def test_output_does_not_depend_on_input_order() -> None:
     assert render_all(make_ir(GOLDEN_KEYS)) == render_all(make_ir(GOLDEN_KEYS, reverse=True))
     for render in RENDERERS:
-        assert render(make_ir(GOLDEN_KEYS)) == render(make_ir(GOLDEN_KEYS))
+        assert render(make_ir(GOLDEN_KEYS), RenderMemo()) == render(
+            make_ir(GOLDEN_KEYS), RenderMemo()
+        )
 
 
 @pytest.mark.parametrize("render", RENDERERS)
 def test_unknown_peer_key_renders_nothing_for_that_node_and_network(
-    render: Callable[[ir.IR], dict[str, str]],
+    render: Backend,
 ) -> None:
     keys = dict(GOLDEN_KEYS, gamma=None)
-    files = render(make_ir(keys))
+    files = render(make_ir(keys), RenderMemo())
     # alpha and beta have gamma as a peer in prod: no file; gamma's own peers are known.
     assert not [
         p for p in files if "prod" in p.rsplit("/", 1)[1] and not p.startswith("nodes/gamma/")
@@ -396,7 +397,7 @@ def _memberships(model: ir.IR) -> Iterator[tuple[str, ir.Membership]]:
 def test_wg_setconf_accepts_wireguard_files(tmp_path: Path) -> None:
     _need_wg_tools()
     model = _live_model()
-    files = wireguard.render(model)
+    files = wireguard.render(model, RenderMemo())
     with wg_interface("w", tmp_path) as (ns, dev):
         checked = 0
         for node, m in _memberships(model):
@@ -413,7 +414,7 @@ def test_wg_quick_files_strip_to_what_wg_setconf_accepts(tmp_path: Path) -> None
     if shutil.which("wg-quick") is None:
         pytest.skip("wg-quick is not installed")
     model = _live_model()
-    files = wg_quick.render(model)
+    files = wg_quick.render(model, RenderMemo())
     with wg_interface("q", tmp_path) as (ns, dev):
         for node, m in _memberships(model):
             # wg-quick wants <ifname>.conf, not world-readable.
@@ -498,7 +499,7 @@ def test_netplan_generate_accepts_netplan_files(tmp_path: Path) -> None:
     if shutil.which("netplan") is None:
         pytest.skip("netplan is not installed")
     model = make_ir(GOLDEN_KEYS)
-    files = netplan.render(model)
+    files = netplan.render(model, RenderMemo())
     ours = networkd.render(model)
     for node in model.nodes:
         root = tmp_path / node.name

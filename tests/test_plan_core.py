@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
+from hercc.build_dir import read_build
 from hercc.cli import main as cli
 from hercc.cli.views.plan import NO_CHANGES, plan_to_json, render_plan
 from hercc.diagnostics import OperationError
@@ -27,7 +28,6 @@ from hercc.pipeline import compile_spec
 from hercc.plan.desired import (
     DirKeys,
     desired_state,
-    ir_from_build,
 )
 from hercc.plan.diff import Plan, diff
 from hercc.plan.saved import (
@@ -253,15 +253,15 @@ def test_colliding_names_are_an_error(reference: ir.IR) -> None:
         desired_state(reference, "nobody", Naming())
 
 
-def test_ir_from_build_gives_back_the_ir(tmp_path: Path) -> None:
+def test_a_build_directory_gives_back_the_ir(tmp_path: Path) -> None:
     from hercc.backends import render_all
     from hercc.writer import with_manifest, write_tree
 
     model = model_of(str(REFERENCE))
     write_tree(str(tmp_path / "out"), with_manifest(render_all(model, None)))
-    assert ir_from_build(str(tmp_path / "out")) == model
-    with pytest.raises(OperationError):
-        ir_from_build(str(tmp_path))
+    assert read_build(str(tmp_path / "out")).with_peers() == model
+    with pytest.raises(OperationError, match="not a hercc build directory"):
+        read_build(str(tmp_path))
 
 
 # ---------------------------------------------------------------- diff and render

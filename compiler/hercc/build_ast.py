@@ -1,8 +1,8 @@
 """Generic syntax tree -> typed AST.
 
-statements.py-style tables say which options each block takes; one reader
-(`_read_block`) applies them, so every block reports unknown, repeated and
-missing options the same way, for .herc and YAML alike.
+Option tables (NETWORK, NODE, ...) say which options each block takes; one
+reader (`_read_block`) applies them, so every block reports unknown, repeated
+and missing options the same way, for .herc and YAML alike.
 """
 
 from __future__ import annotations
@@ -207,10 +207,6 @@ def _auth(stmt: Stmt, diags: Collector) -> tuple[str, str] | None:
     method = values.choice("psk")(stmt.args[0], diags)
     ref = values.secret_ref(stmt.args[1], diags)
     return (method, ref) if method and ref else None
-
-
-def _one_of(*tables: tuple[str, Option]) -> dict[str, Option]:
-    return dict(tables)
 
 
 NETWORK = {

@@ -2,15 +2,19 @@
 
 Serialised as ir.json and validated against schemas/ir.schema.json. Lists are
 sorted by name so that the same spec always gives the same bytes, whatever
-the order of its statements. Secrets appear only by name.
+the order of its statements. Secrets appear only by name. `from_data` reads
+ir.json's data back (build_dir.py reads a whole build directory).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from hercc.diagnostics import OperationError
 
 IR_VERSION = 1
 # ir.json's top-level keys that map one to one onto IR fields (the rest are
@@ -271,3 +275,62 @@ def dumps(data: Any) -> str:
 
 def to_json(ir: IR) -> str:
     return dumps(to_data(ir))
+
+
+def from_data(data: Any) -> IR:
+    """The IR of ir.json's data: to_data's inverse, so every membership's peers are empty.
+
+    Raises OperationError naming the first place where `data` is not such an IR.
+    """
+    if not isinstance(data, dict) or data.get("ir_version") != IR_VERSION:
+        raise OperationError(f"not an IR of version {IR_VERSION} (rebuild with this hercc)")
+    hints = get_type_hints(IR)
+    try:
+        fields: dict[str, Any] = {
+            name: _decode(hints[name], data[name], name) for name in TOPOLOGY_FIELDS
+        }
+        fields["fastpath"] = _decode(str, data["dataplane"]["fastpath"], "dataplane.fastpath")
+        fields["netflow"] = _decode(hints["netflow"], data["monitor"]["netflow"], "monitor.netflow")
+    except (KeyError, TypeError) as exc:
+        raise OperationError(f"missing {exc}") from None
+    return IR(**fields)
+
+
+def peers_from_data(data: Any, where: str) -> tuple[Peer, ...]:
+    """A membership's peers from their JSON form (a "peers" list of node.json)."""
+    peers: tuple[Peer, ...] = _decode(tuple[Peer, ...], data, where)
+    return peers
+
+
+def _decode(tp: Any, value: Any, where: str) -> Any:
+    """JSON data into the IR type `tp` (dataclasses, tuples, optionals, scalars)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) != 1:
+            raise OperationError(f"{where}: unsupported type {tp}")
+        return _decode(args[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise OperationError(f"{where}: expected a list")
+        (elem, _ellipsis) = get_args(tp)
+        return tuple(_decode(elem, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise OperationError(f"{where}: expected an object")
+        hints = get_type_hints(tp)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise OperationError(f"{where}: missing {f.name}")
+        return tp(**kwargs)
+    if tp in (int, str, bool):
+        ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+        if not ok:
+            raise OperationError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise OperationError(f"{where}: unsupported type {tp}")

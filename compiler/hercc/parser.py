@@ -1,8 +1,11 @@
 """The .herc front end: text -> generic syntax tree (syntax.py), via lark.
 
-The LALR parser is built once per process and runs with an inline
-transformer, so no intermediate parse tree is materialised (this keeps a
-5,000-node spec well under a second).
+The LALR parser runs with an inline transformer, so no intermediate parse tree
+is materialised (this keeps a 5,000-node spec well under a second). The
+transformer holds one parse's state (file name, comments, escape errors), and
+lark makes it part of the parser, so every parse gets a parser of its own,
+assembled in about a millisecond from grammar tables analysed once per process.
+Parses share nothing they write: threads may parse at the same time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any, cast
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.exceptions import UnexpectedEOF
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 
 from hercc import codes
 from hercc.diagnostics import Diagnostic, SpecError
@@ -46,13 +51,18 @@ class _Block:
 
 
 class _ToSyntax(Transformer[Token, tuple[Stmt, ...]]):
-    """Builds syntax.py objects directly from LALR reductions."""
+    """Builds syntax.py objects directly from LALR reductions; one per parse."""
 
-    def __init__(self) -> None:
+    def __init__(self, file: str) -> None:
         super().__init__()
-        self.file = "<string>"
+        self.file = file
         self.comments: list[Comment] = []
         self.errors: list[Diagnostic] = []
+
+    def collect_comment(self, tok: Token) -> Token:
+        """The lexer's callback for COMMENT, which the grammar ignores: fmt keeps comments."""
+        self.comments.append(Comment(str(tok), tok.line or 0, tok.column or 0))
+        return tok
 
     def _span(self, tok: Token) -> Span:
         return Span(
@@ -104,7 +114,6 @@ class _ToSyntax(Transformer[Token, tuple[Stmt, ...]]):
             args=args,
             block=block.stmts if block else None,
             end_line=end_line,
-            block_line=block.close_line if block else 0,
         )
 
     def start(self, children: list[Stmt]) -> tuple[Stmt, ...]:
@@ -144,32 +153,31 @@ def _grammar() -> str:
     return resources.files("hercc").joinpath("grammar/herc.lark").read_text(encoding="utf-8")
 
 
-_transformer = _ToSyntax()
-
-
 @cache
-def _parser() -> Lark:
-    return Lark(
-        _grammar(),
-        parser="lalr",
-        propagate_positions=False,
-        maybe_placeholders=False,
-        transformer=_transformer,
-        lexer_callbacks={"COMMENT": _collect_comment},
+def _tables() -> tuple[Any, Any]:
+    """The analysed grammar (terminals, rules, LALR table), serialised; built once, only read."""
+    lark = Lark(_grammar(), parser="lalr", propagate_positions=False, maybe_placeholders=False)
+    return cast(tuple[Any, Any], lark.memo_serialize([TerminalDef, Rule]))
+
+
+def _parser_for(builder: _ToSyntax) -> Lark:
+    """A parser for one parse: it reduces into `builder` and reports comments to it.
+
+    Assembled from the tables the way lark's own cache loads a parser with a
+    new transformer (about 1 ms); analysing the grammar again takes ten times
+    as long.
+    """
+    data, memo = _tables()
+    parser = Lark._load_from_dict(  # type: ignore[no-untyped-call]  # lark leaves it untyped
+        data, memo, transformer=builder, lexer_callbacks={"COMMENT": builder.collect_comment}
     )
-
-
-def _collect_comment(tok: Token) -> Token:
-    _transformer.comments.append(Comment(str(tok), tok.line or 0, tok.column or 0))
-    return tok
+    return cast(Lark, parser)
 
 
 def parse_text(text: str, path: str) -> SourceFile:
     """Parse .herc text; raises SpecError with every syntax error found."""
-    parser = _parser()
-    _transformer.file = path
-    _transformer.comments = []
-    _transformer.errors = []
+    builder = _ToSyntax(path)
+    parser = _parser_for(builder)
     errors: list[Diagnostic] = []
     seen_lines: set[int] = set()
 
@@ -189,10 +197,10 @@ def parse_text(text: str, path: str) -> SourceFile:
         if line not in seen_lines:
             errors.append(_syntax_diagnostic(exc, path, text))
         stmts = ()
-    errors.extend(_transformer.errors)
+    errors.extend(builder.errors)
     if errors:
         raise SpecError(errors)
-    return SourceFile(path, text, stmts, tuple(_transformer.comments))
+    return SourceFile(path, text, stmts, tuple(builder.comments))
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str) -> Diagnostic:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from hercc.build_dir import BuildDir
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -12,58 +12,59 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_summary(data: dict[str, Any], files: dict[str, Any]) -> str:
+def render_summary(build: BuildDir) -> str:
+    model = build.topology
     out: list[str] = []
-    out.append(f"Networks ({len(data['networks'])})")
+    out.append(f"Networks ({len(model.networks)})")
     rows = [["NAME", "RANGE", "RANGE6", "SUBNETS", "PORT", "MTU"]]
-    for n in data["networks"]:
+    for n in model.networks:
         rows.append(
             [
-                n["name"],
-                n["range"] or "-",
-                n["range6"] or "-",
-                f"/{n['subnet_prefix']}",
-                str(n["port"]),
-                str(n["mtu"]),
+                n.name,
+                n.range or "-",
+                n.range6 or "-",
+                f"/{n.subnet_prefix}",
+                str(n.port),
+                str(n.mtu),
             ]
         )
     out += _table(rows)
-    out.append(f"\nNodes ({len(data['nodes'])})")
+    out.append(f"\nNodes ({len(model.nodes)})")
     rows = [["NAME", "KIND", "NETWORK", "SUBNET", "ADDRESS", "ADDRESS6", "ENDPOINT"]]
-    for node in data["nodes"]:
-        for m in node["networks"]:
-            kind = node["kind"] + (" relay" if node["relay"] else "")
+    for node in model.nodes:
+        for m in node.networks:
+            kind = node.kind + (" relay" if node.relay else "")
             rows.append(
                 [
-                    node["name"],
+                    node.name,
                     kind,
-                    m["network"],
-                    m["subnet"] or "-",
-                    m["address"] or "-",
-                    m["address6"] or "-",
-                    m["endpoint"] or "(dials out)",
+                    m.network,
+                    m.subnet or "-",
+                    m.address or "-",
+                    m.address6 or "-",
+                    m.endpoint or "(dials out)",
                 ]
             )
     out += _table(rows)
-    out.append(f"\nWorkloads ({len(data['workloads'])})")
+    out.append(f"\nWorkloads ({len(model.workloads)})")
     rows = [["NAME", "NODE", "NETWORK", "ADDRESS", "ADDRESS6"]]
-    for w in data["workloads"]:
-        rows.append([w["name"], w["node"], w["network"], w["address"] or "-", w["address6"] or "-"])
+    for w in model.workloads:
+        rows.append([w.name, w.node, w.network, w.address or "-", w.address6 or "-"])
     out += _table(rows)
-    if data["services"]:
-        out.append(f"\nServices ({len(data['services'])})")
+    if model.services:
+        out.append(f"\nServices ({len(model.services)})")
         rows = [["NAME", "WORKLOAD", "PORT", "EXPOSED"]]
-        for s in data["services"]:
+        for s in model.services:
             exposed = ", ".join(
-                f"{e['protocol']} {e['host'] or e['port']} via {'+'.join(e['via'])}"
-                for e in s["exposes"]
+                f"{e.protocol} {e.host or e.port} via {'+'.join(e.via)}" for e in s.exposes
             )
-            rows.append([s["name"], s["workload"], str(s["port"]), exposed or "-"])
+            rows.append([s.name, s.workload, str(s.port), exposed or "-"])
         out += _table(rows)
-    links = data["underlay"]["links"]
+    links = model.underlay.links
     out.append(
-        f"\nUnderlay: default cost {data['underlay']['public_public_cost']}, "
+        f"\nUnderlay: default cost {model.underlay.public_public_cost}, "
         f"{len(links)} explicit link{'s' if len(links) != 1 else ''}"
     )
+    files = build.files
     out.append(f"Files: {len(files) + 1} (manifest.json lists {len(files)} with sha256)")
     return "\n".join(out) + "\n"

@@ -1,8 +1,8 @@
 """The generic syntax tree both front ends (.herc and YAML) produce.
 
 A spec is a tuple of statements; a statement is a keyword, its arguments and
-an optional block of further statements. Meaning is given later, by
-statements.py and build_ast.py.
+an optional block of further statements. Meaning is given later, by the
+option tables of build_ast.py.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class Stmt:
     args: tuple[Value, ...]
     block: tuple[Stmt, ...] | None
     end_line: int  # last line of the statement, for attaching comments
-    block_line: int = 0  # line of the closing brace, 0 without a block
     origin: str = field(default="herc")  # "herc" or "yaml"
 
 

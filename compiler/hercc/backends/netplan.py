@@ -12,10 +12,11 @@ comment, and forwarding must be turned on another way (sysctl.d).
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import partial
 
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 # YAML is written by hand, not with yaml.safe_dump: a 1,000-node mesh has a
@@ -28,7 +29,6 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-@lru_cache(maxsize=1 << 16)
 def _peer_yaml(peer: ir.Peer, network: str) -> str:
     lines = ["      - allowed-ips:"]
     lines += [f"        - {_q(p)}" for p in peer.allowed_ips]
@@ -43,7 +43,7 @@ def _peer_yaml(peer: ir.Peer, network: str) -> str:
     return "\n".join(lines)
 
 
-def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
+def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership, memo: RenderMemo) -> list[str]:
     lines = ["network:", "  tunnels:", f"    {wg_ifname(membership.network)}:"]
     addresses = wireguard.addresses(model, membership)
     if addresses:
@@ -57,14 +57,15 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]
     peers = wireguard.sorted_peers(membership)
     if peers:
         lines.append("      peers:")
-        lines += [_peer_yaml(peer, membership.network) for peer in peers]
+        network = membership.network
+        lines += memo.netplan_peers.texts(peers, network, partial(_peer_yaml, network=network))
     else:
         lines.append("      peers: []")
     lines += [f"      port: {membership.listen_port}", "  version: 2"]
     return lines
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in wireguard.renderable(model):
         name = wg_ifname(membership.network)
@@ -75,6 +76,6 @@ def render(model: ir.IR) -> dict[str, str]:
                 "# forwarding: set net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1",
                 "# for IPv6) with sysctl.d.",
             ]
-        lines += _tunnel(model, node, membership)
+        lines += _tunnel(model, node, membership, memo)
         files[f"nodes/{node.name}/netplan/{membership.network}.yaml"] = wireguard.text(lines)
     return files

@@ -9,10 +9,10 @@ its own, while a full mesh would put n^2 of them into one file.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
 from hercc import ir
+from hercc.backends.memo import RenderMemo
 
 # Each peer is one compact JSON line (json's C encoder) spliced into the
 # indented document: the pure-Python indenting encoder needs seconds for the
@@ -20,7 +20,6 @@ from hercc import ir
 _PLACEHOLDER = "\u0000peers:{}\u0000"
 
 
-@lru_cache(maxsize=1 << 16)
 def _peer_line(peer: ir.Peer) -> str:
     data: dict[str, Any] = {
         "node": peer.node,
@@ -33,14 +32,15 @@ def _peer_line(peer: ir.Peer) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
-def _peers_text(peers: tuple[ir.Peer, ...]) -> str:
-    if not peers:
+def _peers_text(membership: ir.Membership, memo: RenderMemo) -> str:
+    if not membership.peers:
         return "[]"
     pad = " " * 8
-    return "[\n" + ",\n".join(pad + _peer_line(p) for p in peers) + "\n      ]"
+    lines = memo.json_peers.texts(membership.peers, membership.network, _peer_line)
+    return "[\n" + ",\n".join(pad + line for line in lines) + "\n      ]"
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
     workloads: dict[str, list[str]] = {}
     for w in model.workloads:
@@ -69,6 +69,6 @@ def render(model: ir.IR) -> dict[str, str]:
         }
         text = ir.dumps(data)
         for m in node.networks:
-            text = text.replace(json.dumps(_PLACEHOLDER.format(m.network)), _peers_text(m.peers))
+            text = text.replace(json.dumps(_PLACEHOLDER.format(m.network)), _peers_text(m, memo))
         files[f"nodes/{node.name}/node.json"] = text
     return files

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in wireguard.renderable(model):
         network = wireguard.network_of(model, membership.network)
@@ -44,6 +45,6 @@ def render(model: ir.IR) -> dict[str, str]:
             lines.append("PostUp = sysctl -q -w net.ipv4.conf.%i.send_redirects=0")
             if network.range6 is not None:
                 lines.append("PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1")
-        lines += wireguard.peer_blocks(membership)
+        lines += wireguard.peer_blocks(membership, memo)
         files[f"nodes/{node.name}/wg-quick/{membership.network}.conf"] = wireguard.text(lines)
     return files

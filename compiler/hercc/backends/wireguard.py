@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import partial
 from operator import attrgetter
 
 from hercc import ir
+from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 _BY_NODE = attrgetter("node")
@@ -94,37 +95,22 @@ def addresses(model: ir.IR, membership: ir.Membership) -> list[str]:
     return result
 
 
-def peer_blocks(membership: ir.Membership) -> list[str]:
+def peer_blocks(membership: ir.Membership, memo: RenderMemo) -> list[str]:
     """The [Peer] sections, sorted by peer name, as wg(8) and wg-quick(8) both read them.
 
     Routing hands every nat node of a plain network the very same peer tuple;
-    its text is joined once and reused (keyed by identity, the tuple kept alive).
+    its text is joined once and reused.
     """
-    key = id(membership.peers)
-    hit = _joined.get(key)
-    if hit is None or hit[0] is not membership.peers or hit[1] != membership.network:
-        net = membership.network
-        parts = []
-        for p in sorted_peers(membership):
-            # Peers are shared objects: find their text by identity, not by hashing fields.
-            entry = _blocks.get(id(p))
-            if entry is None or entry[0] is not p or entry[1] != net:
-                if len(_blocks) >= 1 << 17:
-                    _blocks.clear()
-                entry = _blocks[id(p)] = (p, net, _peer_block(p, net))
-            parts.append(entry[2])
-        text = "\n".join(parts)
-        if len(_joined) >= 8:
-            _joined.clear()
-        hit = _joined[key] = (membership.peers, membership.network, text)
-    return [hit[2]] if hit[2] else []
+    network = membership.network
+
+    def join(peers: tuple[ir.Peer, ...]) -> str:
+        block = partial(_peer_block, network=network)
+        return "\n".join(memo.peer_blocks.texts(sorted(peers, key=_BY_NODE), network, block))
+
+    text = memo.peer_lists.text(membership.peers, network, join)
+    return [text] if text else []
 
 
-_joined: dict[int, tuple[tuple[ir.Peer, ...], str, str]] = {}
-_blocks: dict[int, tuple[ir.Peer, str, str]] = {}
-
-
-@lru_cache(maxsize=1 << 16)
 def _peer_block(peer: ir.Peer, network: str) -> str:
     """One [Peer] section (with its leading blank line); peers are shared across a mesh."""
     if peer.pubkey is None:
@@ -148,7 +134,7 @@ def text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
     for node, membership in renderable(model):
         name = wg_ifname(membership.network)
@@ -159,6 +145,6 @@ def render(model: ir.IR) -> dict[str, str]:
             "[Interface]",
             f"ListenPort = {membership.listen_port}",
         ]
-        lines += peer_blocks(membership)
+        lines += peer_blocks(membership, memo)
         files[f"nodes/{node.name}/wireguard/{membership.network}.conf"] = text(lines)
     return files

@@ -22,11 +22,12 @@ import os
 from typing import Any
 
 from hercc import ir
+from hercc.build_dir import read_build
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
 from hercc.cli.views.diff import render_diff_json, render_diff_text
 from hercc.diagnostics import OperationError
-from hercc.plan.desired import DirKeys, KeyLookup, ir_from_build
+from hercc.plan.desired import DirKeys, KeyLookup
 from hercc.plan.spec_diff import diff_models
 from hercc.resources.naming import Naming
 
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def load_ir(path: str, sources: dict[str, str], keys_dir: str | None) -> ir.IR:
     """The IR of a spec file (compiled) or of a build directory (read back)."""
     if os.path.isdir(path):
-        return ir_from_build(path)
+        return read_build(path).with_peers()
     if not os.path.isfile(path):
         raise OperationError(f"{path}: no such file or directory")
     from hercc.pipeline import compile_spec

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from typing import Any
 
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.diagnostics import OperationError
 
 SUMMARY_HELP = "Summarise a build directory."
 
@@ -21,16 +18,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    build_dir: str = args.build_dir
-    path = os.path.join(build_dir, "ir.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        with open(os.path.join(build_dir, "manifest.json"), encoding="utf-8") as fh:
-            files = json.load(fh)["files"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise OperationError(f"{build_dir}: not a hercc build directory ({exc})") from None
+    from hercc.build_dir import read_build
     from hercc.summary import render_summary
 
-    console.out.write(render_summary(data, files))
+    console.out.write(render_summary(read_build(args.build_dir)))
     return ExitCode.OK

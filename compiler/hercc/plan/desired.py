@@ -2,7 +2,7 @@
 
 `desired_state` is a pure function of the IR, a `Naming` and, optionally, a
 `KeyLookup`; it reads nothing itself. `DirKeys` is the one boundary that reads
-a keys directory, and `ir_from_build` rebuilds the IR from a build directory.
+a keys directory.
 
 What a node gets, per network it is in (NS = naming.netns(network), IF =
 naming.wg_ifname(network)):
@@ -47,14 +47,11 @@ A route with a `via` outside the prefixes of its `dev` is added onlink.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import os
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
+from typing import Any, Protocol
 
 from hercc import ir
 from hercc.backends import wireguard
@@ -79,7 +76,6 @@ __all__ = [
     "DirKeys",
     "KeyLookup",
     "desired_state",
-    "ir_from_build",
 ]
 
 IPV6_NEXT_HOP = "fe80::1"  # on the network side of every workload's veth
@@ -266,81 +262,3 @@ def desired_state(
     except ValueError as exc:
         raise OperationError(f"node {node}: names collide: {exc}") from None
     return sorted(out, key=lambda r: r.address)
-
-
-# ---------------------------------------------------------------- build directories
-
-
-def _decode(tp: Any, value: Any, where: str) -> Any:
-    """JSON data into the IR type `tp` (dataclasses, tuples, optionals, scalars)."""
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        if len(args) != 1:
-            raise OperationError(f"{where}: unsupported type {tp}")
-        return _decode(args[0], value, where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise OperationError(f"{where}: expected a list")
-        (elem, _ellipsis) = get_args(tp)
-        return tuple(_decode(elem, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise OperationError(f"{where}: expected an object")
-        hints = get_type_hints(tp)
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise OperationError(f"{where}: missing {f.name}")
-        return tp(**kwargs)
-    if tp in (int, str, bool):
-        ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-        if not ok:
-            raise OperationError(f"{where}: expected {tp.__name__}, got {value!r}")
-        return value
-    raise OperationError(f"{where}: unsupported type {tp}")
-
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise OperationError(f"{path}: cannot read: {exc}") from None
-
-
-def ir_from_build(build_dir: str) -> ir.IR:
-    """The IR of a build directory: ir.json plus the peers from nodes/<node>/node.json."""
-    data = _read_json(os.path.join(build_dir, "ir.json"))
-    if not isinstance(data, dict) or data.get("ir_version") != ir.IR_VERSION:
-        raise OperationError(
-            f"{build_dir}/ir.json: not an IR of version {ir.IR_VERSION} (rebuild with this hercc)"
-        )
-    hints = get_type_hints(ir.IR)
-    try:
-        fields: dict[str, Any] = {
-            name: _decode(hints[name], data[name], name) for name in ir.TOPOLOGY_FIELDS
-        }
-        fields["fastpath"] = _decode(str, data["dataplane"]["fastpath"], "dataplane.fastpath")
-        fields["netflow"] = _decode(hints["netflow"], data["monitor"]["netflow"], "monitor.netflow")
-    except (KeyError, TypeError) as exc:
-        raise OperationError(f"{build_dir}/ir.json: missing {exc}") from None
-    nodes = []
-    for node in fields["nodes"]:
-        path = os.path.join(build_dir, "nodes", node.name, "node.json")
-        if not os.path.exists(path):
-            raise OperationError(f"{path}: missing (build with the node_json backend)")
-        per_net = _read_json(path).get("networks", {})
-        members = []
-        for m in node.networks:
-            peers = per_net.get(m.network, {}).get("peers", [])
-            decoded = _decode(tuple[ir.Peer, ...], peers, f"{path}: {m.network}.peers")
-            members.append(dataclasses.replace(m, peers=decoded))
-        nodes.append(dataclasses.replace(node, networks=tuple(members)))
-    fields["nodes"] = tuple(nodes)
-    result: ir.IR = ir.IR(**fields)
-    return result

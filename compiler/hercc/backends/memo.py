@@ -1,0 +1,61 @@
+"""RenderMemo: text that one render_all renders once and reuses, made fresh for every render.
+
+Routing shares objects: every node of a mesh gets the very same Peer object
+for a given peer, and every nat node of a plain network the very same peer
+tuple. A 1,000-node mesh holds a million peer entries but a few thousand
+distinct objects, so the backends render each object's text once per render.
+Hashing a Peer's fields costs about as much as rendering it: entries are found
+by identity. The memo belongs to one render, so renders in different threads
+share nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class IdentityMemo:
+    """The text of objects, keyed by their identity and the network rendered for.
+
+    One entry per object (an object rendered for a second network replaces its
+    entry); each keeps its object alive, so an id is never reused while the
+    entry exists. Past `limit` entries the memo starts afresh: that bounds
+    memory (some texts are megabytes), not correctness.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._entries: dict[int, tuple[object, str, str]] = {}
+
+    def text(self, obj: T, network: str, render: Callable[[T], str]) -> str:
+        """render(obj), called only the first time this object is seen for this network."""
+        return self.texts((obj,), network, render)[0]
+
+    def texts(self, objs: Iterable[T], network: str, render: Callable[[T], str]) -> list[str]:
+        """text() of each object; inlined, since it runs once per peer entry of the mesh."""
+        entries, limit = self._entries, self._limit
+        out = []
+        for obj in objs:
+            entry = entries.get(id(obj))
+            if entry is None or entry[1] != network:
+                if len(entries) >= limit:
+                    entries.clear()
+                entry = entries[id(obj)] = (obj, network, render(obj))
+            out.append(entry[2])
+        return out
+
+
+class RenderMemo:
+    """What the backends of one render_all reuse: one IdentityMemo per kind of text."""
+
+    def __init__(self) -> None:
+        # One peer's [Peer] section (wireguard and wg-quick share it): small, many.
+        self.peer_blocks = IdentityMemo(1 << 17)
+        # All [Peer] sections of a shared peer tuple: large, reused by the nodes that follow.
+        self.peer_lists = IdentityMemo(8)
+        # One peer's netplan YAML entry, and its node.json line.
+        self.netplan_peers = IdentityMemo(1 << 16)
+        self.json_peers = IdentityMemo(1 << 16)

@@ -1,8 +1,9 @@
 """Writes a build directory atomically, with its manifest.
 
-Everything is rendered in memory first, written to a sibling temporary
-directory, and swapped in by rename: a failing build leaves the output
-directory exactly as it was.
+Files are written as they come (a build streams them node by node) into a
+sibling temporary directory, hashed on the way for the manifest, and the
+directory is swapped in by rename once the last one is written: a failing
+build leaves the output directory exactly as it was.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from hercc.diagnostics import OperationError, UsageError
 from hercc.ir import dumps
@@ -20,19 +21,9 @@ from hercc.sysio.files import write_atomic
 MANIFEST = "manifest.json"
 
 
-def manifest(files: Mapping[str, bytes]) -> str:
-    entries = {}
-    for path in sorted(files):
-        data = files[path]
-        entries[path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+def manifest(entries: Mapping[str, Mapping[str, int | str]]) -> str:
+    """manifest.json of the files' entries (path -> sha256 and size)."""
     return dumps({"files": entries, "manifest_version": 1})
-
-
-def with_manifest(files: Mapping[str, str]) -> dict[str, bytes]:
-    """Every file encoded once (the hash and the write share the bytes), plus the manifest."""
-    encoded = {path: text.encode("utf-8") for path, text in files.items()}
-    encoded[MANIFEST] = manifest(encoded).encode("utf-8")
-    return encoded
 
 
 def _check_owned(out_dir: str) -> None:
@@ -50,18 +41,26 @@ def _check_owned(out_dir: str) -> None:
 
 def write_tree(
     out_dir: str,
-    files: Mapping[str, str | bytes],
+    files: Iterable[tuple[str, str]],
     secret_files: Mapping[str, str] | None = None,
-) -> None:
-    """Replace out_dir with exactly `files` (plus secrets, mode 0600, not in the manifest)."""
+) -> int:
+    """Replace out_dir with exactly `files` and their manifest; return how many that is.
+
+    `files` (path, text) are consumed lazily, each written before the next is
+    asked for. Secrets are written mode 0600 and stay out of the manifest.
+    """
     out_dir = os.path.normpath(out_dir)
     _check_owned(out_dir)
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.hercc-new-")
     try:
-        for rel, text in sorted(files.items()):
-            _write(tmp, rel, text, 0o644)
+        entries: dict[str, dict[str, int | str]] = {}
+        for rel, text in files:
+            data = text.encode("utf-8")  # once: the hash and the write share the bytes
+            entries[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            _write(tmp, rel, data, 0o644)
+        _write(tmp, MANIFEST, manifest(entries), 0o644)
         for rel, text in sorted((secret_files or {}).items()):
             _write(tmp, rel, text, 0o600)
             secrets_dir = os.path.join(tmp, rel.split("/secrets/")[0], "secrets")
@@ -71,6 +70,7 @@ def write_tree(
                     os.chmod(os.path.join(root, d), 0o700)
         os.chmod(tmp, 0o755)
         _swap_in(tmp, out_dir, parent)
+        return len(entries) + 1
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OperationError(f"cannot write {out_dir}: {exc}") from None

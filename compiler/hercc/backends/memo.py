@@ -1,4 +1,4 @@
-"""RenderMemo: text that one render_all renders once and reuses, made fresh for every render.
+"""RenderMemo: what one render (of all nodes, or some) renders once and reuses, fresh for each.
 
 Routing shares objects: every node of a mesh gets the very same Peer object
 for a given peer, and every nat node of a plain network the very same peer
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import TypeVar
+
+from hercc import ir
 
 T = TypeVar("T")
 
@@ -49,7 +51,7 @@ class IdentityMemo:
 
 
 class RenderMemo:
-    """What the backends of one render_all reuse: one IdentityMemo per kind of text."""
+    """What the backends of one render reuse: one IdentityMemo per kind of text, and indexes."""
 
     def __init__(self) -> None:
         # One peer's [Peer] section (wireguard and wg-quick share it): small, many.
@@ -59,3 +61,14 @@ class RenderMemo:
         # One peer's netplan YAML entry, and its node.json line.
         self.netplan_peers = IdentityMemo(1 << 16)
         self.json_peers = IdentityMemo(1 << 16)
+        self._workloads: dict[str, list[str]] | None = None
+
+    def workloads_of(self, model: ir.IR, node: str) -> list[str]:
+        """The names of the node's workloads, sorted; indexed once, as nodes render one by one."""
+        if self._workloads is None:
+            self._workloads = {}
+            for w in model.workloads:
+                self._workloads.setdefault(w.node, []).append(w.name)
+            for names in self._workloads.values():
+                names.sort()
+        return self._workloads.get(node, [])

@@ -65,9 +65,9 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership, memo: Render
     return lines
 
 
-def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in wireguard.renderable(model):
+    for membership in wireguard.renderable(node):
         name = wg_ifname(membership.network)
         lines = wireguard.header("netplan", node.name, membership.network)
         if membership.forwarding:

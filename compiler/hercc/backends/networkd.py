@@ -54,9 +54,9 @@ def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str
     return lines
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in wireguard.renderable(model):
+    for membership in wireguard.renderable(node):
         base = f"nodes/{node.name}/networkd/{PRIORITY}-hercules-{membership.network}"
         files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership))
         files[f"{base}.network"] = wireguard.text(_network(model, node, membership))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc.writer import write_tree
+from hercc.writer import FILES_IN_FLIGHT, write_tree
 
 
 def _written_so_far(parent: Path) -> set[str]:
@@ -19,22 +19,25 @@ def _written_so_far(parent: Path) -> set[str]:
 
 
 def test_files_are_written_as_they_come(tmp_path: Path) -> None:
-    seen: list[set[str]] = []
+    count = 5 * FILES_IN_FLIGHT
+    written: list[set[str]] = []
 
     def files() -> Iterator[tuple[str, str]]:
-        for i in range(4):
-            yield f"nodes/n{i}/node.json", f"{i}\n"
-            # resumed only once the writer wants the next file: this one is on disk already
-            seen.append(_written_so_far(tmp_path))
+        for i in range(count):
+            yield f"nodes/n{i:03d}/node.json", f"{i}\n"
+            # resumed when the writer wants the next file: all but the last few are on disk
+            written.append(_written_so_far(tmp_path))
 
-    assert write_tree(str(tmp_path / "out"), files()) == 5
-    assert seen == [{f"nodes/n{j}/node.json" for j in range(i + 1)} for i in range(4)]
+    assert write_tree(str(tmp_path / "out"), files()) == count + 1
+    for produced, on_disk in enumerate(written, start=1):
+        oldest = {f"nodes/n{j:03d}/node.json" for j in range(produced - FILES_IN_FLIGHT + 1)}
+        assert oldest <= on_disk, produced
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["files"]["nodes/n2/node.json"] == {
+    assert manifest["files"]["nodes/n002/node.json"] == {
         "sha256": hashlib.sha256(b"2\n").hexdigest(),
         "size": 2,
     }
-    assert sorted(manifest["files"]) == [f"nodes/n{i}/node.json" for i in range(4)]
+    assert sorted(manifest["files"]) == [f"nodes/n{i:03d}/node.json" for i in range(count)]
 
 
 def test_a_stream_that_fails_midway_leaves_the_output_as_it_was(tmp_path: Path) -> None:

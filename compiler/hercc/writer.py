@@ -12,12 +12,17 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from hercc.diagnostics import OperationError, UsageError
 from hercc.ir import dumps
 
 MANIFEST = "manifest.json"
+# Files handed to the writing thread and not written yet: enough to keep both
+# threads busy, few enough that memory does not grow with the output.
+FILES_IN_FLIGHT = 16
 
 
 def manifest(entries: Mapping[str, Mapping[str, int | str]]) -> str:
@@ -45,8 +50,9 @@ def write_tree(
 ) -> int:
     """Replace out_dir with exactly `files` and their manifest; return how many that is.
 
-    `files` (path, text) are consumed lazily, each written before the next is
-    asked for. Secrets are written mode 0600 and stay out of the manifest.
+    `files` (path, text) are consumed lazily: at most FILES_IN_FLIGHT of them
+    wait to be written when the next is asked for. Secrets are written mode
+    0600 and stay out of the manifest.
     """
     out_dir = os.path.normpath(out_dir)
     _check_owned(out_dir)
@@ -54,11 +60,7 @@ def write_tree(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.hercc-new-")
     try:
-        entries: dict[str, dict[str, int | str]] = {}
-        for rel, text in files:
-            data = text.encode("utf-8")  # once: the hash and the write share the bytes
-            entries[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            _write(tmp, rel, data, 0o644)
+        entries = _write_files(tmp, files)
         _write(tmp, MANIFEST, manifest(entries), 0o644)
         for rel, text in sorted((secret_files or {}).items()):
             _write(tmp, rel, text, 0o600)
@@ -79,6 +81,36 @@ def write_tree(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_files(root: str, files: Iterable[tuple[str, str]]) -> dict[str, dict[str, int | str]]:
+    """Write `files` under root; return their manifest entries (path -> sha256 and size).
+
+    Two threads hash and write while this one renders the next files (the
+    generator runs here): hashlib and file I/O let go of the GIL, and creating
+    files and directories mostly waits on the filesystem, so two writers overlap.
+    """
+
+    def hash_and_write(rel: str, data: bytes) -> str:
+        _write(root, rel, data, 0o644)
+        return hashlib.sha256(data).hexdigest()
+
+    entries: dict[str, dict[str, int | str]] = {}
+    pending: deque[tuple[str, int, Future[str]]] = deque()
+
+    def settle_oldest() -> None:
+        rel, size, written = pending.popleft()
+        entries[rel] = {"sha256": written.result(), "size": size}
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hercc-writer") as pool:
+        for rel, text in files:
+            data = text.encode("utf-8")  # once: the hash and the write share the bytes
+            pending.append((rel, len(data), pool.submit(hash_and_write, rel, data)))
+            if len(pending) >= FILES_IN_FLIGHT:
+                settle_oldest()
+        while pending:
+            settle_oldest()
+    return entries
 
 
 def _write(root: str, rel: str, content: str | bytes, mode: int) -> None:

@@ -9,6 +9,11 @@ it and turns whatever it raises into a message and an ExitCode (`_report`):
     other HerccError   `hercc: error: ...` (or JSON)                       1
     KeyboardInterrupt  `hercc: interrupted`                              130
     anything else      `hercc: internal error (a bug ...)`, one line      70
+
+A reader that stops reading (`hercc ... | head -1`) is no error: the command
+runs to its end with the rest of its output dropped (cli/console.py's Output),
+and hercc exits 141 (BROKEN_PIPE) without a word, as a Unix tool that SIGPIPE
+ended. It is not killed by SIGPIPE itself: that would stop an apply half-way.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, cast
 
 from hercc import __version__
 from hercc.cli import build, check, diff, fmt, graph, keys, lab, plan_apply, route, summary
-from hercc.cli.console import Console
+from hercc.cli.console import Console, Output
 from hercc.cli.exitcode import ExitCode
 from hercc.diagnostics import HerccError, SpecError, UsageError, render_json, render_text
 
@@ -49,7 +54,16 @@ def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run `hercc ARGV`, printing to out and err (default: stdout, stderr); the exit code."""
-    console = Console(sys.stdout if out is None else out, sys.stderr if err is None else err)
+    streams = Output(sys.stdout if out is None else out), Output(sys.stderr if err is None else err)
+    # an Output is a TextIO in all but name (io.TextIOBase is not typing.TextIO)
+    console = Console(cast(TextIO, streams[0]), cast(TextIO, streams[1]))
+    code = _run(argv, console)
+    for stream in streams:
+        stream.flush()
+    return ExitCode.BROKEN_PIPE if any(s.lost for s in streams) else code
+
+
+def _run(argv: Sequence[str] | None, console: Console) -> int:
     fmt_json = False
     try:
         # argparse prints help, version and usage itself, to sys.stdout and sys.stderr
@@ -107,4 +121,17 @@ def _innermost_frame(exc: BaseException) -> str:
 
 
 def run() -> NoReturn:
-    sys.exit(main())
+    code = main()
+    if code == ExitCode.BROKEN_PIPE:
+        _discard_output()
+    sys.exit(code)
+
+
+def _discard_output() -> None:
+    """Point stdout and stderr at /dev/null, as the Python docs advise (signal module,
+    "Note on SIGPIPE"): what is still buffered for the closed pipe is flushed at exit,
+    and would print "Exception ignored ... BrokenPipeError" otherwise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(devnull, stream.fileno())
+    os.close(devnull)

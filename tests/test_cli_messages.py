@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -85,3 +86,96 @@ def test_summary_of_a_malformed_manifest_is_a_clear_error(build: Path, tmp_path:
     code, _, err = hercc("summary", str(copy))
     assert code == ExitCode.ERROR
     assert err.startswith(f"hercc: error: {copy}: not a hercc build directory (manifest.json: ")
+
+
+# ---------------------------------------------------------------- route
+
+REF = str(EXAMPLES / "reference.herc")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--from", "nope"],
+        ["--to", "nope"],
+        ["--from", "nope", "--to", "alpha"],
+        ["--from", "alpha", "--to", "nope", "--network", "prod"],
+    ],
+)
+def test_route_names_the_unknown_node(flags: list[str]) -> None:
+    code, out, err = hercc("route", REF, *flags)
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert err == "hercc: error: no node named 'nope' (nodes: alpha, beta, delta, gamma)\n"
+
+
+def test_route_suggests_a_near_name() -> None:
+    code, _, err = hercc("route", REF, "--from", "alpah")
+    assert code == ExitCode.USAGE
+    assert err == "hercc: error: no node named 'alpah'; did you mean \"alpha\"?\n"
+
+
+def test_route_says_which_nodes_share_no_network() -> None:
+    two = str(EXAMPLES / "two-networks.herc")
+    assert hercc("route", two, "--from", "p3", "--to", "n2")[2] == (
+        "hercc: error: nodes p3 and n2 share no network\n"
+    )
+
+
+def test_route_from_a_node_alone_in_its_network(tmp_path: Path) -> None:
+    spec = tmp_path / "alone.herc"
+    spec.write_text(
+        "network solo { range 10.1.0.0/16 }\n\nnode a {\n  network  solo\n  endpoint 192.0.2.1\n}\n",
+        encoding="utf-8",
+    )
+    code, _, err = hercc("route", str(spec), "--from", "a")
+    assert (code, err) == (ExitCode.USAGE, "hercc: error: node a shares no network with another node\n")
+
+
+# ---------------------------------------------------------------- diff
+
+
+def test_diff_from_dev_null_creates_every_node() -> None:
+    """/dev/null is an empty network, as in `diff /dev/null FILE`: every node is new."""
+    code, out, err = hercc("diff", "/dev/null", REF)
+    assert (code, err) == (ExitCode.CHANGES, "")
+    assert [line for line in out.splitlines() if line.startswith("# node ")] == [
+        "# node alpha", "# node beta", "# node delta", "# node gamma"
+    ]
+    assert " to destroy" in out and "0 to change, 0 to destroy" in out
+
+
+def test_diff_to_dev_null_destroys_every_node() -> None:
+    code, out, _ = hercc("diff", REF, "/dev/null")
+    assert code == ExitCode.CHANGES and "0 to add, 0 to change" in out
+
+
+def test_diff_of_dev_null_with_itself_is_no_difference() -> None:
+    assert hercc("diff", "/dev/null", "/dev/null")[0] == ExitCode.OK
+
+
+def test_diff_of_what_is_neither_a_spec_nor_a_build_says_so(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "empty").mkdir()
+    for path in (fifo, tmp_path / "empty"):
+        code, _, err = hercc("diff", str(path), REF)
+        assert (code, err) == (
+            ExitCode.ERROR,
+            f"hercc: error: {path}: not a spec file or a build directory\n",
+        )
+    code, _, err = hercc("diff", str(tmp_path / "missing.herc"), REF)
+    assert err == f"hercc: error: {tmp_path}/missing.herc: no such file or directory\n"
+
+
+def test_route_from_a_node_to_itself_says_so() -> None:
+    assert hercc("route", REF, "--from", "beta", "--to", "beta")[2] == (
+        "hercc: error: --from and --to name the same node, beta\n"
+    )
+
+
+def test_dev_null_is_the_ir_of_an_empty_spec(tmp_path: Path) -> None:
+    from hercc.cli.diff import EMPTY
+    from hercc.pipeline import compile_spec
+
+    (tmp_path / "empty.herc").write_text("", encoding="utf-8")
+    assert compile_spec(str(tmp_path / "empty.herc"), use_lock=False).ir == EMPTY

@@ -179,3 +179,47 @@ def test_dev_null_is_the_ir_of_an_empty_spec(tmp_path: Path) -> None:
 
     (tmp_path / "empty.herc").write_text("", encoding="utf-8")
     assert compile_spec(str(tmp_path / "empty.herc"), use_lock=False).ir == EMPTY
+
+
+# ---------------------------------------------------------------- usage errors and --format json
+
+# (argv, message, whether argparse found it and so text shows the usage line first)
+USAGE_ERRORS = {
+    "unknown option": (
+        ["check", "--format", "json", "--bogus", REF],
+        "unrecognized arguments: --bogus",
+        True,
+    ),
+    "no SPEC": (
+        ["build", "--format=json", "-o", "out"],
+        "the following arguments are required: SPEC",
+        True,
+    ),
+    "option without its value": (
+        ["route", REF, "--format", "json", "--network"],
+        "argument --network: expected one argument",
+        True,
+    ),
+    "missing SPEC file": (["check", "--format", "json", "nope.herc"], "nope.herc: no such file", False),
+}
+CASES = list(USAGE_ERRORS.values())
+
+
+@pytest.mark.parametrize(("argv", "message", "from_argparse"), CASES, ids=list(USAGE_ERRORS))
+def test_usage_errors_with_format_json_are_one_json_object(
+    argv: list[str], message: str, from_argparse: bool
+) -> None:
+    code, out, err = hercc(*argv)
+    assert (code, err) == (ExitCode.USAGE, "")
+    assert out == json.dumps({"ok": False, "error": message, "kind": "usage"}, indent=2) + "\n"
+
+
+@pytest.mark.parametrize(("argv", "message", "from_argparse"), CASES, ids=list(USAGE_ERRORS))
+def test_usage_errors_in_text_are_one_line_after_the_usage(
+    argv: list[str], message: str, from_argparse: bool
+) -> None:
+    text_argv = [a for a in argv if a not in ("--format", "json", "--format=json")]
+    code, out, err = hercc(*text_argv)
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert err.endswith(f"hercc: error: {message}\n")
+    assert err.startswith("usage: hercc ") == from_argparse

@@ -11,7 +11,8 @@ Conventions for fenced code blocks in README.md and docs/*.md:
   Other yaml blocks are fragments.
 * ```text whose first line is `$ hercc ... spec.herc` (or spec.herc.yaml),
   with no other `$` line: the exact output of that command, run on the last
-  spec block above it in the same file.
+  spec block above it in the same file. It exits 0 (1 after a failing spec),
+  or with N when the block ends with a line `(exit status N)`.
 * ```text whose first line is `$ hercc check|route ... examples/FILE ...`,
   with no other `$` line: the exact output of that command, run in the
   repository root on the example file itself.
@@ -249,9 +250,21 @@ def test_output_block_is_the_real_output(
     monkeypatch.chdir(tmp_path)
     status = cli.main(argv)
     captured = capsys.readouterr()
-    expected = output.text.split("\n", 1)[1]
+    expected, expected_status = _expected_output(output, 1 if spec.must_fail else 0)
     assert captured.out + captured.err == expected, output.where
-    assert status == (1 if spec.must_fail else 0), output.where
+    assert status == expected_status, output.where
+
+
+EXIT_STATUS = re.compile(r"\(exit status (\d+)\)\n\Z")
+
+
+def _expected_output(output: Block, status: int) -> tuple[str, int]:
+    """The text after the `$` line, and the exit status (`(exit status N)`, or `status`)."""
+    text = output.text.split("\n", 1)[1]
+    m = EXIT_STATUS.search(text)
+    if m is None:
+        return text, status
+    return text[: m.start()], int(m.group(1))
 
 
 READ_ONLY = ("check", "route")

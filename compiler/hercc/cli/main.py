@@ -6,6 +6,7 @@ it and turns whatever it raises into a message and an ExitCode (`_report`):
 
     SpecError          the diagnostics (text on stderr, JSON on stdout)    1
     UsageError         `hercc: error: ...` (or JSON)                       2
+                       (argparse's, CommandLineError: after the usage line)
     other HerccError   `hercc: error: ...` (or JSON)                       1
     KeyboardInterrupt  `hercc: interrupted`                              130
     anything else      `hercc: internal error (a bug ...)`, one line      70
@@ -33,12 +34,19 @@ from hercc.cli.exitcode import ExitCode
 from hercc.diagnostics import HerccError, SpecError, UsageError, render_json, render_text
 
 
+class CommandLineError(UsageError):
+    """A command line that argparse refused; text output shows `usage` first."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are UsageError (exit 2), after the usage line."""
+    """argparse whose errors are raised (exit 2), to be printed as every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        raise UsageError(message)
+        raise CommandLineError(message, self.format_usage())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,7 +72,8 @@ def main(
 
 
 def _run(argv: Sequence[str] | None, console: Console) -> int:
-    fmt_json = False
+    # until argparse accepts the command line, believe it when it asks for --format json
+    fmt_json = _asks_for_json(sys.argv[1:] if argv is None else argv)
     try:
         # argparse prints help, version and usage itself, to sys.stdout and sys.stderr
         with redirect_stdout(console.out), redirect_stderr(console.err):
@@ -85,6 +94,8 @@ def _report(exc: BaseException, console: Console, fmt_json: bool) -> int:
             console.err.write(render_text(exc.diagnostics, console.sources))
         return ExitCode.ERROR
     if isinstance(exc, UsageError):
+        if isinstance(exc, CommandLineError) and not fmt_json:
+            console.err.write(exc.usage)
         _fail(console, str(exc), "usage", fmt_json)
         return ExitCode.USAGE
     if isinstance(exc, HerccError):
@@ -100,6 +111,16 @@ def _report(exc: BaseException, console: Console, fmt_json: bool) -> int:
         f"{type(exc).__name__}: {exc} at {_innermost_frame(exc)}\n"
     )
     return ExitCode.INTERNAL
+
+
+def _asks_for_json(argv: Sequence[str]) -> bool:
+    """Whether a command line says `--format json` (or `--format=json`) before any `--`."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return False
+        if arg == "--format=json" or (arg == "--format" and list(argv[i + 1 : i + 2]) == ["json"]):
+            return True
+    return False
 
 
 def _fail(console: Console, message: str, kind: str, fmt_json: bool) -> None:

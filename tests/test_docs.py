@@ -401,3 +401,12 @@ def test_links_resolve(doc: Path) -> None:
         assert dest.exists(), f"{doc.name}: broken link {target}"
         if anchor and dest.suffix == ".md":
             assert anchor in _anchors(dest), f"{doc.name}: no heading for {target}"
+
+
+def test_graph_documents_the_file_names_it_draws() -> None:
+    from hercc.cli.graph import SUFFIXES
+
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    section = text.split("\n## graph\n", 1)[1].split("\n## ", 1)[0]
+    [paragraph] = [p for p in section.split("\n\n") if p.startswith("Without `--format`")]
+    assert set(re.findall(r"`(\.\w+)`", paragraph)) == set(SUFFIXES)

@@ -128,7 +128,10 @@ def test_route_from_a_node_alone_in_its_network(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     code, _, err = hercc("route", str(spec), "--from", "a")
-    assert (code, err) == (ExitCode.USAGE, "hercc: error: node a shares no network with another node\n")
+    assert (code, err) == (
+        ExitCode.USAGE,
+        "hercc: error: node a shares no network with another node\n",
+    )
 
 
 # ---------------------------------------------------------------- diff
@@ -139,7 +142,10 @@ def test_diff_from_dev_null_creates_every_node() -> None:
     code, out, err = hercc("diff", "/dev/null", REF)
     assert (code, err) == (ExitCode.CHANGES, "")
     assert [line for line in out.splitlines() if line.startswith("# node ")] == [
-        "# node alpha", "# node beta", "# node delta", "# node gamma"
+        "# node alpha",
+        "# node beta",
+        "# node delta",
+        "# node gamma",
     ]
     assert " to destroy" in out and "0 to change, 0 to destroy" in out
 
@@ -200,7 +206,11 @@ USAGE_ERRORS = {
         "argument --network: expected one argument",
         True,
     ),
-    "missing SPEC file": (["check", "--format", "json", "nope.herc"], "nope.herc: no such file", False),
+    "missing SPEC file": (
+        ["check", "--format", "json", "nope.herc"],
+        "nope.herc: no such file",
+        False,
+    ),
 }
 CASES = list(USAGE_ERRORS.values())
 

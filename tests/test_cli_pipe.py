@@ -49,9 +49,7 @@ def _closed_before_any_output(argv: list[str], buffered: bool) -> tuple[int, str
 def many_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A keys directory whose `keys show` is larger than a pipe's buffer (64 KiB)."""
     keys = tmp_path_factory.mktemp("keys")
-    public = {
-        f"node{i:05d}": base64.b64encode(i.to_bytes(32, "big")).decode() for i in range(3000)
-    }
+    public = {f"node{i:05d}": base64.b64encode(i.to_bytes(32, "big")).decode() for i in range(3000)}
     (keys / "public.json").write_text(json.dumps(public), encoding="utf-8")
     return keys
 

@@ -20,9 +20,8 @@ def route_data(
     for name in (src, dst):
         if name is not None and name not in nodes:
             hint = did_you_mean(name, nodes)
-            raise UsageError(
-                f"no node named {name!r}" + (f"; {hint}" if hint else f" (nodes: {', '.join(nodes)})")
-            )
+            known = f"; {hint}" if hint else f" (nodes: {', '.join(nodes)})"
+            raise UsageError(f"no node named {name!r}{known}")
     chosen = [routes[network]] if network else [routes[n] for n in sorted(routes)]
     out: list[dict[str, Any]] = []
     for table in chosen:

@@ -3,8 +3,9 @@
 OLD and NEW are each a spec file (.herc, .herc.yaml; compiled with its lock,
 which is read and never written), a build directory (ir.json plus
 nodes/*/node.json) or /dev/null, an empty network (as in Unix `diff /dev/null
-FILE`: `hercc diff /dev/null SPEC` shows every node being created). The plans are plan/spec_diff.py's, printed per node in
-the `hercc plan` notation (cli/views/diff.py).
+FILE`: `hercc diff /dev/null SPEC` shows every node being created). The plans
+are plan/spec_diff.py's, printed per node in the `hercc plan` notation
+(cli/views/diff.py).
 
 Exit status, like Terraform's -detailed-exitcode: 0 no differences, 2
 differences, 1 an error (invalid spec, missing file, unknown --node,

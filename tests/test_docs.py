@@ -544,3 +544,21 @@ def test_outputs_md_gives_each_file_its_real_mode(quickstart_build: Path, headin
         str(p.relative_to(quickstart_build)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
     }
     assert set(real.values()) == {oct(documented)}, real
+
+
+# ---------------------------------------------------------------- examples
+
+EXAMPLE_SPECS = sorted((ROOT / "examples").glob("*.herc"))
+
+
+def test_there_are_examples() -> None:
+    names = {p.name for p in EXAMPLE_SPECS}
+    assert {"quickstart.herc", "reference.herc"} <= names
+
+
+@pytest.mark.parametrize("example", EXAMPLE_SPECS, ids=[p.name for p in EXAMPLE_SPECS])
+def test_shipped_example_passes_fmt_check(
+    capsys: pytest.CaptureFixture[str], example: Path
+) -> None:
+    """What a new user runs first on the examples must agree with what hercc itself writes."""
+    assert cli.main(["fmt", "--check", str(example)]) == 0, capsys.readouterr().err

@@ -562,3 +562,11 @@ def test_shipped_example_passes_fmt_check(
 ) -> None:
     """What a new user runs first on the examples must agree with what hercc itself writes."""
     assert cli.main(["fmt", "--check", str(example)]) == 0, capsys.readouterr().err
+
+
+def test_every_exit_code_is_documented() -> None:
+    from hercc.cli.exitcode import ExitCode
+
+    section = _section("commands.md", "Exit codes")
+    missing = [code for code in ExitCode if not re.search(rf"\b{code.value}\b", section)]
+    assert not missing

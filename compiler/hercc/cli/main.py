@@ -5,11 +5,14 @@ sets `run(args, console) -> exit code` as the parser's default; main calls
 it and turns whatever it raises into a message and an ExitCode (`_report`):
 
     SpecError          the diagnostics (text on stderr, JSON on stdout)    1
-    UsageError         `hercc: error: ...` (or JSON)                       2
-                       (argparse's, CommandLineError: after the usage line)
+    UsageError         `hercc: error: ...` (or JSON); argparse's           2
+                       (CommandLineError) after the command's usage line
     other HerccError   `hercc: error: ...` (or JSON)                       1
     KeyboardInterrupt  `hercc: interrupted`                              130
     anything else      `hercc: internal error (a bug ...)`, one line      70
+
+"Or JSON": with `--format json`, an error is one JSON object on stdout and
+nothing on stderr, even when argparse refused the rest of the command line.
 
 A reader that stops reading (`hercc ... | head -1`) is no error: the command
 runs to its end with the rest of its output dropped (cli/console.py's Output),

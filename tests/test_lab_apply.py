@@ -54,10 +54,10 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
 def without_web(tmp: Path, port: int = 51821) -> Path:
     """reference.herc without workload web (and its service shop), network port `port`."""
     text = REFERENCE.read_text(encoding="utf-8")
-    text = re.sub(r"\nworkload web \{.*?\n\}\n", "\n", text, flags=re.S)
+    text = re.sub(r"\nworkload web \{.*?\}\n", "\n", text, flags=re.S)
     text = re.sub(r"\nservice shop \{.*?\n\}\n", "\n", text, flags=re.S)
-    text = text.replace("port       51820 ", f"port       {port} ", 1)
-    assert "workload web" not in text and f"port       {port}" in text
+    text = text.replace("port      51820 ", f"port      {port} ", 1)
+    assert "workload web" not in text and f"port      {port}" in text
     path = tmp / "changed.herc"
     path.write_text(text, encoding="utf-8")
     return path

@@ -111,10 +111,10 @@ ADD_NODE = (
     "node delta {",
     "node eps {\n  network prod\n  endpoint 203.0.113.9:51820\n}\n\nnode delta {",
 )
-PORT = ("port       51820", "port       51821")
+PORT = ("port      51820", "port      51821")
 ENDPOINT = ("endpoint 198.51.100.7:51820", "endpoint 198.51.100.8:51820")
 NO_WEB = [
-    ("workload web {\n  node    gamma\n}\n", ""),
+    ("workload web { node gamma }\n", ""),
     ("service shop {\n  workload web\n", "service shop {\n  workload api\n"),
 ]
 
@@ -201,7 +201,7 @@ def test_sysctls_only_where_forwarding_or_workloads(reference: ir.IR) -> None:
 
 
 def test_peer_ids_use_public_keys_and_psk_fingerprints(tmp_path: Path) -> None:
-    path = spec_copy(tmp_path, "psk.herc", [("keepalive  25s\n", "keepalive  25s\n  psk on\n")])
+    path = spec_copy(tmp_path, "psk.herc", [("keepalive 25s\n", "keepalive 25s\n  psk on\n")])
     keys_dir = str(tmp_path / "keys")
     init_keys(compile_spec(path).ir, keys_dir)
     pubkeys = load_public_keys(keys_dir)

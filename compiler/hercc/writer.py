@@ -3,6 +3,10 @@
 Everything is rendered in memory first, written to a sibling temporary
 directory, and swapped in by rename: a failing build leaves the output
 directory exactly as it was.
+
+Every mode is set explicitly, whatever the umask: directories 0755 and files
+0644, netplan files 0600 (netplan warns about a file in /etc/netplan that
+others can read), and secrets/ with everything in it 0700 and 0600.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from hercc.ir import dumps
 from hercc.sysio.files import write_atomic
 
 MANIFEST = "manifest.json"
+DIR_MODE, FILE_MODE = 0o755, 0o644
+PRIVATE_DIR_MODE, PRIVATE_FILE_MODE = 0o700, 0o600
+# nodes/<node>/<kind>/ whose files only root may read; not even the names of secrets are public
+_PRIVATE_FILES, _PRIVATE_DIRS = ("netplan", "secrets"), ("secrets",)
 
 
 def manifest(files: Mapping[str, bytes]) -> str:
@@ -60,16 +68,11 @@ def write_tree(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.hercc-new-")
     try:
-        for rel, text in sorted(files.items()):
-            _write(tmp, rel, text, 0o644)
-        for rel, text in sorted((secret_files or {}).items()):
-            _write(tmp, rel, text, 0o600)
-            secrets_dir = os.path.join(tmp, rel.split("/secrets/")[0], "secrets")
-            for root, dirs, _ in os.walk(secrets_dir):  # not even the file names are public
-                os.chmod(root, 0o700)
-                for d in dirs:
-                    os.chmod(os.path.join(root, d), 0o700)
-        os.chmod(tmp, 0o755)
+        made: set[str] = set()
+        for rel, text in [*sorted(files.items()), *sorted((secret_files or {}).items())]:
+            _make_dirs(tmp, os.path.dirname(rel), made)
+            write_atomic(os.path.join(tmp, rel), text, _file_mode(rel), exclusive=True)
+        os.chmod(tmp, DIR_MODE)
         _swap_in(tmp, out_dir, parent)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -79,10 +82,28 @@ def write_tree(
         raise
 
 
-def _write(root: str, rel: str, content: str | bytes, mode: int) -> None:
-    path = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, content, mode, exclusive=True)
+def _kind(dir_parts: list[str]) -> str | None:
+    """What nodes/<node>/<kind>/... holds (wireguard, netplan, secrets, ...)."""
+    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] == "nodes" else None
+
+
+def _file_mode(rel: str) -> int:
+    private = _kind(rel.split("/")[:-1]) in _PRIVATE_FILES
+    return PRIVATE_FILE_MODE if private else FILE_MODE
+
+
+def _make_dirs(root: str, rel_dir: str, made: set[str]) -> None:
+    """root/rel_dir and its missing parents, each with its mode (mkdir's is cut by the umask)."""
+    parts = rel_dir.split("/") if rel_dir else []
+    for depth in range(1, len(parts) + 1):
+        rel = "/".join(parts[:depth])
+        if rel in made:
+            continue
+        path = os.path.join(root, rel)
+        os.mkdir(path)
+        private = _kind(parts[:depth]) in _PRIVATE_DIRS
+        os.chmod(path, PRIVATE_DIR_MODE if private else DIR_MODE)
+        made.add(rel)
 
 
 def _swap_in(new: str, out_dir: str, parent: str) -> None:

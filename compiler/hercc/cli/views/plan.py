@@ -5,8 +5,10 @@ right-aligned: `  +` create, `  ~` update, `  -` delete, `-/+` replace) and the
 resource address, followed by `# <label>` when the resource has a label (a
 peer's node name), then its attributes, sorted, "=" aligned: all of them for
 a create or a delete, the changed ones for an update or a replace (the
-forcing one marked `# forces replacement`). Sensitive values print as
-`(sensitive)`, on both sides. The text ends with the counts line.
+forcing one marked `# forces replacement`). A sensitive value prints as
+`(sensitive)`; a changed one as one word, as Terraform does: `(sensitive,
+added)` from none, `(sensitive, removed)` to none, else `(sensitive)`.
+The text ends with the counts line.
 
 JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
 kind, id, label (or null), action, actions (Terraform's: ["delete", "create"] for a replace),
@@ -43,6 +45,19 @@ def _shown(name: str, value: Any, sensitive: frozenset[str]) -> str:
     return SENSITIVE if name in sensitive else value_text(value)
 
 
+def _changed_row(
+    name: str, old: Any, new: Any, sensitive: frozenset[str]
+) -> tuple[str, str, str | None]:
+    """One attribute's change; a secret's as one word, never two hidden values."""
+    if name not in sensitive:
+        return (name, value_text(old), value_text(new))
+    if old is None:
+        return (name, "(sensitive, added)", None)
+    if new is None:
+        return (name, "(sensitive, removed)", None)
+    return (name, SENSITIVE, None)
+
+
 def _attr_lines(
     symbol: str, rows: list[tuple[str, str, str | None]], notes: Mapping[str, str]
 ) -> list[str]:
@@ -75,10 +90,7 @@ def render_change(change: Change) -> str:
         ]
         lines += _attr_lines(change.action.symbol, rows, {})
     else:
-        rows = [
-            (name, _shown(name, old, sens), _shown(name, new, sens))
-            for name, old, new in change.changed
-        ]
+        rows = [_changed_row(name, old, new, sens) for name, old, new in change.changed]
         notes = {name: "forces replacement" for name in change.forces}
         lines += _attr_lines(Action.UPDATE.symbol, rows, notes)
         if change.replaced_with is not None:

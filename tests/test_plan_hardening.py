@@ -171,6 +171,42 @@ def test_psk_paths_are_per_pair_and_shared(tmp_path: Path) -> None:
     assert mode == 0o600
 
 
+# --------------------------------------------------------------------------- 4: host names
+
+
+def test_a_host_name_endpoint_is_compared_as_wireguard_stores_it(tmp_path: Path) -> None:
+    model = compile_spec(
+        str(write(tmp_path, "s.herc", spec(endpoint_b="vpn.example:51820"))), use_lock=False
+    ).ir
+    asked: list[str] = []
+
+    def resolve(endpoint: str) -> str:  # fake DNS
+        asked.append(endpoint)
+        return {"vpn.example:51820": "192.0.2.7:51820"}[endpoint]
+
+    def context(live: dict[str, Resource]) -> NodeContext:
+        system = LiveSystem(FakeReader(state=live), wireguard=None, resolve=resolve)  # type: ignore[arg-type]
+        return NodeContext.of("a", Naming(), None, tmp_path / "state", system)
+
+    want = desired_of(model, context({}))
+    assert _peer_of(want).attrs["endpoint"] == "vpn.example:51820"  # desired_state reads nothing
+    live = dict(want)
+    peer = _peer_of(live)
+    live[peer.address] = replace(peer, attrs={**peer.attrs, "endpoint": "192.0.2.7:51820"})
+    planned = plan_node(context(live), want)
+    assert planned.plan.no_changes and asked == ["vpn.example:51820"]
+    live[peer.address] = replace(peer, attrs={**peer.attrs, "endpoint": "192.0.2.8:51820"})
+    moved = plan_node(context(live), want).plan
+    assert (
+        '      ~ endpoint = "192.0.2.8:51820" -> "vpn.example:51820" (192.0.2.7:51820)\n'
+        in render_plan(moved)
+    )
+    (change,) = moved.changes
+    assert change.after is not None and change.after.attrs["endpoint"] == "192.0.2.7:51820"
+    created = render_plan(plan_node(context({}), want).plan)
+    assert '      + endpoint      = "vpn.example:51820" (192.0.2.7:51820)\n' in created
+
+
 # --------------------------------------------------------------------------- 5: saved plans
 
 

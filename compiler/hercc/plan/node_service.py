@@ -5,10 +5,12 @@ A NodeContext says which node, under which names (Naming), with which keys
 makes the preshared keys a plan wants and nobody has made yet), where
 its records live (state_dir: the registry of the namespaces it owns,
 `<node>.json`, and its wireguard-go PIDs and logs) and through what it is
-read and changed (LiveSystem: the hercc.state reader and WireGuard driver).
+read and changed (LiveSystem: the hercc.state reader, the WireGuard driver,
+and the resolver of host name endpoints).
 
 `plan_node` reads the live state in the form of the desired one
-(`read_live`) and diffs the two (plan/diff.py); it refuses, with
+(`read_live`), resolves the desired host name endpoints as WireGuard stores
+them (plan/endpoints.py) and diffs the two (plan/diff.py); it refuses, with
 NameConflict, to create a name that exists and is not ours (`conflicts`).
 `apply_plan` first makes the missing preshared keys (`make_psks`), then
 carries the plan out with the executor (plan/executor.SystemExecutor),
@@ -32,6 +34,7 @@ from hercc.diagnostics import OperationError
 from hercc.plan.apply import Executor, Restore, Step, UndoLog, apply_steps, steps_of
 from hercc.plan.desired import PSK_UNKNOWN, KeyLookup, PskMaker, desired_state
 from hercc.plan.diff import Change, Plan, diff
+from hercc.plan.endpoints import Resolver, resolve_endpoints, with_written
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
@@ -48,6 +51,7 @@ from hercc.state import (
     WireGuardDriver,
     default_driver,
 )
+from hercc.state.wireguard.model import resolved_endpoint
 
 SOCKET_DIR = "/var/run/wireguard"
 # called with every namespace the executor creates, before anything goes into it
@@ -70,10 +74,14 @@ class Reader(Protocol):
 
 @dataclass(frozen=True)
 class LiveSystem:
-    """How a node is read and changed: the live-state reader and the WireGuard driver."""
+    """How a node is read and changed: the live-state reader and the WireGuard driver.
+
+    `resolve` turns a host name endpoint into what a device stores (as the drivers do).
+    """
 
     reader: Reader
     wireguard: WireGuardDriver
+    resolve: Resolver = resolved_endpoint
 
 
 def live_system() -> LiveSystem:
@@ -295,7 +303,8 @@ def plan_node(ctx: NodeContext, desired: State) -> Planned:
     )
     if ctx.keys is None:
         desired = _keep_live_secrets(desired, live)
-    plan = diff(desired, live)
+    desired, written = resolve_endpoints(desired, ctx.system.resolve)
+    plan = with_written(diff(desired, live), written)
     problems = conflicts(plan, foreign)
     if problems:
         raise NameConflict(ctx.node, problems)

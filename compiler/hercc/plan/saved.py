@@ -10,7 +10,8 @@ The file is JSON in the ir.dumps layout, written atomically; it holds no secret:
       "with_keys": true | false,                    (made with --keys)
       "live_fingerprint": "sha256:<64 hex>",
       "changes": [{"action", "address", "before", "after", "changed": [[name, old, new]],
-                   "forces": [...], "replaced_with": address | null}],
+                   "forces": [...], "replaced_with": address | null,
+                   "as_written": [[name, text]]}],
       "desired": [Resource.to_data(), ...]          (sorted by address)
     }
 
@@ -88,6 +89,7 @@ def change_to_data(change: Change) -> dict[str, Any]:
         "changed": [[name, old, new] for name, old, new in change.changed],
         "forces": list(change.forces),
         "replaced_with": change.replaced_with,
+        "as_written": [[name, text] for name, text in change.as_written],
     }
 
 
@@ -104,6 +106,7 @@ def change_from_data(data: Any) -> Change:
         changed=tuple((name, old, new) for name, old, new in data["changed"]),
         forces=tuple(data["forces"]),
         replaced_with=data["replaced_with"],
+        as_written=tuple((name, text) for name, text in data["as_written"]),
     )
 
 

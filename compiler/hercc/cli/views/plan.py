@@ -5,7 +5,9 @@ right-aligned: `  +` create, `  ~` update, `  -` delete, `-/+` replace) and the
 resource address, followed by `# <label>` when the resource has a label (a
 peer's node name), then its attributes, sorted, "=" aligned: all of them for
 a create or a delete, the changed ones for an update or a replace (the
-forcing one marked `# forces replacement`). A sensitive value prints as
+forcing one marked `# forces replacement`). A value the spec wrote in another
+form (a host name endpoint, compared resolved) prints as written, then as
+compared: `"vpn.example.com:51820" (192.0.2.7:51820)`. A sensitive value prints as
 `(sensitive)`; a changed one as one word, as Terraform does: `(sensitive,
 added)` from none, `(sensitive, removed)` to none, else `(sensitive)`.
 The text ends with the counts line.
@@ -45,12 +47,19 @@ def _shown(name: str, value: Any, sensitive: frozenset[str]) -> str:
     return SENSITIVE if name in sensitive else value_text(value)
 
 
+def _written(value: Any, written: str | None) -> str:
+    """A value, after the spec's spelling when it was resolved: `"name:port" (ip:port)`."""
+    if written is None or written == value:
+        return value_text(value)
+    return f"{value_text(written)} ({value})"
+
+
 def _changed_row(
-    name: str, old: Any, new: Any, sensitive: frozenset[str]
+    name: str, old: Any, new: Any, sensitive: frozenset[str], written: str | None
 ) -> tuple[str, str, str | None]:
     """One attribute's change; a secret's as one word, never two hidden values."""
     if name not in sensitive:
-        return (name, value_text(old), value_text(new))
+        return (name, value_text(old), _written(new, written))
     if old is None:
         return (name, "(sensitive, added)", None)
     if new is None:
@@ -84,13 +93,23 @@ def render_change(change: Change) -> str:
     header = f"{change.action.symbol.rjust(_SYMBOL_WIDTH)} {change.address}"
     lines = [header + (f" # {label}" if label else "")]
     sens = change.sensitive
-    if change.action in (Action.CREATE, Action.DELETE):
+    written = dict(change.as_written)
+    if change.action is Action.CREATE:
         rows: list[tuple[str, str, str | None]] = [
-            (name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)
+            (name, _written(r.attrs[name], written.get(name)), None)
+            if name not in sens
+            else (name, SENSITIVE, None)
+            for name in sorted(r.attrs)
         ]
         lines += _attr_lines(change.action.symbol, rows, {})
+    elif change.action is Action.DELETE:
+        rows = [(name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)]
+        lines += _attr_lines(change.action.symbol, rows, {})
     else:
-        rows = [_changed_row(name, old, new, sens) for name, old, new in change.changed]
+        rows = [
+            _changed_row(name, old, new, sens, written.get(name))
+            for name, old, new in change.changed
+        ]
         notes = {name: "forces replacement" for name in change.forces}
         lines += _attr_lines(Action.UPDATE.symbol, rows, notes)
         if change.replaced_with is not None:

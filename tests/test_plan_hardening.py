@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc.cli.views.plan import render_plan
+from hercc.cli.views.plan import plan_to_json, render_plan
 from hercc.diagnostics import OperationError
 from hercc.keys import init_keys, psk_path
 from hercc.pipeline import compile_spec
@@ -142,7 +142,7 @@ def test_plan_without_keys_shows_a_missing_psk_and_keeps_a_set_one(tmp_path: Pat
         _psk_context(tmp_path, _live(want, "sha256:live"), False), desired_of(off, base)
     )
     assert [c.changed for c in gone.plan.changes] == [(("preshared_key", "sha256:live", None),)]
-    with pytest.raises(OperationError, match=r"peer b needs a preshared key.*--keys"):
+    with pytest.raises(OperationError, match=r"peer b needs a preshared key \(psk on\)"):
         make_psks(base, missing)
 
 
@@ -202,6 +202,9 @@ def test_a_host_name_endpoint_is_compared_as_wireguard_stores_it(tmp_path: Path)
         in render_plan(moved)
     )
     (change,) = moved.changes
+    assert plan_to_json(moved)["resource_changes"][0]["as_written"] == {
+        "endpoint": "vpn.example:51820"
+    }
     assert change.after is not None and change.after.attrs["endpoint"] == "192.0.2.7:51820"
     created = render_plan(plan_node(context({}), want).plan)
     assert '      + endpoint      = "vpn.example:51820" (192.0.2.7:51820)\n' in created

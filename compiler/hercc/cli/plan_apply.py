@@ -290,9 +290,13 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
 
 def _execute(ctx: NodeContext, plan: Plan, args: argparse.Namespace, err: TextIO) -> int:
     from hercc.plan.node_confirm import await_confirmation, clear_confirmation
-    from hercc.plan.node_service import apply_plan, check_wireguard
+    from hercc.plan.node_service import MissingPsk, apply_plan, check_wireguard, make_psks
 
     check_wireguard(plan)
+    try:
+        plan = make_psks(ctx, plan)  # before anything changes: PSK files only
+    except MissingPsk as exc:
+        raise OperationError(f"{exc}; pass --keys DIR, the keys directory of the spec") from None
     steps = steps_of(plan)
     start = time.time()
 

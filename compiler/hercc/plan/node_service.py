@@ -123,6 +123,19 @@ class Planned:
     live: State
 
 
+class MissingPsk(OperationError):
+    """Peers want a preshared key nobody has made, and there is nowhere to make it."""
+
+    def __init__(self, node: str, peers: Sequence[str]) -> None:
+        which = f"peer {peers[0]} needs" if len(peers) == 1 else f"peers {', '.join(peers)} need"
+        super().__init__(
+            f"node {node}: {which} a preshared key (psk on) that is not known here, "
+            "and there is no keys directory to make it in"
+        )
+        self.node = node
+        self.peers = list(peers)
+
+
 class NameConflict(OperationError):
     """The plan would create names that exist and are not ours."""
 
@@ -259,18 +272,13 @@ def _made(change: Change, fp: str) -> Change:
 def make_psks(ctx: NodeContext, plan: Plan) -> Plan:
     """`plan` with every wanted preshared key made (ctx.psks) and set by its fingerprint.
 
-    OperationError, before anything changes, when there is no way to make them.
+    MissingPsk, before anything changes, when there is no way to make them.
     """
     wanted = {c.address: c for c in wanted_psks(plan)}
     if not wanted:
         return plan
     if ctx.psks is None:
-        names = sorted(c.resource.label or c.address for c in wanted.values())
-        which = f"peer {names[0]} needs" if len(names) == 1 else f"peers {', '.join(names)} need"
-        raise OperationError(
-            f"node {ctx.node}: {which} a preshared key (psk on) that is not known here; "
-            "pass --keys DIR, the keys directory of the spec, to create it"
-        )
+        raise MissingPsk(ctx.node, sorted(c.resource.label or c.address for c in wanted.values()))
     out = []
     for c in plan.changes:
         if c.address in wanted and c.after is not None:

@@ -15,7 +15,8 @@ The text ends with the counts line.
 JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
 kind, id, label (or null), action, actions (Terraform's: ["delete", "create"] for a replace),
 before, after (attributes, sensitive ones null), changed (attribute names),
-sensitive, replace_paths, replaced_with}], "summary": {add, change, destroy},
+sensitive, replace_paths, replaced_with, as_written ({attribute: the spec's
+spelling} of values compared resolved)}], "summary": {add, change, destroy},
 "no_changes"}.
 """
 
@@ -167,6 +168,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "sensitive": sorted(sens),
         "replace_paths": list(change.forces),
         "replaced_with": change.replaced_with,
+        "as_written": dict(change.as_written),
     }
 
 

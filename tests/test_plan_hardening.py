@@ -226,6 +226,9 @@ def test_a_saved_plan_is_known_by_its_content(tmp_path: Path) -> None:
     assert found is not None and found.node == "a"
     assert sniff_plan(str(write(tmp_path, "s.herc", spec()))) is None
     assert sniff_plan(str(write(tmp_path, "s.herc.yaml", '{"network": {}}\n'))) is None
+    fifo = tmp_path / "fifo.herc"
+    os.mkfifo(fifo)
+    assert sniff_plan(str(fifo)) is None and sniff_plan("/dev/zero") is None  # not read
     old = write(tmp_path, "old.plan", json.dumps({"format_version": 0, "live_fingerprint": "x"}))
     with pytest.raises(Exception, match=f"format version {FORMAT_VERSION}"):
         sniff_plan(str(old))

@@ -32,6 +32,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -176,6 +178,8 @@ def sniff_plan(path: str) -> SavedPlan | None:
     OperationError for a plan of another format version, or a malformed one.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device: never read here
+            return None
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError:

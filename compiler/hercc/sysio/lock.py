@@ -63,7 +63,7 @@ def locked(
 
     `what` names the lock in the LockTimeout message ("node alpha").
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

@@ -44,15 +44,15 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _shown(name: str, value: Any, sensitive: frozenset[str]) -> str:
-    return SENSITIVE if name in sensitive else value_text(value)
-
-
 def _written(value: Any, written: str | None) -> str:
     """A value, after the spec's spelling when it was resolved: `"name:port" (ip:port)`."""
     if written is None or written == value:
         return value_text(value)
     return f"{value_text(written)} ({value})"
+
+
+def _shown(name: str, value: Any, sensitive: frozenset[str], written: str | None) -> str:
+    return SENSITIVE if name in sensitive else _written(value, written)
 
 
 def _changed_row(
@@ -95,16 +95,11 @@ def render_change(change: Change) -> str:
     lines = [header + (f" # {label}" if label else "")]
     sens = change.sensitive
     written = dict(change.as_written)
-    if change.action is Action.CREATE:
+    if change.action in (Action.CREATE, Action.DELETE):
         rows: list[tuple[str, str, str | None]] = [
-            (name, _written(r.attrs[name], written.get(name)), None)
-            if name not in sens
-            else (name, SENSITIVE, None)
+            (name, _shown(name, r.attrs[name], sens, written.get(name)), None)
             for name in sorted(r.attrs)
         ]
-        lines += _attr_lines(change.action.symbol, rows, {})
-    elif change.action is Action.DELETE:
-        rows = [(name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)]
         lines += _attr_lines(change.action.symbol, rows, {})
     else:
         rows = [

@@ -249,7 +249,7 @@ def _keep_live_secrets(desired: State, live: State) -> State:
     return out
 
 
-def wanted_psks(plan: Plan) -> list[Change]:
+def _wanted_psks(plan: Plan) -> list[Change]:
     """The changes that set a preshared key nobody has made yet (PSK_UNKNOWN)."""
     return [
         c
@@ -274,7 +274,7 @@ def make_psks(ctx: NodeContext, plan: Plan) -> Plan:
 
     MissingPsk, before anything changes, when there is no way to make them.
     """
-    wanted = {c.address: c for c in wanted_psks(plan)}
+    wanted = {c.address: c for c in _wanted_psks(plan)}
     if not wanted:
         return plan
     if ctx.psks is None:

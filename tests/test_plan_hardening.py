@@ -29,6 +29,7 @@ from hercc.plan.saved import (
     PlanMismatch,
     check_made_like,
     plan_to_data,
+    save_plan,
     sniff_plan,
 )
 from hercc.resources.action import Action
@@ -206,6 +207,10 @@ def test_a_host_name_endpoint_is_compared_as_wireguard_stores_it(tmp_path: Path)
         "endpoint": "vpn.example:51820"
     }
     assert change.after is not None and change.after.attrs["endpoint"] == "192.0.2.7:51820"
+    path = tmp_path / "moved.plan"
+    save_plan(moved, "a", live, want, str(path))
+    again = sniff_plan(str(path))
+    assert again is not None and again.plan == moved  # the spelling travels with the plan
     created = render_plan(plan_node(context({}), want).plan)
     assert '      + endpoint      = "vpn.example:51820" (192.0.2.7:51820)\n' in created
 

@@ -81,8 +81,8 @@ def locked(
                     if time.monotonic() >= deadline:
                         raise LockTimeout(what, _holder(fd), timeout)
                     time.sleep(_POLL_S)
+        os.ftruncate(fd, 0)  # a PID left by a killed holder is stale now
         if not shared:
-            os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         try:
             yield

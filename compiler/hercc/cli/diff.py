@@ -13,8 +13,9 @@ unreadable build directory: all raised as SpecError or OperationError). Only
 a malformed command line (argparse, in cli/main.py) also exits 2; it prints
 nothing on stdout.
 
-Without --keys, private and preshared keys are null on both sides (and so
-compare equal), and peers are named by their spec-pinned key or by node.
+Without --keys, private keys are null on both sides (and so compare equal),
+a wanted preshared key is "(unknown)" (so `psk on` against `psk off` shows as
+`(sensitive, added)`), and peers are named by their spec-pinned key or by node.
 """
 
 from __future__ import annotations

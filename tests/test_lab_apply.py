@@ -3,7 +3,7 @@
 The naming and rendering are checked anywhere. Live tests need root,
 iproute2, nftables, wireguard-go, wg, ping and sysctl, and skip with the
 reason otherwise. Every lab has a per-run name (p<pid>...), lives in the
-real state directory (/var/lib/hercules/labs), and its fixture always runs
+run's own state directory (conftest.lab_root), and its fixture always runs
 `lab down` and checks that nothing is left.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from hercc.cli import main as cli
 from hercc.lab import harness, persistent, topology
 from hercc.lab.naming import lab_naming
-from hercc.lab.persistent.statefile import STATE_DIR, alive, state_file
+from hercc.lab.persistent.statefile import alive, lab_dir, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES
@@ -48,7 +48,7 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
         assert wireguard_go_of(prefix + "w") == []
         assert [s for s in os.listdir("/var/run/wireguard") if s.startswith(prefix + "w")] == []
         assert not state_file(name).exists()
-        assert not (STATE_DIR / name).exists()
+        assert not lab_dir(name).exists()
 
 
 def without_web(tmp: Path, port: int = 51821) -> Path:

@@ -100,6 +100,11 @@ def render_status(st: LabStatus) -> str:
     return text
 
 
+def render_broken(name: str, why: str) -> str:
+    """A lab whose state cannot be read."""
+    return f"lab {name!r}: broken: {why}\n  `hercc lab down --name {name}` removes it\n"
+
+
 def render_lab_plan(planned: LabPlan) -> str:
     """`# node X` and its plan (views/plan.py) per node, then the lab's total."""
     parts = [f"# node {n.node}\n" + render_plan(n.plan) for n in planned.nodes]

@@ -94,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     action("down", "Remove everything the lab created; a lab that does not exist is fine.")
     a = action(
         "plan",
-        "Show what applying SPEC to the running lab would change, node by node, read "
-        "from the lab's namespaces as `hercc plan` reads a node.",
+        "Show what applying SPEC to the running lab would change: nodes added, removed "
+        "or re-created on the underlay, and every node's overlay, read from the lab's "
+        "namespaces as `hercc plan` reads a node.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     a.add_argument("--json", action="store_true", help="print the plans as JSON")
@@ -106,8 +107,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     a = action(
         "apply",
-        "Change every node of the running lab to match SPEC with `hercc apply`'s executor "
-        "(the lab's underlay is fixed: nodes cannot be added or removed).",
+        "Change the running lab to match SPEC: add, remove or re-create nodes on the "
+        "underlay, then change every node's overlay with `hercc apply`'s executor.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     lab.set_defaults(run=run)

@@ -18,6 +18,7 @@ per-node table.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from hercc.diagnostics import LabError
 from hercc.lab.keys import KeySource
 from hercc.lab.topology import member_namespace, workload_namespace
 from hercc.resources.naming import Naming
+from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
 
@@ -92,6 +94,17 @@ class LabKeys:
 
     def public_keys(self, nodes: Iterable[str]) -> dict[str, str]:
         return {n: self.public_key(n) for n in nodes}
+
+    def ensure(self, nodes: Iterable[str]) -> None:
+        """A key file for every node of `nodes` that has none (a node new to the lab)."""
+        for node in nodes:
+            path = self.directory / f"{node}.key"
+            if path.exists():
+                continue
+            private = run(["wg", "genkey"], timeout=5, error=LabError).stdout.strip()
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                write_atomic(path, private + "\n", 0o600, exclusive=True)
 
     def psk(self, network: str, a: str, b: str) -> str | None:
         return None

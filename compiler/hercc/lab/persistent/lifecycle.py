@@ -37,7 +37,6 @@ from hercc.lab.persistent.statefile import (
     record,
     record_pids,
     state_root,
-    underlay_signature,
     write_state,
 )
 from hercc.lab.spec import compile_for_lab
@@ -104,7 +103,6 @@ def _up_locked(
         state.timings["compile"] = round(time.monotonic() - start, 3)
         lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
         record(state, lab.topology)
-        state.underlay = underlay_signature(lab.topology)
         write_state(state, path)
         lab.up()  # tears down what it built if it fails
         record_pids(state, state.interfaces)

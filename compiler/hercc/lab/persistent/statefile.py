@@ -28,7 +28,7 @@ from typing import Any
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.harness import WG_RUN_DIR
-from hercc.lab.topology import Topology, prefix_for_lab
+from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
 from hercc.sysio.files import write_atomic
 from hercc.sysio.procfs import proc_start_time, same_process
 
@@ -100,7 +100,8 @@ class LabState:
     timings: dict[str, float] = field(default_factory=dict)
     # the --state-dir of the lab's nodes for plan/apply ("": a lab made before it existed)
     apply_dir: str = ""
-    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(topology)
+    hosts: list[Host] = field(default_factory=list)  # the nodes on the underlay
+    blocks: list[Block] = field(default_factory=list)  # the drop rules of `unreachable` links
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -113,6 +114,10 @@ class LabState:
         fields = dict(data)
         fields["interfaces"] = [Interface(**i) for i in data.get("interfaces", [])]
         fields["endpoints"] = [Endpoint(**e) for e in data.get("endpoints", [])]
+        fields["hosts"] = [Host(**h) for h in data.get("hosts", [])]
+        fields["blocks"] = [
+            Block(b["ns"], b["router"], tuple(b["peers"])) for b in data.get("blocks", [])
+        ]
         return cls(**fields)
 
 
@@ -203,15 +208,6 @@ def netns_exists(ns: str) -> bool:
 # ---------------------------------------------------------------- recording a topology
 
 
-def underlay_signature(p: Topology) -> list[list[str]]:
-    """What `up` fixed for good: every node's kind and underlay addresses."""
-    return [[h.node, h.kind, h.address, h.public_ip] for h in p.hosts]
-
-
-def node_names(state: LabState) -> list[str]:
-    return sorted(t.split(":", 1)[1] for t in state.targets if t.startswith("node:"))
-
-
 def recorded_pids(state: LabState, node: str) -> dict[str, int]:
     """The wireguard-go PIDs of `node` as `hercc apply`'s executor recorded them."""
     return nodes.recorded_pids(state.apply_dir, node)
@@ -227,7 +223,6 @@ def rerecord(state: LabState, p: Topology, spec: str) -> None:
     old_ifaces = {i.name: i for i in state.interfaces}
     record(state, p)
     state.spec = os.path.abspath(spec)
-    state.underlay = underlay_signature(p)
     for iface in state.interfaces:
         prev = old_ifaces.get(iface.name)
         if prev is not None and alive(prev):
@@ -250,6 +245,8 @@ def record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
 
 def record(state: LabState, p: Topology) -> None:
     """The lab as topology `p` names it (no PIDs)."""
+    state.hosts = list(p.hosts)
+    state.blocks = list(p.blocks)
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -329,3 +330,60 @@ def test_a_lab_grows_and_shrinks(quick: persistent.LabState, tmp_path: Path) -> 
     assert code == 0, out
     code, out, err = lab("plan", "--name", name, str(moved), "--detailed-exitcode")
     assert code == 0, out + err
+
+
+def with_psk(tmp: Path) -> Path:
+    path = tmp / "psk.herc"
+    text = QUICKSTART.read_text(encoding="utf-8")
+    path.write_text(text.replace("  range6 fd42:42::/48\n", "  range6 fd42:42::/48\n  psk on\n"))
+    return path
+
+
+def preshared_keys(state: persistent.LabState) -> dict[tuple[str, str], str]:
+    """(node, peer public key) -> its preshared key as `wg show` prints it."""
+    out = {}
+    for i in state.interfaces:
+        done = subprocess.run(
+            ["ip", "netns", "exec", i.ns, "wg", "show", i.name, "preshared-keys"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        for line in done.stdout.splitlines():
+            peer, psk = line.split()
+            out[(i.node, peer)] = psk
+    return out
+
+
+@pytest.mark.live
+def test_psk_on_is_planned_and_applied(quick: persistent.LabState, tmp_path: Path) -> None:
+    spec = with_psk(tmp_path)
+    code, out, err = lab("plan", "--name", quick.name, str(spec), "--detailed-exitcode")
+    assert code == 2, out + err
+    assert "preshared_key" in out and "Plan: 0 to add, 2 to change" in node_block(out, "edge1")
+    code, out, err = lab("apply", "--name", quick.name, str(spec))
+    assert code == 0, err
+    keys = preshared_keys(persistent.load_state(quick.name))
+    assert len(keys) == 6 and "(none)" not in keys.values()
+    assert len(set(keys.values())) == 3  # one per pair, the same at both ends
+    psk_dir = Path(quick.keys_dir) / "psk" / "demo"
+    assert sorted(p.name for p in psk_dir.iterdir()) == [
+        "edge1--edge2.psk",
+        "edge1--home.psk",
+        "edge2--home.psk",
+    ]
+    code, out, err = lab("plan", "--name", quick.name, str(spec), "--detailed-exitcode")
+    assert code == 0, out + err
+    code, out, _ = lab("check", "--name", quick.name)
+    assert code == 0, out
+
+
+@pytest.mark.live
+def test_up_with_psk_on(tmp_path: Path) -> None:
+    spec = with_psk(tmp_path)
+    for state in started(spec, RUN + "k"):
+        keys = preshared_keys(state)
+        assert len(keys) == 6 and "(none)" not in keys.values()
+        code, out, _ = lab("check", "--name", state.name)
+        assert code == 0, out

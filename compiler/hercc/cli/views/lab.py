@@ -126,7 +126,7 @@ def _underlay_text(planned: LabPlan) -> str:
 
 
 def _node_title(n: NodePlan) -> str:
-    if n.host is None or n.host.action is Action.UPDATE:
+    if n.host is None:
         return f"# node {n.node}\n"
     if n.host.action is Action.DELETE:
         return f"# node {n.node} (removed: its overlay is destroyed)\n"

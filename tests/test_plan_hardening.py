@@ -262,6 +262,7 @@ def test_hercc_apply_runs_a_saved_plan_of_any_name_as_a_plan(tmp_path: Path) -> 
 
 def test_lock_excludes_and_times_out(tmp_path: Path) -> None:
     path = tmp_path / "state" / "a.lock"
+    path.parent.mkdir()  # the caller makes the directory: a lock never brings it back
     waited: list[int | None] = []
     with locked(path, what="node a"):
         with pytest.raises(LockTimeout) as info, locked(path, what="node a", timeout=0):

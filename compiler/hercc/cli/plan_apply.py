@@ -152,6 +152,10 @@ def _node_lock(args: argparse.Namespace, node: str, err: TextIO, *, shared: bool
         err.write(f"hercc: waiting for the lock on node {node} held by {who}...\n")
 
     path = os.path.join(args.state_dir, f"{node}.lock")
+    try:
+        os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise OperationError(f"{args.state_dir}: cannot create: {exc.strerror or exc}") from None
     lock = locked(
         path, what=f"node {node}", shared=shared, timeout=args.lock_timeout, on_wait=waiting
     )

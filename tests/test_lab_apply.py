@@ -124,7 +124,8 @@ def test_a_running_lab_keeps_its_ports_and_nat_blocks(tmp_path: Path) -> None:
     linked = topology.topology_of(compile_spec(str(REFERENCE)).ir, "hx")
     assert {b.ns for b in linked.blocks} == {"hx-r-delta", "hx-n-beta"}
     unlinked = tmp_path / "unlinked.herc"
-    unlinked.write_text(ref.replace("link delta beta  { unreachable }", ""), encoding="utf-8")
+    assert "link delta beta { unreachable }" in ref
+    unlinked.write_text(ref.replace("link delta beta { unreachable }", ""), encoding="utf-8")
     model = compile_spec(str(unlinked)).ir
     again = topology.topology_of(model, "hx", running={h.node: h for h in linked.hosts})
     state = SimpleNamespace(blocks=list(linked.blocks))

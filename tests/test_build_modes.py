@@ -96,3 +96,27 @@ def test_nested_secrets_directories_are_private_under_umask_000(tmp_path: Path) 
         os.umask(old)
     assert (out / "nodes/a/secrets/psk/n/b.psk").is_file()
     assert not wrong_modes(out)
+
+
+def test_keys_directories_are_private_under_umask_000(tmp_path: Path) -> None:
+    """`keys init` into a path whose parents are missing, and PSKs made later, under umask 000."""
+    spec = tmp_path / "psk.herc"
+    spec.write_text(
+        "network n {\n  range 10.1.0.0/16\n  psk   on\n}\n\n"
+        "node a {\n  network  n\n  endpoint 192.0.2.1\n}\n\n"
+        "node b {\n  network  n\n  endpoint 192.0.2.2\n}\n",
+        encoding="utf-8",
+    )
+    keys = tmp_path / "deep" / "er" / "keys"
+    old = os.umask(0)
+    try:
+        assert cli.main(["keys", "init", "--keys", str(keys), str(spec)]) == 0
+        from hercc.keys import psk_for
+
+        psk_for(str(keys), "n", "a", "b")
+    finally:
+        os.umask(old)
+    made = [tmp_path / "deep", tmp_path / "deep" / "er", keys]
+    made += [p for p in keys.rglob("*") if p.is_dir()]
+    assert len(made) >= 5  # deep, er, keys, psk, psk/n
+    assert {p: oct(p.stat().st_mode & 0o777) for p in made} == {p: "0o700" for p in made}

@@ -43,6 +43,20 @@ def errors_of(tmp: Path, text: str, name: str = "spec.herc") -> list[Diagnostic]
     return list(info.value.diagnostics)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This run's labs live in a directory of their own ($HERCULES_LAB_DIR, inherited by
+    `python -m hercc` subprocesses): `lab status` never sees another run's labs."""
+    root = tmp_path_factory.mktemp("labs")
+    old = os.environ.get("HERCULES_LAB_DIR")
+    os.environ["HERCULES_LAB_DIR"] = str(root)
+    yield root
+    if old is None:
+        del os.environ["HERCULES_LAB_DIR"]
+    else:
+        os.environ["HERCULES_LAB_DIR"] = old
+
+
 @pytest.fixture
 def in_tmp(tmp_path: Path) -> Iterator[Path]:
     old = os.getcwd()

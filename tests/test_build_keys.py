@@ -69,7 +69,7 @@ def test_missing_key_is_an_error(
 
 def test_psk_network_gets_one_shared_key_per_peer_pair(spec: Path, tmp_path: Path) -> None:
     spec.write_text(
-        spec.read_text().replace("  keepalive  25s\n", "  keepalive  25s\n  psk        on\n")
+        spec.read_text().replace("  keepalive 25s\n", "  keepalive 25s\n  psk       on\n")
     )
     keys, out = tmp_path / "keys", tmp_path / "out"
     assert cli.main(["keys", "init", str(spec), "--keys", str(keys)]) == 0

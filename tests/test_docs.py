@@ -11,7 +11,8 @@ Conventions for fenced code blocks in README.md and docs/*.md:
   Other yaml blocks are fragments.
 * ```text whose first line is `$ hercc ... spec.herc` (or spec.herc.yaml),
   with no other `$` line: the exact output of that command, run on the last
-  spec block above it in the same file.
+  spec block above it in the same file. It exits 0 (1 after a failing spec),
+  or with N when the block ends with a line `(exit status N)`.
 * ```text whose first line is `$ hercc check|route ... examples/FILE ...`,
   with no other `$` line: the exact output of that command, run in the
   repository root on the example file itself.
@@ -27,6 +28,7 @@ import itertools
 import json
 import re
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,9 +251,21 @@ def test_output_block_is_the_real_output(
     monkeypatch.chdir(tmp_path)
     status = cli.main(argv)
     captured = capsys.readouterr()
-    expected = output.text.split("\n", 1)[1]
+    expected, expected_status = _expected_output(output, 1 if spec.must_fail else 0)
     assert captured.out + captured.err == expected, output.where
-    assert status == (1 if spec.must_fail else 0), output.where
+    assert status == expected_status, output.where
+
+
+EXIT_STATUS = re.compile(r"\(exit status (\d+)\)\n\Z")
+
+
+def _expected_output(output: Block, status: int) -> tuple[str, int]:
+    """The text after the `$` line, and the exit status (`(exit status N)`, or `status`)."""
+    text = output.text.split("\n", 1)[1]
+    m = EXIT_STATUS.search(text)
+    if m is None:
+        return text, status
+    return text[: m.start()], int(m.group(1))
 
 
 READ_ONLY = ("check", "route")
@@ -388,3 +402,171 @@ def test_links_resolve(doc: Path) -> None:
         assert dest.exists(), f"{doc.name}: broken link {target}"
         if anchor and dest.suffix == ".md":
             assert anchor in _anchors(dest), f"{doc.name}: no heading for {target}"
+
+
+def test_graph_documents_the_file_names_it_draws() -> None:
+    from hercc.cli.graph import SUFFIXES
+
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    section = text.split("\n## graph\n", 1)[1].split("\n## ", 1)[0]
+    [paragraph] = [p for p in section.split("\n\n") if p.startswith("Without `--format`")]
+    assert set(re.findall(r"`(\.\w+)`", paragraph)) == set(SUFFIXES)
+
+
+# ---------------------------------------------------------------- build outputs
+
+
+@pytest.fixture(scope="module")
+def quickstart_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """outputs.md's build: examples/quickstart.herc with keys."""
+    root = tmp_path_factory.mktemp("quickstart")
+    spec = root / "quickstart.herc"
+    spec.write_bytes((ROOT / "examples" / "quickstart.herc").read_bytes())
+    assert cli.main(["keys", "init", "--keys", str(root / "keys"), str(spec)]) == 0
+    assert (
+        cli.main(["build", str(spec), "--keys", str(root / "keys"), "-o", str(root / "out")]) == 0
+    )
+    assert cli.main(["build", str(spec), "-o", str(root / "without-keys")]) == 0
+    return root / "out"
+
+
+def _section(doc: str, heading: str) -> str:
+    """The prose of a `## heading` section of a doc, without its code blocks."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    body = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.sub(r"^```.*?^```$", "", body, flags=re.M | re.S)
+
+
+def _first_column(table_text: str) -> set[str]:
+    return {
+        k
+        for row in re.findall(r"^\| (.+?) \|", table_text, re.M)
+        for k in re.findall(r"`(\w+)`", row)
+    }
+
+
+def _layout(data: dict[str, object]) -> tuple[set[str], set[str], set[str]]:
+    """The keys of a node.json: top level, per network, per peer."""
+    networks = list(data["networks"].values())  # type: ignore[attr-defined]
+    peers = [p for n in networks for p in n["peers"]]
+    return set(data), {k for n in networks for k in n}, {k for p in peers for k in p}
+
+
+def test_outputs_md_lists_every_key_of_node_json(quickstart_build: Path) -> None:
+    home = json.loads((quickstart_build / "nodes/home/node.json").read_text(encoding="utf-8"))
+    top, per_network, per_peer = _layout(home)
+    section = _section("outputs.md", "nodes/\\<node\\>/node.json")
+    tables = section.split("Per network:", 1)
+    assert _first_column(tables[0]) == top
+    prose, peer_table = tables[1].split("\n\n", 1)
+    assert set(re.findall(r"`(\w+)`", prose)) == per_network
+    assert _first_column(peer_table) == per_peer
+
+
+def test_commands_md_lists_every_key_of_node_json(quickstart_build: Path) -> None:
+    home = json.loads((quickstart_build / "nodes/home/node.json").read_text(encoding="utf-8"))
+    top, per_network, _ = _layout(home)
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    [row] = [r for r in text.splitlines() if r.startswith("| `nodes/<node>/node.json` |")]
+    assert set(re.findall(r"`(\w+)`", row.split("|")[2])) == top | per_network
+
+
+def _shown_node_json() -> list[tuple[Block, str, dict[str, object]]]:
+    """(block, node, JSON) for every `$ cat out/nodes/NODE/node.json` in the docs."""
+    found = []
+    for block in ALL_BLOCKS:
+        for m in re.finditer(
+            r"^\$ cat out/nodes/(\w+)/node\.json\n(.*?)(?=^\$ |\Z)", block.text, re.M | re.S
+        ):
+            found.append((block, m.group(1), json.loads(m.group(2))))
+    return found
+
+
+SHOWN_NODE_JSON = _shown_node_json()
+
+
+def _without_keys(data: object) -> object:
+    """Keys differ on every run: every public key becomes KEY."""
+    if isinstance(data, dict):
+        return {k: ("KEY" if k == "pubkey" and v else _without_keys(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_without_keys(v) for v in data]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("block", "node", "shown"), SHOWN_NODE_JSON, ids=[b.where for b, _, _ in SHOWN_NODE_JSON]
+)
+def test_shown_node_json_is_the_real_one(
+    quickstart_build: Path, block: Block, node: str, shown: dict[str, object]
+) -> None:
+    """README (no keys) and outputs.md (keys) show a node.json of the quickstart's build."""
+    build = quickstart_build if shown["pubkey"] else quickstart_build.parent / "without-keys"
+    real = json.loads((build / "nodes" / node / "node.json").read_text(encoding="utf-8"))
+    assert _without_keys(shown) == _without_keys(real), block.where
+
+
+def test_the_docs_show_node_json() -> None:
+    assert {b.doc.name for b, _, _ in SHOWN_NODE_JSON} == {"README.md", "outputs.md"}
+
+
+# the files of each `## PATH` section of outputs.md, as globs over a build
+OUTPUT_SECTIONS = {
+    "ir.json": ["ir.json"],
+    "manifest.json": ["manifest.json"],
+    "nodes/\\<node\\>/node.json": ["nodes/*/node.json"],
+    "nodes/\\<node\\>/wireguard/\\<network\\>.conf": ["nodes/*/wireguard/*.conf"],
+    "nodes/\\<node\\>/wg-quick/\\<network\\>.conf": ["nodes/*/wg-quick/*.conf"],
+    "nodes/\\<node\\>/networkd/50-hercules-\\<network\\>.netdev and .network": [
+        "nodes/*/networkd/*.netdev",
+        "nodes/*/networkd/*.network",
+    ],
+    "nodes/\\<node\\>/netplan/\\<network\\>.yaml": ["nodes/*/netplan/*.yaml"],
+    "secrets": ["nodes/*/secrets/**/*.key", "nodes/*/secrets/**/*.psk"],
+}
+
+
+def test_every_output_has_a_section() -> None:
+    text = (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert set(OUTPUT_SECTIONS) <= set(headings)
+
+
+@pytest.mark.parametrize("heading", OUTPUT_SECTIONS, ids=list(OUTPUT_SECTIONS))
+def test_outputs_md_gives_each_file_its_real_mode(quickstart_build: Path, heading: str) -> None:
+    """A section that says `mode 0NNN` has files of that mode; one that says none, 0644."""
+    modes = set(re.findall(r"mode (0[0-7]{3})", _section("outputs.md", heading)))
+    assert len(modes) <= 1, f"{heading}: {modes}"
+    documented = int(modes.pop(), 8) if modes else 0o644
+    files = [p for pattern in OUTPUT_SECTIONS[heading] for p in quickstart_build.glob(pattern)]
+    assert files, heading
+    real = {
+        str(p.relative_to(quickstart_build)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+    }
+    assert set(real.values()) == {oct(documented)}, real
+
+
+# ---------------------------------------------------------------- examples
+
+EXAMPLE_SPECS = sorted((ROOT / "examples").glob("*.herc"))
+
+
+def test_there_are_examples() -> None:
+    names = {p.name for p in EXAMPLE_SPECS}
+    assert {"quickstart.herc", "reference.herc"} <= names
+
+
+@pytest.mark.parametrize("example", EXAMPLE_SPECS, ids=[p.name for p in EXAMPLE_SPECS])
+def test_shipped_example_passes_fmt_check(
+    capsys: pytest.CaptureFixture[str], example: Path
+) -> None:
+    """What a new user runs first on the examples must agree with what hercc itself writes."""
+    assert cli.main(["fmt", "--check", str(example)]) == 0, capsys.readouterr().err
+
+
+def test_every_exit_code_is_documented() -> None:
+    from hercc.cli.exitcode import ExitCode
+
+    section = _section("commands.md", "Exit codes")
+    missing = [code for code in ExitCode if not re.search(rf"\b{code.value}\b", section)]
+    assert not missing

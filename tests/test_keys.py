@@ -152,7 +152,7 @@ def test_nodes_gone_from_the_spec_are_stale_and_kept(spec: Path, tmp_path: Path)
     start = text.index("node delta {")
     end = text.index("}", start) + 1
     text = text[:start] + text[end:]
-    text = text.replace("link delta beta  { unreachable }", "")
+    text = text.replace("link delta beta { unreachable }", "")
     text = text.replace("node    delta\n  address 10.20.9.20", "node    alpha")
     spec.write_text(text)
     report = keys.init_keys(compile_spec(str(spec)).ir, str(kdir))

@@ -3,7 +3,7 @@
 The naming and rendering are checked anywhere. Live tests need root,
 iproute2, nftables, wireguard-go, wg, ping and sysctl, and skip with the
 reason otherwise. Every lab has a per-run name (p<pid>...), lives in the
-real state directory (/var/lib/hercules/labs), and its fixture always runs
+run's own state directory (conftest.lab_root), and its fixture always runs
 `lab down` and checks that nothing is left.
 """
 
@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from hercc.cli import main as cli
 from hercc.lab import harness, persistent, topology
 from hercc.lab.naming import lab_naming
-from hercc.lab.persistent.statefile import STATE_DIR, alive, state_file
+from hercc.lab.overlay import block_changes
+from hercc.lab.persistent.statefile import alive, lab_dir, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES
@@ -48,16 +51,16 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
         assert wireguard_go_of(prefix + "w") == []
         assert [s for s in os.listdir("/var/run/wireguard") if s.startswith(prefix + "w")] == []
         assert not state_file(name).exists()
-        assert not (STATE_DIR / name).exists()
+        assert not lab_dir(name).exists()
 
 
 def without_web(tmp: Path, port: int = 51821) -> Path:
     """reference.herc without workload web (and its service shop), network port `port`."""
     text = REFERENCE.read_text(encoding="utf-8")
-    text = re.sub(r"\nworkload web \{.*?\n\}\n", "\n", text, flags=re.S)
+    text = re.sub(r"\nworkload web \{.*?\}\n", "\n", text, flags=re.S)
     text = re.sub(r"\nservice shop \{.*?\n\}\n", "\n", text, flags=re.S)
-    text = text.replace("port       51820 ", f"port       {port} ", 1)
-    assert "workload web" not in text and f"port       {port}" in text
+    text = text.replace("port      51820 ", f"port      {port} ", 1)
+    assert "workload web" not in text and f"port      {port}" in text
     path = tmp / "changed.herc"
     path.write_text(text, encoding="utf-8")
     return path
@@ -100,6 +103,33 @@ def test_lab_names_are_a_naming_per_node() -> None:
     assert again.member("gamma", "prod").wg_if == "hxw7"
     names = [m.wg_if for m in again.members]
     assert len(set(names)) == len(names)
+
+
+def test_a_running_lab_keeps_its_ports_and_nat_blocks(tmp_path: Path) -> None:
+    """Nodes that stay keep their bridge port and NAT addresses; new ones take free ones."""
+    before = topology.topology_of(compile_spec(str(QUICKSTART)).ir, "hx")
+    assert [(h.node, h.port) for h in before.hosts] == [
+        ("edge1", "p0"),
+        ("edge2", "p1"),
+        ("home", "p2"),
+    ]
+    running = {h.node: h for h in before.hosts}
+    after = topology.topology_of(compile_spec(str(grown(tmp_path))).ir, "hx", running=running)
+    hosts = {h.node: h for h in after.hosts}
+    assert hosts["edge1"] is running["edge1"] and hosts["home"] is running["home"]
+    assert (hosts["cabin"].port, hosts["cabin"].address) == ("p3", "100.64.0.6/30")
+    assert hosts["cabin"].router_outside == "198.18.0.2/32"
+    # the drop rules of a removed `unreachable` link go; the ends' namespaces stay
+    ref = REFERENCE.read_text(encoding="utf-8")
+    linked = topology.topology_of(compile_spec(str(REFERENCE)).ir, "hx")
+    assert {b.ns for b in linked.blocks} == {"hx-r-delta", "hx-n-beta"}
+    unlinked = tmp_path / "unlinked.herc"
+    assert "link delta beta { unreachable }" in ref
+    unlinked.write_text(ref.replace("link delta beta { unreachable }", ""), encoding="utf-8")
+    model = compile_spec(str(unlinked)).ir
+    again = topology.topology_of(model, "hx", running={h.node: h for h in linked.hosts})
+    state = SimpleNamespace(blocks=list(linked.blocks))
+    assert block_changes(state, again.blocks, []) == [("hx-n-beta", None), ("hx-r-delta", None)]  # type: ignore[arg-type]
 
 
 def test_plan_of_a_lab_that_is_not_there(tmp_path: Path) -> None:
@@ -199,21 +229,6 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     assert "web" in {r["from"] for r in json.loads(out)["results"]}
 
 
-@pytest.mark.live
-def test_the_underlay_is_fixed(ref: persistent.LabState, tmp_path: Path) -> None:
-    text = REFERENCE.read_text(encoding="utf-8")
-    added = tmp_path / "added.herc"
-    added.write_text(text + "\nnode omega {\n  network prod\n  nat\n}\n", encoding="utf-8")
-    code, _, err = lab("plan", "--name", ref.name, str(added))
-    assert code == 1 and "adds node omega" in err and "re-create the lab" in err
-    moved = tmp_path / "moved.herc"
-    moved.write_text(text.replace("192.0.2.10:51820", "192.0.2.11:51820"), encoding="utf-8")
-    code, _, err = lab("apply", "--name", ref.name, str(moved))
-    assert code == 1 and "moves alpha" in err and "re-create the lab" in err
-    code, out, err = lab("plan", "--name", ref.name, str(REFERENCE), "--detailed-exitcode")
-    assert code == 0, out + err
-
-
 @pytest.fixture
 def quick() -> Iterator[persistent.LabState]:
     yield from started(QUICKSTART, RUN + "q")
@@ -243,3 +258,133 @@ def test_apply_adds_a_network(quick: persistent.LabState, tmp_path: Path) -> Non
     code, out, err = lab("check", "--name", quick.name, "--json")
     assert code == 0, out
     assert {"edge1@side", "edge2@side"} <= {r["from"] for r in json.loads(out)["results"]}
+
+
+def grown(tmp: Path) -> Path:
+    """quickstart without edge2, with a new nat node `cabin` running workload `notes`."""
+    text = QUICKSTART.read_text(encoding="utf-8")
+    text = text.replace("node edge2 {\n  network  demo\n  endpoint 192.0.2.12\n}\n", "")
+    assert "node edge2" not in text
+    text += "\nnode cabin {\n  network demo\n  nat\n}\n\nworkload notes {\n  node cabin\n}\n"
+    path = tmp / "grown.herc"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.live
+def test_a_lab_grows_and_shrinks(quick: persistent.LabState, tmp_path: Path) -> None:
+    """A spec that adds a nat node with a workload and removes another node: planned, applied."""
+    name, p = quick.name, quick.prefix
+    spec = grown(tmp_path)
+    code, out, err = lab("plan", "--name", name, str(spec), "--detailed-exitcode")
+    assert code == 2, err
+    underlay = out.split("# underlay\n", 1)[1].split("\n# node ", 1)[0]
+    assert f"  + node cabin (nat, behind {p}-r-cabin; namespace {p}-n-cabin, bridge port p3)" in (
+        underlay
+    )
+    assert f"  - node edge2 (public 192.0.2.12; namespace {p}-n-edge2, bridge port p1)" in underlay
+    assert (
+        "# node cabin (new)\n" in out and "# node edge2 (removed: its overlay is destroyed)" in out
+    )
+    assert f"  + netns.{p}-w-notes" in node_block(out, "cabin (new)")
+    assert f"  - netns.{p}-x-edge2-demo" in node_block(
+        out, "edge2 (removed: its overlay is destroyed)"
+    )
+    assert "Underlay: 1 node(s) to add, 0 to replace, 1 to remove." in out
+    code, out, err = lab("plan", "--name", name, str(spec), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["no_changes"] is False
+    assert data["underlay"]["nodes"] == [
+        {"node": "cabin", "action": "create", "forces": []},
+        {"node": "edge2", "action": "delete", "forces": []},
+    ]
+
+    code, out, err = lab("apply", "--name", name, str(spec))
+    assert code == 0, err
+    code, out, err = lab("check", "--name", name, "--json")
+    assert code == 0, out
+    assert {"notes", "cabin@demo", "blog"} <= {r["from"] for r in json.loads(out)["results"]}
+    code, out, err = lab("plan", "--name", name, str(spec), "--detailed-exitcode")
+    assert code == 0, out + err
+    assert out.endswith(f"No changes. Every node of lab {name!r} matches the spec.\n")
+    assert f"{p}-n-edge2" not in netns_with(p) and f"{p}-r-cabin" in netns_with(p)
+    assert wireguard_go_of(p + "w") and all(
+        i.node != "edge2" for i in persistent.load_state(name).interfaces
+    )
+    code, out, _ = lab("status", "--name", name)
+    assert code == 0, out
+
+    # a moved endpoint re-creates its node, and only that node's underlay
+    moved = tmp_path / "moved.herc"
+    moved.write_text(spec.read_text().replace("192.0.2.11", "192.0.2.21"), encoding="utf-8")
+    code, out, err = lab("apply", "--name", name, str(moved))
+    assert code == 0, err
+    assert (
+        f"-/+ node edge1 (public 192.0.2.21; namespace {p}-n-edge1, bridge port p1)"
+        "  # forces replacement: endpoint (192.0.2.11 -> 192.0.2.21)"
+    ) in out
+    assert "# node edge1 (re-created: its " in out
+    # its peers start new sessions with it: the old instance's would be dropped
+    home = node_block(out, "home")
+    assert f"-/+ peer.{p}-x-home-demo/" in home and "# replaced with node edge1" in home
+    code, out, err = lab("check", "--name", name)
+    assert code == 0, out
+    code, out, err = lab("plan", "--name", name, str(moved), "--detailed-exitcode")
+    assert code == 0, out + err
+
+
+def with_psk(tmp: Path) -> Path:
+    path = tmp / "psk.herc"
+    text = QUICKSTART.read_text(encoding="utf-8")
+    path.write_text(text.replace("  range6 fd42:42::/48\n", "  range6 fd42:42::/48\n  psk on\n"))
+    return path
+
+
+def preshared_keys(state: persistent.LabState) -> dict[tuple[str, str], str]:
+    """(node, peer public key) -> its preshared key as `wg show` prints it."""
+    out = {}
+    for i in state.interfaces:
+        done = subprocess.run(
+            ["ip", "netns", "exec", i.ns, "wg", "show", i.name, "preshared-keys"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        for line in done.stdout.splitlines():
+            peer, psk = line.split()
+            out[(i.node, peer)] = psk
+    return out
+
+
+@pytest.mark.live
+def test_psk_on_is_planned_and_applied(quick: persistent.LabState, tmp_path: Path) -> None:
+    spec = with_psk(tmp_path)
+    code, out, err = lab("plan", "--name", quick.name, str(spec), "--detailed-exitcode")
+    assert code == 2, out + err
+    assert "preshared_key" in out and "Plan: 0 to add, 2 to change" in node_block(out, "edge1")
+    code, out, err = lab("apply", "--name", quick.name, str(spec))
+    assert code == 0, err
+    keys = preshared_keys(persistent.load_state(quick.name))
+    assert len(keys) == 6 and "(none)" not in keys.values()
+    assert len(set(keys.values())) == 3  # one per pair, the same at both ends
+    psk_dir = Path(quick.keys_dir) / "psk" / "demo"
+    assert sorted(p.name for p in psk_dir.iterdir()) == [
+        "edge1--edge2.psk",
+        "edge1--home.psk",
+        "edge2--home.psk",
+    ]
+    code, out, err = lab("plan", "--name", quick.name, str(spec), "--detailed-exitcode")
+    assert code == 0, out + err
+    code, out, _ = lab("check", "--name", quick.name)
+    assert code == 0, out
+
+
+@pytest.mark.live
+def test_up_with_psk_on(tmp_path: Path) -> None:
+    spec = with_psk(tmp_path)
+    for state in started(spec, RUN + "k"):
+        keys = preshared_keys(state)
+        assert len(keys) == 6 and "(none)" not in keys.values()
+        code, out, _ = lab("check", "--name", state.name)
+        assert code == 0, out

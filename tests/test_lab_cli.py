@@ -2,8 +2,8 @@
 
 The parser, names and rendering are checked anywhere. Live tests need root,
 iproute2, nftables, wireguard-go, wg and ping, and skip with the reason
-otherwise. Every lab here has a per-run name (t<pid>...), lives in the real
-state directory (/var/lib/hercules/labs) and is removed with `lab down` by
+otherwise. Every lab here has a per-run name (t<pid>...), lives in the run's
+own state directory (conftest.lab_root) and is removed with `lab down` by
 its fixture, even when a test fails.
 
 The command runs in-process (hercc.cli.main.main) or as `python -m hercc`

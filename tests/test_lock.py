@@ -73,7 +73,7 @@ def test_removing_and_reordering_change_nobody_else(spec: Path) -> None:
     before = current(spec)
     # Remove gamma's workload (its service moves to aaa) and put the new blocks first.
     text = spec.read_text().replace(NEW_NODE, "")
-    text = text.replace("workload web {\n  node    gamma\n}\n", "")
+    text = text.replace("workload web { node gamma }\n", "")
     text = text.replace("  workload web\n", "  workload aaa\n")
     spec.write_text(NEW_NODE + text)
     assert build(spec) == 0

@@ -45,21 +45,44 @@ class BuildDir:
 def read_build(path: str) -> BuildDir:
     """ir.json and manifest.json of the build directory `path`.
 
-    Raises OperationError "PATH: not a hercc build directory (...)" when either
-    is missing or not JSON, and names the place where ir.json is not an IR.
+    Raises OperationError "PATH: not a hercc build directory (FILE: why)" when
+    either is missing, not JSON or not of their shape, and names the version
+    when ir.json is of another one.
     """
-    try:
-        with open(os.path.join(path, "ir.json"), encoding="utf-8") as fh:
-            data = json.load(fh)
-        with open(os.path.join(path, MANIFEST), encoding="utf-8") as fh:
-            files = json.load(fh)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OperationError(f"{path}: not a hercc build directory ({exc})") from None
+    data = _read_object(path, "ir.json")
+    files = _read_object(path, MANIFEST).get("files")
+    if not isinstance(files, dict):
+        raise _not_a_build(path, MANIFEST, "no files object")
+    version = data.get("ir_version")
+    if not isinstance(version, int):
+        raise _not_a_build(path, "ir.json", "no ir_version")
+    if version != ir.IR_VERSION:
+        raise OperationError(
+            f"{path}/ir.json: ir_version {version}, this hercc reads {ir.IR_VERSION} "
+            "(rebuild it with this hercc)"
+        )
     try:
         topology = ir.from_data(data)
     except OperationError as exc:
-        raise OperationError(f"{path}/ir.json: {exc}") from None
+        raise _not_a_build(path, "ir.json", str(exc)) from None
     return BuildDir(path, topology, files)
+
+
+def _read_object(build_dir: str, name: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(build_dir, name), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise _not_a_build(build_dir, name, exc.strerror or str(exc)) from None
+    except ValueError as exc:
+        raise _not_a_build(build_dir, name, f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _not_a_build(build_dir, name, "not a JSON object")
+    return data
+
+
+def _not_a_build(build_dir: str, name: str, why: str) -> OperationError:
+    return OperationError(f"{build_dir}: not a hercc build directory ({name}: {why})")
 
 
 def _read_json(path: str) -> Any:

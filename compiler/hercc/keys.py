@@ -154,17 +154,26 @@ def psk_path(keys_dir: str, network: str, a: str, b: str) -> str:
 
 
 def _make_dir(path: str) -> None:
-    """Create a directory (and parents) with mode 0700; leave an existing one alone."""
-    if os.path.isdir(path):
-        return
-    try:
-        os.makedirs(path, mode=0o700)
-        os.chmod(path, 0o700)
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise OperationError(f"{path}: exists and is not a directory") from None
-    except OSError as exc:
-        raise OperationError(f"{path}: cannot create the directory: {exc.strerror}") from None
+    """Create a directory and its missing parents, each 0700 whatever the umask; leave
+    existing ones alone."""
+    missing: list[str] = []
+    at = os.path.abspath(path)
+    while not os.path.isdir(at):
+        if os.path.lexists(at):
+            raise OperationError(f"{at}: exists and is not a directory")
+        missing.append(at)
+        at = os.path.dirname(at)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+            os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise OperationError(f"{directory}: exists and is not a directory") from None
+        except OSError as exc:
+            raise OperationError(
+                f"{directory}: cannot create the directory: {exc.strerror}"
+            ) from None
 
 
 def _create_secret(path: str, raw: bytes) -> bool:

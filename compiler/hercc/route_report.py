@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hercc.diagnostics import UsageError
+from hercc.diagnostics import UsageError, did_you_mean
 from hercc.passes.routing import NetworkRoutes
 
 
@@ -14,6 +14,14 @@ def route_data(
     """One entry per (network, from, to), sorted; checks the names asked for."""
     if network is not None and network not in routes:
         raise UsageError(f"no network {network!r} (networks: {', '.join(sorted(routes))})")
+    if src is not None and src == dst:
+        raise UsageError(f"--from and --to name the same node, {src}")
+    nodes = sorted({node for table in routes.values() for node in table.members})
+    for name in (src, dst):
+        if name is not None and name not in nodes:
+            hint = did_you_mean(name, nodes)
+            known = f"; {hint}" if hint else f" (nodes: {', '.join(nodes)})"
+            raise UsageError(f"no node named {name!r}{known}")
     chosen = [routes[network]] if network else [routes[n] for n in sorted(routes)]
     out: list[dict[str, Any]] = []
     for table in chosen:
@@ -37,8 +45,10 @@ def route_data(
                         "cost": table.cost(a, b),
                     }
                 )
+    if not out and src is not None and dst is not None:
+        raise UsageError(f"nodes {src} and {dst} share no network")
     if not out and (src is not None or dst is not None):
-        raise UsageError(f"no network holds both {src} and {dst}")
+        raise UsageError(f"node {src or dst} shares no network with another node")
     return out
 
 

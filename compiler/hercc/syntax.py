@@ -2,7 +2,7 @@
 
 A spec is a tuple of statements; a statement is a keyword, its arguments and
 an optional block of further statements. Meaning is given later, by the
-option tables of build_ast.py.
+option tables of build_ast/.
 """
 
 from __future__ import annotations

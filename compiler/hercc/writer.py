@@ -4,6 +4,10 @@ Files are written as they come (a build streams them node by node) into a
 sibling temporary directory, hashed on the way for the manifest, and the
 directory is swapped in by rename once the last one is written: a failing
 build leaves the output directory exactly as it was.
+
+Every mode is set explicitly, whatever the umask: directories 0755 and files
+0644, netplan files 0600 (netplan warns about a file in /etc/netplan that
+others can read), and secrets/ with everything in it 0700 and 0600.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ MANIFEST = "manifest.json"
 # Files handed to the writing thread and not written yet: enough to keep both
 # threads busy, few enough that memory does not grow with the output.
 FILES_IN_FLIGHT = 16
+DIR_MODE, FILE_MODE = 0o755, 0o644
+PRIVATE_DIR_MODE, PRIVATE_FILE_MODE = 0o700, 0o600
+# nodes/<node>/<kind>/ whose files only root may read; not even the names of secrets are public
+_PRIVATE_FILES, _PRIVATE_DIRS = ("netplan", "secrets"), ("secrets",)
 
 
 def manifest(entries: Mapping[str, Mapping[str, int | str]]) -> str:
@@ -60,16 +68,12 @@ def write_tree(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}.hercc-new-")
     try:
-        entries = _write_files(tmp, files)
-        _write(tmp, MANIFEST, manifest(entries), 0o644)
+        made: set[str] = set()
+        entries = _write_files(tmp, files, made)
+        _write(tmp, MANIFEST, manifest(entries), made)
         for rel, text in sorted((secret_files or {}).items()):
-            _write(tmp, rel, text, 0o600)
-            secrets_dir = os.path.join(tmp, rel.split("/secrets/")[0], "secrets")
-            for root, dirs, _ in os.walk(secrets_dir):  # not even the file names are public
-                os.chmod(root, 0o700)
-                for d in dirs:
-                    os.chmod(os.path.join(root, d), 0o700)
-        os.chmod(tmp, 0o755)
+            _write(tmp, rel, text, made)
+        os.chmod(tmp, DIR_MODE)
         # Every file on disk before the directory is swapped in: one sync of the
         # filesystem, where an fsync per file took most of the time of a large build.
         os.sync()
@@ -83,7 +87,9 @@ def write_tree(
         raise
 
 
-def _write_files(root: str, files: Iterable[tuple[str, str]]) -> dict[str, dict[str, int | str]]:
+def _write_files(
+    root: str, files: Iterable[tuple[str, str]], made: set[str]
+) -> dict[str, dict[str, int | str]]:
     """Write `files` under root; return their manifest entries (path -> sha256 and size).
 
     Two threads hash and write while this one renders the next files (the
@@ -92,7 +98,7 @@ def _write_files(root: str, files: Iterable[tuple[str, str]]) -> dict[str, dict[
     """
 
     def hash_and_write(rel: str, data: bytes) -> str:
-        _write(root, rel, data, 0o644)
+        _write(root, rel, data, made)
         return hashlib.sha256(data).hexdigest()
 
     entries: dict[str, dict[str, int | str]] = {}
@@ -113,13 +119,43 @@ def _write_files(root: str, files: Iterable[tuple[str, str]]) -> dict[str, dict[
     return entries
 
 
-def _write(root: str, rel: str, content: str | bytes, mode: int) -> None:
+def _write(root: str, rel: str, content: str | bytes, made: set[str]) -> None:
     """A new file in the temporary directory, which no one sees until it is swapped in."""
-    path = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "xb") as fh:  # never two files of one path
-        os.fchmod(fh.fileno(), mode)  # before the data: a secret is never readable by others
+    _make_dirs(root, os.path.dirname(rel), made)
+    with open(os.path.join(root, rel), "xb") as fh:  # never two files of one path
+        os.fchmod(fh.fileno(), _file_mode(rel))  # before the data: a secret is never readable
         fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+
+
+def _kind(dir_parts: list[str]) -> str | None:
+    """What nodes/<node>/<kind>/... holds (wireguard, netplan, secrets, ...)."""
+    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] == "nodes" else None
+
+
+def _file_mode(rel: str) -> int:
+    private = _kind(rel.split("/")[:-1]) in _PRIVATE_FILES
+    return PRIVATE_FILE_MODE if private else FILE_MODE
+
+
+def _make_dirs(root: str, rel_dir: str, made: set[str]) -> None:
+    """root/rel_dir and its missing parents, each with its mode (mkdir's is cut by the umask).
+
+    Both writing threads call this: the one whose mkdir succeeds sets the mode,
+    the other finds the directory there and goes on (all before the swap).
+    """
+    parts = rel_dir.split("/") if rel_dir else []
+    for depth in range(1, len(parts) + 1):
+        rel = "/".join(parts[:depth])
+        if rel in made:
+            continue
+        path = os.path.join(root, rel)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        private = _kind(parts[:depth]) in _PRIVATE_DIRS
+        os.chmod(path, PRIVATE_DIR_MODE if private else DIR_MODE)
+        made.add(rel)
 
 
 def _swap_in(new: str, out_dir: str, parent: str) -> None:

@@ -2,7 +2,7 @@
 
 Three steps: compose the YAML keeping node positions; validate it against
 schemas/spec.schema.json, reporting every error at its node; turn the nodes
-into the very Stmt/Value shapes the .herc parser builds, so that build_ast.py
+into the very Stmt/Value shapes the .herc parser builds, so that build_ast
 gives both front ends one meaning and one set of value checks.
 """
 

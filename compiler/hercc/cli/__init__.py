@@ -2,7 +2,8 @@
 
 main.py     the parser, the one mapping from errors to exit codes, main(argv) and run()
 exitcode    ExitCode, every status hercc exits with
-console     Console: where a command writes, and the spec texts read for diagnostics
+console     Console: where a command writes (Output: streams that outlive a closed pipe),
+            and the spec texts read for diagnostics
 spec        the arguments of the commands that compile a spec (check, build, route, graph)
 check, build, fmt, route, graph, summary, keys, lab, plan_apply (plan and apply), diff:
             one module per command or family; each registers its parser and wires

@@ -1,9 +1,11 @@
 """`hercc diff OLD NEW`: what a change of spec would do to each node, as a plan.
 
 OLD and NEW are each a spec file (.herc, .herc.yaml; compiled with its lock,
-which is read and never written) or a build directory (ir.json plus
-nodes/*/node.json). The plans are plan/spec_diff.py's, printed per node in
-the `hercc plan` notation (cli/views/diff.py).
+which is read and never written), a build directory (ir.json plus
+nodes/*/node.json) or /dev/null, an empty network (as in Unix `diff /dev/null
+FILE`: `hercc diff /dev/null SPEC` shows every node being created). The plans
+are plan/spec_diff.py's, printed per node in the `hercc plan` notation
+(cli/views/diff.py).
 
 Exit status, like Terraform's -detailed-exitcode: 0 no differences, 2
 differences, 1 an error (invalid spec, missing file, unknown --node,
@@ -11,8 +13,9 @@ unreadable build directory: all raised as SpecError or OperationError). Only
 a malformed command line (argparse, in cli/main.py) also exits 2; it prints
 nothing on stdout.
 
-Without --keys, private and preshared keys are null on both sides (and so
-compare equal), and peers are named by their spec-pinned key or by node.
+Without --keys, private keys are null on both sides (and so compare equal),
+a wanted preshared key is "(unknown)" (so `psk on` against `psk off` shows as
+`(sensitive, added)`), and peers are named by their spec-pinned key or by node.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from hercc.resources.naming import Naming
 DIFF_HELP = "Show what changing from OLD to NEW would do on each node, as a plan."
 
 _EPILOG = (
-    "OLD and NEW are spec files or build directories. Exit status: 0 no differences, "
-    "2 differences, 1 error."
+    "OLD and NEW are spec files, build directories or /dev/null (an empty network). "
+    "Exit status: 0 no differences, 2 differences, 1 error."
 )
 
 
@@ -44,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     d: argparse.ArgumentParser = subparsers.add_parser(
         "diff", help=DIFF_HELP, description=DIFF_HELP, epilog=_EPILOG
     )
-    d.add_argument("old", metavar="OLD", help="a spec file or a build directory")
-    d.add_argument("new", metavar="NEW", help="a spec file or a build directory")
+    d.add_argument("old", metavar="OLD", help="a spec file, a build directory or /dev/null")
+    d.add_argument("new", metavar="NEW", help="a spec file, a build directory or /dev/null")
     d.add_argument("--node", metavar="NODE", help="only this node (printed even if unchanged)")
     d.add_argument("--json", action="store_true", help="print JSON for scripts")
     d.add_argument(
@@ -56,12 +59,32 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     d.set_defaults(run=run)
 
 
+# What /dev/null stands for: the IR of an empty spec (a test keeps the two equal).
+EMPTY = ir.IR(
+    networks=(),
+    nodes=(),
+    workloads=(),
+    underlay=ir.Underlay(public_public_cost=10, nat_public_cost=10, links=()),
+    gateways=(),
+    services=(),
+    dns=(),
+    enterprise=(),
+    fastpath="off",
+    netflow=None,
+)
+
+
 def load_ir(path: str, sources: dict[str, str], keys_dir: str | None) -> ir.IR:
-    """The IR of a spec file (compiled) or of a build directory (read back)."""
-    if os.path.isdir(path):
+    """The IR of a spec file (compiled), of a build directory (read back), or of nothing
+    (/dev/null, as in `diff /dev/null FILE`: every node is new, or every node is gone)."""
+    if os.path.abspath(path) == os.devnull:
+        return EMPTY
+    if not os.path.exists(path):
+        raise OperationError(f"{path}: no such file or directory")
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "ir.json")):
         return read_build(path).with_peers()
     if not os.path.isfile(path):
-        raise OperationError(f"{path}: no such file or directory")
+        raise OperationError(f"{path}: not a spec file or a build directory")
     from hercc.pipeline import compile_spec
 
     return compile_spec(path, sources, keys_dir=keys_dir).ir

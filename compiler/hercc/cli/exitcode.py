@@ -17,3 +17,6 @@ class ExitCode(IntEnum):
     INTERNAL = 70
     # Ctrl-C: 128 + SIGINT, as shells report it
     INTERRUPTED = 130
+    # the reader of stdout went away (`hercc ... | head -1`): 128 + SIGPIPE, what a shell
+    # shows for a Unix tool that SIGPIPE ended
+    BROKEN_PIPE = 141

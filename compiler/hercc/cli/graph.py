@@ -31,16 +31,30 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     g.set_defaults(run=run)
 
 
+# The drawing a file name asks for. Nothing else: a .png or .pdf would need a Graphviz
+# built with cairo, and converting the DOT is one `dot` command away.
+SUFFIXES = {".svg": "svg", ".dot": "dot", ".gv": "dot"}
+
+
+def _drawing_of(output: str) -> str:
+    stem, suffix = os.path.splitext(output)
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix]
+    message = f"{output}: graph draws svg or dot"
+    if suffix:
+        kind = suffix[1:].lower()
+        message += f", not {kind}"
+    message += "; name it .svg, .dot or .gv, or say --format svg|dot"
+    if suffix:
+        message += f" (for {kind}: `dot -T{kind} {stem}.dot -o {output}`)"
+    raise UsageError(message)
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     from hercc.graph_dot import render_dot, render_svg
     from hercc.sysio.files import write_atomic
 
-    drawing = args.drawing
-    if drawing is None:
-        suffix = os.path.splitext(args.output)[1]
-        drawing = {".dot": "dot", ".gv": "dot", ".svg": "svg"}.get(suffix)
-        if drawing is None:
-            raise UsageError(f"{args.output}: name it .svg or .dot, or say --format svg|dot")
+    drawing = args.drawing if args.drawing is not None else _drawing_of(args.output)
     dot_text = render_dot(compile_args(args, console, with_peers=True).ir)
     write_atomic(args.output, dot_text if drawing == "dot" else render_svg(dot_text))
     console.err.write(f"wrote {args.output}\n")

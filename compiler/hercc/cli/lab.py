@@ -11,7 +11,7 @@ What they print is rendered by cli/views/lab.py.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hercc.cli.console import Console
@@ -19,6 +19,7 @@ from hercc.cli.exitcode import ExitCode
 from hercc.cli.views.lab import (
     check_json,
     lab_plan_json,
+    render_broken,
     render_lab_plan,
     render_matrix,
     render_status,
@@ -31,7 +32,11 @@ if TYPE_CHECKING:  # the lab is imported when a lab command runs
     from hercc.plan.apply import Step
 
 LAB_HELP = "Run a spec live on this machine: namespaces, NAT routers, wireguard-go."
-NAME_HELP = "the lab's name (default: lab)"
+NAME_HELP = "the lab's name: 1-31 of a-z 0-9 -, starting with a letter or digit (default: lab)"
+LOCK_HELP = (
+    "wait at most SECONDS for another `hercc lab up|apply|down` of this lab to finish "
+    "(default: wait as long as it takes; 0: fail at once)"
+)
 # the tools each action runs (every action needs root)
 _NEEDS = {
     "up": ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl"),
@@ -54,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     def action(name: str, help_text: str, name_default: str | None = "lab") -> Any:
         a = actions.add_parser(name, help=help_text, description=help_text)
         a.add_argument("--name", default=name_default, metavar="LAB", help=NAME_HELP)
+        if name in ("up", "apply", "down"):
+            a.add_argument(
+                "--lock-timeout", type=_seconds, default=None, metavar="SECONDS", help=LOCK_HELP
+            )
         return a
 
     a = action(
@@ -85,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     action("down", "Remove everything the lab created; a lab that does not exist is fine.")
     a = action(
         "plan",
-        "Show what applying SPEC to the running lab would change, node by node, read "
-        "from the lab's namespaces as `hercc plan` reads a node.",
+        "Show what applying SPEC to the running lab would change: nodes added, removed "
+        "or re-created on the underlay, and every node's overlay, read from the lab's "
+        "namespaces as `hercc plan` reads a node.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     a.add_argument("--json", action="store_true", help="print the plans as JSON")
@@ -97,11 +107,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     a = action(
         "apply",
-        "Change every node of the running lab to match SPEC with `hercc apply`'s executor "
-        "(the lab's underlay is fixed: nodes cannot be added or removed).",
+        "Change the running lab to match SPEC: add, remove or re-create nodes on the "
+        "underlay, then change every node's overlay with `hercc apply`'s executor.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
     lab.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds, 0 or more")
+    return value
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -116,7 +136,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if why is not None:
         raise OperationError(f"hercc lab {action}: {why}")
     if action == "up":
-        return _up(args.spec, args.name, sources, err)
+        return _up(args.spec, args.name, args.lock_timeout, sources, err)
     if action == "check":
         return _check(args.name, args.json, out)
     if action == "status":
@@ -126,11 +146,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if action == "plan":
         return _plan(args.name, args.spec, args.json, args.detailed_exitcode, sources, out)
     if action == "apply":
-        return _apply(args.name, args.spec, sources, out, err)
-    return _down(args.name, err)
+        return _apply(args.name, args.spec, args.lock_timeout, sources, out, err)
+    return _down(args.name, args.lock_timeout, err)
 
 
-def _up(spec: str, name: str, sources: dict[str, str], err: TextIO) -> int:
+def _waiting(name: str, err: TextIO) -> Callable[[], None]:
+    def say() -> None:
+        err.write(
+            f"waiting for lab {name!r}: another `hercc lab up|apply|down` holds its lock "
+            "(--lock-timeout to give up)\n"
+        )
+        err.flush()
+
+    return say
+
+
+def _up(
+    spec: str, name: str, lock_timeout: float | None, sources: dict[str, str], err: TextIO
+) -> int:
     import os
 
     from hercc.lab import persistent
@@ -138,7 +171,9 @@ def _up(spec: str, name: str, sources: dict[str, str], err: TextIO) -> int:
     if not os.path.exists(spec):
         raise UsageError(f"{spec}: no such file")
     _name(name)
-    state = persistent.up_lab(spec, name, sources=sources)
+    state = persistent.up_lab(
+        spec, name, sources=sources, lock_timeout=lock_timeout, on_wait=_waiting(name, err)
+    )
     took = state.timings.get("up", 0.0)
     err.write(
         f"lab {name!r} is up in {took:.1f} s: {len(state.namespaces)} namespaces, "
@@ -182,6 +217,7 @@ def _check(name: str, as_json: bool, out: TextIO) -> int:
 def _status(name: str | None, out: TextIO) -> int:
     import time
 
+    from hercc.diagnostics import LabError
     from hercc.lab import persistent
 
     names = [_name(name)] if name is not None else persistent.list_labs()
@@ -192,7 +228,12 @@ def _status(name: str | None, out: TextIO) -> int:
         return ExitCode.OK
     healthy = True
     for lab_name in names:
-        st = persistent.lab_status(persistent.load_state(lab_name))
+        try:
+            st = persistent.lab_status(persistent.load_state(lab_name))
+        except LabError as exc:  # one broken lab does not hide the others
+            healthy = False
+            out.write(render_broken(lab_name, str(exc)))
+            continue
         healthy = healthy and st.healthy
         out.write(render_status(st))
     out.write(f"({time.strftime('%H:%M:%S')})\n")
@@ -241,7 +282,22 @@ def _plan(
     return ExitCode.CHANGES if detailed and not planned.no_changes else ExitCode.OK
 
 
-def _apply(name: str, spec: str, sources: dict[str, str], out: TextIO, err: TextIO) -> int:
+def _apply(
+    name: str,
+    spec: str,
+    lock_timeout: float | None,
+    sources: dict[str, str],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from hercc.lab import persistent
+
+    _load(name)  # a lab that does not exist is said so before any lock
+    with persistent.lab_locked(name, timeout=lock_timeout, on_wait=_waiting(name, err)):
+        return _apply_locked(name, spec, sources, out, err)
+
+
+def _apply_locked(name: str, spec: str, sources: dict[str, str], out: TextIO, err: TextIO) -> int:
     from hercc.lab import overlay
 
     planned = _plan_lab(name, spec, sources)
@@ -261,10 +317,10 @@ def _apply(name: str, spec: str, sources: dict[str, str], out: TextIO, err: Text
     return ExitCode.OK
 
 
-def _down(name: str, err: TextIO) -> int:
+def _down(name: str, lock_timeout: float | None, err: TextIO) -> int:
     from hercc.lab import persistent
 
-    state = persistent.down_lab(_name(name))
+    state = persistent.down_lab(_name(name), lock_timeout=lock_timeout, on_wait=_waiting(name, err))
     if state is None:
         err.write(f"no lab named {name!r}: nothing to do\n")
     else:

@@ -1,8 +1,8 @@
 """`hercc plan` and `hercc apply`: compare a node with its spec, then change it.
 
-    hercc plan SPEC --node N [--keys DIR] [--json] [-o plan.json] [--detailed-exitcode]
+    hercc plan SPEC --node N [--keys DIR] [--json] [-o PLAN] [--detailed-exitcode]
     hercc apply SPEC --node N [--keys DIR] [--confirm-timeout S]
-    hercc apply plan.json [--keys DIR]          a saved plan, exactly, or not at all
+    hercc apply PLAN [--keys DIR]               a saved plan, exactly, or not at all
     hercc apply --confirm --node N              keep a change waiting in its confirm window
 
 The plan and the apply are plan/node_service.py's (the lab's too), the
@@ -12,13 +12,21 @@ aliases say is ours), and a plan refuses to create a name that exists and is
 not ours. `--netns-prefix P` puts P in front of every namespace name (tests,
 the lab); `--underlay-netns NS` runs wireguard-go in NS so that its UDP
 socket lives there (default: the host's namespace).
+
+A saved plan is known by its content, whatever its name (plan/saved.py). A
+plan holds a shared lock on the node (`<state-dir>/<node>.lock`), an apply
+an exclusive one from its plan to its end (its confirm window included), so
+that two applies never interleave and a plan never reads a half-made change;
+a busy lock is waited for, or for at most --lock-timeout seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hercc import ir
@@ -29,8 +37,9 @@ from hercc.diagnostics import OperationError, UsageError
 from hercc.plan.apply import ApplyFailed, Step, steps_of
 from hercc.plan.desired import DirKeys, KeyLookup
 from hercc.plan.diff import Plan
-from hercc.plan.saved import check_fresh, load_plan, save_plan
+from hercc.plan.saved import check_fresh, check_made_like, save_plan, sniff_plan
 from hercc.resources.model import STATE_DIR
+from hercc.sysio.lock import LockTimeout, locked
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2, which other commands skip
     from hercc.plan.node_service import NodeContext, Planned
@@ -55,6 +64,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=STATE_DIR,
         metavar="DIR",
         help=f"where Hercules records what it owns (default {STATE_DIR})",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wait at most SECONDS for the node's lock (default: as long as it takes; 0: not)",
     )
 
 
@@ -116,12 +131,45 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
     from hercc.plan.node_service import NodeContext, live_system, naming_for
 
     _require_root()
-    keys: KeyLookup | None = None
+    keys: DirKeys | None = None
     if args.keys is not None:
         if not os.path.isdir(args.keys):
             raise OperationError(f"{args.keys}: no such keys directory")
         keys = DirKeys(args.keys)
-    return NodeContext.of(node, naming_for(args.netns_prefix), keys, args.state_dir, live_system())
+    lookup: KeyLookup | None = keys
+    naming = naming_for(args.netns_prefix)
+    return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), psks=keys)
+
+
+@contextlib.contextmanager
+def _node_lock(args: argparse.Namespace, node: str, err: TextIO, *, shared: bool) -> Iterator[None]:
+    """The node's lock under --state-dir, waited for as --lock-timeout says."""
+    if args.lock_timeout is not None and args.lock_timeout < 0:
+        raise UsageError("--lock-timeout must not be negative")
+
+    def waiting(holder: int | None) -> None:
+        who = f"PID {holder}" if holder is not None else "another hercc"
+        err.write(f"hercc: waiting for the lock on node {node} held by {who}...\n")
+
+    path = os.path.join(args.state_dir, f"{node}.lock")
+    try:
+        os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise OperationError(f"{args.state_dir}: cannot create: {exc.strerror or exc}") from None
+    lock = locked(
+        path, what=f"node {node}", shared=shared, timeout=args.lock_timeout, on_wait=waiting
+    )
+    with contextlib.ExitStack() as stack:
+        try:  # only taking the lock: errors of the block are the caller's
+            stack.enter_context(lock)
+        except LockTimeout as exc:
+            raise OperationError(
+                f"{exc} ({path}); another hercc plan or apply is running on this node: "
+                "wait for it, or try again with a longer --lock-timeout"
+            ) from None
+        except OSError as exc:  # the lock file cannot be made or opened
+            raise OperationError(f"{path}: cannot lock: {exc.strerror}") from None
+        yield
 
 
 def _make_plan(ctx: NodeContext, spec: str, console: Console, keys_dir: str | None) -> Planned:
@@ -151,17 +199,46 @@ def run(args: argparse.Namespace, console: Console) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
+def _psk_warning(planned: Planned) -> str | None:
+    """Without keys: which peers want a PSK that cannot be checked (or made)."""
+    wanted = sorted(
+        r.label or r.address
+        for r in planned.desired.values()
+        if r.kind == "peer" and r.attrs.get("preshared_key") is not None
+    )
+    if not wanted:
+        return None
+    return (
+        f"warning: without --keys, the preshared keys of {len(wanted)} peer"
+        f"{'s' if len(wanted) != 1 else ''} ({', '.join(wanted)}) cannot be checked, "
+        "and a missing one cannot be created\n"
+    )
+
+
 def _plan(args: argparse.Namespace, console: Console) -> int:
     ctx = _context(args, args.node)
-    planned = _make_plan(ctx, args.spec, console, args.keys)
+    with _node_lock(args, ctx.node, console.err, shared=True):
+        planned = _make_plan(ctx, args.spec, console, args.keys)
     if args.json:
         console.out.write(ir.dumps(plan_to_json(planned.plan)))
     else:
         console.out.write(render_plan(planned.plan))
     if args.keys is None:
         console.err.write("note: without --keys, private and preshared keys are left as they are\n")
+        warning = _psk_warning(planned)
+        if warning is not None:
+            console.err.write(warning)
     if args.out is not None:
-        save_plan(planned.plan, args.node, planned.live, planned.desired, args.out, args.spec)
+        save_plan(
+            planned.plan,
+            args.node,
+            planned.live,
+            planned.desired,
+            args.out,
+            args.spec,
+            naming=ctx.naming,
+            with_keys=args.keys is not None,
+        )
         console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
     if args.detailed_exitcode and not planned.plan.no_changes:
         return ExitCode.CHANGES
@@ -183,39 +260,47 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("apply needs a SPEC or a saved plan")
     if args.confirm_timeout is not None and args.confirm_timeout <= 0:
         raise UsageError("--confirm-timeout must be positive")
-    if args.target.endswith(".json"):
-        saved = load_plan(args.target)
+    saved = sniff_plan(args.target)
+    if saved is None:
+        if args.node is None:
+            raise UsageError("apply SPEC needs --node NODE")
+        ctx = _context(args, args.node)
+    else:
         if args.node is not None and args.node != saved.node:
             raise OperationError(
                 f"{args.target} was made for node {saved.node}, not {args.node}; "
                 f"plan again with --node {args.node}"
             )
         ctx = _context(args, saved.node)
-        live, _foreign = read_live(
-            ctx.node,
-            saved.desired,
-            ctx.registry.load(),
-            ctx.system.reader,
-            ctx.naming.workload_ifname,
-        )
-        check_fresh(saved, live)
-        plan = saved.plan
-    else:
-        if args.node is None:
-            raise UsageError("apply SPEC needs --node NODE")
-        ctx = _context(args, args.node)
-        plan = _make_plan(ctx, args.target, console, args.keys).plan
-    console.out.write(render_plan(plan))
-    if plan.no_changes:
-        return ExitCode.OK
-    return _execute(ctx, plan, args, console.err)
+        check_made_like(saved, ctx.naming, with_keys=args.keys is not None)
+    with _node_lock(args, ctx.node, console.err, shared=False):
+        if saved is None:
+            plan = _make_plan(ctx, args.target, console, args.keys).plan
+        else:
+            live, _foreign = read_live(
+                ctx.node,
+                saved.desired,
+                ctx.registry.load(),
+                ctx.system.reader,
+                ctx.naming.workload_ifname,
+            )
+            check_fresh(saved, live)
+            plan = saved.plan
+        console.out.write(render_plan(plan))
+        if plan.no_changes:
+            return ExitCode.OK
+        return _execute(ctx, plan, args, console.err)
 
 
 def _execute(ctx: NodeContext, plan: Plan, args: argparse.Namespace, err: TextIO) -> int:
     from hercc.plan.node_confirm import await_confirmation, clear_confirmation
-    from hercc.plan.node_service import apply_plan, check_wireguard
+    from hercc.plan.node_service import MissingPsk, apply_plan, check_wireguard, make_psks
 
     check_wireguard(plan)
+    try:
+        plan = make_psks(ctx, plan)  # before anything changes: PSK files only
+    except MissingPsk as exc:
+        raise OperationError(f"{exc}; pass --keys DIR, the keys directory of the spec") from None
     steps = steps_of(plan)
     start = time.time()
 

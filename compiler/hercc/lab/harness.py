@@ -44,7 +44,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -95,6 +95,33 @@ def who_answered(ping_output: str) -> str | None:
     if found is None:
         return None
     return str(ipaddress.ip_address(found.group("dst") or found.group("hop")))
+
+
+def wait_ports(t: Topology, only: Collection[str] | None = None) -> None:
+    """wireguard-go binds its UDP port once it sees its (moved) TUN up: wait for the ports of
+    every node of `t` (or of those in `only`)."""
+    wanted: dict[str, set[int]] = {}
+    for m in t.members:
+        if only is None or m.node in only:
+            wanted.setdefault(t.host(m.node).ns, set()).add(m.listen_port)
+    deadline = time.monotonic() + 10
+    while wanted:
+        for ns in sorted(wanted):
+            out = run(["ss", "-Hnlu"], netns=ns, timeout=5, error=LabError).stdout
+            open_ports = set()
+            for line in out.splitlines():
+                fields = line.split()
+                if len(fields) >= 4:
+                    port = fields[3].rsplit(":", 1)[-1]
+                    if port.isdigit():
+                        open_ports.add(int(port))
+            if wanted[ns] <= open_ports:
+                del wanted[ns]
+        if not wanted:
+            break
+        if time.monotonic() > deadline:
+            raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
+        time.sleep(0.02)
 
 
 def tune(ns: str) -> None:
@@ -358,29 +385,7 @@ class Lab:
             future.result()
 
     def _wait_ports(self) -> None:
-        """wireguard-go binds its UDP port once it sees its (moved) TUN up."""
-        t = self.topology
-        wanted: dict[str, set[int]] = {}
-        for m in t.members:
-            wanted.setdefault(t.host(m.node).ns, set()).add(m.listen_port)
-        deadline = time.monotonic() + 10
-        while wanted:
-            for ns in sorted(wanted):
-                out = run(["ss", "-Hnlu"], netns=ns, timeout=5, error=LabError).stdout
-                open_ports = set()
-                for line in out.splitlines():
-                    fields = line.split()
-                    if len(fields) >= 4:
-                        port = fields[3].rsplit(":", 1)[-1]
-                        if port.isdigit():
-                            open_ports.add(int(port))
-                if wanted[ns] <= open_ports:
-                    del wanted[ns]
-            if not wanted:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
-            time.sleep(0.02)
+        wait_ports(self.topology)
 
     def _wait_handshakes(self, io: LiveSystem) -> None:
         pending: dict[tuple[str, str], set[str]] = {}

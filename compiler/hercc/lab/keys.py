@@ -3,8 +3,9 @@
 The lab needs every node's private key; the IR only carries public keys (or
 None before `hercc keys init`). A KeySource gives both; `with_keys` writes its
 public keys into the IR, so the rendered peers match the running interfaces.
-GeneratedKeys makes throwaway keys with `wg genkey`; a source backed by the
-real key store can replace it.
+GeneratedKeys makes throwaway keys with `wg genkey`, and preshared keys for
+`psk on` in the layout of `hercc keys`; a source backed by the real key store
+can replace it.
 
 The routing pass copies node keys onto peers, so a compiled IR is best made
 with the lab's keys from the start: see hercc.lab.spec.compile_for_lab.
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from hercc import ir
 from hercc.diagnostics import LabError
+from hercc.keys import psk_for
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
@@ -29,6 +31,10 @@ class KeySource(Protocol):
     def private_key_file(self, node: str) -> Path: ...
 
     def public_key(self, node: str) -> str: ...
+
+    def psk(self, network: str, a: str, b: str) -> str:
+        """The preshared key of nodes a and b in `network`, made on first use."""
+        ...
 
 
 class GeneratedKeys:
@@ -70,6 +76,10 @@ class GeneratedKeys:
     def public_key(self, node: str) -> str:
         self._ensure(node)
         return self._public[node]
+
+    def psk(self, network: str, a: str, b: str) -> str:
+        """Made on first use, in the layout of `hercc keys` (<dir>/psk/<network>/<a>--<b>.psk)."""
+        return psk_for(str(self.directory), network, a, b)
 
     def discard(self) -> None:
         """Remove the key files of an owned (temporary) directory. Idempotent."""

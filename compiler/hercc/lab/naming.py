@@ -18,14 +18,17 @@ per-node table.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from hercc.diagnostics import LabError
+from hercc.keys import psk_for
 from hercc.lab.keys import KeySource
 from hercc.lab.topology import member_namespace, workload_namespace
 from hercc.resources.naming import Naming
+from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
 
@@ -59,7 +62,8 @@ class LabKeys:
     """The lab's key files (<dir>/<node>.key, written by GeneratedKeys at `up`).
 
     Both a KeySource (the harness) and a KeyLookup (desired_state, the
-    executor). The lab has no preshared keys.
+    executor). Preshared keys, for a network with `psk on`, are made on first
+    use in the layout of `hercc keys` (<dir>/psk/<network>/<a>--<b>.psk).
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -93,12 +97,23 @@ class LabKeys:
     def public_keys(self, nodes: Iterable[str]) -> dict[str, str]:
         return {n: self.public_key(n) for n in nodes}
 
+    def ensure(self, nodes: Iterable[str]) -> None:
+        """A key file for every node of `nodes` that has none (a node new to the lab)."""
+        for node in nodes:
+            path = self.directory / f"{node}.key"
+            if path.exists():
+                continue
+            private = run(["wg", "genkey"], timeout=5, error=LabError).stdout.strip()
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                write_atomic(path, private + "\n", 0o600, exclusive=True)
+
     def psk(self, network: str, a: str, b: str) -> str | None:
-        return None
+        return psk_for(str(self.directory), network, a, b)
 
 
 class KeyFiles:
-    """The private key files of a KeySource (the harness's) as a KeyLookup. No preshared keys."""
+    """The key files of a KeySource (the harness's) as a KeyLookup."""
 
     def __init__(self, source: KeySource) -> None:
         self.source = source
@@ -111,4 +126,4 @@ class KeyFiles:
             raise LabError(f"{path}: {exc.strerror or exc}") from None
 
     def psk(self, network: str, a: str, b: str) -> str | None:
-        return None
+        return self.source.psk(network, a, b)

@@ -129,3 +129,10 @@ def recorded_pids(state_dir: str | Path, node: str) -> dict[str, int]:
 def log_file(state_dir: str | Path, node: str, ifname: str) -> Path:
     """The executor's log of the wireguard-go of `ifname` on `node`."""
     return Path(state_dir) / f"{node}.{ifname}.log"
+
+
+def forget(state_dir: str | Path, node: str) -> None:
+    """Remove the executor's records of a node that left the lab (registry, PIDs, logs)."""
+    for path in Path(state_dir).glob(f"{node}.*"):
+        if path.is_file():
+            path.unlink()

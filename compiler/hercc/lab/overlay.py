@@ -6,46 +6,75 @@ overlay from the lab's namespaces with the reader `hercc plan` uses
 (plan/node_service.py over hercc.state), and diffs them (plan/diff.py).
 `apply_lab` carries every node's plan out with `hercc apply`'s executor
 (plan/executor.SystemExecutor): the node's underlay namespace is its
---underlay-netns, the lab's STATE_DIR/<name>/nodes its --state-dir, the lab's
-key files its keys. The lab's names are a Naming per node (hercc.lab.naming);
+--underlay-netns, the lab's <name>/nodes its --state-dir, the lab's key
+files its keys. The lab's names are a Naming per node (hercc.lab.naming);
 the per-node plan and apply are hercc.lab.nodes', the very code that brought
 the lab's overlay up (`lab up`).
 
-The underlay (nodes, their kinds and addresses, NAT routers) is fixed when
-the lab comes up: a spec that adds or removes a node or moves one on the
-underlay is refused (re-create the lab). Networks, ports, peers, addresses
-and workloads can change.
+Nodes come and go: a node the spec adds is plugged into the underlay
+(hercc.lab.underlay.add_hosts: its namespace, a NAT router for a nat node,
+its bridge port, drop rules) and then gets its overlay like any node; a node
+it removes has its overlay destroyed by the executor, then its namespaces
+deleted. A node whose kind or endpoint changes (or whose namespace is gone)
+is replaced: removed, then added. Drop rules of `unreachable` links are
+rewritten where they change. The nodes that stay keep their bridge ports
+and NAT addresses (topology_of's `running`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes, topology
-from hercc.lab.naming import LabKeys, LabNaming
+from hercc.lab.harness import tune, wait_ports
+from hercc.lab.naming import LabKeys, LabNaming, lab_naming
 from hercc.lab.persistent.statefile import (
     LabState,
-    node_names,
+    netns_exists,
     rerecord,
     save_state,
-    underlay_signature,
 )
+from hercc.lab.topology import Block, Host
+from hercc.lab.underlay import add_hosts, remove_hosts, set_block
 from hercc.plan.apply import Step
-from hercc.plan.diff import Plan
+from hercc.plan.diff import Change, Plan, diff
 from hercc.plan.node_service import live_system
+from hercc.resources.action import Action
+from hercc.resources.ids import PeerId
 from hercc.resources.model import State
 
-RECREATE = "the lab's underlay is fixed at `up`: re-create the lab (`hercc lab down`, `lab up`)"
+
+@dataclass(frozen=True)
+class HostChange:
+    """A node added to (CREATE), removed from (DELETE) or re-created on (REPLACE) the underlay."""
+
+    node: str
+    action: Action
+    before: Host | None
+    after: Host | None
+    forces: tuple[str, ...] = ()  # why a node is replaced
+
+
+@dataclass(frozen=True)
+class Teardown:
+    """A replaced node's overlay as it runs now, and the plan that destroys it."""
+
+    lab_node: nodes.LabNode
+    plan: Plan
 
 
 @dataclass
 class NodePlan:
+    """A node's overlay plan; for a removed node, the plan that destroys its overlay."""
+
     lab_node: nodes.LabNode
     plan: Plan
     live: State
+    host: HostChange | None = None  # the node comes, goes or is re-created
+    teardown: Teardown | None = None  # a replaced node: destroyed first, then `plan` from nothing
 
     @property
     def node(self) -> str:
@@ -68,36 +97,33 @@ class LabPlan:
     topology: topology.Topology
     keys: LabKeys
     nodes: list[NodePlan]
+    hosts: list[HostChange] = field(default_factory=list)
+    blocks: list[tuple[str, Block | None]] = field(default_factory=list)  # drop rules to rewrite
 
     def counts(self) -> tuple[int, int, int]:
         add = sum(n.plan.add for n in self.nodes)
         change = sum(n.plan.change for n in self.nodes)
-        destroy = sum(n.plan.destroy for n in self.nodes)
+        destroy = sum(
+            n.plan.destroy + (n.teardown.plan.destroy if n.teardown else 0) for n in self.nodes
+        )
         return add, change, destroy
 
     @property
     def no_changes(self) -> bool:
-        return all(n.plan.no_changes for n in self.nodes)
+        return not self.hosts and not self.blocks and all(n.plan.no_changes for n in self.nodes)
 
 
 def compile_for_running_lab(
     state: LabState, spec: str, sources: dict[str, str] | None = None
 ) -> tuple[ir.IR, LabKeys]:
-    """`spec` compiled with the public keys of the lab's nodes; the lab's node set, or LabError."""
+    """`spec` compiled with the public keys of its nodes in the lab (new nodes get new keys)."""
     from hercc.pipeline import compile_spec
 
     plain = compile_spec(spec, sources)
-    have = node_names(state)
     want = [n.name for n in plain.ir.nodes]
-    added = sorted(set(want) - set(have))
-    removed = sorted(set(have) - set(want))
-    if added or removed:
-        what = [f"adds node{'s' if len(added) > 1 else ''} {', '.join(added)}"] if added else []
-        if removed:
-            what.append(f"removes node{'s' if len(removed) > 1 else ''} {', '.join(removed)}")
-        raise LabError(f"{spec} {' and '.join(what)} of lab {state.name!r}; {RECREATE}")
     keys = LabKeys(state.keys_dir)
-    pubkeys = keys.public_keys(have)
+    keys.ensure(want)
+    pubkeys = keys.public_keys(want)
     model = compile_spec(spec, pubkeys=pubkeys).ir
     pinned = sorted(n.name for n in model.nodes if n.pubkey != pubkeys[n.name])
     if pinned:
@@ -105,59 +131,180 @@ def compile_for_running_lab(
     return model, keys
 
 
+def host_changes(
+    state: LabState, running: Mapping[str, Host], new: Sequence[Host]
+) -> list[HostChange]:
+    """The nodes to add, remove and re-create on the underlay, in the spec's order."""
+    out: list[HostChange] = []
+    for h in new:
+        was = running.get(h.node)
+        if was is None:
+            out.append(HostChange(h.node, Action.CREATE, None, h))
+            continue
+        forces: list[str] = []
+        if was.kind != h.kind:
+            forces.append(f"nat ({was.kind} -> {h.kind})")
+        elif was.public_ip != h.public_ip:
+            forces.append(f"endpoint ({was.public_ip} -> {h.public_ip})")
+        forces += [
+            f"namespace {ns} is gone"
+            for ns in (was.ns, was.router_ns)
+            if ns and not netns_exists(ns)
+        ]
+        if forces:
+            out.append(HostChange(h.node, Action.REPLACE, was, h, tuple(forces)))
+    kept = {h.node for h in new}
+    out += [HostChange(n, Action.DELETE, h, None) for n, h in running.items() if n not in kept]
+    return out
+
+
+def block_changes(
+    state: LabState, blocks: Sequence[Block], hosts: Sequence[HostChange]
+) -> list[tuple[str, Block | None]]:
+    """The drop rules to rewrite in the namespaces that stay (new ones get theirs when made)."""
+    made = {ns for c in hosts for h in (c.before, c.after) if h for ns in (h.ns, h.router_ns) if ns}
+    old = {b.ns: b for b in state.blocks}
+    new = {b.ns: b for b in blocks}
+    return [
+        (ns, new.get(ns))
+        for ns in sorted(old.keys() | new.keys())
+        if ns not in made and old.get(ns) != new.get(ns)
+    ]
+
+
+def _retired(state: LabState, host: Host, keys: LabKeys) -> nodes.LabNode:
+    """A node as it runs now, with an empty desired state: planned, its overlay goes."""
+    mine = {i.network: i.name for i in state.interfaces if i.node == host.node}
+    naming: LabNaming = lab_naming(state.prefix, host.node, mine)
+    return nodes.LabNode(host.node, naming, host.ns, keys, {})
+
+
+def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, str]) -> Plan:
+    """`plan` with every peer of a re-created node replaced too (`replaced`: pubkey -> node).
+
+    The peer's session keys belong to the node's old instance; the new one
+    would drop every packet of them until the session times out (15 s or more).
+    """
+    renewed: dict[str, Change] = {}
+    for address, r in desired.items():
+        node = replaced.get(r.id_as(PeerId).pubkey) if r.kind == "peer" else None
+        if node is None or address not in live:
+            continue
+        old = next((c for c in plan.changes if c.address == address), None)
+        changed = old.changed if old is not None else ()
+        renewed[address] = Change(
+            Action.REPLACE, address, live[address], r, changed, (), f"node {node}"
+        )
+    if not renewed:
+        return plan
+    kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
+    return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))
+
+
 def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) -> LabPlan:
-    """Every node's plan from its live overlay to `spec`. Reads, never changes."""
+    """Every node's plan from its live overlay to `spec`, and the underlay's. Reads, never changes
+    (but for the key files of new nodes)."""
     if state.status != "up":
         raise LabError(f"lab {state.name!r} is not up (its `up` did not finish)")
-    if not state.apply_dir or not state.underlay:
+    if not state.apply_dir or not state.hosts:
         raise LabError(f"lab {state.name!r} was made by an older hercc: re-create it")
     model, keys = compile_for_running_lab(state, spec, sources)
     names = {(i.node, i.network): i.name for i in state.interfaces}
-    topo = topology.topology_of(model, state.prefix, names)
-    moved = [
-        f"{new[0]} ({' '.join(old[1:])} -> {' '.join(new[1:])})"
-        for old, new in zip(state.underlay, underlay_signature(topo), strict=True)
-        if old != new
-    ]
-    if moved:
-        raise LabError(f"{spec} moves {', '.join(moved)} on the underlay; {RECREATE}")
+    running = {h.node: h for h in state.hosts}
+    topo = topology.topology_of(model, state.prefix, names, running)
+    hosts = host_changes(state, running, topo.hosts)
+    change_of = {c.node: c for c in hosts}
+    replaced = {keys.public_key(c.node): c.node for c in hosts if c.action is Action.REPLACE}
     io = live_system()
     out: list[NodePlan] = []
-    for n in nodes.lab_nodes(model, topo, keys, node_names(state)):
+    for n in nodes.lab_nodes(model, topo, keys):
+        c = change_of.get(n.node)
+        if c is not None and c.before is not None:  # replaced: from nothing, once torn down
+            retired = _retired(state, c.before, keys)
+            teardown, _ = nodes.plan_node(retired, {}, state.apply_dir, io)
+            out.append(NodePlan(n, diff(n.desired, {}), {}, c, Teardown(retired, teardown)))
+            continue
         plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io)
-        out.append(NodePlan(n, plan, live))
-    return LabPlan(state, spec, model, topo, keys, out)
+        out.append(NodePlan(n, renew_peers(plan, n.desired, live, replaced), live, c))
+    for c in hosts:
+        if c.action is Action.DELETE and c.before is not None:
+            retired = _retired(state, c.before, keys)
+            plan, live = nodes.plan_node(retired, {}, state.apply_dir, io)
+            out.append(NodePlan(retired, plan, live, c))
+    return LabPlan(
+        state, spec, model, topo, keys, out, hosts, block_changes(state, topo.blocks, hosts)
+    )
 
 
 def apply_lab(
     planned: LabPlan,
     progress: Callable[[str, Step], None] | None = None,
 ) -> list[str]:
-    """Apply every node's plan, node by node; the nodes changed. The lab's record follows.
+    """Apply the lab's plan; the nodes changed. The lab's record follows.
 
-    A node whose apply fails is rolled back (hercc.plan.apply); the nodes
-    before it keep their change. LabError names both.
+    First the nodes that go (or are re-created) lose their overlay, then
+    their namespaces; drop rules are rewritten; new nodes are plugged into
+    the underlay; then every node's overlay plan is applied, in the order
+    `lab up` uses, so that no first handshake is lost. A node whose apply
+    fails is rolled back (hercc.plan.apply); what was done before it stays.
+    LabError names both.
     """
     state = planned.state
     io = live_system()
     done: list[str] = []
+    touched = False
+
+    def run(n: nodes.LabNode, plan: Plan) -> None:
+        def step_done(step: Step) -> None:
+            if progress is not None:
+                progress(n.node, step)
+
+        try:
+            nodes.apply_node(n, plan, state.apply_dir, io, on_netns=tune, progress=step_done)
+        except LabError as exc:
+            applied = f"; applied before it: {', '.join(done)}" if done else ""
+            raise LabError(f"{exc}{applied}") from None
+
     try:
         for n in planned.nodes:
-            if n.plan.no_changes:
+            c, old = n.host, n.teardown
+            if c is None or c.before is None or c.action is Action.CREATE:
                 continue
-
-            def step_done(step: Step, node: str = n.node) -> None:
-                if progress is not None:
-                    progress(node, step)
-
-            try:
-                nodes.apply_node(n.lab_node, n.plan, state.apply_dir, io, progress=step_done)
-            except LabError as exc:
-                applied = f"; applied before it: {', '.join(done)}" if done else ""
-                raise LabError(f"{exc}{applied}") from None
+            touched = True
+            retired, teardown = (old.lab_node, old.plan) if old else (n.lab_node, n.plan)
+            if not teardown.no_changes:
+                run(retired, teardown)
+            errors = remove_hosts([c.before])
+            if errors:
+                raise LabError(f"node {c.node}: cannot remove it: {'; '.join(errors)}")
+            nodes.forget(state.apply_dir, c.node)
+            if c.action is Action.DELETE:
+                done.append(c.node)
+        for ns, block in planned.blocks:
+            touched = True
+            set_block(ns, block)
+        fresh = [c.after for c in planned.hosts if c.after is not None]
+        if fresh:
+            touched = True
+            add_hosts(planned.topology, fresh, [])
+        # the new nodes first with nobody dialling (as `lab up`), then the nodes that stay,
+        # then the new ones dial: no first handshake meets a peer that does not know it yet
+        new = [n for n in planned.nodes if n.host is not None and n.host.after is not None]
+        for n in new:
+            quiet, _ = nodes.plan_node(n.lab_node, nodes.withheld(n.desired), state.apply_dir, io)
+            run(n.lab_node, quiet)
+        wait_ports(planned.topology, {n.node for n in new})
+        for n in planned.nodes:
+            if n.host is None and not n.plan.no_changes:
+                run(n.lab_node, n.plan)
+                done.append(n.node)
+        for n in new:
+            rest, _ = nodes.plan_node(n.lab_node, n.desired, state.apply_dir, io)
+            if not rest.no_changes:
+                run(n.lab_node, rest)
             done.append(n.node)
     finally:
-        if done:
+        if done or touched:
             rerecord(state, planned.topology, planned.spec)
             save_state(state)
     return done

@@ -33,12 +33,15 @@ Underlay addressing: a public node has its endpoint address as a /32 and an
 on-link default route, so public endpoints in different /24s still share the
 one L2 segment. nat node number k gets 100.64.0.0/10 block k (a /30: router
 .1, node .2) and its router gets 198.18.0.0/15 address k+1 on the bridge.
+A running lab keeps every node's bridge port and NAT block (`running`) while
+nodes come and go; a new node takes the lowest free ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 import re
 import secrets
 from collections.abc import Mapping
@@ -90,6 +93,7 @@ class Host:
     address: str  # on `ul`, with prefix length
     gateway: str | None  # None: on-link default route out of `ul`
     public_ip: str  # the address the other nodes see: its endpoint, or its router's
+    port: str  # its (public) or its NAT router's (nat) port on the underlay bridge
     router_ns: str | None = None
     router_inside: str | None = None  # on the router's `lan`, with prefix length
     router_outside: str | None = None  # on the router's `wan`, with prefix length
@@ -196,23 +200,46 @@ def workload_namespace(prefix: str, workload: str) -> str:
     return f"{prefix}-w-{workload}"
 
 
+def nat_slot(h: Host) -> int:
+    """The index of a nat node's blocks in NAT_INSIDE and NAT_OUTSIDE."""
+    assert h.router_outside is not None
+    outside = ipaddress.IPv4Interface(h.router_outside).ip
+    return int(outside) - int(NAT_OUTSIDE.network_address) - 1
+
+
+def uplinks(h: Host, underlay_ns: str) -> list[Veth]:
+    """The veths that plug a node into the underlay: directly, or through its NAT router."""
+    if h.router_ns is None:
+        return [Veth(h.ns, "ul", underlay_ns, h.port)]
+    return [Veth(h.ns, "ul", h.router_ns, "lan"), Veth(h.router_ns, "wan", underlay_ns, h.port)]
+
+
 def topology_of(
-    model: ir.IR, prefix: str, wg_names: Mapping[tuple[str, str], str] | None = None
+    model: ir.IR,
+    prefix: str,
+    wg_names: Mapping[tuple[str, str], str] | None = None,
+    running: Mapping[str, Host] | None = None,
 ) -> Topology:
-    """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep."""
+    """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep.
+
+    `running`: the hosts of a running lab. A node keeps its host (bridge port,
+    NAT addresses) while its kind and endpoint stay; a new or changed one
+    takes a bridge port and NAT block that no kept host holds.
+    """
     if not _PREFIX.fullmatch(prefix):
         raise LabError(f"lab prefix {prefix!r}: 1-{PREFIX_MAX} of a-z0-9, starting with a letter")
     under = f"{prefix}-u"
     nets = {n.name: n for n in model.networks}
+    old = dict(running or {})
+    taken = {h.port for h in old.values()}
+    ports = (f"p{i}" for i in itertools.count() if f"p{i}" not in taken)
+    used = {nat_slot(h) for h in old.values() if h.kind == "nat"}
+    slots = (i for i in itertools.count() if i not in used)
     hosts: list[Host] = []
-    veths: list[Veth] = []
-    ports: list[str] = []
     public_seen: dict[str, str] = {}
-    nat_index = 0
     for node in model.nodes:
         ns = f"{prefix}-n-{node.name}"
-        port = f"p{len(ports)}"
-        ports.append(port)
+        was = old.get(node.name)
         if node.kind == "public":
             endpoints = {endpoint_host(m.endpoint) for m in node.networks if m.endpoint}
             if len(endpoints) != 1:
@@ -224,13 +251,16 @@ def topology_of(
             if addr in public_seen:
                 raise LabError(f"nodes {public_seen[addr]} and {node.name} share {addr}")
             public_seen[addr] = node.name
-            hosts.append(Host(node.name, "public", ns, f"{addr}/32", None, addr))
-            veths.append(Veth(ns, "ul", under, port))
+            if was is not None and was.kind == "public" and was.public_ip == addr:
+                hosts.append(was)
+            else:
+                hosts.append(Host(node.name, "public", ns, f"{addr}/32", None, addr, next(ports)))
+        elif was is not None and was.kind == "nat":
+            hosts.append(was)
         else:
-            inside = ipaddress.IPv4Network((int(NAT_INSIDE.network_address) + 4 * nat_index, 30))
-            outside = NAT_OUTSIDE.network_address + nat_index + 1
-            nat_index += 1
-            router = f"{prefix}-r-{node.name}"
+            slot = next(slots)
+            inside = ipaddress.IPv4Network((int(NAT_INSIDE.network_address) + 4 * slot, 30))
+            outside = NAT_OUTSIDE.network_address + slot + 1
             hosts.append(
                 Host(
                     node.name,
@@ -239,13 +269,13 @@ def topology_of(
                     f"{inside.network_address + 2}/30",
                     str(inside.network_address + 1),
                     str(outside),
-                    router_ns=router,
+                    next(ports),
+                    router_ns=f"{prefix}-r-{node.name}",
                     router_inside=f"{inside.network_address + 1}/30",
                     router_outside=f"{outside}/32",
                 )
             )
-            veths.append(Veth(ns, "ul", router, "lan"))
-            veths.append(Veth(router, "wan", under, port))
+    veths = [v for h in hosts for v in uplinks(h, under)]
 
     members: list[Member] = []
     workloads: list[WorkloadNs] = []
@@ -318,7 +348,7 @@ def topology_of(
         tuple(members),
         tuple(workloads),
         tuple(veths),
-        tuple(ports),
+        tuple(h.port for h in hosts),
         blocks,
     )
     _check_names(result)

@@ -5,7 +5,9 @@ one underlay namespace per node with its address and default route, a NAT
 router (nftables masquerade) per nat node, and drop rules for `unreachable`
 links, mostly as one `ip -batch` per namespace. Kept apart from the harness
 (hercc.lab.harness), which runs the nodes' overlays and the probes on top:
-the underlay is built once, by plain commands, and never planned or applied.
+the underlay is built by plain commands, not planned or applied like a
+node. `lab apply` (hercc.lab.overlay) adds and removes whole nodes with
+`add_hosts` and `remove_hosts`, and rewrites drop rules with `set_block`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hercc.diagnostics import LabError
-from hercc.lab.topology import Topology
+from hercc.lab.topology import Block, Host, Topology, uplinks
 from hercc.sysio.process import run
 
 NS_SYSCTLS = (
@@ -45,21 +47,29 @@ def build_underlay(t: Topology, created: list[str]) -> None:
 
     So a failure halfway leaves the caller the list of what to remove.
     """
-    for ns in t.underlay_namespaces():
+    _netns_add(t.underlay_ns, created)
+    run(["sysctl", "-qw", *NS_SYSCTLS], netns=t.underlay_ns, timeout=TIMEOUT, error=LabError)
+    ip_batch(["link set lo up", "link add br0 type bridge", "link set br0 up"], ns=t.underlay_ns)
+    add_hosts(t, t.hosts, created)
+
+
+def add_hosts(t: Topology, hosts: Sequence[Host], created: list[str]) -> None:
+    """Plug `hosts` of `t` into its running underlay: namespaces, uplinks, NAT, drop rules."""
+    spaces = [ns for h in hosts for ns in (h.ns, h.router_ns) if ns is not None]
+    for ns in spaces:
         _netns_add(ns, created)
-    for ns in t.underlay_namespaces():
+    for ns in spaces:
         run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
     ip_batch(
         [
             f"link add {v.if_a} netns {v.ns_a} type veth peer name {v.if_b} netns {v.ns_b}"
-            for v in t.veths
+            for h in hosts
+            for v in uplinks(h, t.underlay_ns)
         ]
     )
-    batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in t.underlay_namespaces()}
-    under = batches[t.underlay_ns]
-    under += ["link add br0 type bridge", "link set br0 up"]
-    under += [f"link set {port} master br0 up" for port in t.bridge_ports]
-    for h in t.hosts:
+    batches: dict[str, list[str]] = {ns: ["link set lo up"] for ns in spaces}
+    batches[t.underlay_ns] = [f"link set {h.port} master br0 up" for h in hosts]
+    for h in hosts:
         cmds = batches[h.ns]
         cmds += [f"address add {h.address} dev ul", "link set ul up"]
         if h.gateway is None:
@@ -76,7 +86,7 @@ def build_underlay(t: Topology, created: list[str]) -> None:
             ]
     for ns, cmds in batches.items():
         ip_batch(cmds, ns=ns)
-    for h in t.hosts:
+    for h in hosts:
         if h.router_ns is not None:
             forward = ["sysctl", "-qw", "net.ipv4.ip_forward=1"]
             run(forward, netns=h.router_ns, timeout=TIMEOUT, error=LabError)
@@ -89,7 +99,28 @@ def build_underlay(t: Topology, created: list[str]) -> None:
                 "  }\n"
                 "}\n",
             )
+    mine = set(spaces)
     for b in t.blocks:
+        if b.ns in mine:
+            set_block(b.ns, b)
+
+
+def remove_hosts(hosts: Sequence[Host]) -> list[str]:
+    """Delete the namespaces of `hosts` (their uplinks go with them); what could not be."""
+    errors: list[str] = []
+    for ns in [ns for h in hosts for ns in (h.router_ns, h.ns) if ns is not None]:
+        if not Path("/run/netns", ns).exists():
+            continue
+        done = run(["ip", "netns", "del", ns], check=False, timeout=TIMEOUT, error=LabError)
+        if done.returncode != 0 and Path("/run/netns", ns).exists():
+            errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+    return errors
+
+
+def set_block(ns: str, b: Block | None) -> None:
+    """Replace the drop rules of an `unreachable` link in `ns` by those of `b` (None: none)."""
+    script = "table ip herclab_block {}\ndelete table ip herclab_block\n"  # gone, if it was there
+    if b is not None:
         addrs = ", ".join(b.peers)
         chains = [
             ("input", f"ip saddr {{ {addrs} }} drop"),
@@ -99,14 +130,18 @@ def build_underlay(t: Topology, created: list[str]) -> None:
             chains.append(
                 ("forward", f"ip saddr {{ {addrs} }} drop\n    ip daddr {{ {addrs} }} drop")
             )
-        body = "".join(
-            f"  chain {hook} {{\n"
-            f"    type filter hook {hook} priority filter; policy accept;\n"
-            f"    {rule}\n"
-            "  }\n"
-            for hook, rule in chains
+        script += (
+            "table ip herclab_block {\n"
+            + "".join(
+                f"  chain {hook} {{\n"
+                f"    type filter hook {hook} priority filter; policy accept;\n"
+                f"    {rule}\n"
+                "  }\n"
+                for hook, rule in chains
+            )
+            + "}\n"
         )
-        _nft(b.ns, "table ip herclab_block {\n" + body + "}\n")
+    _nft(ns, script)
 
 
 def _netns_add(ns: str, created: list[str]) -> None:

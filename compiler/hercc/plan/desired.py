@@ -36,7 +36,10 @@ W = naming.veth_workload(w), "eth0" by default):
              <address>/32 and <address6>/128 dev H.
 
 Conventions a live reader must share: sysctl values are strings; fwmark,
-keepalive (0) and preshared_key are None when unset; allowed_ips is
+keepalive (0) and preshared_key are None when unset; a peer of a `psk on`
+network whose PSK is not known here (no keys, or not created yet) has
+preshared_key PSK_UNKNOWN, so that "a PSK is wanted" and "no PSK" differ
+even without keys (apply creates the missing ones: node_service.make_psks); allowed_ips is
 `canonical_allowed_ips`, an endpoint `canonical_endpoint` (resources/canonical.py);
 secrets are fingerprints (a private key's through `private_key_fingerprint`,
 so a key file and a device agree). A peer without an endpoint in the spec (a
@@ -73,12 +76,17 @@ from hercc.resources.sysctl import FORWARD4, FORWARD6, sysctl_default
 
 __all__ = [
     "IPV6_NEXT_HOP",
+    "PSK_UNKNOWN",
     "DirKeys",
     "KeyLookup",
+    "PskMaker",
     "desired_state",
 ]
 
 IPV6_NEXT_HOP = "fe80::1"  # on the network side of every workload's veth
+# The preshared_key of a peer that should have a PSK whose value is not known here:
+# no fingerprint (those are "sha256:..."), so it never equals a live one.
+PSK_UNKNOWN = "(unknown)"
 
 
 class KeyLookup(Protocol):
@@ -89,9 +97,15 @@ class KeyLookup(Protocol):
     def psk(self, network: str, a: str, b: str) -> str | None: ...
 
 
+class PskMaker(Protocol):
+    """Where a missing preshared key is made: the same key for (a, b) and (b, a), kept."""
+
+    def make_psk(self, network: str, a: str, b: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class DirKeys:
-    """Keys from a `hercc keys` directory. Never creates a key (not even a PSK)."""
+    """Keys from a `hercc keys` directory. Only `make_psk` creates a key (a missing PSK)."""
 
     keys_dir: str
 
@@ -108,6 +122,12 @@ class DirKeys:
         if not os.path.lexists(psk_path(self.keys_dir, network, a, b)):
             return None
         return psk_for(self.keys_dir, network, a, b)  # exists: read, not created
+
+    def make_psk(self, network: str, a: str, b: str) -> str:
+        """The pair's PSK, created (0600, atomically) in the shared keys directory if missing."""
+        from hercc.keys import psk_for
+
+        return psk_for(self.keys_dir, network, a, b)
 
 
 def _netns(name: str) -> Resource:
@@ -180,7 +200,10 @@ def _membership(
             attrs["endpoint"] = canonical_endpoint(p.endpoint)
         attrs["allowed_ips"] = canonical_allowed_ips(p.allowed_ips)
         attrs["keepalive"] = p.keepalive_s or None
-        attrs["preshared_key"] = fingerprint(psk) if psk is not None else None
+        if psk is not None:
+            attrs["preshared_key"] = fingerprint(psk)
+        else:
+            attrs["preshared_key"] = PSK_UNKNOWN if p.psk else None
         yield Resource(
             "peer",
             format_id(PeerId(ns, ifn, key_id)),

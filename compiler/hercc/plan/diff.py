@@ -42,7 +42,8 @@ def _norm(value: Any) -> Any:
 class Change:
     """One resource's change. `changed` lists (attribute, old, new) for update and replace;
     `forces` the attributes that force a replace, or `replaced_with` the ancestor whose
-    replacement takes this resource along."""
+    replacement takes this resource along. `as_written` (attribute, text): how the spec
+    wrote a value that is compared in another form (a host name endpoint, resolved)."""
 
     action: Action
     address: str
@@ -51,6 +52,7 @@ class Change:
     changed: tuple[tuple[str, Any, Any], ...] = ()
     forces: tuple[str, ...] = ()
     replaced_with: str | None = None
+    as_written: tuple[tuple[str, str], ...] = ()
 
     @property
     def resource(self) -> Resource:

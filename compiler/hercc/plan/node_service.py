@@ -1,16 +1,20 @@
 """The plan of one node against the live system, and its apply: shared by the CLI and the lab.
 
 A NodeContext says which node, under which names (Naming), with which keys
-(None: private and preshared keys are left as they are on the node), where
+(None: private and preshared keys are left as they are on the node; `psks`
+makes the preshared keys a plan wants and nobody has made yet), where
 its records live (state_dir: the registry of the namespaces it owns,
 `<node>.json`, and its wireguard-go PIDs and logs) and through what it is
-read and changed (LiveSystem: the hercc.state reader and WireGuard driver).
+read and changed (LiveSystem: the hercc.state reader, the WireGuard driver,
+and the resolver of host name endpoints).
 
 `plan_node` reads the live state in the form of the desired one
-(`read_live`) and diffs the two (plan/diff.py); it refuses, with
+(`read_live`), resolves the desired host name endpoints as WireGuard stores
+them (plan/endpoints.py) and diffs the two (plan/diff.py); it refuses, with
 NameConflict, to create a name that exists and is not ours (`conflicts`).
-`apply_plan` carries a plan out with the executor
-(plan/executor.SystemExecutor), transactionally (plan/apply.py).
+`apply_plan` first makes the missing preshared keys (`make_psks`), then
+carries the plan out with the executor (plan/executor.SystemExecutor),
+transactionally (plan/apply.py).
 The confirm window of `apply --confirm-timeout` is plan/node_confirm.py.
 
 Nothing here prints: the CLI (hercc.cli.plan_apply) and the lab
@@ -28,11 +32,13 @@ from typing import Protocol
 from hercc import ir
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Executor, Restore, Step, UndoLog, apply_steps, steps_of
-from hercc.plan.desired import KeyLookup, desired_state
-from hercc.plan.diff import Plan, diff
+from hercc.plan.desired import PSK_UNKNOWN, KeyLookup, PskMaker, desired_state
+from hercc.plan.diff import Change, Plan, diff
+from hercc.plan.endpoints import Resolver, resolve_endpoints, with_written
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.resources.action import Action
-from hercc.resources.ids import InterfaceId, RouteId, SysctlId
+from hercc.resources.fingerprints import fingerprint
+from hercc.resources.ids import InterfaceId, PeerId, RouteId, SysctlId
 from hercc.resources.model import Resource, State, state_of
 from hercc.resources.naming import WORKLOAD_IFNAME, Naming
 from hercc.resources.sysctl import SYSCTL_DEFAULTS
@@ -45,6 +51,7 @@ from hercc.state import (
     WireGuardDriver,
     default_driver,
 )
+from hercc.state.wireguard.model import resolved_endpoint
 
 SOCKET_DIR = "/var/run/wireguard"
 # called with every namespace the executor creates, before anything goes into it
@@ -67,10 +74,14 @@ class Reader(Protocol):
 
 @dataclass(frozen=True)
 class LiveSystem:
-    """How a node is read and changed: the live-state reader and the WireGuard driver."""
+    """How a node is read and changed: the live-state reader and the WireGuard driver.
+
+    `resolve` turns a host name endpoint into what a device stores (as the drivers do).
+    """
 
     reader: Reader
     wireguard: WireGuardDriver
+    resolve: Resolver = resolved_endpoint
 
 
 def live_system() -> LiveSystem:
@@ -88,6 +99,7 @@ class NodeContext:
     state_dir: str | Path
     registry: OwnedRegistry
     system: LiveSystem
+    psks: PskMaker | None = None
 
     @classmethod
     def of(
@@ -97,9 +109,11 @@ class NodeContext:
         keys: KeyLookup | None,
         state_dir: str | Path,
         system: LiveSystem,
+        psks: PskMaker | None = None,
     ) -> NodeContext:
         """The context of `node`; RegistryError for a name that cannot name its records."""
-        return cls(node, naming, keys, state_dir, OwnedRegistry(node, state_dir), system)
+        registry = OwnedRegistry(node, state_dir)
+        return cls(node, naming, keys, state_dir, registry, system, psks)
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,19 @@ class Planned:
     plan: Plan
     desired: State
     live: State
+
+
+class MissingPsk(OperationError):
+    """Peers want a preshared key nobody has made, and there is nowhere to make it."""
+
+    def __init__(self, node: str, peers: Sequence[str]) -> None:
+        which = f"peer {peers[0]} needs" if len(peers) == 1 else f"peers {', '.join(peers)} need"
+        super().__init__(
+            f"node {node}: {which} a preshared key (psk on) that is not known here, "
+            "and there is no keys directory to make it in"
+        )
+        self.node = node
+        self.peers = list(peers)
 
 
 class NameConflict(OperationError):
@@ -203,18 +230,66 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
 
 
 def _keep_live_secrets(desired: State, live: State) -> State:
-    """Without keys, private and preshared keys are left as they are."""
+    """Without keys, private and preshared keys are left as they are.
+
+    Except what needs no key to tell: a PSK the spec does not want is removed,
+    and a wanted one that is missing stays wanted (PSK_UNKNOWN).
+    """
     out = dict(desired)
     for address, r in desired.items():
         have = live.get(address)
         if have is None:
             continue
         attrs = dict(r.attrs)
-        for name in ("private_key", "preshared_key"):
-            if name in attrs and name in have.attrs:
-                attrs[name] = have.attrs[name]
+        if "private_key" in attrs and "private_key" in have.attrs:
+            attrs["private_key"] = have.attrs["private_key"]
+        if attrs.get("preshared_key") == PSK_UNKNOWN and have.attrs.get("preshared_key"):
+            attrs["preshared_key"] = have.attrs["preshared_key"]
         out[address] = replace(r, attrs=attrs)
     return out
+
+
+def _wanted_psks(plan: Plan) -> list[Change]:
+    """The changes that set a preshared key nobody has made yet (PSK_UNKNOWN)."""
+    return [
+        c
+        for c in plan.changes
+        if c.after is not None
+        and c.after.kind == "peer"
+        and c.after.attrs.get("preshared_key") == PSK_UNKNOWN
+    ]
+
+
+def _made(change: Change, fp: str) -> Change:
+    assert change.after is not None
+    after = replace(change.after, attrs={**change.after.attrs, "preshared_key": fp})
+    changed = tuple(
+        (name, old, fp if name == "preshared_key" else new) for name, old, new in change.changed
+    )
+    return replace(change, after=after, changed=changed)
+
+
+def make_psks(ctx: NodeContext, plan: Plan) -> Plan:
+    """`plan` with every wanted preshared key made (ctx.psks) and set by its fingerprint.
+
+    MissingPsk, before anything changes, when there is no way to make them.
+    """
+    wanted = {c.address: c for c in _wanted_psks(plan)}
+    if not wanted:
+        return plan
+    if ctx.psks is None:
+        raise MissingPsk(ctx.node, sorted(c.resource.label or c.address for c in wanted.values()))
+    out = []
+    for c in plan.changes:
+        if c.address in wanted and c.after is not None:
+            ns, _ifname, _key = c.after.id_as(PeerId)
+            peer = c.after.label
+            prefix = ctx.naming.netns_prefix
+            if peer is None or not ns.startswith(prefix):
+                raise OperationError(f"{c.address}: cannot tell the pair of its preshared key")
+            c = _made(c, fingerprint(ctx.psks.make_psk(ns[len(prefix) :], ctx.node, peer)))
+        out.append(c)
+    return Plan(tuple(out))
 
 
 def desired_of(model: ir.IR, ctx: NodeContext) -> State:
@@ -236,7 +311,8 @@ def plan_node(ctx: NodeContext, desired: State) -> Planned:
     )
     if ctx.keys is None:
         desired = _keep_live_secrets(desired, live)
-    plan = diff(desired, live)
+    desired, written = resolve_endpoints(desired, ctx.system.resolve)
+    plan = with_written(diff(desired, live), written)
     problems = conflicts(plan, foreign)
     if problems:
         raise NameConflict(ctx.node, problems)
@@ -285,8 +361,9 @@ def apply_plan(
 
     A failed apply is rolled back and raised as plan.apply.ApplyFailed: the
     node is as it was. The undo log of a successful one is returned, for a
-    confirm window.
+    confirm window. The preshared keys it wants are made first (make_psks).
     """
+    plan = make_psks(ctx, plan)
     executor: Executor = SystemExecutor(
         ctx.node,
         ctx.naming,

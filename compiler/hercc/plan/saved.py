@@ -3,25 +3,38 @@
 The file is JSON in the ir.dumps layout, written atomically; it holds no secret:
 
     {
-      "format_version": 1,
+      "format_version": 2,
       "node": "alpha",
       "spec": "examples/reference.herc" | null,
+      "naming": {"netns_prefix": "herc-", ...},     (resources.naming.Naming's fields)
+      "with_keys": true | false,                    (made with --keys)
       "live_fingerprint": "sha256:<64 hex>",
       "changes": [{"action", "address", "before", "after", "changed": [[name, old, new]],
-                   "forces": [...], "replaced_with": address | null}],
+                   "forces": [...], "replaced_with": address | null,
+                   "as_written": [[name, text]]}],
       "desired": [Resource.to_data(), ...]          (sorted by address)
     }
 
 `before` and `after` are full resources (Resource.to_data()). Secrets appear
 only as fingerprints. `live_fingerprint` is the sha256 of the canonical JSON
 of the live state the plan was made against; `check_fresh` refuses a plan
-whose node has changed since (StalePlanError).
+whose node has changed since (StalePlanError). `check_made_like` refuses one
+applied under other names or without the keys it was made with, and says which
+(PlanMismatch).
+
+A saved plan is known by its content, whatever its file name (`sniff_plan`):
+a JSON object with "format_version" and "live_fingerprint". Anything else
+(a .herc or .herc.yaml spec) is not a plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +43,18 @@ from hercc.diagnostics import OperationError
 from hercc.plan.diff import Change, Plan
 from hercc.resources.action import Action
 from hercc.resources.model import Resource, State, state_of
+from hercc.resources.naming import Naming
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_MARKERS = ("format_version", "live_fingerprint")  # the keys that make a JSON object a plan
 
 
 class StalePlanError(OperationError):
     """The live state changed since the saved plan was made: plan again."""
+
+
+class PlanMismatch(OperationError):
+    """The saved plan was made under other names or keys than it is applied with."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,8 @@ class SavedPlan:
     plan: Plan
     desired: State
     live_fingerprint: str
+    naming: Mapping[str, Any]
+    with_keys: bool
 
 
 def _canonical(state: State) -> str:
@@ -70,6 +91,7 @@ def change_to_data(change: Change) -> dict[str, Any]:
         "changed": [[name, old, new] for name, old, new in change.changed],
         "forces": list(change.forces),
         "replaced_with": change.replaced_with,
+        "as_written": [[name, text] for name, text in change.as_written],
     }
 
 
@@ -86,16 +108,26 @@ def change_from_data(data: Any) -> Change:
         changed=tuple((name, old, new) for name, old, new in data["changed"]),
         forces=tuple(data["forces"]),
         replaced_with=data["replaced_with"],
+        as_written=tuple((name, text) for name, text in data["as_written"]),
     )
 
 
 def plan_to_data(
-    plan: Plan, node: str, live: State, desired: State, spec: str | None = None
+    plan: Plan,
+    node: str,
+    live: State,
+    desired: State,
+    spec: str | None = None,
+    *,
+    naming: Naming | None = None,
+    with_keys: bool = False,
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "node": node,
         "spec": spec,
+        "naming": dataclasses.asdict(naming if naming is not None else Naming()),
+        "with_keys": with_keys,
         "live_fingerprint": live_fingerprint(live),
         "changes": [change_to_data(c) for c in plan.changes],
         "desired": [desired[address].to_data() for address in sorted(desired)],
@@ -112,30 +144,91 @@ def plan_from_data(data: Any, where: str = "saved plan") -> SavedPlan:
             plan=Plan(tuple(change_from_data(c) for c in data["changes"])),
             desired=state_of([Resource.from_data(r) for r in data["desired"]]),
             live_fingerprint=str(data["live_fingerprint"]),
+            naming=dict(data["naming"]),
+            with_keys=bool(data["with_keys"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OperationError(f"{where}: malformed saved plan ({exc})") from None
 
 
 def save_plan(
-    plan: Plan, node: str, live: State, desired: State, path: str, spec: str | None = None
+    plan: Plan,
+    node: str,
+    live: State,
+    desired: State,
+    path: str,
+    spec: str | None = None,
+    *,
+    naming: Naming | None = None,
+    with_keys: bool = False,
 ) -> None:
     """Write the plan atomically (readers see the old file or the new one)."""
     from hercc.sysio.files import write_atomic
 
+    data = plan_to_data(plan, node, live, desired, spec, naming=naming, with_keys=with_keys)
     try:
-        write_atomic(path, ir.dumps(plan_to_data(plan, node, live, desired, spec)))
+        write_atomic(path, ir.dumps(data))
     except OSError as exc:
         raise OperationError(f"{path}: cannot write the plan: {exc.strerror}") from None
 
 
-def load_plan(path: str) -> SavedPlan:
+def sniff_plan(path: str) -> SavedPlan | None:
+    """The saved plan at `path`, or None when the file is not one (or cannot be read).
+
+    OperationError for a plan of another format version, or a malformed one.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise OperationError(f"{path}: cannot read the plan: {exc}") from None
-    return plan_from_data(data, path)
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device: never read here
+            return None
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    if data.lstrip()[:1] != b"{":
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or not all(k in parsed for k in _MARKERS):
+        return None
+    return plan_from_data(parsed, path)
+
+
+def _netns_prefix_option(naming: Mapping[str, Any]) -> str | None:
+    """The --netns-prefix that gives `naming`'s namespace prefix, None if none does."""
+    base = Naming().netns_prefix
+    prefix = naming.get("netns_prefix")
+    if isinstance(prefix, str) and prefix.endswith(base):
+        return prefix[: -len(base)]
+    return None
+
+
+def check_made_like(saved: SavedPlan, naming: Naming, *, with_keys: bool) -> None:
+    """PlanMismatch, naming what differs, unless `saved` is applied as it was made.
+
+    A plan made with keys needs them (it may set secrets); one made without
+    them may be applied with them.
+    """
+    now = dataclasses.asdict(naming)
+    if saved.naming != now:
+        was, is_ = _netns_prefix_option(saved.naming), _netns_prefix_option(now)
+        if was is not None and is_ is not None and was != is_:
+            raise PlanMismatch(
+                f"this plan was made with --netns-prefix {was!r}, not {is_!r}: apply it "
+                f"with --netns-prefix {was!r}, or plan again"
+            )
+        diffs = ", ".join(
+            f"{name} {saved.naming.get(name)!r}, not {value!r}"
+            for name, value in sorted(now.items())
+            if saved.naming.get(name) != value
+        )
+        raise PlanMismatch(f"this plan was made under other names ({diffs}); plan again")
+    if saved.with_keys and not with_keys:
+        raise PlanMismatch(
+            "this plan was made with --keys: apply it with --keys DIR, the keys directory "
+            "it was made with"
+        )
 
 
 def check_fresh(saved: SavedPlan, live_now: State) -> None:

@@ -3,7 +3,8 @@
 The desired state (plan/desired.py) writes its attributes in these forms and
 the live reader (hercc.state) reads devices into them, so that equal values
 compare equal. Pure: nothing is resolved here (hercc.state.wireguard resolves
-a host name only when it hands an endpoint to a device). Malformed input
+a host name when it hands an endpoint to a device, and a plan resolves one
+before it compares, through an injected resolver: plan/endpoints.py). Malformed input
 raises InvalidValue, whose message never holds key material.
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "canonical_allowed_ips",
     "canonical_endpoint",
     "canonical_private_key",
+    "is_host_name_endpoint",
     "join_endpoint",
     "key_bytes",
     "split_endpoint",
@@ -89,3 +91,13 @@ def canonical_endpoint(endpoint: str) -> str:
         return join_endpoint(host, port)
     except ValueError:
         return f"{host}:{port}"
+
+
+def is_host_name_endpoint(endpoint: str) -> bool:
+    """True for `name:port`, False for an IP literal (which needs no resolving)."""
+    host, port = split_endpoint(endpoint)
+    try:
+        join_endpoint(host, port)
+    except ValueError:
+        return True
+    return False

@@ -16,8 +16,9 @@ typed shapes are in resources/ids.py):
   address    "<NS>/<IF>/<cidr>"           an address on an interface; no attrs beyond the id
   peer       "<NS>/<IF>/<public key>"     a WireGuard peer; attrs: endpoint, allowed_ips
                                           (sorted list), keepalive, preshared_key
-                                          (fingerprint or null, sensitive); label: the
-                                          peer's node name
+                                          (a fingerprint; "(unknown)" when a PSK is wanted
+                                          but not known; null for none; sensitive);
+                                          label: the peer's node name
   sysctl     "<NS>/<key>"                 a sysctl inside NS, e.g. net.ipv4.ip_forward; attr
                                           value, never its default (see below)
   veth       "<NS>/<IF>"                  a veth pair, named by the end `veth_pair_end`

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hercc.cli.views.plan import plan_to_json, render_plan
+from hercc.resources.action import Action
 
 if TYPE_CHECKING:  # the lab is imported when a lab command runs
-    from hercc.lab.overlay import LabPlan
+    from hercc.lab.overlay import HostChange, LabPlan, NodePlan
     from hercc.lab.persistent import LabState
     from hercc.lab.persistent.probes import Probe
     from hercc.lab.persistent.status import LabStatus
@@ -100,19 +101,61 @@ def render_status(st: LabStatus) -> str:
     return text
 
 
+def render_broken(name: str, why: str) -> str:
+    """A lab whose state cannot be read."""
+    return f"lab {name!r}: broken: {why}\n  `hercc lab down --name {name}` removes it\n"
+
+
+def _host_text(c: HostChange) -> str:
+    h = c.after if c.after is not None else c.before
+    assert h is not None
+    where = f"public {h.public_ip}" if h.kind == "public" else f"nat, behind {h.router_ns}"
+    line = f"{c.action.symbol:>3} node {c.node} ({where}; namespace {h.ns}, bridge port {h.port})"
+    if c.forces:
+        line += f"  # forces replacement: {', '.join(c.forces)}"
+    return line
+
+
+def _underlay_text(planned: LabPlan) -> str:
+    """`# underlay`: the nodes that come, go or are re-created, and rewritten drop rules."""
+    lines = [_host_text(c) for c in planned.hosts]
+    for ns, block in planned.blocks:
+        what = "none" if block is None else ", ".join(block.peers)
+        lines.append(f"  ~ drop rules of unreachable links in {ns}: {what}")
+    return "# underlay\n" + "\n".join(lines) + "\n"
+
+
+def _node_title(n: NodePlan) -> str:
+    if n.host is None:
+        return f"# node {n.node}\n"
+    if n.host.action is Action.DELETE:
+        return f"# node {n.node} (removed: its overlay is destroyed)\n"
+    if n.teardown is not None:
+        gone = n.teardown.plan.destroy
+        return f"# node {n.node} (re-created: its {gone} resources are destroyed first)\n"
+    return f"# node {n.node} (new)\n"
+
+
 def render_lab_plan(planned: LabPlan) -> str:
-    """`# node X` and its plan (views/plan.py) per node, then the lab's total."""
-    parts = [f"# node {n.node}\n" + render_plan(n.plan) for n in planned.nodes]
+    """The underlay's changes, `# node X` and its plan (views/plan.py) per node, the total."""
+    parts = [_underlay_text(planned)] if planned.hosts or planned.blocks else []
+    parts += [_node_title(n) + render_plan(n.plan) for n in planned.nodes]
     name = planned.state.name
     if planned.no_changes:
         total = f"No changes. Every node of lab {name!r} matches the spec."
     else:
         add, change, destroy = planned.counts()
-        changed = sum(not n.plan.no_changes for n in planned.nodes)
+        changed = sum(not n.plan.no_changes or n.host is not None for n in planned.nodes)
         total = (
             f"Lab {name!r}: {add} to add, {change} to change, {destroy} to destroy "
             f"on {changed} of {len(planned.nodes)} nodes."
         )
+        if planned.hosts:
+            count = {a: sum(c.action is a for c in planned.hosts) for a in Action}
+            total += (
+                f"\nUnderlay: {count[Action.CREATE]} node(s) to add, "
+                f"{count[Action.REPLACE]} to replace, {count[Action.DELETE]} to remove."
+            )
     return "\n".join(parts) + "\n" + total + "\n"
 
 
@@ -122,6 +165,13 @@ def lab_plan_json(planned: LabPlan) -> str:
         "lab": planned.state.name,
         "spec": planned.spec,
         "nodes": {n.node: plan_to_json(n.plan) for n in planned.nodes},
+        "underlay": {
+            "nodes": [
+                {"node": c.node, "action": c.action.value, "forces": list(c.forces)}
+                for c in planned.hosts
+            ],
+            "drop_rules": [ns for ns, _ in planned.blocks],
+        },
         "summary": {"add": add, "change": change, "destroy": destroy},
         "no_changes": planned.no_changes,
     }

@@ -5,13 +5,18 @@ right-aligned: `  +` create, `  ~` update, `  -` delete, `-/+` replace) and the
 resource address, followed by `# <label>` when the resource has a label (a
 peer's node name), then its attributes, sorted, "=" aligned: all of them for
 a create or a delete, the changed ones for an update or a replace (the
-forcing one marked `# forces replacement`). Sensitive values print as
-`(sensitive)`, on both sides. The text ends with the counts line.
+forcing one marked `# forces replacement`). A value the spec wrote in another
+form (a host name endpoint, compared resolved) prints as written, then as
+compared: `"vpn.example.com:51820" (192.0.2.7:51820)`. A sensitive value prints as
+`(sensitive)`; a changed one as one word, as Terraform does: `(sensitive,
+added)` from none, `(sensitive, removed)` to none, else `(sensitive)`.
+The text ends with the counts line.
 
 JSON (`plan_to_json`): {"format_version", "resource_changes": [{address,
 kind, id, label (or null), action, actions (Terraform's: ["delete", "create"] for a replace),
 before, after (attributes, sensitive ones null), changed (attribute names),
-sensitive, replace_paths, replaced_with}], "summary": {add, change, destroy},
+sensitive, replace_paths, replaced_with, as_written ({attribute: the spec's
+spelling} of values compared resolved)}], "summary": {add, change, destroy},
 "no_changes"}.
 """
 
@@ -39,8 +44,28 @@ def value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _shown(name: str, value: Any, sensitive: frozenset[str]) -> str:
-    return SENSITIVE if name in sensitive else value_text(value)
+def _written(value: Any, written: str | None) -> str:
+    """A value, after the spec's spelling when it was resolved: `"name:port" (ip:port)`."""
+    if written is None or written == value:
+        return value_text(value)
+    return f"{value_text(written)} ({value})"
+
+
+def _shown(name: str, value: Any, sensitive: frozenset[str], written: str | None) -> str:
+    return SENSITIVE if name in sensitive else _written(value, written)
+
+
+def _changed_row(
+    name: str, old: Any, new: Any, sensitive: frozenset[str], written: str | None
+) -> tuple[str, str, str | None]:
+    """One attribute's change; a secret's as one word, never two hidden values."""
+    if name not in sensitive:
+        return (name, value_text(old), _written(new, written))
+    if old is None:
+        return (name, "(sensitive, added)", None)
+    if new is None:
+        return (name, "(sensitive, removed)", None)
+    return (name, SENSITIVE, None)
 
 
 def _attr_lines(
@@ -69,14 +94,16 @@ def render_change(change: Change) -> str:
     header = f"{change.action.symbol.rjust(_SYMBOL_WIDTH)} {change.address}"
     lines = [header + (f" # {label}" if label else "")]
     sens = change.sensitive
+    written = dict(change.as_written)
     if change.action in (Action.CREATE, Action.DELETE):
         rows: list[tuple[str, str, str | None]] = [
-            (name, _shown(name, r.attrs[name], sens), None) for name in sorted(r.attrs)
+            (name, _shown(name, r.attrs[name], sens, written.get(name)), None)
+            for name in sorted(r.attrs)
         ]
         lines += _attr_lines(change.action.symbol, rows, {})
     else:
         rows = [
-            (name, _shown(name, old, sens), _shown(name, new, sens))
+            _changed_row(name, old, new, sens, written.get(name))
             for name, old, new in change.changed
         ]
         notes = {name: "forces replacement" for name in change.forces}
@@ -136,6 +163,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "sensitive": sorted(sens),
         "replace_paths": list(change.forces),
         "replaced_with": change.replaced_with,
+        "as_written": dict(change.as_written),
     }
 
 

@@ -4,8 +4,9 @@
 underlay by the harness, every node's overlay by `hercc apply`'s code) and
 returns, leaving the namespaces and the wireguard-go processes (detached, in
 their own sessions) running. Everything it created is recorded in a state
-file, STATE_DIR/<name>.json, next to the lab's own directory STATE_DIR/<name>/
-(keys/, and nodes/: every node's state directory as `hercc apply` keeps it,
+file in the lab's own directory <root>/<name>/ (root: $HERCULES_LAB_DIR or
+/var/lib/hercules/labs): state.json, lock, keys/, and nodes/ (every node's
+state directory as `hercc apply` keeps it,
 the registry of its namespaces `<node>.json`, its wireguard-go PIDs
 `<node>.wireguard-go.json` and their logs), so that `hercc lab plan|apply`
 (hercc.lab.overlay) can read and change a lab node like a real one. Every
@@ -19,11 +20,13 @@ later command starts from the state file alone:
     matches: a recycled PID is never killed), deletes the recorded namespaces,
     the lab's directory and the state file. Idempotent.
 
-The state file is created exclusively (O_EXCL) before anything is built, so
-two `up`s of one name cannot race, and a lab whose `up` was killed halfway
-is still known to `down` (state "starting").
+`up`, `lab apply` and `down` hold the lab's lock (flock on <name>/lock)
+throughout, so they never interleave. The state file is created
+exclusively before anything is built, so a lab whose `up` was killed
+halfway is still known to `down` (state "starting").
 
   statefile  LabState and its file: load, save, claim, version; what a topology records
+  locking    lab_locked: the lab's lock
   lifecycle  up_lab, down_lab
   probes     check_lab
   status     lab_status
@@ -34,6 +37,7 @@ modules (overlay) and the tests import the parts.
 """
 
 from hercc.lab.persistent.lifecycle import down_lab, up_lab
+from hercc.lab.persistent.locking import LabLocked, lab_locked
 from hercc.lab.persistent.probes import check_lab
 from hercc.lab.persistent.statefile import (
     LabState,
@@ -46,6 +50,7 @@ from hercc.lab.persistent.status import lab_status
 from hercc.lab.persistent.targets import NoSuchTarget, exec_in
 
 __all__ = [
+    "LabLocked",
     "LabState",
     "NoSuchLab",
     "NoSuchTarget",
@@ -53,6 +58,7 @@ __all__ = [
     "check_name",
     "down_lab",
     "exec_in",
+    "lab_locked",
     "lab_status",
     "list_labs",
     "load_state",

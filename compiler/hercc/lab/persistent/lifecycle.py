@@ -16,14 +16,16 @@ import datetime as dt
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hercc.diagnostics import LabError
 from hercc.lab.harness import Lab
 from hercc.lab.keys import GeneratedKeys
+from hercc.lab.persistent.locking import lab_locked
 from hercc.lab.persistent.statefile import (
     DEFAULT_NAME,
-    STATE_DIR,
+    STATE_FILE,
     LabState,
     NoSuchLab,
     alive,
@@ -34,8 +36,7 @@ from hercc.lab.persistent.statefile import (
     netns_exists,
     record,
     record_pids,
-    state_file,
-    underlay_signature,
+    state_root,
     write_state,
 )
 from hercc.lab.spec import compile_for_lab
@@ -52,22 +53,36 @@ def up_lab(
     state_dir: Path | None = None,
     *,
     sources: dict[str, str] | None = None,
+    lock_timeout: float | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> LabState:
     """Compile `spec`, bring it up as lab `name` and record it; the lab keeps running.
 
     Raises LabExists when `name` is taken, LabError when the lab cannot be
-    built (whatever was built is removed again), SpecError for a bad spec.
+    built (whatever was built is removed again), SpecError for a bad spec,
+    LabLocked when another command holds the lab past `lock_timeout`.
     """
-    directory = state_dir or STATE_DIR
-    path = state_file(name, directory)
-    prefix = prefix_for_lab(name)
-    for other in list_labs(directory):
+    root = state_dir or state_root()
+    prefix = prefix_for_lab(check_name(name))
+    with lab_locked(name, root, timeout=lock_timeout, on_wait=on_wait, create=True) as labdir:
+        return _up_locked(spec, name, root, labdir, prefix, sources)
+
+
+def _up_locked(
+    spec: str,
+    name: str,
+    root: Path,
+    labdir: Path,
+    prefix: str,
+    sources: dict[str, str] | None,
+) -> LabState:
+    path = labdir / STATE_FILE
+    for other in list_labs(root):
         if other == name:
             continue
         with contextlib.suppress(LabError):
-            if load_state(other, directory).prefix == prefix:
+            if load_state(other, root).prefix == prefix:
                 raise LabError(f"labs {other!r} and {name!r} would share the name prefix {prefix}")
-    labdir = directory / name
     state = LabState(
         name=name,
         prefix=prefix,
@@ -80,16 +95,14 @@ def up_lab(
     claim(state, path)  # from here on, `down` knows this lab
     lab: Lab | None = None
     try:
-        if labdir.exists():  # left over from a lab whose state file was removed by hand
-            shutil.rmtree(labdir)
-        labdir.mkdir(mode=0o700, parents=True)
+        for leftover in (state.keys_dir, state.apply_dir):  # of a lab whose state was removed
+            shutil.rmtree(leftover, ignore_errors=True)
         start = time.monotonic()
         keys = GeneratedKeys(Path(state.keys_dir))
         compiled, keys = compile_for_lab(spec, keys, sources=sources)
         state.timings["compile"] = round(time.monotonic() - start, 3)
         lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
         record(state, lab.topology)
-        state.underlay = underlay_signature(lab.topology)
         write_state(state, path)
         lab.up()  # tears down what it built if it fails
         record_pids(state, state.interfaces)
@@ -107,8 +120,6 @@ def up_lab(
                 lab.down()  # only what this lab built; idempotent after a failed up()
             except LabError:
                 raise  # leftovers: keep the state file, so that `down` can retry
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
         shutil.rmtree(labdir, ignore_errors=True)
         raise
     return state
@@ -117,12 +128,27 @@ def up_lab(
 # ---------------------------------------------------------------- down
 
 
+def _by_prefix(name: str, labdir: Path) -> LabState:
+    """A lab whose state file is unreadable, as far as its name prefix tells."""
+    prefix = prefix_for_lab(name)
+    listed = Path("/run/netns")
+    found = sorted(p.name for p in listed.iterdir()) if listed.is_dir() else []
+    return LabState(
+        name=name,
+        prefix=prefix,
+        spec="",
+        directory=str(labdir),
+        keys_dir=str(labdir / "keys"),
+        created="",
+        namespaces=[ns for ns in found if ns.startswith(prefix + "-")],
+    )
+
+
 def _strays(state: LabState) -> list[tuple[int, int]]:
     """wireguard-go processes inside this lab's namespaces (for a lab whose `up` was cut short)."""
     found: list[tuple[int, int]] = []
-    hosts = {i.host_ns for i in state.interfaces}
     for ns in state.namespaces:
-        if ns not in hosts or not netns_exists(ns):
+        if not netns_exists(ns):
             continue
         out = run(["ip", "netns", "pids", ns], check=False, timeout=10, error=LabError).stdout
         for word in out.split():
@@ -157,19 +183,33 @@ def _teardown(state: LabState) -> list[str]:
     return errors
 
 
-def down_lab(name: str = DEFAULT_NAME, state_dir: Path | None = None) -> LabState | None:
-    """Remove lab `name` and its state; None when there was no such lab."""
-    directory = state_dir or STATE_DIR
+def down_lab(
+    name: str = DEFAULT_NAME,
+    state_dir: Path | None = None,
+    *,
+    lock_timeout: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> LabState | None:
+    """Remove lab `name` and its directory; None when there was no such lab.
+
+    LabLocked when another command holds the lab past `lock_timeout`.
+    """
+    root = state_dir or state_root()
     try:
-        state = load_state(name, directory)
+        with lab_locked(name, root, timeout=lock_timeout, on_wait=on_wait) as labdir:
+            try:
+                state = load_state(name, root)
+            except NoSuchLab:
+                shutil.rmtree(labdir, ignore_errors=True)  # what a failed `up` or `down` left
+                return None
+            except LabError:  # unreadable: what carries the lab's name prefix
+                state = _by_prefix(name, labdir)
+            errors = _teardown(state)
+            if errors:
+                raise LabError(f"lab {name!r}: teardown incomplete: " + "; ".join(errors))
+            shutil.rmtree(labdir, ignore_errors=True)  # the state, keys, nodes and the lock
+            return state
     except NoSuchLab:
-        shutil.rmtree(directory / check_name(name), ignore_errors=True)
+        with contextlib.suppress(NoSuchLab):
+            load_state(name, root)  # OldLab: a lab of an older hercc, say what to do
         return None
-    errors = _teardown(state)
-    if errors:
-        raise LabError(f"lab {name!r}: teardown incomplete: " + "; ".join(errors))
-    shutil.rmtree(state.directory, ignore_errors=True)
-    shutil.rmtree(state.keys_dir, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        state_file(name, directory).unlink()
-    return state

@@ -1,6 +1,11 @@
 """The state file of a named lab: what `up` built, for every later command.
 
-STATE_DIR/<name>.json records a lab's namespaces, its WireGuard interfaces
+Every lab has a directory of its own, <root>/<name>/ (root: $HERCULES_LAB_DIR,
+default /var/lib/hercules/labs; a name is a DNS label, so it is safe as a
+file name and in the lab's name prefix): `state.json`, `lock` (held by
+up/apply/down, hercc.lab.persistent.locking), `keys/` and `nodes/`.
+
+The state file records a lab's namespaces, its WireGuard interfaces
 with their wireguard-go PIDs and start times, the sources and destinations
 of `check` and the names `exec` knows (`LabState`). It is created
 exclusively (`claim`) before anything is built, so two `up`s of one name
@@ -23,14 +28,17 @@ from typing import Any
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.harness import WG_RUN_DIR
-from hercc.lab.topology import Topology
+from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
 from hercc.sysio.files import write_atomic
 from hercc.sysio.procfs import proc_start_time, same_process
 
-STATE_DIR = Path(os.environ.get("HERCULES_LAB_DIR", "/var/lib/hercules/labs"))
-STATE_VERSION = 1
+DEFAULT_ROOT = Path("/var/lib/hercules/labs")
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+STATE_VERSION = 2
 DEFAULT_NAME = "lab"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_MAX = 31
+_NAME = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{NAME_MAX - 1}}}")
 
 
 class LabExists(LabError):
@@ -39,6 +47,10 @@ class LabExists(LabError):
 
 class NoSuchLab(LabError):
     """No lab of that name is recorded."""
+
+
+class OldLab(LabError):
+    """The lab was made by an older hercc, with its state in <root>/<name>.json."""
 
 
 # ---------------------------------------------------------------- the state file
@@ -88,7 +100,8 @@ class LabState:
     timings: dict[str, float] = field(default_factory=dict)
     # the --state-dir of the lab's nodes for plan/apply ("": a lab made before it existed)
     apply_dir: str = ""
-    underlay: list[list[str]] = field(default_factory=list)  # underlay_signature(topology)
+    hosts: list[Host] = field(default_factory=list)  # the nodes on the underlay
+    blocks: list[Block] = field(default_factory=list)  # the drop rules of `unreachable` links
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -101,19 +114,33 @@ class LabState:
         fields = dict(data)
         fields["interfaces"] = [Interface(**i) for i in data.get("interfaces", [])]
         fields["endpoints"] = [Endpoint(**e) for e in data.get("endpoints", [])]
+        fields["hosts"] = [Host(**h) for h in data.get("hosts", [])]
+        fields["blocks"] = [
+            Block(b["ns"], b["router"], tuple(b["peers"])) for b in data.get("blocks", [])
+        ]
         return cls(**fields)
 
 
+def state_root() -> Path:
+    """Where the labs live: $HERCULES_LAB_DIR (read at each call: tests set it), or the default."""
+    return Path(os.environ.get("HERCULES_LAB_DIR") or DEFAULT_ROOT)
+
+
 def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name) or name in (".", ".."):
+    """A lab name is a DNS label: 1-31 of a-z 0-9 -, starting with a letter or digit."""
+    if not _NAME.fullmatch(name):
         raise LabError(
-            f"lab name {name!r}: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+            f"lab name {name!r}: 1-{NAME_MAX} of a-z 0-9 -, starting with a letter or digit"
         )
     return name
 
 
+def lab_dir(name: str, state_dir: Path | None = None) -> Path:
+    return (state_dir or state_root()) / check_name(name)
+
+
 def state_file(name: str, state_dir: Path | None = None) -> Path:
-    return (state_dir or STATE_DIR) / f"{check_name(name)}.json"
+    return lab_dir(name, state_dir) / STATE_FILE
 
 
 def load_state(name: str, state_dir: Path | None = None) -> LabState:
@@ -121,6 +148,13 @@ def load_state(name: str, state_dir: Path | None = None) -> LabState:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        old = path.parent.with_name(f"{name}.json")
+        if old.is_file():  # hercc before labs had directories of their own
+            raise OldLab(
+                f"lab {name!r} was made by an older hercc ({old}): take it down with that "
+                f"version, or delete its namespaces (`ip netns list`, prefix "
+                f"{prefix_for_lab(name)}) and the file"
+            ) from None
         raise NoSuchLab(f"no lab named {name!r} (no {path})") from None
     except (OSError, ValueError) as exc:
         raise LabError(f"{path}: unreadable lab state ({exc})") from None
@@ -131,10 +165,13 @@ def load_state(name: str, state_dir: Path | None = None) -> LabState:
 
 
 def list_labs(state_dir: Path | None = None) -> list[str]:
-    directory = state_dir or STATE_DIR
-    if not directory.is_dir():
+    """The labs with a state file (readable or not)."""
+    root = state_dir or state_root()
+    if not root.is_dir():
         return []
-    return sorted(p.stem for p in directory.glob("*.json") if _NAME.fullmatch(p.stem))
+    return sorted(
+        p.name for p in root.iterdir() if _NAME.fullmatch(p.name) and (p / STATE_FILE).exists()
+    )
 
 
 def write_state(state: LabState, path: Path) -> None:
@@ -147,8 +184,7 @@ def save_state(state: LabState) -> None:
 
 
 def claim(state: LabState, path: Path) -> None:
-    """Create the state file, failing if it exists: the lock against a second `up`."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create the state file, failing if it exists: a second `up` of one name is refused."""
     try:
         write_atomic(path, state.to_json(), 0o600, exclusive=True)
     except FileExistsError:
@@ -172,15 +208,6 @@ def netns_exists(ns: str) -> bool:
 # ---------------------------------------------------------------- recording a topology
 
 
-def underlay_signature(p: Topology) -> list[list[str]]:
-    """What `up` fixed for good: every node's kind and underlay addresses."""
-    return [[h.node, h.kind, h.address, h.public_ip] for h in p.hosts]
-
-
-def node_names(state: LabState) -> list[str]:
-    return sorted(t.split(":", 1)[1] for t in state.targets if t.startswith("node:"))
-
-
 def recorded_pids(state: LabState, node: str) -> dict[str, int]:
     """The wireguard-go PIDs of `node` as `hercc apply`'s executor recorded them."""
     return nodes.recorded_pids(state.apply_dir, node)
@@ -196,7 +223,6 @@ def rerecord(state: LabState, p: Topology, spec: str) -> None:
     old_ifaces = {i.name: i for i in state.interfaces}
     record(state, p)
     state.spec = os.path.abspath(spec)
-    state.underlay = underlay_signature(p)
     for iface in state.interfaces:
         prev = old_ifaces.get(iface.name)
         if prev is not None and alive(prev):
@@ -219,6 +245,8 @@ def record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
 
 def record(state: LabState, p: Topology) -> None:
     """The lab as topology `p` names it (no PIDs)."""
+    state.hosts = list(p.hosts)
+    state.blocks = list(p.blocks)
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(

@@ -1,0 +1,132 @@
+"""The enterprise block: vxlan, ipsec, vlan and bridge, each one table and one builder."""
+
+from __future__ import annotations
+
+from hercc import ast, codes, values
+from hercc.diagnostics import Collector
+from hercc.syntax import Stmt
+
+from .fields import Option, label, read_block, read_head
+
+
+def _auth(stmt: Stmt, diags: Collector) -> tuple[str, str] | None:
+    """auth psk secret("name")."""
+    if len(stmt.args) != 2:
+        diags.error(codes.ARGUMENTS, 'auth takes: psk secret("name")', stmt.span)
+        return None
+    method = values.choice("psk")(stmt.args[0], diags)
+    ref = values.secret_ref(stmt.args[1], diags)
+    return (method, ref) if method and ref else None
+
+
+VXLAN = {
+    "node": Option("one", values.name, required=True),
+    "vni": Option("one", values.vni, required=True),
+    "local": Option("one", values.address, required=True),
+    "remote": Option("one", values.address, required=True),
+    "port": Option("one", values.port),
+    "bridge": Option("one", values.ifname),
+}
+IPSEC = {
+    "node": Option("one", values.name, required=True),
+    "remote": Option("one", values.endpoint, required=True),
+    "local_ts": Option("list", values.cidr, required=True),
+    "remote_ts": Option("list", values.cidr, required=True),
+    "auth": Option("custom", _auth, required=True),
+    "proposals": Option("list", values.string),
+}
+VLAN = {
+    "node": Option("one", values.name, required=True),
+    "parent": Option("one", values.ifname, required=True),
+    "id": Option("one", values.vlan_id, required=True),
+    "address": Option("one", values.interface),
+}
+BRIDGE = {
+    "node": Option("one", values.name, required=True),
+    "ports": Option("list", values.ifname),
+}
+
+
+def _vxlan(stmt: Stmt, diags: Collector) -> ast.VxlanDecl | None:
+    head = read_head(stmt, 1, diags)
+    f = read_block(stmt, VXLAN, f"vxlan {label(stmt)}", diags)
+    if head is None or not f.complete:
+        return None
+    return ast.VxlanDecl(
+        head[0],
+        stmt.args[0].span,
+        f.values["node"],
+        f.values["vni"],
+        f.values["local"],
+        f.values["remote"],
+        f.get("port", ast.DEFAULT_VXLAN_PORT),
+        f.get("bridge"),
+        f.spans,
+    )
+
+
+def _ipsec(stmt: Stmt, diags: Collector) -> ast.IpsecDecl | None:
+    head = read_head(stmt, 1, diags)
+    f = read_block(stmt, IPSEC, f"ipsec {label(stmt)}", diags)
+    if head is None or not f.complete:
+        return None
+    method, secret = f.values["auth"]
+    return ast.IpsecDecl(
+        head[0],
+        stmt.args[0].span,
+        f.values["node"],
+        f.values["remote"],
+        f.values["local_ts"],
+        f.values["remote_ts"],
+        method,
+        secret,
+        f.get("proposals", ("aes256-sha256-modp2048",)),
+        f.spans,
+    )
+
+
+def _vlan(stmt: Stmt, diags: Collector) -> ast.VlanDecl | None:
+    head = read_head(stmt, 1, diags)
+    f = read_block(stmt, VLAN, f"vlan {label(stmt)}", diags)
+    if head is None or not f.complete:
+        return None
+    return ast.VlanDecl(
+        head[0],
+        stmt.args[0].span,
+        f.values["node"],
+        f.values["parent"],
+        f.values["id"],
+        f.get("address"),
+        f.spans,
+    )
+
+
+def _bridge(stmt: Stmt, diags: Collector) -> ast.BridgeDecl | None:
+    head = read_head(stmt, 1, diags)
+    f = read_block(stmt, BRIDGE, f"bridge {label(stmt)}", diags)
+    if head is None or not f.complete:
+        return None
+    return ast.BridgeDecl(head[0], stmt.args[0].span, f.values["node"], f.get("ports", ()), f.spans)
+
+
+ENTERPRISE = {
+    "vxlan": Option("block", _vxlan, repeat=True),
+    "ipsec": Option("block", _ipsec, repeat=True),
+    "vlan": Option("block", _vlan, repeat=True),
+    "bridge": Option("block", _bridge, repeat=True),
+}
+
+
+def enterprise(stmt: Stmt, diags: Collector) -> ast.EnterpriseDecl | None:
+    head = read_head(stmt, 1, diags)
+    f = read_block(stmt, ENTERPRISE, f"enterprise {label(stmt)}", diags)
+    if head is None:
+        return None
+    return ast.EnterpriseDecl(
+        head[0],
+        stmt.args[0].span,
+        tuple(v for v, _ in f.items("vxlan")),
+        tuple(v for v, _ in f.items("ipsec")),
+        tuple(v for v, _ in f.items("vlan")),
+        tuple(v for v, _ in f.items("bridge")),
+    )

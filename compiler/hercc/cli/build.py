@@ -53,7 +53,13 @@ def selected_nodes(model: ir.IR, names: Sequence[str] | None) -> frozenset[str] 
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from hercc.sysio.files import write_atomic
+    """Write the build directory and SPEC.lock together, or neither.
+
+    The lock goes to the writer as the directory's companion: it is written
+    next to SPEC.lock before the directory is swapped in, and renamed over it
+    right after, the swap undone if that fails (writer.py). A failing build
+    changes neither, so the lock never records what the output does not hold.
+    """
     from hercc.writer import write_tree
 
     compiled = compile_args(args, console, with_peers=True)
@@ -65,9 +71,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         secrets = secret_files(compiled.ir, args.keys)
         if nodes is not None:  # nodes/<node>/secrets/...
             secrets = {p: t for p, t in secrets.items() if p.split("/")[1] in nodes}
-    count = write_tree(args.output, render_files(compiled.ir, args.backend, nodes), secrets)
-    if compiled.lock_changed:
-        write_atomic(compiled.lock_file, compiled.lock.to_json())
+    lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
+    count = write_tree(args.output, render_files(compiled.ir, args.backend, nodes), secrets, lock)
     if args.format == "json":
         console.out.write(json.dumps({"ok": True, "output": args.output, "files": count}) + "\n")
     else:

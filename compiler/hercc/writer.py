@@ -198,14 +198,19 @@ def _unlisted(root: str, listed: frozenset[str]) -> list[str]:
     """What root holds that the manifest does not list, sorted; a directory once, ending in /."""
     owned = _owned_dirs(root, listed)
     strays = []
-    for here, subdirs, names in os.walk(root):
-        rel = os.path.relpath(here, root)
-        prefix = "" if rel == "." else rel + "/"
-        for name in sorted(subdirs):  # a link to a directory is listed here, never followed
-            if prefix + name not in owned or os.path.islink(os.path.join(here, name)):
-                strays.append(prefix + name + "/")
-        subdirs[:] = [d for d in subdirs if prefix + d in owned and not _is_secrets(prefix + d)]
-        strays += [prefix + n for n in names if prefix + n not in listed and prefix + n != MANIFEST]
+    pending = [""]  # directories to read, as prefixes of their entries' paths
+    while pending:
+        prefix = pending.pop()
+        with os.scandir(os.path.join(root, prefix)) as entries:
+            for entry in entries:  # scandir knows each entry's type: no stat per file
+                rel = prefix + entry.name
+                if not entry.is_dir(follow_symlinks=False):  # a link is a file here
+                    if rel not in listed and rel != MANIFEST:
+                        strays.append(rel)
+                elif rel not in owned:
+                    strays.append(rel + "/")
+                elif not _is_secrets(rel):
+                    pending.append(rel + "/")
     return sorted(strays)
 
 

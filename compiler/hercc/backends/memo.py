@@ -58,9 +58,14 @@ class RenderMemo:
         self.peer_blocks = IdentityMemo(1 << 17)
         # All [Peer] sections of a shared peer tuple: large, reused by the nodes that follow.
         self.peer_lists = IdentityMemo(8)
-        # One peer's netplan YAML entry, and its node.json line.
+        # One peer's netplan YAML entry, node.json line and [WireGuardPeer] section; and
+        # all of them for a shared peer tuple, as peer_lists.
         self.netplan_peers = IdentityMemo(1 << 16)
+        self.netplan_lists = IdentityMemo(8)
         self.json_peers = IdentityMemo(1 << 16)
+        self.json_lists = IdentityMemo(8)
+        self.networkd_peers = IdentityMemo(1 << 16)
+        self.networkd_lists = IdentityMemo(8)
         self._workloads: dict[str, list[str]] | None = None
 
     def workloads_of(self, model: ir.IR, node: str) -> list[str]:

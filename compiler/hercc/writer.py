@@ -20,8 +20,8 @@ from hercc.diagnostics import OperationError, UsageError
 from hercc.ir import dumps
 
 MANIFEST = "manifest.json"
-# Files handed to the writing thread and not written yet: enough to keep both
-# threads busy, few enough that memory does not grow with the output.
+# Files handed to the writing threads and not written yet: enough to keep them
+# busy, few enough that memory does not grow with the output.
 FILES_IN_FLIGHT = 16
 
 

@@ -49,8 +49,8 @@ GENERATOR, MANIFEST_VERSION = "hercc", 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Of the paths a refusal finds unlisted, those it names.
 _NAMED_STRAYS = 5
-# Files handed to the writing thread and not written yet: enough to keep both
-# threads busy, few enough that memory does not grow with the output.
+# Files handed to the writing threads and not written yet: enough to keep them
+# busy, few enough that memory does not grow with the output.
 FILES_IN_FLIGHT = 16
 DIR_MODE, FILE_MODE = 0o755, 0o644
 PRIVATE_DIR_MODE, PRIVATE_FILE_MODE = 0o700, 0o600

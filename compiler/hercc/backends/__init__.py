@@ -20,7 +20,7 @@ BACKENDS: dict[str, Backend] = {
     "node-json": node_json.render_node,
     "wireguard": wireguard.render_node,
     "wg-quick": wg_quick.render_node,
-    "networkd": lambda model, node, _memo: networkd.render_node(model, node),
+    "networkd": networkd.render_node,
     "netplan": netplan.render_node,
 }
 

@@ -33,11 +33,16 @@ def _peer_line(peer: ir.Peer) -> str:
 
 
 def _peers_text(membership: ir.Membership, memo: RenderMemo) -> str:
-    if not membership.peers:
-        return "[]"
-    pad = " " * 8
-    lines = memo.json_peers.texts(membership.peers, membership.network, _peer_line)
-    return "[\n" + ",\n".join(pad + line for line in lines) + "\n      ]"
+    network = membership.network
+
+    def join(peers: tuple[ir.Peer, ...]) -> str:
+        if not peers:
+            return "[]"
+        pad = " " * 8
+        lines = memo.json_peers.texts(peers, network, _peer_line)
+        return "[\n" + ",\n".join(pad + line for line in lines) + "\n      ]"
+
+    return memo.json_lists.text(membership.peers, network, join)
 
 
 def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:

@@ -28,6 +28,7 @@ from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 _BY_NODE = attrgetter("node")
+_PUBKEY = attrgetter("pubkey")
 KEY_DIR = "/etc/hercules/keys"
 
 
@@ -51,7 +52,7 @@ def header(tool: str, node: str, network: str, comment: str = "#") -> list[str]:
 
 def keys_known(membership: ir.Membership) -> bool:
     """True when every peer's public key is known, so the file can be rendered."""
-    return all(peer.pubkey is not None for peer in membership.peers)
+    return None not in map(_PUBKEY, membership.peers)  # a C loop: it runs for every peer entry
 
 
 def renderable(node: ir.Node) -> Iterator[ir.Membership]:

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     c.set_defaults(run=run)
 
 
-def selected_nodes(model: ir.IR, names: Sequence[str] | None) -> frozenset[str] | None:
+def _selected_nodes(model: ir.IR, names: Sequence[str] | None) -> frozenset[str] | None:
     """The nodes --node names (None: every node); a name the spec lacks is a usage error."""
     if names is None:
         return None
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from hercc.writer import write_tree
 
     compiled = compile_args(args, console, with_peers=True)
-    nodes = selected_nodes(compiled.ir, args.node)
+    nodes = _selected_nodes(compiled.ir, args.node)
     secrets = {}
     if args.keys is not None:
         from hercc.passes.keys import secret_files

@@ -585,10 +585,8 @@ def _synopsis() -> dict[str, str]:
             if not path:  # hercc --version, --help
                 last = ""
                 continue
-            if path[0] in ("lab", "keys"):
-                last = " ".join(path[:2])
-            else:
-                last = path[0]
+            # `lab` and `keys` have sub-commands: their path is two words
+            last = " ".join(path[:2]) if path[0] in ("lab", "keys") else path[0]
             out[last] = out.get(last, "") + " " + line
         elif line.startswith(" ") and last:
             out[last] += " " + line

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """
     from hercc.writer import write_tree
 
-    compiled = compile_args(args, console, with_peers=True)
+    compiled = compile_args(args, console, peers_for=args.node)
     nodes = _selected_nodes(compiled.ir, args.node)
     secrets = {}
     if args.keys is not None:

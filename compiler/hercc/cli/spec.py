@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from hercc import ir
@@ -42,10 +43,13 @@ def add_spec_command(
     return c
 
 
-def compile_args(args: argparse.Namespace, console: Console, with_peers: bool) -> Compiled:
+def compile_args(
+    args: argparse.Namespace, console: Console, peers_for: Collection[str] | None
+) -> Compiled:
     """SPEC compiled as the flags say, its IR checked against the schema.
 
-    `with_peers`: only outputs need per-node peers; check and route need paths alone.
+    `peers_for`: the nodes whose peers to compute (None: every node). Only
+    outputs need per-node peers; check and route need paths alone.
     """
     from hercc.pipeline import compile_spec
     from hercc.schemas_check import validate_ir
@@ -53,7 +57,7 @@ def compile_args(args: argparse.Namespace, console: Console, with_peers: bool) -
     if not os.path.exists(args.spec):
         raise UsageError(f"{args.spec}: no such file")
     compiled = compile_spec(
-        args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, with_peers=with_peers
+        args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, peers_for=peers_for
     )
     validate_ir(ir.to_data(compiled.ir))
     return compiled

@@ -34,6 +34,7 @@ import heapq
 import ipaddress
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from hercc import ast, codes, ir
@@ -239,12 +240,13 @@ class NetworkRoutes:
 
 
 def route(
-    model: ir.IR, spec: ast.Spec, diags: Collector, *, with_peers: bool = True
+    model: ir.IR, spec: ast.Spec, diags: Collector, *, peers_for: Collection[str] | None = None
 ) -> tuple[ir.IR, dict[str, NetworkRoutes]]:
-    """Fill every membership's forwarding flag and MTU, and (with_peers) its peers.
+    """Fill every membership's forwarding flag and MTU, and the peers of `peers_for`'s nodes.
 
-    Peers are O(n^2) for a full mesh: `hercc check` asks only whether every
-    pair has a path, which the router answers without them.
+    `peers_for` None: every node's. Peers are O(n^2) for a full mesh: `hercc
+    check` asks only whether every pair has a path, which the router answers
+    without them, and `build --node` needs only its nodes' peers.
     """
     routes: dict[str, NetworkRoutes] = {}
     spans = {n.name: n.span for n in spec.nodes}
@@ -274,7 +276,8 @@ def route(
         maker = _PeerMaker(net, graph, memberships, pubkeys)
         for name in graph.members:
             member = memberships[(name, net.name)]
-            peers = maker.peers_for(name, router) if with_peers else ()
+            wanted = peers_for is None or name in peers_for
+            peers = maker.peers_for(name, router) if wanted else ()
             updated[(name, net.name)] = replace(
                 member, mtu=net.mtu, forwarding=name in forwarding, peers=peers
             )

@@ -51,6 +51,14 @@ def compile_args(
     `peers_for`: the nodes whose peers to compute (None: every node). Only
     outputs need per-node peers; check and route need paths alone.
     """
+    compiled, _ = compile_validated(args, console, peers_for)
+    return compiled
+
+
+def compile_validated(
+    args: argparse.Namespace, console: Console, peers_for: Collection[str] | None
+) -> tuple[Compiled, dict[str, Any]]:
+    """compile_args, and the ir.json data it checked: a build writes it, not made twice."""
     from hercc.pipeline import compile_spec
     from hercc.schemas_check import validate_ir
 
@@ -59,5 +67,6 @@ def compile_args(
     compiled = compile_spec(
         args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, peers_for=peers_for
     )
-    validate_ir(ir.to_data(compiled.ir))
-    return compiled
+    data = ir.to_data(compiled.ir)
+    validate_ir(data)
+    return compiled, data

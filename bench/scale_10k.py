@@ -86,7 +86,10 @@ def main() -> None:
         runs = [
             ("wg setconf", *measure([*build, os.path.join(tmp, "wg"), "--backend", "wireguard"]))
         ]
+        # The disk's pace in this run, which the 10 s target does not allow for.
+        wg_copy, _ = measure(["cp", "-r", os.path.join(tmp, "wg"), os.path.join(tmp, "wg-copy")])
         shutil.rmtree(os.path.join(tmp, "wg"))
+        shutil.rmtree(os.path.join(tmp, "wg-copy"))
         runs.append(
             (f"--node {first}", *measure([*build, os.path.join(tmp, "one"), "--node", first]))
         )
@@ -99,7 +102,7 @@ def main() -> None:
     print(f"{args.nodes} nodes, 1 in {args.nat_every} public, {args.relays} relays")
     for name, seconds in phases:
         print(f"  {name:<20} {seconds:7.2f} s")
-    print(f"output: {size / 1e9:.2f} GB in {args.nodes} wg setconf files")
+    print(f"output: {size / 1e9:.2f} GB in {args.nodes} wg setconf files; cp -r {wg_copy:.2f} s")
     for name, wall, rss in runs:
         print(f"hercc build, {name} (child process): {wall:.2f} s, peak RSS {rss:.0f} MiB")
     (_, wall, rss), (_, one, _) = runs[0], runs[1]

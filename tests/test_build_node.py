@@ -10,7 +10,23 @@ from pathlib import Path
 import pytest
 
 from hercc.cli import main as cli
+from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES
+
+# No explicit link: routing takes its shared per-class peer lists (nat nodes
+# reach each other through the lowest-named relay, behind the whole range).
+CLEAN = """network mesh {
+  range 10.0.0.0/16
+  range6 fd42::/48
+  psk on
+}
+node pa { network mesh; endpoint 192.0.2.1 }
+node pb { network mesh; endpoint 192.0.2.2 }
+node pc { network mesh; endpoint 192.0.2.3; relay off }
+node na { network mesh; nat }
+node nb { network mesh; nat }
+node nc { network mesh; nat }
+"""
 
 
 @pytest.fixture
@@ -59,6 +75,34 @@ def test_node_files_are_those_of_the_full_build_and_only_them(
         assert set(manifest) == {p for p in wanted if "/secrets/" not in p}
         for path, entry in manifest.items():
             assert entry["sha256"] == hashlib.sha256(files[path]).hexdigest()
+
+
+def test_each_node_alone_is_as_in_the_full_build(tmp_path: Path) -> None:
+    for name, text in (("reference.herc", None), ("clean.herc", CLEAN)):
+        spec = tmp_path / name
+        if text is None:
+            shutil.copy(EXAMPLES / name, spec)
+        else:
+            spec.write_text(text)
+        keys = str(tmp_path / f"{name}-keys")
+        assert cli.main(["keys", "init", str(spec), "--keys", keys]) == 0
+        assert build(spec, tmp_path / f"{name}-full", "--keys", keys) == 0
+        full = tree(tmp_path / f"{name}-full")
+        assert any("/wireguard/" in p for p in full)
+        nodes = sorted({p.split("/")[1] for p in full if p.startswith("nodes/")})
+        for node in nodes:
+            out = tmp_path / f"{name}-{node}"
+            assert build(spec, out, "--node", node, "--keys", keys) == 0
+            files = tree(out)
+            del files["manifest.json"]
+            assert files == {p: full[p] for p in files}, node
+            assert {p for p in full if p.startswith(f"nodes/{node}/")} <= set(files)
+
+
+def test_routing_computes_only_the_selected_nodes_peers(spec: Path) -> None:
+    model = compile_spec(str(spec), use_lock=False, peers_for={"gamma"}).ir
+    with_peers = {n.name for n in model.nodes for m in n.networks if m.peers}
+    assert with_peers == {"gamma"}
 
 
 def test_node_and_backend_combine(spec: Path, keys: Path, tmp_path: Path) -> None:

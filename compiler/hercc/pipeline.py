@@ -5,6 +5,7 @@ Backends (pure functions over the IR) run after it; keys are applied by the buil
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from hercc import build_ast, ir, loader
@@ -36,7 +37,7 @@ def compile_spec(
     frozen: bool = False,
     use_lock: bool = True,
     pubkeys: dict[str, str] | None = None,
-    with_peers: bool = True,
+    peers_for: Collection[str] | None = None,
     keys_dir: str | None = None,
 ) -> Compiled:
     """Compile a spec file. Raises SpecError (invalid spec) or OperationError.
@@ -44,6 +45,7 @@ def compile_spec(
     With `pubkeys` (hercc keys' public.json), every node must have a key and
     the IR carries them; without, only keys pinned in the spec appear.
     `keys_dir` is the same, read from a keys directory's public.json.
+    `peers_for`: the nodes whose peers routing computes (None: every node).
     """
     if keys_dir is not None:
         pubkeys = load_public_keys(keys_dir)
@@ -61,7 +63,7 @@ def compile_spec(
     model = lower(spec, alloc, graph)
     if pubkeys is not None:
         model = with_public_keys(model, pubkeys)
-    result, routes = route(model, spec, diags, with_peers=with_peers)
+    result, routes = route(model, spec, diags, peers_for=peers_for)
     diags.raise_if_any()
     changed = alloc.lock.to_data() != old.to_data()
     if frozen and changed:

@@ -26,16 +26,20 @@ BACKENDS: dict[str, Backend] = {
 
 
 def render_files(
-    model: ir.IR, only: Collection[str] | None = None, nodes: Collection[str] | None = None
+    model: ir.IR,
+    only: Collection[str] | None = None,
+    nodes: Collection[str] | None = None,
+    ir_json: str | None = None,
 ) -> Iterator[tuple[str, str]]:
     """ir.json, then each node's files (every node's, or only those named), by node name.
 
     Only the named backends render, when `only` is given. Files are rendered as
-    they are consumed: one node's at a time.
+    they are consumed: one node's at a time. `ir_json` is ir.to_json(model)
+    when the caller has it already (a build validates the data first).
     """
     memo = RenderMemo()
     backends = [b for name, b in BACKENDS.items() if only is None or name in only]
-    yield "ir.json", ir.to_json(model)
+    yield "ir.json", ir.to_json(model) if ir_json is None else ir_json
     for node in sorted(model.nodes, key=lambda n: n.name):
         if nodes is None or node.name in nodes:
             for backend in backends:

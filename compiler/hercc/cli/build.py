@@ -11,7 +11,7 @@ from hercc import ir
 from hercc.backends import BACKENDS, render_files
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.cli.spec import add_spec_command, compile_args
+from hercc.cli.spec import add_spec_command, compile_validated
 from hercc.diagnostics import UsageError
 
 # An unknown --node lists the nodes there are, up to this many: a spec may have 10,000.
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """
     from hercc.writer import write_tree
 
-    compiled = compile_args(args, console, with_peers=True)
+    compiled, ir_data = compile_validated(args, console, peers_for=args.node)
     nodes = _selected_nodes(compiled.ir, args.node)
     secrets = {}
     if args.keys is not None:
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if nodes is not None:  # nodes/<node>/secrets/...
             secrets = {p: t for p, t in secrets.items() if p.split("/")[1] in nodes}
     lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
-    count = write_tree(args.output, render_files(compiled.ir, args.backend, nodes), secrets, lock)
+    files = render_files(compiled.ir, args.backend, nodes, ir.dumps(ir_data))
+    count = write_tree(args.output, files, secrets, lock)
     if args.format == "json":
         console.out.write(json.dumps({"ok": True, "output": args.output, "files": count}) + "\n")
     else:

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    compiled = compile_args(args, console, with_peers=False)
+    compiled = compile_args(args, console, peers_for=())
     if args.emit_ir:
         console.out.write(ir.to_json(compiled.ir))
     elif args.format == "json":

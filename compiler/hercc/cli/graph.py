@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from hercc.sysio.files import write_atomic
 
     drawing = args.drawing if args.drawing is not None else _drawing_of(args.output)
-    dot_text = render_dot(compile_args(args, console, with_peers=True).ir)
+    dot_text = render_dot(compile_args(args, console, peers_for=None).ir)
     write_atomic(args.output, dot_text if drawing == "dot" else render_svg(dot_text))
     console.err.write(f"wrote {args.output}\n")
     return ExitCode.OK

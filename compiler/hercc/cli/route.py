@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from hercc.route_report import render_routes, route_data
 
-    routes = compile_args(args, console, with_peers=False).routes
+    routes = compile_args(args, console, peers_for=()).routes
     entries = route_data(routes, args.src, args.dst, args.network)
     if args.json:
         console.out.write(ir.dumps(entries))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from hercc import ir
@@ -42,18 +43,30 @@ def add_spec_command(
     return c
 
 
-def compile_args(args: argparse.Namespace, console: Console, with_peers: bool) -> Compiled:
+def compile_args(
+    args: argparse.Namespace, console: Console, peers_for: Collection[str] | None
+) -> Compiled:
     """SPEC compiled as the flags say, its IR checked against the schema.
 
-    `with_peers`: only outputs need per-node peers; check and route need paths alone.
+    `peers_for`: the nodes whose peers to compute (None: every node). Only
+    outputs need per-node peers; check and route need paths alone.
     """
+    compiled, _ = compile_validated(args, console, peers_for)
+    return compiled
+
+
+def compile_validated(
+    args: argparse.Namespace, console: Console, peers_for: Collection[str] | None
+) -> tuple[Compiled, dict[str, Any]]:
+    """compile_args, and the ir.json data it checked: a build writes it, not made twice."""
     from hercc.pipeline import compile_spec
     from hercc.schemas_check import validate_ir
 
     if not os.path.exists(args.spec):
         raise UsageError(f"{args.spec}: no such file")
     compiled = compile_spec(
-        args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, with_peers=with_peers
+        args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, peers_for=peers_for
     )
-    validate_ir(ir.to_data(compiled.ir))
-    return compiled
+    data = ir.to_data(compiled.ir)
+    validate_ir(data)
+    return compiled, data

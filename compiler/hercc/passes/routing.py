@@ -34,6 +34,7 @@ import heapq
 import ipaddress
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from hercc import ast, codes, ir
@@ -239,12 +240,13 @@ class NetworkRoutes:
 
 
 def route(
-    model: ir.IR, spec: ast.Spec, diags: Collector, *, with_peers: bool = True
+    model: ir.IR, spec: ast.Spec, diags: Collector, *, peers_for: Collection[str] | None = None
 ) -> tuple[ir.IR, dict[str, NetworkRoutes]]:
-    """Fill every membership's forwarding flag and MTU, and (with_peers) its peers.
+    """Fill every membership's forwarding flag and MTU, and the peers of `peers_for`'s nodes.
 
-    Peers are O(n^2) for a full mesh: `hercc check` asks only whether every
-    pair has a path, which the router answers without them.
+    `peers_for` None: every node's. Peers are O(n^2) for a full mesh: `hercc
+    check` asks only whether every pair has a path, which the router answers
+    without them, and `build --node` needs only its nodes' peers.
     """
     routes: dict[str, NetworkRoutes] = {}
     spans = {n.name: n.span for n in spec.nodes}
@@ -274,7 +276,8 @@ def route(
         maker = _PeerMaker(net, graph, memberships, pubkeys)
         for name in graph.members:
             member = memberships[(name, net.name)]
-            peers = maker.peers_for(name, router) if with_peers else ()
+            wanted = peers_for is None or name in peers_for
+            peers = maker.peers_for(name, router) if wanted else ()
             updated[(name, net.name)] = replace(
                 member, mtu=net.mtu, forwarding=name in forwarding, peers=peers
             )
@@ -317,6 +320,8 @@ class _PeerMaker:
         self.cache: dict[tuple[str, tuple[str, ...], bool], ir.Peer] = {}
         self.keepalive = math.ceil(net.keepalive_ms / 1000) if net.keepalive_ms else None
         self.nat_peers: tuple[ir.Peer, ...] | None = None
+        self.direct: tuple[ir.Peer, ...] | None = None
+        self.index = {name: i for i, name in enumerate(graph.members)}
 
     def _peer(self, hop: str, allowed: tuple[str, ...], nat: bool) -> ir.Peer:
         key = (hop, allowed, nat)
@@ -340,7 +345,9 @@ class _PeerMaker:
         a public node has every other member direct, the lowest-named one
         holding the ranges (all counts tie at one). Both equal what
         peers_of(hops_from(...)) gives, in O(1) and O(n) instead of O(n) and
-        O(n) with hashing; a 10,000-node network needs that.
+        O(n) with hashing; a 10,000-node network needs that. A public node's
+        list is sliced from one list of every member direct, in C: 1,000
+        public nodes of 10,000 members make ten million entries.
         """
         if router.dirty:
             return self.peers_of(name, router.hops_from(name))
@@ -351,11 +358,15 @@ class _PeerMaker:
         members = self.graph.members
         if len(members) < 2:
             return ()
-        usual = members[1] if members[0] == name else members[0]
-        return tuple(
-            self._peer(t, self.ranges if t == usual else self.own[t], False)
-            for t in members
-            if t != name
+        if self.direct is None:
+            self.direct = tuple(self._peer(t, self.own[t], False) for t in members)
+        i = self.index[name]
+        if i == 0:
+            return (self._peer(members[1], self.ranges, False), *self.direct[2:])
+        return (
+            self._peer(members[0], self.ranges, False),
+            *self.direct[1:i],
+            *self.direct[i + 1 :],
         )
 
     def peers_of(self, name: str, hops: dict[str, str]) -> tuple[ir.Peer, ...]:

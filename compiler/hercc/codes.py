@@ -54,6 +54,12 @@ NO_PATH = "E244"  # two nodes of a network with no overlay path between them
 
 # Gateways and services.
 EXPOSED_TWICE = "E230"
+TUNNEL_POOL_OVERLAP = "E231"  # a network range overlaps the gateway tunnel pool
+NAME_OUTSIDE_ZONES = "E232"  # an exposed host name under no `dns` zone
+TUNNEL_FAMILY = "E233"  # no address family shared by a workload and its gateway's tunnel
+
+# Warnings: reported, and the build goes on.
+REPLICAS_ONE_NODE = "W300"  # every replica of a service on one node
 
 ALL: dict[str, str] = {
     SYNTAX: "syntax error",
@@ -94,6 +100,10 @@ ALL: dict[str, str] = {
     ENDPOINT_IN_OVERLAY: "endpoint inside an overlay range",
     NAT_RELAY: "relay on a nat node",
     EXPOSED_TWICE: "port or hostname exposed twice on one gateway",
+    TUNNEL_POOL_OVERLAP: "network range overlaps the gateway tunnel pool",
+    NAME_OUTSIDE_ZONES: "exposed name outside every dns zone",
+    TUNNEL_FAMILY: "no tunnel address family for a workload",
+    REPLICAS_ONE_NODE: "every replica of a service on one node (warning)",
     LINK_SELF: "link names one node twice",
     LINK_NAT_PAIR: "link between two nat nodes",
     ISOLATED: "node has no underlay path to any other",

@@ -83,8 +83,8 @@ def write_tree(
 
 
 def _kind(dir_parts: list[str]) -> str | None:
-    """What nodes/<node>/<kind>/... holds (wireguard, netplan, secrets, ...)."""
-    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] == "nodes" else None
+    """What nodes/<node>/<kind>/... or gateways/<gateway>/<kind>/... holds (secrets, ...)."""
+    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] in ("nodes", "gateways") else None
 
 
 def _file_mode(rel: str) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hercc import ir
 from hercc.cli.console import Console
-from hercc.diagnostics import UsageError
+from hercc.diagnostics import UsageError, render_warnings
 
 if TYPE_CHECKING:  # imported when a command compiles: `--help` and `fmt` need no compiler
     from hercc.pipeline import Compiled
@@ -56,4 +56,5 @@ def compile_args(args: argparse.Namespace, console: Console, with_peers: bool) -
         args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, with_peers=with_peers
     )
     validate_ir(ir.to_data(compiled.ir))
+    console.err.write(render_warnings(compiled.warnings, console.sources))
     return compiled

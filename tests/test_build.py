@@ -42,9 +42,11 @@ def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run("build", str(spec), "-o", str(out)) == 0
     files = tree(out)
-    assert set(files) == {"ir.json", "manifest.json"} | {
+    assert set(files) == {"ir.json", "manifest.json", "dns/example.com.zone"} | {
         f"nodes/{n}/node.json" for n in ("alpha", "beta", "gamma", "delta")
-    }
+    } | {  # keys are unknown: no WireGuard files, but what needs none
+        f"gateways/{g}/{f}" for g in ("gw-eu", "gw-us") for f in ("haproxy.cfg", "gateway.json")
+    } | {f"nodes/{n}/nftables/gateways.nft" for n in ("gamma", "delta")}
     validate_ir(json.loads(files["ir.json"]))
     manifest = json.loads(files["manifest.json"])["files"]
     assert set(manifest) == set(files) - {"manifest.json"}

@@ -215,6 +215,12 @@ CASES: list[tuple[str, str, str]] = [
         "gateway g {\n  address 203.0.113.1\n}\n"
         'workload w {\n  node a\n}\nservice s {\n  workload @@w\n  port 80\n  expose http "s.example" via g\n}\n',
     ),
+    (
+        codes.NOT_LISTENING,
+        "http exposed on a gateway without port 80",
+        TWO + "gateway g {\n  address 203.0.113.1\n  listen 443\n}\n"
+        'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose http "s.example" via @@g\n}\n',
+    ),
     (codes.LINK_SELF, "link to itself", TWO + "link a @@a { cost 5 }\n"),
     (
         codes.LINK_NAT_PAIR,
@@ -305,6 +311,7 @@ def test_every_code_has_a_failing_spec() -> None:
         codes.YAML_SCHEMA,
         codes.INCLUDE_CYCLE,
         codes.REPLICAS_ONE_NODE,
+        codes.NO_ZONE_FILE,
     }
     assert tested == set(codes.ALL)
 
@@ -371,3 +378,15 @@ def test_replicas_on_two_nodes_do_not_warn(tmp_path: Path) -> None:
     path = write(tmp_path, "spec.herc", text)
     done = hercc("check", path, cwd=tmp_path)
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+def test_zone_with_its_nameserver_inside_warns_and_gets_no_file(tmp_path: Path) -> None:
+    text = TWO + "dns example.com {\n  nameserver ns1.example.com\n}\n"
+    path = write(tmp_path, "spec.herc", text)
+    done = hercc("build", path, "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        f"{path}:13:3: warning[W301]: dns example.com: nameserver ns1.example.com lies "
+        "inside the zone; the build writes no zone file for it\n"
+    ), done.stderr
+    assert not (tmp_path / "out" / "dns").exists()

@@ -9,7 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from hercc import ir
-from hercc.backends import netplan, networkd, node_json, wg_quick, wireguard
+from hercc.backends import (
+    dns_zone,
+    gateway_json,
+    gateway_tunnels,
+    haproxy,
+    netplan,
+    networkd,
+    nftables,
+    node_json,
+    wg_quick,
+    wireguard,
+)
 from hercc.backends.memo import RenderMemo
 
 Backend = Callable[[ir.IR, RenderMemo], dict[str, str]]
@@ -20,6 +31,11 @@ BACKENDS: dict[str, Backend] = {
     "wg-quick": wg_quick.render,
     "networkd": lambda model, _memo: networkd.render(model),
     "netplan": netplan.render,
+    "gateway-tunnels": gateway_tunnels.render,
+    "gateway-json": gateway_json.render,
+    "haproxy": haproxy.render,
+    "nftables": nftables.render,
+    "dns": dns_zone.render,
 }
 
 

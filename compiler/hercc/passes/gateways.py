@@ -2,9 +2,10 @@
 
 Every gateway takes a /24 of TUNNEL_POOL (and a /64 of TUNNEL_POOL6 when it
 has address6); its own end of every tunnel is the range's first address, and
-each workload exposed through it takes the next free one, on the tunnel of
-the workload's node. The node forwards that address to the workload's own
-(DNAT), so two workloads of one node may expose the same port.
+each workload exposed through it takes the next free one (IPv4 when the
+workload has an IPv4 address, else IPv6), on the tunnel of the workload's
+node. The node forwards that address to the workload's own (DNAT), so two
+workloads of one node may expose the same port.
 Values are kept in SPEC.lock like the networks' (same stability rules: a
 recorded value is kept while valid and free; anything new takes the lowest
 free slot, new names in sorted order). The pools lie outside every network
@@ -34,6 +35,8 @@ TUNNEL_POOL6 = ipaddress.ip_network("fd68:6572:6375::/48")
 TUNNEL_PREFIX6 = 64
 GATEWAY_HOST = 1  # the gateway's own address in its range; nodes take 2 upwards
 KEEPALIVE_S = 25  # a node's tunnel to a gateway: keeps its NAT mapping open
+# The public port of each host-routed protocol (tcp exposes name their own port).
+PROTOCOL_PORTS = {"https": 443, "http": 80}
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,6 +52,7 @@ def gateway_tunnels(model: ir.IR, spec: ast.Spec, old: Lock, lock: Lock, diags: 
         model, old, lock, "subnet6", TUNNEL_POOL6, TUNNEL_PREFIX6, _has_address6, spans, diags
     )
     services = {s.name: s for s in spec.services}
+    has_v4 = {w.name for w in model.workloads if w.address is not None}
     gateways = []
     for gw in model.gateways:
         r4, r6 = ranges4.get(gw.name), ranges6.get(gw.name)
@@ -59,7 +63,9 @@ def gateway_tunnels(model: ir.IR, spec: ast.Spec, old: Lock, lock: Lock, diags: 
         exposed = sorted({w for targets in by_node.values() for _, w, _ in targets})
         where = spans[gw.name]
         a4 = _hosts(gw.name, exposed, r4, "address", old, lock, where, diags)
-        a6 = {} if r6 is None else _hosts(gw.name, exposed, r6, "address6", old, lock, where, diags)
+        # IPv6 tunnel addresses only for the workloads the gateway reaches over IPv6.
+        v6_only = [w for w in exposed if w not in has_v4]
+        a6 = {} if r6 is None else _hosts(gw.name, v6_only, r6, "address6", old, lock, where, diags)
         tunnels = []
         for node in sorted(by_node):
             forwards = [_forward(target, a4, a6, model) for target in by_node[node]]

@@ -371,6 +371,8 @@ def test_replicas_on_one_node_warn_and_the_build_goes_on(tmp_path: Path) -> None
         "   |   ^^^^^^^^\n"
         "  = hint: losing that node loses the service: put a replica on another node\n"
     ), done.stderr
+    haproxy = (tmp_path / "out" / "gateways" / "g" / "haproxy.cfg").read_text()
+    assert "    server v " in haproxy and "    server w " in haproxy
 
 
 def test_replicas_on_two_nodes_do_not_warn(tmp_path: Path) -> None:

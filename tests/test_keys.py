@@ -311,3 +311,14 @@ def test_no_secrets_leak_through_the_summary(spec: Path, tmp_path: Path) -> None
         secret = (kdir / f"{node}.key").read_text().strip()
         assert secret not in out + err
     assert os.listdir(kdir)  # sanity: keys were written
+
+
+def test_rotate_a_gateway_key(spec: Path, tmp_path: Path) -> None:
+    kdir = tmp_path / "keys"
+    keys.init_keys(compile_spec(str(spec)).ir, str(kdir))
+    before = keys.load_public_keys(str(kdir))
+    report = keys.rotate_key("gateway:gw-eu", str(kdir))
+    after = keys.load_public_keys(str(kdir))
+    assert report.private_file == str(kdir / "gateways" / "gw-eu.key")
+    assert {k for k in before if before[k] != after[k]} == {"gateway:gw-eu"}
+    assert keys.pubkey_of(keys.read_gateway_key(str(kdir), "gw-eu")) == after["gateway:gw-eu"]

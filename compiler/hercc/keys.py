@@ -395,8 +395,9 @@ def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
 
 
 def rotate_key(node: str, keys_dir: str) -> RotateReport:
-    """Replace one node's key pair: the private file atomically, then public.json."""
-    path = private_key_path(keys_dir, node)
+    """Replace one node's (or "gateway:<name>"'s) key pair: the private file atomically,
+    then public.json."""
+    path = _owner_key_path(keys_dir, node)
     if not os.path.isfile(path):
         raise OperationError(
             f"{node} has no private key in {keys_dir} (pinned in the spec, or not yet created); "

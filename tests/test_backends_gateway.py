@@ -24,7 +24,9 @@ from tests.test_backends_wireguard import _need_wg_tools, _parse_conf, wg_interf
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "gateways"
 UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
-GATEWAY_BACKENDS = ("gateway-tunnels", "gateway-json", "haproxy", "nftables", "dns")
+GATEWAY_BACKENDS = (
+    "gateway-tunnels", "gateway-units", "gateway-json", "haproxy", "nftables", "dns",
+)  # fmt: skip
 
 
 def _key(seed: int) -> str:
@@ -65,10 +67,17 @@ def test_expected_paths() -> None:
         *(f"gateways/{g}/{f}" for g in ("gw-eu", "gw-us") for f in ("haproxy.cfg", "gateway.json")),
         *(f"gateways/{g}/{d}/tunnel.conf" for g in ("gw-eu", "gw-us") for d in ("wireguard", "wg-quick")),
         *(
-            f"nodes/{n}/{d}/gw.{g}.conf"
+            f"gateways/{g}/{f}"
+            for g in ("gw-eu", "gw-us")
+            for f in ("networkd/50-hercules-tunnel.netdev", "networkd/50-hercules-tunnel.network",
+                      "netplan/tunnel.yaml")
+        ),
+        *(
+            f"nodes/{n}/{f}"
             for n in ("alpha", "beta")
             for g in ("gw-eu", "gw-us")
-            for d in ("wireguard", "wg-quick")
+            for f in (f"wireguard/gw.{g}.conf", f"wg-quick/gw.{g}.conf", f"netplan/gw.{g}.yaml",
+                      f"networkd/50-hercules-gw.{g}.netdev", f"networkd/50-hercules-gw.{g}.network")
         ),
         "nodes/alpha/nftables/gateways.nft",
         "nodes/beta/nftables/gateways.nft",
@@ -77,7 +86,9 @@ def test_expected_paths() -> None:
 
 def test_without_keys_only_the_wireguard_files_are_missing() -> None:
     files = _render(_model(pubkeys=None))
-    assert not any("wireguard/" in p or "wg-quick/" in p for p in files)
+    assert not any(
+        d in p for p in files for d in ("wireguard/", "wg-quick/", "networkd/", "netplan/")
+    )
     assert "gateways/gw-eu/haproxy.cfg" in files and "dns/example.com.zone" in files
 
 
@@ -204,3 +215,27 @@ def test_wg_setconf_accepts_the_tunnel_files(tmp_path: Path) -> None:
             )
             peers = [s for s, _ in _parse_conf(shown.stdout) if s == "[Peer]"]
             assert len(peers) == sum(1 for s, _ in _parse_conf(conf.read_text()) if s == "[Peer]")
+
+
+def test_netplan_generate_accepts_the_tunnel_files(tmp_path: Path) -> None:
+    _need("netplan")
+    files = _render(_model())
+    yamls = {p: t for p, t in files.items() if "/netplan/" in p}
+    assert len(yamls) == 6
+    for rel, text in sorted(yamls.items()):
+        root = tmp_path / rel.replace("/", "_")
+        etc = root / "etc" / "netplan"
+        etc.mkdir(parents=True)
+        (etc / "tunnel.yaml").write_text(text)
+        (etc / "tunnel.yaml").chmod(0o600)
+        done = subprocess.run(
+            ["netplan", "generate", "--root-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and not done.stderr.strip(), f"{rel}: {done.stderr}"
+        [netdev] = (root / "run" / "systemd" / "network").glob("*.netdev")
+        mine = files[rel.replace("netplan/", "networkd/50-hercules-").replace(".yaml", ".netdev")]
+        peers = [line for line in netdev.read_text().splitlines() if line.startswith("PublicKey=")]
+        assert peers == [line for line in mine.splitlines() if line.startswith("PublicKey=")]

@@ -90,7 +90,7 @@ def node_json(model: ir.IR, node: str) -> dict[str, Any]:
     return out
 
 
-def _gateway_addresses(gw: ir.Gateway) -> list[str]:
+def gateway_addresses(gw: ir.Gateway) -> list[str]:
     out = []
     pairs = ((gw.tunnel_address, gw.tunnel_range), (gw.tunnel_address6, gw.tunnel_range6))
     for address, rng in pairs:
@@ -120,7 +120,7 @@ def _gateway_files(gw: ir.Gateway) -> dict[str, str]:
     quick += [
         "",
         "[Interface]",
-        f"Address = {', '.join(_gateway_addresses(gw))}",
+        f"Address = {', '.join(gateway_addresses(gw))}",
         f"ListenPort = {gw.tunnel}",
         f"MTU = {MTU}",
         f"PostUp = wg set %i private-key {key}",

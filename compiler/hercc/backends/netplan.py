@@ -29,7 +29,7 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _peer_yaml(peer: ir.Peer, network: str) -> str:
+def peer_yaml(peer: ir.Peer, network: str) -> str:
     lines = ["      - allowed-ips:"]
     lines += [f"        - {_q(p)}" for p in peer.allowed_ips]
     if peer.endpoint is not None:
@@ -58,7 +58,7 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership, memo: Render
     if peers:
         lines.append("      peers:")
         network = membership.network
-        lines += memo.netplan_peers.texts(peers, network, partial(_peer_yaml, network=network))
+        lines += memo.netplan_peers.texts(peers, network, partial(peer_yaml, network=network))
     else:
         lines.append("      peers: []")
     lines += [f"      port: {membership.listen_port}", "  version: 2"]

@@ -33,14 +33,20 @@ def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
         f"PrivateKeyFile={wireguard.key_file(node.name)}",
     ]
     for peer in wireguard.sorted_peers(membership):
-        lines += ["", "[WireGuardPeer]", f"# {peer.node}", f"PublicKey={peer.pubkey}"]
-        if peer.endpoint is not None:
-            lines.append(f"Endpoint={peer.endpoint}")
-        lines.append(f"AllowedIPs={','.join(peer.allowed_ips)}")
-        if peer.keepalive_s is not None:
-            lines.append(f"PersistentKeepalive={peer.keepalive_s}")
-        if peer.psk:
-            lines.append(f"PresharedKeyFile={wireguard.psk_file(membership.network, peer.node)}")
+        lines += peer_section(peer, membership.network)
+    return lines
+
+
+def peer_section(peer: ir.Peer, network: str) -> list[str]:
+    """One [WireGuardPeer] section, with its leading blank line."""
+    lines = ["", "[WireGuardPeer]", f"# {peer.node}", f"PublicKey={peer.pubkey}"]
+    if peer.endpoint is not None:
+        lines.append(f"Endpoint={peer.endpoint}")
+    lines.append(f"AllowedIPs={','.join(peer.allowed_ips)}")
+    if peer.keepalive_s is not None:
+        lines.append(f"PersistentKeepalive={peer.keepalive_s}")
+    if peer.psk:
+        lines.append(f"PresharedKeyFile={wireguard.psk_file(network, peer.node)}")
     return lines
 
 

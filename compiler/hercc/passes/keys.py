@@ -22,21 +22,23 @@ from hercc.keys import (
 
 
 def with_public_keys(model: ir.IR, pubkeys: dict[str, str]) -> ir.IR:
-    """Every node's and gateway's public key into the IR (gateways: "gateway:<name>")."""
+    """Every node's public key into the IR, and every gateway's that `pubkeys` has
+    ("gateway:<name>").
+
+    A node without a key is an error. A gateway without one keeps `pubkey`
+    None: its tunnels' WireGuard files are not written (keys made before
+    gateways had keys, or a lab that runs no gateway).
+    """
     missing = sorted(n.name for n in model.nodes if n.pubkey is None and n.name not in pubkeys)
     if missing:
         raise OperationError(
             f"no key for node{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
             "run `hercc keys init SPEC --keys DIR` (or pin `pubkey` in the spec)"
         )
-    gw_missing = sorted(g.name for g in model.gateways if GATEWAY_PREFIX + g.name not in pubkeys)
-    if gw_missing:
-        raise OperationError(
-            f"no key for gateway{'s' if len(gw_missing) > 1 else ''} {', '.join(gw_missing)}: "
-            "run `hercc keys init SPEC --keys DIR`"
-        )
     nodes = tuple(replace(n, pubkey=n.pubkey or pubkeys[n.name]) for n in model.nodes)
-    gateways = tuple(replace(g, pubkey=pubkeys[GATEWAY_PREFIX + g.name]) for g in model.gateways)
+    gateways = tuple(
+        replace(g, pubkey=pubkeys.get(GATEWAY_PREFIX + g.name)) for g in model.gateways
+    )
     return replace(model, nodes=nodes, gateways=gateways)
 
 

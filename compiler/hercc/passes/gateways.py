@@ -33,7 +33,7 @@ TUNNEL_POOL = ipaddress.ip_network("100.127.0.0/16")
 TUNNEL_PREFIX = 24
 TUNNEL_POOL6 = ipaddress.ip_network("fd68:6572:6375::/48")
 TUNNEL_PREFIX6 = 64
-GATEWAY_HOST = 1  # the gateway's own address in its range; nodes take 2 upwards
+GATEWAY_HOST = 1  # the gateway's own address in its range; workloads take 2 upwards
 KEEPALIVE_S = 25  # a node's tunnel to a gateway: keeps its NAT mapping open
 # The public port of each host-routed protocol (tcp exposes name their own port).
 PROTOCOL_PORTS = {"https": 443, "http": 80}

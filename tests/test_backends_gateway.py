@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
-from hercc.backends import BACKENDS, render_all
-from hercc.backends.memo import RenderMemo
+from hercc.backends import GLOBAL_BACKENDS, render_all
 from hercc.pipeline import compile_spec
 from tests.test_backends_wireguard import _need_wg_tools, _parse_conf, wg_interface
 
@@ -41,9 +40,8 @@ def _model(pubkeys: dict[str, str] | None = KEYS) -> ir.IR:
 
 
 def _render(model: ir.IR) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for name in GATEWAY_BACKENDS:
-        files.update(BACKENDS[name](model, RenderMemo()))
+    files = render_all(model, GATEWAY_BACKENDS)
+    del files["ir.json"]
     return files
 
 
@@ -100,6 +98,14 @@ def test_render_all_and_build_select_them() -> None:
         "gateways/gw-eu/haproxy.cfg",
         "gateways/gw-us/haproxy.cfg",
     }
+
+
+def test_node_renders_hold_the_node_ends_and_global_ones_the_rest() -> None:
+    model = _model()
+    beta = render_all(model, GATEWAY_BACKENDS, ["beta"])
+    assert set(beta) == {"ir.json"} | {p for p in _render(model) if p.startswith("nodes/beta/")}
+    gateway_side = {p for p in _render(model) if not p.startswith("nodes/")}
+    assert set(GLOBAL_BACKENDS) <= set(GATEWAY_BACKENDS) and gateway_side
 
 
 def test_tunnel_peers_reach_only_the_tunnel_addresses() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from hercc import ir
-from hercc.backends import BACKENDS, Backend, netplan, networkd, wg_quick, wireguard
+from hercc.backends import BACKENDS, Backend, wireguard
 from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
@@ -185,11 +185,19 @@ def make_ir(keys: dict[str, str | None], reverse: bool = False) -> ir.IR:
     )
 
 
+def render(backend: Backend, model: ir.IR) -> dict[str, str]:
+    """One backend's files, node by node with one memo, as a build renders them."""
+    memo = RenderMemo()
+    files: dict[str, str] = {}
+    for node in model.nodes:
+        files.update(backend(model, node, memo))
+    return files
+
+
 def render_all(model: ir.IR) -> dict[str, str]:
     files: dict[str, str] = {}
-    memo = RenderMemo()
-    for render in RENDERERS:
-        out = render(model, memo)
+    for backend in RENDERERS:
+        out = render(backend, model)
         assert not set(out) & set(files), "two backends write the same path"
         files.update(out)
     return files
@@ -228,18 +236,18 @@ def test_expected_paths() -> None:
 
 def test_output_does_not_depend_on_input_order() -> None:
     assert render_all(make_ir(GOLDEN_KEYS)) == render_all(make_ir(GOLDEN_KEYS, reverse=True))
-    for render in RENDERERS:
-        assert render(make_ir(GOLDEN_KEYS), RenderMemo()) == render(
-            make_ir(GOLDEN_KEYS), RenderMemo()
+    for backend in RENDERERS:
+        assert render(backend, make_ir(GOLDEN_KEYS)) == render(
+            backend, make_ir(GOLDEN_KEYS, reverse=True)
         )
 
 
-@pytest.mark.parametrize("render", RENDERERS)
+@pytest.mark.parametrize("backend", RENDERERS)
 def test_unknown_peer_key_renders_nothing_for_that_node_and_network(
-    render: Backend,
+    backend: Backend,
 ) -> None:
     keys = dict(GOLDEN_KEYS, gamma=None)
-    files = render(make_ir(keys), RenderMemo())
+    files = render(backend, make_ir(keys))
     # alpha and beta have gamma as a peer in prod: no file; gamma's own peers are known.
     assert not [
         p for p in files if "prod" in p.rsplit("/", 1)[1] and not p.startswith("nodes/gamma/")
@@ -397,7 +405,7 @@ def _memberships(model: ir.IR) -> Iterator[tuple[str, ir.Membership]]:
 def test_wg_setconf_accepts_wireguard_files(tmp_path: Path) -> None:
     _need_wg_tools()
     model = _live_model()
-    files = wireguard.render(model, RenderMemo())
+    files = render(BACKENDS["wireguard"], model)
     with wg_interface("w", tmp_path) as (ns, dev):
         checked = 0
         for node, m in _memberships(model):
@@ -414,7 +422,7 @@ def test_wg_quick_files_strip_to_what_wg_setconf_accepts(tmp_path: Path) -> None
     if shutil.which("wg-quick") is None:
         pytest.skip("wg-quick is not installed")
     model = _live_model()
-    files = wg_quick.render(model, RenderMemo())
+    files = render(BACKENDS["wg-quick"], model)
     with wg_interface("q", tmp_path) as (ns, dev):
         for node, m in _memberships(model):
             # wg-quick wants <ifname>.conf, not world-readable.
@@ -470,7 +478,7 @@ def _section(text: str, title: str) -> dict[str, str]:
 
 
 def test_networkd_netdev_sections() -> None:
-    files = networkd.render(make_ir(GOLDEN_KEYS))
+    files = render(BACKENDS["networkd"], make_ir(GOLDEN_KEYS))
     netdev = files["nodes/gamma/networkd/50-hercules-prod.netdev"]
     sections = _ini_sections(netdev)
     assert [t for t, _ in sections] == ["NetDev", "WireGuard", "WireGuardPeer", "WireGuardPeer"]
@@ -499,8 +507,8 @@ def test_netplan_generate_accepts_netplan_files(tmp_path: Path) -> None:
     if shutil.which("netplan") is None:
         pytest.skip("netplan is not installed")
     model = make_ir(GOLDEN_KEYS)
-    files = netplan.render(model, RenderMemo())
-    ours = networkd.render(model)
+    files = render(BACKENDS["netplan"], model)
+    ours = render(BACKENDS["networkd"], model)
     for node in model.nodes:
         root = tmp_path / node.name
         etc = root / "etc" / "netplan"

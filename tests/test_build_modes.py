@@ -82,14 +82,14 @@ def test_nodes_named_like_an_output_kind_get_ordinary_modes(tmp_path: Path) -> N
 
 
 def test_nested_secrets_directories_are_private_under_umask_000(tmp_path: Path) -> None:
-    from hercc.writer import with_manifest, write_tree
+    from hercc.writer import write_tree
 
     out = tmp_path / "out"
     old = os.umask(0)
     try:
         write_tree(
             str(out),
-            with_manifest({"nodes/a/wireguard/n.conf": "x\n"}),
+            [("nodes/a/wireguard/n.conf", "x\n")],
             {"nodes/a/secrets/a.key": "k\n", "nodes/a/secrets/psk/n/b.psk": "p\n"},
         )
     finally:

@@ -573,3 +573,58 @@ def test_every_exit_code_is_documented() -> None:
     section = _section("commands.md", "Exit codes")
     missing = [code for code in ExitCode if not re.search(rf"\b{code.value}\b", section)]
     assert not missing
+
+
+def _synopsis() -> dict[str, str]:
+    """The synopsis block at the top of docs/commands.md: command path -> its lines, joined."""
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    block = text.split("```text\n", 1)[1].split("```", 1)[0]
+    out: dict[str, str] = {}
+    last = ""
+    for line in block.splitlines():
+        if line.startswith("hercc "):
+            words = line.split()[1:]
+            path = [w for w in words[:2] if re.fullmatch(r"[a-z]+", w)]
+            if not path:  # hercc --version, --help
+                last = ""
+                continue
+            # `lab` and `keys` have sub-commands: their path is two words
+            last = " ".join(path[:2]) if path[0] in ("lab", "keys") else path[0]
+            out[last] = out.get(last, "") + " " + line
+        elif line.startswith(" ") and last:
+            out[last] += " " + line
+    return out
+
+
+def _commands() -> dict[str, list[list[str]]]:
+    """Every command of the real parser: its path -> each option's spellings (no --help)."""
+    import argparse
+
+    from hercc.cli import main as cli_main
+
+    found: dict[str, list[list[str]]] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in subs:
+            for name, sub in action.choices.items():
+                walk(sub, [*path, name])
+        if path and not subs:
+            found[" ".join(path)] = [
+                list(a.option_strings)
+                for a in parser._actions
+                if a.option_strings and "--help" not in a.option_strings
+            ]
+
+    walk(cli_main.parser(), [])
+    return found
+
+
+def test_the_synopsis_names_every_command_and_option() -> None:
+    synopsis, commands = _synopsis(), _commands()
+    assert set(synopsis) == set(commands)
+    for path, options in commands.items():
+        for spellings in options:
+            assert any(
+                re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", synopsis[path]) for s in spellings
+            ), f"hercc {path}: {spellings[-1]} is not in the synopsis of docs/commands.md"

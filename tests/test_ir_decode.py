@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hercc import ir
-from hercc.backends import render_all
+from hercc.backends import render_files
 from hercc.build_dir import read_build
 from hercc.diagnostics import OperationError
 from hercc.pipeline import compile_spec
 from hercc.summary import render_summary
-from hercc.writer import with_manifest, write_tree
+from hercc.writer import write_tree
 from tests.conftest import EXAMPLES
 
 
@@ -77,7 +77,7 @@ def test_from_data_names_what_is_wrong() -> None:
 def _build(tmp_path: Path, backends: list[str] | None = None) -> tuple[ir.IR, Path]:
     model = compile_spec(str(EXAMPLES / "reference.herc"), use_lock=False).ir
     out = tmp_path / "out"
-    write_tree(str(out), with_manifest(render_all(model, backends)))
+    write_tree(str(out), render_files(model, backends))
     return model, out
 
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from hercc.backends import wireguard
-from hercc.backends.memo import RenderMemo
+from hercc.backends import render_all
 from hercc.lab import Lab, compile_for_lab, missing_requirements, nodes, topology_of
 from hercc.lab.harness import who_answered
 from hercc.pipeline import Compiled, compile_spec
@@ -153,7 +152,7 @@ def test_lab_peers_are_the_backend_peers() -> None:
     names = [n.name for n in compile_spec(MESH8, use_lock=False).ir.nodes]
     fake = {name: f"{name}-pub=" for name in names}
     model = compile_spec(MESH8, use_lock=False, pubkeys=fake).ir
-    files = wireguard.render(model, RenderMemo())
+    files = render_all(model, ["wireguard"])
     topo = topology_of(model, "hx")
     for n in nodes.lab_nodes(model, topo, NoPrivateKeys()):
         node = model.node(n.node)

@@ -256,11 +256,11 @@ def test_colliding_names_are_an_error(reference: ir.IR) -> None:
 
 
 def test_a_build_directory_gives_back_the_ir(tmp_path: Path) -> None:
-    from hercc.backends import render_all
-    from hercc.writer import with_manifest, write_tree
+    from hercc.backends import render_files
+    from hercc.writer import write_tree
 
     model = model_of(str(REFERENCE))
-    write_tree(str(tmp_path / "out"), with_manifest(render_all(model, None)))
+    write_tree(str(tmp_path / "out"), render_files(model, None))
     assert read_build(str(tmp_path / "out")).with_peers() == model
     with pytest.raises(OperationError, match="not a hercc build directory"):
         read_build(str(tmp_path))
@@ -562,10 +562,10 @@ def run_diff_cli(*argv: str, err: io.StringIO | None = None) -> tuple[int, str]:
 
 
 def _build(spec: str, out: str) -> str:
-    from hercc.backends import render_all
-    from hercc.writer import with_manifest, write_tree
+    from hercc.backends import render_files
+    from hercc.writer import write_tree
 
-    write_tree(out, with_manifest(render_all(compile_spec(spec).ir, None)))
+    write_tree(out, render_files(compile_spec(spec).ir, None))
     return out
 
 

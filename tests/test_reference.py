@@ -104,7 +104,7 @@ def test_gateways_and_services(model: ir.IR) -> None:
 
 def test_dns_round_robin_one_record_per_gateway(model: ir.IR) -> None:
     [zone] = model.dns
-    assert (zone.zone, zone.ttl, zone.nameservers) == ("example.com", 60, ("ns1.example.net",))
+    assert (zone.zone, zone.ttl, zone.nameservers) == ("example.com", 60, ("ns1.example.com",))
     assert {(r.name, r.type, r.value) for r in zone.records} == {
         ("shop.example.com", "A", "203.0.113.50"),
         ("shop.example.com", "A", "198.51.100.60"),

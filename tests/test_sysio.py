@@ -71,7 +71,7 @@ def test_write_atomic_failure_leaves_the_old_file_and_no_temporary(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files.os, failing, fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OperationError, match=f"^cannot write {path}: No space left on device$"):
         write_atomic(path, "new")
     assert path.read_text() == "old"
     assert sorted(tmp_path.iterdir()) == [path]

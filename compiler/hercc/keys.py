@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.sysio.files import write_atomic
+from hercc.sysio.files import make_dirs, write_atomic
 
 PUBLIC_FILE = "public.json"
 PSK_DIR = "psk"
@@ -171,29 +171,6 @@ def psk_path(keys_dir: str, network: str, a: str, b: str) -> str:
 # ---------------------------------------------------------------- file I/O
 
 
-def _make_dir(path: str) -> None:
-    """Create a directory and its missing parents, each 0700 whatever the umask; leave
-    existing ones alone."""
-    missing: list[str] = []
-    at = os.path.abspath(path)
-    while not os.path.isdir(at):
-        if os.path.lexists(at):
-            raise OperationError(f"{at}: exists and is not a directory")
-        missing.append(at)
-        at = os.path.dirname(at)
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o700)
-            os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
-        except FileExistsError:
-            if not os.path.isdir(directory):
-                raise OperationError(f"{directory}: exists and is not a directory") from None
-        except OSError as exc:
-            raise OperationError(
-                f"{directory}: cannot create the directory: {exc.strerror}"
-            ) from None
-
-
 def _create_secret(path: str, raw: bytes) -> bool:
     """Write a new 0600 secret file; False (and nothing written) if it already exists.
 
@@ -203,8 +180,6 @@ def _create_secret(path: str, raw: bytes) -> bool:
         write_atomic(path, _encode(raw) + "\n", 0o600, exclusive=True)
     except FileExistsError:
         return False
-    except OSError as exc:
-        raise OperationError(f"{path}: cannot create: {exc.strerror}") from None
     return True
 
 
@@ -307,10 +282,7 @@ def _write_public(keys_dir: str, keys: dict[str, str]) -> bool:
         pass
     except OSError as exc:
         raise OperationError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        write_atomic(path, text, 0o644)  # public keys
-    except OSError as exc:
-        raise OperationError(f"{path}: cannot write: {exc.strerror}") from None
+    write_atomic(path, text, 0o644)  # public keys
     return True
 
 
@@ -346,7 +318,7 @@ def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
     as stale. Running it twice changes nothing. No PSK is created (see ensure_psk).
     Gateways appear in public.json and in the report as "gateway:<name>".
     """
-    _make_dir(keys_dir)
+    make_dirs(keys_dir, 0o700)
     old_public = _read_public(keys_dir) or {}
     public = dict(old_public)
     created: list[str] = []
@@ -357,7 +329,7 @@ def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
         (GATEWAY_PREFIX + g.name, None) for g in sorted(model.gateways, key=lambda g: g.name)
     ]
     if model.gateways:
-        _make_dir(os.path.join(keys_dir, GATEWAY_DIR))
+        make_dirs(os.path.join(keys_dir, GATEWAY_DIR), 0o700)
     for owner, pin in owners:
         path = _owner_key_path(keys_dir, owner)
         exists = os.path.lexists(path)
@@ -405,10 +377,7 @@ def rotate_key(node: str, keys_dir: str) -> RotateReport:
         )
     public = _read_public(keys_dir) or {}
     raw = _generate_private()
-    try:
-        _replace_secret(path, raw)
-    except OSError as exc:
-        raise OperationError(f"{path}: cannot replace the private key: {exc.strerror}") from None
+    _replace_secret(path, raw)
     # public.json after the private key: a crash in between leaves public.json stale,
     # and the next `keys init` derives it again from the private key.
     public[node] = _public_of_raw(raw)
@@ -424,9 +393,7 @@ def ensure_psk(keys_dir: str, network: str, a: str, b: str) -> str:
     """
     path = psk_path(keys_dir, network, a, b)
     if not os.path.lexists(path):
-        _make_dir(keys_dir)
-        _make_dir(os.path.join(keys_dir, PSK_DIR))
-        _make_dir(os.path.dirname(path))
+        make_dirs(os.path.dirname(path), 0o700)  # keys_dir/psk/<network>, parents included
         _create_secret(path, secrets.token_bytes(KEY_BYTES))  # False: a racing writer won
     return path
 

@@ -39,7 +39,7 @@ def render_zone(zone: ir.DnsZone) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+def render_zones(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
     return {f"dns/{z.zone}.zone": render_zone(z) for z in model.dns if has_zone_file(z)}
 
 

@@ -66,7 +66,7 @@ def gateway_data(model: ir.IR, gw: ir.Gateway) -> dict[str, Any]:
     }
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+def render_gateways(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
     return {
         f"gateways/{gw.name}/gateway.json": ir.dumps(gateway_data(model, gw))
         for gw in model.gateways

@@ -13,6 +13,9 @@ addresses on the interface are its workloads' tunnel addresses; the node
 forwards them to the workloads (nftables.py). Node.json's `gateways` key
 holds the same (`node_json`).
 
+render_node writes one node's ends (a node backend), render_gateways the
+gateways' (a global backend: see backends/__init__.py).
+
 [Peer] sections come from backends/wireguard.py's peer_block, the one
 renderer of the format. Like the networks' files, a file is written only
 when every public key it names is known.
@@ -65,15 +68,10 @@ def node_peer(tunnel: ir.Tunnel) -> ir.Peer:
     )
 
 
-def tunnels_of(model: ir.IR, node: str) -> list[tuple[ir.Gateway, ir.Tunnel]]:
-    """The node's tunnels, by gateway name."""
-    return [(gw, t) for gw in model.gateways for t in gw.tunnels if t.node == node]
-
-
-def node_json(model: ir.IR, node: str) -> dict[str, Any]:
+def node_json(model: ir.IR, node: str, memo: RenderMemo) -> dict[str, Any]:
     """node.json's `gateways`: per gateway, the tunnel interface, its peer and its forwards."""
     out: dict[str, Any] = {}
-    for gw, t in tunnels_of(model, node):
+    for gw, t in memo.tunnels_of(model, node):
         peer = gateway_peer(gw)
         out[gw.name] = {
             "ifname": t.ifname,
@@ -162,10 +160,17 @@ def _node_files(node: str, gw: ir.Gateway, t: ir.Tunnel) -> dict[str, str]:
     }
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
+    """The node's end of each of its tunnels."""
+    files: dict[str, str] = {}
+    for gw, t in memo.tunnels_of(model, node.name):
+        files.update(_node_files(node.name, gw, t))
+    return files
+
+
+def render_gateways(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+    """Each gateway's end of its tunnels."""
     files: dict[str, str] = {}
     for gw in model.gateways:
         files.update(_gateway_files(gw))
-        for t in gw.tunnels:
-            files.update(_node_files(t.node, gw, t))
     return files

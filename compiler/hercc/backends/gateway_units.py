@@ -9,6 +9,9 @@ netplan.py, whose peer renderers these reuse:
 * node: nodes/<node>/networkd/50-hercules-gw.<gw>.{netdev,network} and
   nodes/<node>/netplan/gw.<gw>.yaml, with no listen port (the node dials).
 
+render_node writes one node's ends (a node backend), render_gateways the
+gateways' (a global backend: see backends/__init__.py).
+
 The node's .network turns on IP forwarding (it forwards to its workloads);
 netplan cannot, as for the networks (see netplan.py).
 """
@@ -47,8 +50,7 @@ def _netdev(
     if port is not None:
         lines.append(f"ListenPort={port}")
     lines.append(f"PrivateKeyFile={key}")
-    for peer in peers:
-        lines += networkd.peer_section(peer, ifname)
+    lines += [networkd.peer_section(peer, ifname) for peer in peers]
     return wireguard.text(lines)
 
 
@@ -77,32 +79,40 @@ def _netplan(
     return wireguard.text(lines)
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
+    """The node's end of each of its tunnels."""
     files: dict[str, str] = {}
-    for gw in model.gateways:
-        ifname = gateway_ifname(gw.name)
-        if gw.tunnel_address is not None and all(t.pubkey is not None for t in gw.tunnels):
-            key, peers = wireguard.key_file(gw.name), [node_peer(t) for t in gw.tunnels]
-            addresses = gateway_addresses(gw)
-            where = "gateway side"
-            base = f"gateways/{gw.name}"
-            unit = f"{base}/networkd/{networkd.PRIORITY}-hercules-tunnel"
-            files[f"{unit}.netdev"] = _netdev((gw.name, where), ifname, key, gw.tunnel, peers)
-            files[f"{unit}.network"] = _network(gw.name, where, ifname, addresses, False)
-            files[f"{base}/netplan/tunnel.yaml"] = _netplan(
-                gw.name, where, ifname, key, gw.tunnel, addresses, peers
-            )
+    for gw, t in memo.tunnels_of(model, node.name):
         if gw.pubkey is None:
             continue
-        for t in gw.tunnels:
-            key, peers = wireguard.key_file(t.node), [gateway_peer(gw)]
-            addresses = node_addresses(t)
-            where = f"node {t.node}"
-            base = f"nodes/{t.node}"
-            unit = f"{base}/networkd/{networkd.PRIORITY}-hercules-gw.{gw.name}"
-            files[f"{unit}.netdev"] = _netdev((gw.name, where), t.ifname, key, None, peers)
-            files[f"{unit}.network"] = _network(gw.name, where, t.ifname, addresses, True)
-            files[f"{base}/netplan/gw.{gw.name}.yaml"] = _netplan(
-                gw.name, where, t.ifname, key, None, addresses, peers
-            )
+        key, peers = wireguard.key_file(t.node), [gateway_peer(gw)]
+        addresses = node_addresses(t)
+        where = f"node {t.node}"
+        base = f"nodes/{t.node}"
+        unit = f"{base}/networkd/{networkd.PRIORITY}-hercules-gw.{gw.name}"
+        files[f"{unit}.netdev"] = _netdev((gw.name, where), t.ifname, key, None, peers)
+        files[f"{unit}.network"] = _network(gw.name, where, t.ifname, addresses, True)
+        files[f"{base}/netplan/gw.{gw.name}.yaml"] = _netplan(
+            gw.name, where, t.ifname, key, None, addresses, peers
+        )
+    return files
+
+
+def render_gateways(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+    """Each gateway's end of its tunnels, once every node's key is known."""
+    files: dict[str, str] = {}
+    for gw in model.gateways:
+        if gw.tunnel_address is None or any(t.pubkey is None for t in gw.tunnels):
+            continue
+        ifname = gateway_ifname(gw.name)
+        key, peers = wireguard.key_file(gw.name), [node_peer(t) for t in gw.tunnels]
+        addresses = gateway_addresses(gw)
+        where = "gateway side"
+        base = f"gateways/{gw.name}"
+        unit = f"{base}/networkd/{networkd.PRIORITY}-hercules-tunnel"
+        files[f"{unit}.netdev"] = _netdev((gw.name, where), ifname, key, gw.tunnel, peers)
+        files[f"{unit}.network"] = _network(gw.name, where, ifname, addresses, False)
+        files[f"{base}/netplan/tunnel.yaml"] = _netplan(
+            gw.name, where, ifname, key, gw.tunnel, addresses, peers
+        )
     return files

@@ -121,7 +121,7 @@ def render_view(v: GatewayView) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
+def render_gateways(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
     return {
         f"gateways/{gw.name}/haproxy.cfg": render_view(view(model, gw)) for gw in model.gateways
     }

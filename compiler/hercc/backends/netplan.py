@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from operator import attrgetter
 
 from hercc import ir
 from hercc.backends import wireguard
@@ -43,6 +44,20 @@ def peer_yaml(peer: ir.Peer, network: str) -> str:
     return "\n".join(lines)
 
 
+def _peers_yaml(membership: ir.Membership, memo: RenderMemo) -> str:
+    """The `peers:` of the tunnel, joined once for a peer tuple that nodes share."""
+    network = membership.network
+
+    def join(peers: tuple[ir.Peer, ...]) -> str:
+        if not peers:
+            return "      peers: []"
+        entry = partial(peer_yaml, network=network)
+        ordered = sorted(peers, key=attrgetter("node"))
+        return "\n".join(["      peers:", *memo.netplan_peers.texts(ordered, network, entry)])
+
+    return memo.netplan_lists.text(membership.peers, network, join)
+
+
 def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership, memo: RenderMemo) -> list[str]:
     lines = ["network:", "  tunnels:", f"    {wg_ifname(membership.network)}:"]
     addresses = wireguard.addresses(model, membership)
@@ -54,20 +69,14 @@ def _tunnel(model: ir.IR, node: ir.Node, membership: ir.Membership, memo: Render
         f"      mode: {_q('wireguard')}",
         f"      mtu: {membership.mtu}",
     ]
-    peers = wireguard.sorted_peers(membership)
-    if peers:
-        lines.append("      peers:")
-        network = membership.network
-        lines += memo.netplan_peers.texts(peers, network, partial(peer_yaml, network=network))
-    else:
-        lines.append("      peers: []")
+    lines.append(_peers_yaml(membership, memo))
     lines += [f"      port: {membership.listen_port}", "  version: 2"]
     return lines
 
 
-def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in wireguard.renderable(model):
+    for membership in wireguard.renderable(node):
         name = wg_ifname(membership.network)
         lines = wireguard.header("netplan", node.name, membership.network)
         if membership.forwarding:

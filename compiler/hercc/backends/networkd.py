@@ -12,14 +12,18 @@ it in favour of IPv4Forwarding=/IPv6Forwarding= but still accepts it.
 
 from __future__ import annotations
 
+from functools import partial
+from operator import attrgetter
+
 from hercc import ir
 from hercc.backends import wireguard
+from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 PRIORITY = 50
 
 
-def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
+def _netdev(node: ir.Node, membership: ir.Membership, memo: RenderMemo) -> list[str]:
     lines = wireguard.header("systemd-networkd", node.name, membership.network)
     lines += [
         "",
@@ -32,12 +36,19 @@ def _netdev(node: ir.Node, membership: ir.Membership) -> list[str]:
         f"ListenPort={membership.listen_port}",
         f"PrivateKeyFile={wireguard.key_file(node.name)}",
     ]
-    for peer in wireguard.sorted_peers(membership):
-        lines += peer_section(peer, membership.network)
+    network = membership.network
+
+    def join(peers: tuple[ir.Peer, ...]) -> str:
+        section = partial(peer_section, network=network)
+        ordered = sorted(peers, key=attrgetter("node"))
+        return "\n".join(memo.networkd_peers.texts(ordered, network, section))
+
+    if membership.peers:  # joined once for a peer tuple that nodes share
+        lines.append(memo.networkd_lists.text(membership.peers, network, join))
     return lines
 
 
-def peer_section(peer: ir.Peer, network: str) -> list[str]:
+def peer_section(peer: ir.Peer, network: str) -> str:
     """One [WireGuardPeer] section, with its leading blank line."""
     lines = ["", "[WireGuardPeer]", f"# {peer.node}", f"PublicKey={peer.pubkey}"]
     if peer.endpoint is not None:
@@ -47,7 +58,7 @@ def peer_section(peer: ir.Peer, network: str) -> list[str]:
         lines.append(f"PersistentKeepalive={peer.keepalive_s}")
     if peer.psk:
         lines.append(f"PresharedKeyFile={wireguard.psk_file(network, peer.node)}")
-    return lines
+    return "\n".join(lines)
 
 
 def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str]:
@@ -60,10 +71,10 @@ def _network(model: ir.IR, node: ir.Node, membership: ir.Membership) -> list[str
     return lines
 
 
-def render(model: ir.IR) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in wireguard.renderable(model):
+    for membership in wireguard.renderable(node):
         base = f"nodes/{node.name}/networkd/{PRIORITY}-hercules-{membership.network}"
-        files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership))
+        files[f"{base}.netdev"] = wireguard.text(_netdev(node, membership, memo))
         files[f"{base}.network"] = wireguard.text(_network(model, node, membership))
     return files

@@ -18,7 +18,6 @@ no node address, no other port. A node with no tunnel gets no file.
 from __future__ import annotations
 
 from hercc import ir
-from hercc.backends.gateway_tunnels import tunnels_of
 from hercc.backends.memo import RenderMemo
 
 TABLE = "hercules-gateways"
@@ -41,7 +40,7 @@ def _ifset(names: list[str]) -> str:
     return "{ " + ", ".join(f'"{n}"' for n in names) + " }"
 
 
-def render_node(node: str, tunnels: list[tuple[ir.Gateway, ir.Tunnel]]) -> str:
+def _ruleset(node: str, tunnels: list[tuple[ir.Gateway, ir.Tunnel]]) -> str:
     dnat: list[str] = []
     accept: list[str] = []
     for gw, t in tunnels:
@@ -86,10 +85,8 @@ def render_node(node: str, tunnels: list[tuple[ir.Gateway, ir.Tunnel]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(model: ir.IR, _memo: RenderMemo) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for node in model.nodes:
-        tunnels = tunnels_of(model, node.name)
-        if tunnels:
-            files[f"nodes/{node.name}/nftables/gateways.nft"] = render_node(node.name, tunnels)
-    return files
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
+    tunnels = memo.tunnels_of(model, node.name)
+    if not tunnels:
+        return {}
+    return {f"nodes/{node.name}/nftables/gateways.nft": _ruleset(node.name, tunnels)}

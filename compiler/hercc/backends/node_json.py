@@ -34,43 +34,42 @@ def _peer_line(peer: ir.Peer) -> str:
 
 
 def _peers_text(membership: ir.Membership, memo: RenderMemo) -> str:
-    if not membership.peers:
-        return "[]"
-    pad = " " * 8
-    lines = memo.json_peers.texts(membership.peers, membership.network, _peer_line)
-    return "[\n" + ",\n".join(pad + line for line in lines) + "\n      ]"
+    network = membership.network
+
+    def join(peers: tuple[ir.Peer, ...]) -> str:
+        if not peers:
+            return "[]"
+        pad = " " * 8
+        lines = memo.json_peers.texts(peers, network, _peer_line)
+        return "[\n" + ",\n".join(pad + line for line in lines) + "\n      ]"
+
+    return memo.json_lists.text(membership.peers, network, join)
 
 
-def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
-    files: dict[str, str] = {}
-    workloads: dict[str, list[str]] = {}
-    for w in model.workloads:
-        workloads.setdefault(w.node, []).append(w.name)
-    for node in model.nodes:
-        data = {
-            "name": node.name,
-            "kind": node.kind,
-            "relay": node.relay,
-            "pubkey": node.pubkey,
-            "networks": {
-                m.network: {
-                    "subnet": m.subnet,
-                    "subnet6": m.subnet6,
-                    "address": m.address,
-                    "address6": m.address6,
-                    "listen_port": m.listen_port,
-                    "endpoint": m.endpoint,
-                    "mtu": m.mtu,
-                    "forwarding": m.forwarding,
-                    "peers": _PLACEHOLDER.format(m.network),
-                }
-                for m in node.networks
-            },
-            "workloads": sorted(workloads.get(node.name, [])),
-            "gateways": gateway_tunnels(model, node.name),
-        }
-        text = ir.dumps(data)
-        for m in node.networks:
-            text = text.replace(json.dumps(_PLACEHOLDER.format(m.network)), _peers_text(m, memo))
-        files[f"nodes/{node.name}/node.json"] = text
-    return files
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
+    data = {
+        "name": node.name,
+        "kind": node.kind,
+        "relay": node.relay,
+        "pubkey": node.pubkey,
+        "networks": {
+            m.network: {
+                "subnet": m.subnet,
+                "subnet6": m.subnet6,
+                "address": m.address,
+                "address6": m.address6,
+                "listen_port": m.listen_port,
+                "endpoint": m.endpoint,
+                "mtu": m.mtu,
+                "forwarding": m.forwarding,
+                "peers": _PLACEHOLDER.format(m.network),
+            }
+            for m in node.networks
+        },
+        "workloads": memo.workloads_of(model, node.name),
+        "gateways": gateway_tunnels(model, node.name, memo),
+    }
+    text = ir.dumps(data)
+    for m in node.networks:
+        text = text.replace(json.dumps(_PLACEHOLDER.format(m.network)), _peers_text(m, memo))
+    return {f"nodes/{node.name}/node.json": text}

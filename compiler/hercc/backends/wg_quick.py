@@ -14,9 +14,9 @@ from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 
-def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in wireguard.renderable(model):
+    for membership in wireguard.renderable(node):
         network = wireguard.network_of(model, membership.network)
         name = wg_ifname(membership.network)
         lines = wireguard.header("wg-quick", node.name, membership.network)

@@ -28,6 +28,7 @@ from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
 
 _BY_NODE = attrgetter("node")
+_PUBKEY = attrgetter("pubkey")
 KEY_DIR = "/etc/hercules/keys"
 
 
@@ -51,15 +52,14 @@ def header(tool: str, node: str, network: str, comment: str = "#") -> list[str]:
 
 def keys_known(membership: ir.Membership) -> bool:
     """True when every peer's public key is known, so the file can be rendered."""
-    return all(peer.pubkey is not None for peer in membership.peers)
+    return None not in map(_PUBKEY, membership.peers)  # a C loop: it runs for every peer entry
 
 
-def renderable(model: ir.IR) -> Iterator[tuple[ir.Node, ir.Membership]]:
-    """Every (node, network) whose peers' keys are all known, sorted by names."""
-    for node in sorted(model.nodes, key=lambda n: n.name):
-        for membership in sorted(node.networks, key=lambda m: m.network):
-            if keys_known(membership):
-                yield node, membership
+def renderable(node: ir.Node) -> Iterator[ir.Membership]:
+    """The node's networks whose peers' keys are all known, sorted by name."""
+    for membership in sorted(node.networks, key=lambda m: m.network):
+        if keys_known(membership):
+            yield membership
 
 
 def sorted_peers(membership: ir.Membership) -> list[ir.Peer]:
@@ -134,9 +134,9 @@ def text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(model: ir.IR, memo: RenderMemo) -> dict[str, str]:
+def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]:
     files: dict[str, str] = {}
-    for node, membership in renderable(model):
+    for membership in renderable(node):
         name = wg_ifname(membership.network)
         lines = header("wg setconf", node.name, membership.network)
         lines += [

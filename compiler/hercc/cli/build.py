@@ -1,15 +1,21 @@
-"""`hercc build SPEC -o DIR`: compile a spec into a build directory."""
+"""`hercc build SPEC -o DIR`: compile a spec into a build directory (every node, or some)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from hercc.backends import BACKENDS, render_all
+from hercc import ir
+from hercc.backends import BACKEND_NAMES, render_files
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
 from hercc.cli.spec import add_spec_command, compile_args
+from hercc.diagnostics import UsageError
+
+# An unknown --node lists the nodes there are, up to this many: a spec may have 10,000.
+_LISTED_NODES = 20
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -18,32 +24,63 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     c.add_argument(
         "--backend",
         action="append",
-        choices=sorted(BACKENDS),
+        choices=sorted(BACKEND_NAMES),
         metavar="NAME",
-        help=f"render only this backend (repeatable; default all: {', '.join(BACKENDS)})",
+        help=f"render only this backend (repeatable; default all: {', '.join(BACKEND_NAMES)})",
+    )
+    c.add_argument(
+        "--node",
+        action="append",
+        metavar="NODE",
+        help="write only this node's files, with ir.json and the manifest (repeatable; "
+        "default every node, and the gateways' and zones' files)",
     )
     c.set_defaults(run=run)
 
 
+def _selected_nodes(model: ir.IR, names: Sequence[str] | None) -> frozenset[str] | None:
+    """The nodes --node names (None: every node); a name the spec lacks is a usage error."""
+    if names is None:
+        return None
+    known = sorted(node.name for node in model.nodes)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        listed = ", ".join(known[:_LISTED_NODES])
+        if len(known) > _LISTED_NODES:
+            listed += f", ... ({len(known) - _LISTED_NODES} more)"
+        raise UsageError(f"no node {', '.join(unknown)} in the spec (nodes: {listed or 'none'})")
+    return frozenset(names)
+
+
+def _node_of(path: str) -> str | None:
+    kind, owner = path.split("/")[:2]
+    return owner if kind == "nodes" else None
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
-    from hercc.sysio.files import write_atomic
-    from hercc.writer import with_manifest, write_tree
+    """Write the build directory and SPEC.lock together, or neither.
+
+    The lock goes to the writer as the directory's companion: it is written
+    next to SPEC.lock before the directory is swapped in, and renamed over it
+    right after, the swap undone if that fails (writer.py). A failing build
+    changes neither, so the lock never records what the output does not hold.
+    """
+    from hercc.writer import write_tree
 
     compiled = compile_args(args, console, with_peers=True)
-    files = with_manifest(render_all(compiled.ir, args.backend))
+    nodes = _selected_nodes(compiled.ir, args.node)
     secrets = {}
     if args.keys is not None:
         from hercc.passes.keys import secret_files
 
         secrets = secret_files(compiled.ir, args.keys)
-    write_tree(args.output, files, secrets)
-    if compiled.lock_changed:
-        write_atomic(compiled.lock_file, compiled.lock.to_json())
+        if nodes is not None:  # nodes/<node>/secrets/...; no gateways/<gateway>/secrets/...
+            secrets = {p: t for p, t in secrets.items() if _node_of(p) in nodes}
+    lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
+    count = write_tree(args.output, render_files(compiled.ir, args.backend, nodes), secrets, lock)
     if args.format == "json":
-        console.out.write(
-            json.dumps({"ok": True, "output": args.output, "files": len(files)}) + "\n"
-        )
+        console.out.write(json.dumps({"ok": True, "output": args.output, "files": count}) + "\n")
     else:
         note = f"; updated {compiled.lock_file}" if compiled.lock_changed else ""
-        console.err.write(f"wrote {len(files)} files to {args.output}{note}\n")
+        console.err.write(f"wrote {count} files to {args.output}{note}\n")
     return ExitCode.OK

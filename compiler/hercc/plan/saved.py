@@ -166,10 +166,7 @@ def save_plan(
     from hercc.sysio.files import write_atomic
 
     data = plan_to_data(plan, node, live, desired, spec, naming=naming, with_keys=with_keys)
-    try:
-        write_atomic(path, ir.dumps(data))
-    except OSError as exc:
-        raise OperationError(f"{path}: cannot write the plan: {exc.strerror}") from None
+    write_atomic(path, ir.dumps(data))
 
 
 def sniff_plan(path: str) -> SavedPlan | None:

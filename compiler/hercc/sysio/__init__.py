@@ -3,10 +3,12 @@
 - `process`: `run` (bounded, captured, a typed error chosen by the caller),
   `run_attached` (an interactive command) and `start` (a long-running,
   detached process);
-- `files`: `write_atomic` (a unique temporary file, fsync, rename);
+- `files`: `write_atomic` (a unique temporary file, fsync, rename; symbolic
+  links followed), `stage` (the same, put in place later) and `make_dirs`;
 - `procfs`: a process's start time, command line and name from /proc, "is
   this still the process we recorded", `stop`, and the PID files.
 
 Nothing here prints. Every failure is either the caller's typed error
-(`error=`) or an OSError the caller turns into one.
+(`error=`), an OperationError that says what could not be written or made
+(`files`, the PID files), or an OSError the caller turns into one.
 """

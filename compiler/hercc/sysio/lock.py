@@ -15,7 +15,9 @@ A lock file removed or replaced while a process waited for it (`lab down`
 deletes the directory it guards) is no longer the lock: the file now at
 `path` is locked instead, so two processes never both believe they hold it;
 when there is none, the OSError of opening it (FileNotFoundError) says so.
-The directory is the caller's to make: a lock must not bring it back.
+The directory is the caller's to make: a lock must not bring it back. Any
+other failure to open the lock file (a read-only directory) is an
+OperationError "PATH: cannot lock: why".
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
+
+from hercc.diagnostics import OperationError
 
 __all__ = ["LockTimeout", "locked"]
 
@@ -68,6 +72,15 @@ def _still_at(fd: int, path: str | os.PathLike[str]) -> bool:
     return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
 
+def _open(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise OperationError(f"{os.fspath(path)}: cannot lock: {exc.strerror or exc}") from None
+
+
 def _try(fd: int, mode: int) -> bool:
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -93,7 +106,7 @@ def locked(
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd = _open(path)
         try:
             if not _try(fd, mode):
                 holder = _holder(fd)

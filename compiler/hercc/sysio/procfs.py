@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hercc.sysio.files import write_atomic
+from hercc.sysio.files import make_dirs, write_atomic
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -94,6 +94,8 @@ def read_pid_file(path: Path) -> dict[str, int]:
 
 
 def write_pid_file(path: Path, pids: Mapping[str, int]) -> None:
-    """Replace a PID file atomically (its directory made 0700 if missing). OSError on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Replace a PID file atomically (its directory made 0700 if missing).
+
+    OperationError on failure."""
+    make_dirs(path.parent, 0o700)
     write_atomic(path, json.dumps(dict(pids), indent=2, sort_keys=True) + "\n")

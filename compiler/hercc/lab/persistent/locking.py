@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hercc.diagnostics import LabError
 from hercc.lab.persistent.statefile import LOCK_FILE, NoSuchLab, lab_dir
+from hercc.sysio.files import make_dirs
 from hercc.sysio.lock import LockTimeout, locked
 
 
@@ -41,7 +42,7 @@ def lab_locked(
     """
     directory = lab_dir(name, state_dir)
     if create:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(directory, 0o700)
     elif not directory.is_dir():
         raise NoSuchLab(f"no lab named {name!r} (no {directory})")
     path = directory / LOCK_FILE

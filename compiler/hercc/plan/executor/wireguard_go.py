@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hercc.plan.executor.errors import ExecutorError, WireGuardStartError
+from hercc.plan.executor.errors import WireGuardStartError
 from hercc.plan.executor.system import Process, System
 from hercc.state.wireguard.kernel import kernel_unavailable_reason
 from hercc.sysio import procfs
@@ -87,11 +87,7 @@ class WireGuardGo:
             data.pop(ifname, None)
         else:
             data[ifname] = pid
-        path = wireguard_go_pid_file(self.state_dir, self.node)
-        try:
-            procfs.write_pid_file(path, data)
-        except OSError as exc:
-            raise ExecutorError(f"cannot write {path}: {exc.strerror or exc}") from None
+        procfs.write_pid_file(wireguard_go_pid_file(self.state_dir, self.node), data)
 
     def start(self, ifname: str) -> None:
         """Start the wireguard-go of `ifname`, record it, and wait for its UAPI socket."""

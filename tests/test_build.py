@@ -38,13 +38,52 @@ def test_check_exits_0_and_writes_nothing(spec: Path) -> None:
     assert sorted(os.listdir(spec.parent)) == before
 
 
+ZONE_SPEC = """network prod { range 10.20.0.0/16 }
+
+node alpha {
+  network  prod
+  endpoint 192.0.2.10
+}
+
+workload web { node alpha }
+
+gateway gw-eu { address 203.0.113.50 }
+
+service shop {
+  workload web
+  port     8080
+  expose   https "shop.example.com" via gw-eu
+}
+
+dns example.com {
+  ttl        60
+  nameserver ns1.example.net
+}
+"""
+
+
+def test_build_writes_a_zone_served_from_outside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "zone.herc"
+    spec.write_text(ZONE_SPEC)
+    assert run("build", str(spec), "-o", str(tmp_path / "out")) == 0
+    assert "warning" not in capsys.readouterr().err
+    zone = (tmp_path / "out" / "dns" / "example.com.zone").read_text()
+    assert "example.com. 60 IN NS ns1.example.net." in zone
+    assert "shop.example.com. 60 IN A 203.0.113.50" in zone
+
+
 def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run("build", str(spec), "-o", str(out)) == 0
     files = tree(out)
+    # no dns/example.com.zone: the reference's nameserver lies in its zone (W301)
     assert set(files) == {"ir.json", "manifest.json"} | {
         f"nodes/{n}/node.json" for n in ("alpha", "beta", "gamma", "delta")
-    }
+    } | {  # keys are unknown: no WireGuard files, but what needs none
+        f"gateways/{g}/{f}" for g in ("gw-eu", "gw-us") for f in ("haproxy.cfg", "gateway.json")
+    } | {f"nodes/{n}/nftables/gateways.nft" for n in ("gamma", "delta")}
     validate_ir(json.loads(files["ir.json"]))
     manifest = json.loads(files["manifest.json"])["files"]
     assert set(manifest) == set(files) - {"manifest.json"}

@@ -49,6 +49,27 @@ def test_secrets_are_0600_unlisted_and_nowhere_else(spec: Path, tmp_path: Path) 
     assert all(public[n] in ir_text for n in NODES)
 
 
+def test_gateway_keys_go_to_the_gateways_secrets_only(spec: Path, tmp_path: Path) -> None:
+    keys, out = tmp_path / "keys", tmp_path / "out"
+    assert cli.main(["keys", "init", str(spec), "--keys", str(keys)]) == 0
+    assert build(spec, out, "--keys", str(keys)) == 0
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    public = json.loads((keys / "public.json").read_text())
+    for gw in ("gw-eu", "gw-us"):
+        private = (keys / "gateways" / f"{gw}.key").read_text()
+        secret = out / "gateways" / gw / "secrets" / f"{gw}.key"
+        assert secret.read_text() == private
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
+        assert f"gateways/{gw}/secrets/{gw}.key" not in manifest
+        assert not any(private.strip() in (out / p).read_text() for p in manifest)
+        assert public[f"gateway:{gw}"] in (out / "ir.json").read_text()
+        tunnel = (out / "gateways" / gw / "wireguard" / "tunnel.conf").read_text()
+        assert (
+            f"PublicKey = {public['gamma']}" in tunnel or f"PublicKey = {public['delta']}" in tunnel
+        )
+
+
 def test_without_keys_no_wireguard_files(spec: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert build(spec, out) == 0
@@ -94,3 +115,17 @@ def test_pinned_keys_need_no_keys_dir(tmp_path: Path) -> None:
     assert build(spec, tmp_path / "out") == 0
     conf = (tmp_path / "out/nodes/n0/wireguard/p.conf").read_text()
     assert "PublicKey = " + "B" * 43 + "=" in conf
+
+
+def test_keys_without_gateway_keys_build_without_tunnel_files(spec: Path, tmp_path: Path) -> None:
+    keys, out = tmp_path / "keys", tmp_path / "out"
+    assert cli.main(["keys", "init", str(spec), "--keys", str(keys)]) == 0
+    public = json.loads((keys / "public.json").read_text())
+    nodes_only = {k: v for k, v in public.items() if not k.startswith("gateway:")}
+    (keys / "public.json").write_text(json.dumps(nodes_only))
+    shutil.rmtree(keys / "gateways")
+    assert build(spec, out, "--keys", str(keys)) == 0
+    assert (out / "nodes/gamma/wireguard/prod.conf").exists()
+    assert not list(out.rglob("gw.*.conf"))  # the nodes' ends name the gateway's key
+    assert (out / "gateways/gw-eu/wireguard/tunnel.conf").exists()  # its peers' keys are known
+    assert (out / "gateways/gw-eu/haproxy.cfg").exists()

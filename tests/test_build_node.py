@@ -68,6 +68,8 @@ def test_node_files_are_those_of_the_full_build_and_only_them(
         }
         assert set(files) == wanted | {"manifest.json"}
         assert any("/wireguard/" in p for p in files) and any("/secrets/" in p for p in files)
+        # a node's end of its gateway tunnels is its own; the gateways' files are no node's
+        assert not any(p.startswith("gateways/") for p in files)
         for path in wanted:
             assert files[path] == full[path], path
         # the manifest lists exactly what was written (secrets aside), with true hashes
@@ -103,6 +105,32 @@ def test_routing_computes_only_the_selected_nodes_peers(spec: Path) -> None:
     model = compile_spec(str(spec), use_lock=False, peers_for={"gamma"}).ir
     with_peers = {n.name for n in model.nodes for m in n.networks if m.peers}
     assert with_peers == {"gamma"}
+
+
+def test_gateway_tunnel_ends_are_the_nodes_own(spec: Path, keys: Path, tmp_path: Path) -> None:
+    """The reference's delta hosts db, exposed through gw-eu only: one tunnel."""
+    assert build(spec, tmp_path / "full", "--keys", str(keys)) == 0
+    full = tree(tmp_path / "full")
+    assert "gateways/gw-eu/haproxy.cfg" in full and "gateways/gw-eu/secrets/gw-eu.key" in full
+    assert build(spec, tmp_path / "delta", "--keys", str(keys), "--node", "delta") == 0
+    files = tree(tmp_path / "delta")
+    own = {
+        f"nodes/delta/{f}"
+        for f in ("wireguard/gw.gw-eu.conf", "wg-quick/gw.gw-eu.conf", "netplan/gw.gw-eu.yaml",
+                  "networkd/50-hercules-gw.gw-eu.netdev", "networkd/50-hercules-gw.gw-eu.network",
+                  "nftables/gateways.nft")
+    }  # fmt: skip
+    gateway_files = {p for p in full if "gw-" in p or p.endswith("/gateways.nft")}
+    assert own == {p for p in gateway_files if p.startswith("nodes/delta/")} <= set(files)
+    for path in own | {"nodes/delta/node.json"}:
+        assert files[path] == full[path], path
+    assert json.loads(files["nodes/delta/node.json"])["gateways"].keys() == {"gw-eu"}
+
+
+def test_a_global_backend_with_node_writes_only_ir_json(spec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(spec, out, "--node", "delta", "--backend", "haproxy") == 0
+    assert sorted(json.loads((out / "manifest.json").read_text())["files"]) == ["ir.json"]
 
 
 def test_node_and_backend_combine(spec: Path, keys: Path, tmp_path: Path) -> None:

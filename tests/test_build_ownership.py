@@ -178,6 +178,8 @@ def test_the_secrets_of_a_build_are_its_own(spec: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert hercc("build", str(spec), "--keys", str(keys), "-o", str(out))[0] == 0
     assert (out / "nodes/home/secrets/home.key").is_file()
+    assert (out / "gateways/gw1/secrets/gw1.key").is_file()  # a gateway's are its own too
     assert hercc("build", str(spec), "--keys", str(keys), "-o", str(out))[0] == 0
     assert hercc("build", str(spec), "-o", str(out))[0] == 0
     assert not (out / "nodes/home/secrets").exists()
+    assert not (out / "gateways/gw1/secrets").exists()

@@ -59,8 +59,8 @@ NO_LAB_TOOLS = pytest.mark.skipif(
 )
 COMMANDS = [
     pytest.param(["keys", "show", "--keys", "KEYS"], id="keys show"),
-    pytest.param(["route", str(EXAMPLES / "reference.herc")], id="route"),
-    pytest.param(["check", "--emit-ir", str(EXAMPLES / "reference.herc")], id="check --emit-ir"),
+    pytest.param(["route", str(EXAMPLES / "mesh8.herc")], id="route"),
+    pytest.param(["check", "--emit-ir", str(EXAMPLES / "mesh8.herc")], id="check --emit-ir"),
     pytest.param(["lab", "status"], id="lab status", marks=NO_LAB_TOOLS),
 ]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hercc import codes
+from tests.cliproc import hercc
 from tests.conftest import errors_of, marked, write
 
 NET = "network prod {\n  range 10.20.0.0/16\n}\n"
@@ -177,6 +178,49 @@ CASES: list[tuple[str, str, str]] = [
         'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose https "x.example" via g\n'
         '  expose https @@"x.example" via g\n}\n',
     ),
+    (
+        codes.EXPOSED_TWICE,
+        "tcp port on the tunnel port",
+        TWO + "gateway g {\n  address 203.0.113.1\n}\n"
+        "workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose tcp @@7443 via g\n}\n",
+    ),
+    (
+        codes.MISSING,
+        "gateway without an address",
+        TWO + "@@gateway g {\n  listen 443\n}\n",
+    ),
+    (
+        codes.TUNNEL_POOL_OVERLAP,
+        "network range in the tunnel pool",
+        "network prod {\n  range @@100.64.0.0/10\n}\n"
+        "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n",
+    ),
+    (
+        codes.TUNNEL_POOL_OVERLAP,
+        "network range6 in the tunnel pool",
+        "network prod {\n  range 10.20.0.0/16\n  range6 @@fd68:6572:6375:100::/56\n}\n"
+        "node a {\n  network prod\n  endpoint 192.0.2.1\n}\n",
+    ),
+    (
+        codes.NAME_OUTSIDE_ZONES,
+        "exposed name in no zone",
+        TWO + "gateway g {\n  address 203.0.113.1\n}\n"
+        'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose https @@"x.example.org" via g\n}\n'
+        "dns example.com {\n  ttl 60\n}\n",
+    ),
+    (
+        codes.TUNNEL_FAMILY,
+        "IPv6-only workload behind an IPv4-only gateway",
+        "network prod {\n  range6 fd42:20::/48\n}\nnode a {\n  network prod\n  endpoint 192.0.2.1\n}\n"
+        "gateway g {\n  address 203.0.113.1\n}\n"
+        'workload w {\n  node a\n}\nservice s {\n  workload @@w\n  port 80\n  expose http "s.example" via g\n}\n',
+    ),
+    (
+        codes.NOT_LISTENING,
+        "http exposed on a gateway without port 80",
+        TWO + "gateway g {\n  address 203.0.113.1\n  listen 443\n}\n"
+        'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose http "s.example" via @@g\n}\n',
+    ),
     (codes.LINK_SELF, "link to itself", TWO + "link a @@a { cost 5 }\n"),
     (
         codes.LINK_NAT_PAIR,
@@ -262,7 +306,13 @@ def test_failing_spec_reports_code_line_and_column(tmp_path: Path, code: str, te
 
 
 def test_every_code_has_a_failing_spec() -> None:
-    tested = {c for c, _, _ in CASES} | {codes.YAML_SCHEMA, codes.INCLUDE_CYCLE}  # tested elsewhere
+    # tested elsewhere: the warning below, YAML and include cycles in their own tests
+    tested = {c for c, _, _ in CASES} | {
+        codes.YAML_SCHEMA,
+        codes.INCLUDE_CYCLE,
+        codes.REPLICAS_ONE_NODE,
+        codes.NO_ZONE_FILE,
+    }
     assert tested == set(codes.ALL)
 
 
@@ -302,3 +352,43 @@ def test_unknown_option_suggests_the_right_one(tmp_path: Path) -> None:
 def test_host_bits_hint_shows_the_network(tmp_path: Path) -> None:
     [diag] = errors_of(tmp_path, "network prod {\n  range 10.20.0.1/16\n}\n")
     assert diag.hint == 'did you mean "10.20.0.0/16"?'
+
+
+REPLICAS = (
+    TWO + "gateway g {\n  address 203.0.113.1\n}\n"
+    "workload w {\n  node a\n}\nworkload v {\n  node a\n}\n"
+    'service s {\n  workload w, v\n  port 80\n  expose http "s.example" via g\n}\n'
+)
+
+
+def test_replicas_on_one_node_warn_and_the_build_goes_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "spec.herc", REPLICAS)
+    done = hercc("build", path, "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        f"{path}:22:3: warning[W300]: service s: its replicas v, w all run on node a\n"
+        "22 |   workload w, v\n"
+        "   |   ^^^^^^^^\n"
+        "  = hint: losing that node loses the service: put a replica on another node\n"
+    ), done.stderr
+    haproxy = (tmp_path / "out" / "gateways" / "g" / "haproxy.cfg").read_text()
+    assert "    server v " in haproxy and "    server w " in haproxy
+
+
+def test_replicas_on_two_nodes_do_not_warn(tmp_path: Path) -> None:
+    text = REPLICAS.replace("workload v {\n  node a\n}", "workload v {\n  node b\n}")
+    path = write(tmp_path, "spec.herc", text)
+    done = hercc("check", path, cwd=tmp_path)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+def test_zone_with_its_nameserver_inside_warns_and_gets_no_file(tmp_path: Path) -> None:
+    text = TWO + "dns example.com {\n  nameserver ns1.example.com\n}\n"
+    path = write(tmp_path, "spec.herc", text)
+    done = hercc("build", path, "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        f"{path}:13:3: warning[W301]: dns example.com: nameserver ns1.example.com lies "
+        "inside the zone; the build writes no zone file for it\n"
+    ), done.stderr
+    assert not (tmp_path / "out" / "dns").exists()

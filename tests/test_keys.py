@@ -20,6 +20,8 @@ from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES
 
 NODES = ("alpha", "beta", "delta", "gamma")
+GATEWAYS = ("gateway:gw-eu", "gateway:gw-us")  # the reference spec's, as public.json names them
+OWNERS = NODES + GATEWAYS
 PINNED = base64.b64encode(bytes(range(32))).decode()  # any 32 bytes are a valid public key
 
 
@@ -50,11 +52,11 @@ def pin_gamma(spec: Path) -> None:
 def test_init_creates_private_keys_and_public_json(spec: Path, tmp_path: Path) -> None:
     kdir = tmp_path / "keys"
     report = keys.init_keys(compile_spec(str(spec)).ir, str(kdir))
-    assert report.created == NODES
+    assert report.created == OWNERS
     assert report.kept == report.pinned == report.stale == ()
     assert mode_of(kdir) == 0o700
     public = json.loads((kdir / "public.json").read_text())
-    assert sorted(public) == list(NODES)
+    assert sorted(public) == sorted(OWNERS)
     assert (kdir / "public.json").read_text() == json.dumps(public, indent=2, sort_keys=True) + "\n"
     for node in NODES:
         key_file = kdir / f"{node}.key"
@@ -65,6 +67,10 @@ def test_init_creates_private_keys_and_public_json(spec: Path, tmp_path: Path) -
         )
         assert keys.read_private_key(str(kdir), node) == private.strip()
         assert keys.pubkey_of(private) == public[node]
+    for gw in ("gw-eu", "gw-us"):
+        key_file = kdir / "gateways" / f"{gw}.key"
+        assert mode_of(key_file) == 0o600 and mode_of(key_file.parent) == 0o700
+        assert keys.pubkey_of(keys.read_gateway_key(str(kdir), gw)) == public[f"gateway:{gw}"]
     # reports hold names and paths, never key material
     assert not any(v in repr(report) for v in public.values())
 
@@ -102,7 +108,7 @@ def test_init_twice_changes_nothing(spec: Path, tmp_path: Path) -> None:
     before = snapshot(kdir)
     mtime = (kdir / "public.json").stat().st_mtime_ns
     report = keys.init_keys(model, str(kdir))
-    assert report.created == () and report.kept == NODES and not report.public_changed
+    assert report.created == () and report.kept == OWNERS and not report.public_changed
     assert snapshot(kdir) == before
     assert (kdir / "public.json").stat().st_mtime_ns == mtime
 
@@ -116,7 +122,7 @@ def test_init_adds_only_missing_and_repairs_public_json(spec: Path, tmp_path: Pa
     (kdir / "public.json").unlink()
     report = keys.init_keys(model, str(kdir))
     assert report.created == ("beta",)
-    assert report.kept == ("alpha", "delta", "gamma")
+    assert report.kept == ("alpha", "delta", "gamma", *GATEWAYS)
     assert (kdir / "alpha.key").read_bytes() == alpha
     public = keys.load_public_keys(str(kdir))
     assert public["alpha"] == keys.pubkey_of(alpha.decode())
@@ -127,7 +133,7 @@ def test_pinned_pubkey_gets_no_private_file(spec: Path, tmp_path: Path) -> None:
     kdir = tmp_path / "keys"
     report = keys.init_keys(compile_spec(str(spec)).ir, str(kdir))
     assert report.pinned == ("gamma",)
-    assert report.created == ("alpha", "beta", "delta")
+    assert report.created == ("alpha", "beta", "delta", *GATEWAYS)
     assert not (kdir / "gamma.key").exists()
     assert keys.load_public_keys(str(kdir))["gamma"] == PINNED
     with pytest.raises(OperationError, match="gamma has no private key"):
@@ -275,14 +281,15 @@ def test_cli_init_rotate_show(spec: Path, tmp_path: Path) -> None:
     assert not lock.exists()
     code, out, err = keys_cli("keys", "init", str(spec), "--keys", kdir)
     assert code == 0 and out == ""
-    assert err == f"created 3 keys, kept 0, pinned 1 in {kdir}\n"
+    assert err == f"created 5 keys, kept 0, pinned 1 in {kdir}\n"
     assert not lock.exists()  # keys init never writes the lock
     code, _, err = keys_cli("keys", "init", str(spec), "--keys", kdir)
-    assert err == f"created 0 keys, kept 3, pinned 1 in {kdir}\n"
+    assert err == f"created 0 keys, kept 5, pinned 1 in {kdir}\n"
     public = keys.load_public_keys(kdir)
     code, out, _ = keys_cli("keys", "show", "--keys", kdir)
     assert code == 0
-    assert out.splitlines() == [f"{n.ljust(5)}  {public[n]}" for n in NODES]
+    width = max(len(n) for n in OWNERS)
+    assert out.splitlines() == [f"{n.ljust(width)}  {public[n]}" for n in sorted(OWNERS)]
     code, _, err = keys_cli("keys", "rotate", "alpha", "--keys", kdir)
     assert code == 0 and err.startswith("rotated the key of alpha")
     assert keys.load_public_keys(kdir)["alpha"] != public["alpha"]
@@ -304,3 +311,14 @@ def test_no_secrets_leak_through_the_summary(spec: Path, tmp_path: Path) -> None
         secret = (kdir / f"{node}.key").read_text().strip()
         assert secret not in out + err
     assert os.listdir(kdir)  # sanity: keys were written
+
+
+def test_rotate_a_gateway_key(spec: Path, tmp_path: Path) -> None:
+    kdir = tmp_path / "keys"
+    keys.init_keys(compile_spec(str(spec)).ir, str(kdir))
+    before = keys.load_public_keys(str(kdir))
+    report = keys.rotate_key("gateway:gw-eu", str(kdir))
+    after = keys.load_public_keys(str(kdir))
+    assert report.private_file == str(kdir / "gateways" / "gw-eu.key")
+    assert {k for k in before if before[k] != after[k]} == {"gateway:gw-eu"}
+    assert keys.pubkey_of(keys.read_gateway_key(str(kdir), "gw-eu")) == after["gateway:gw-eu"]

@@ -52,7 +52,8 @@ def test_parses_in_threads_keep_their_own_file_positions_comments_and_errors() -
 
 
 def _model(spec: str) -> ir.IR:
-    names = [n.name for n in compile_spec(spec, use_lock=False).ir.nodes]
+    plain = compile_spec(spec, use_lock=False).ir
+    names = [n.name for n in plain.nodes] + [f"gateway:{g.name}" for g in plain.gateways]
     keys = {name: f"{name}-public-key=" for name in names}  # known keys: every file is written
     return compile_spec(spec, use_lock=False, pubkeys=keys).ir
 

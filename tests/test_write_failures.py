@@ -270,6 +270,6 @@ def test_a_full_disk_midway_leaves_the_build_and_its_companion_as_they_were(
 
 def test_the_lock_lands_with_the_build(spec: Path, tmp_path: Path) -> None:
     code, err = hercc("build", str(spec), "-o", str(tmp_path / "out"))
-    assert code == 0 and err == f"wrote 5 files to {tmp_path}/out; updated {spec}.lock\n"
+    assert code == 0 and err == f"wrote 8 files to {tmp_path}/out; updated {spec}.lock\n"
     assert json.loads((tmp_path / "demo.herc.lock").read_text())["lock_version"] == 1
     assert sorted(os.listdir(tmp_path)) == ["demo.herc", "demo.herc.lock", "out"]

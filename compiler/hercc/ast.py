@@ -106,7 +106,7 @@ class Health:
 class ServiceDecl:
     name: str
     span: Span
-    workload: str
+    workloads: tuple[str, ...]  # the replicas, as written
     port: int
     exposes: tuple[Expose, ...]
     health: Health | None

@@ -54,6 +54,14 @@ NO_PATH = "E244"  # two nodes of a network with no overlay path between them
 
 # Gateways and services.
 EXPOSED_TWICE = "E230"
+TUNNEL_POOL_OVERLAP = "E231"  # a network range overlaps the gateway tunnel pool
+NAME_OUTSIDE_ZONES = "E232"  # an exposed host name under no `dns` zone
+TUNNEL_FAMILY = "E233"  # no address family shared by a workload and its gateway's tunnel
+NOT_LISTENING = "E234"  # https (443) or http (80) exposed on a gateway that does not listen there
+
+# Warnings: reported, and the build goes on.
+REPLICAS_ONE_NODE = "W300"  # every replica of a service on one node
+NO_ZONE_FILE = "W301"  # a dns zone that gets no zone file: no nameserver, or one inside it
 
 ALL: dict[str, str] = {
     SYNTAX: "syntax error",
@@ -94,6 +102,12 @@ ALL: dict[str, str] = {
     ENDPOINT_IN_OVERLAY: "endpoint inside an overlay range",
     NAT_RELAY: "relay on a nat node",
     EXPOSED_TWICE: "port or hostname exposed twice on one gateway",
+    TUNNEL_POOL_OVERLAP: "network range overlaps the gateway tunnel pool",
+    NAME_OUTSIDE_ZONES: "exposed name outside every dns zone",
+    TUNNEL_FAMILY: "no tunnel address family for a workload",
+    NOT_LISTENING: "gateway does not listen on the port of an exposed protocol",
+    REPLICAS_ONE_NODE: "every replica of a service on one node (warning)",
+    NO_ZONE_FILE: "dns zone without a usable nameserver gets no zone file (warning)",
     LINK_SELF: "link names one node twice",
     LINK_NAT_PAIR: "link between two nat nodes",
     ISOLATED: "node has no underlay path to any other",

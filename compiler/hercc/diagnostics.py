@@ -20,6 +20,7 @@ class Diagnostic:
     message: str
     span: Span
     hint: str | None = None
+    severity: str = "error"  # or "warning": reported, and the command goes on
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.span.file, self.span.line, self.span.col, self.code)
@@ -51,13 +52,20 @@ class LabError(OperationError):
 
 
 class Collector:
-    """Accumulates diagnostics so a run reports all of them, not only the first."""
+    """Accumulates diagnostics so a run reports all of them, not only the first.
+
+    Errors (`items`) stop the run at the next raise_if_any; warnings do not.
+    """
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.items.append(Diagnostic(code, message, span, hint))
+
+    def warning(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.warnings.append(Diagnostic(code, message, span, hint, "warning"))
 
     def extend(self, items: Iterable[Diagnostic]) -> None:
         self.items.extend(items)
@@ -74,9 +82,22 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 def render_text(diags: Sequence[Diagnostic], sources: Mapping[str, str]) -> str:
     """netplan/rustc style: location, message, the source line and a caret."""
+    out = _located(diags, sources)
+    count = len(diags)
+    out.append(f"{count} error{'s' if count != 1 else ''} found; nothing was written.")
+    return "\n".join(out) + "\n"
+
+
+def render_warnings(diags: Sequence[Diagnostic], sources: Mapping[str, str]) -> str:
+    """Warnings as render_text shows errors, with no summary line (nothing stopped)."""
+    ordered = sorted(diags, key=Diagnostic.sort_key)
+    return "".join(line + "\n" for line in _located(ordered, sources))
+
+
+def _located(diags: Sequence[Diagnostic], sources: Mapping[str, str]) -> list[str]:
     out: list[str] = []
     for d in diags:
-        out.append(f"{d.span}: error[{d.code}]: {d.message}")
+        out.append(f"{d.span}: {d.severity}[{d.code}]: {d.message}")
         text = sources.get(d.span.file)
         if text is not None and d.span.line > 0:
             lines = text.splitlines()
@@ -90,9 +111,7 @@ def render_text(diags: Sequence[Diagnostic], sources: Mapping[str, str]) -> str:
                 out.append(f"{gutter} | {' ' * (d.span.col - 1)}{'^' * width}")
         if d.hint:
             out.append(f"  = hint: {d.hint}")
-    count = len(diags)
-    out.append(f"{count} error{'s' if count != 1 else ''} found; nothing was written.")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def render_json(diags: Sequence[Diagnostic]) -> str:

@@ -56,14 +56,15 @@ def render_dot(model: ir.IR) -> str:
     for gw in model.gateways:
         out.append(f"  {_q('gateway:' + gw.name)} [label={_q(gw.name)}, shape=diamond];")
     for svc in model.services:
-        host = workloads[svc.workload].node
+        hosts = sorted({workloads[w].node for w in svc.workloads})
         for ex in svc.exposes:
             target = ex.host if ex.host is not None else str(ex.port)
             for via in ex.via:
-                out.append(
+                out += [
                     f"  {_q('gateway:' + via)} -- {_q('node:' + host)} "
                     f"[style=dotted, label={_q(f'{ex.protocol} {target} -> {svc.name}')}];"
-                )
+                    for host in hosts
+                ]
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -104,6 +104,35 @@ class Underlay:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """One exposed (workload, port) a gateway may reach through a node's tunnel.
+
+    The gateway connects to `tunnel_address`:`port` (the workload's address on
+    the node's end of the tunnel); the node forwards that to the workload's
+    own `address`:`port`.
+    """
+
+    workload: str
+    address: str  # the workload's own address (IPv4, or IPv6 when it has no IPv4)
+    tunnel_address: str  # the workload's address in the gateway's tunnel range, same family
+    port: int
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """A gateway's WireGuard tunnel to one node that runs an exposed workload.
+
+    The node dials the gateway (filled by passes/gateways.py); the tunnel is
+    its own interface on the node (`ifname`), apart from every tenant network.
+    """
+
+    node: str
+    ifname: str
+    pubkey: str | None  # the node's public key
+    forwards: tuple[Forward, ...]  # sorted; their tunnel addresses are the node's on `ifname`
+
+
+@dataclass(frozen=True)
 class Gateway:
     name: str
     address: str
@@ -111,6 +140,12 @@ class Gateway:
     farmer: str | None
     listen: tuple[int, ...]
     tunnel: int
+    pubkey: str | None = None  # None until keys are known (hercc keys init)
+    tunnel_range: str | None = None  # this gateway's own slice of the tunnel pool
+    tunnel_range6: str | None = None  # only for a gateway with address6
+    tunnel_address: str | None = None  # the gateway's end of every tunnel
+    tunnel_address6: str | None = None
+    tunnels: tuple[Tunnel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +166,7 @@ class Health:
 @dataclass(frozen=True)
 class Service:
     name: str
-    workload: str
+    workloads: tuple[str, ...]  # the replicas, sorted
     port: int
     exposes: tuple[Expose, ...]
     health: Health | None
@@ -150,6 +185,7 @@ class DnsZone:
     ttl: int
     nameservers: tuple[str, ...]
     records: tuple[DnsRecord, ...]
+    serial: int = 1  # SOA serial, kept in SPEC.lock; moves on when the zone's content does
 
 
 @dataclass(frozen=True)

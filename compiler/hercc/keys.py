@@ -3,8 +3,13 @@
 Layout of a keys directory (mode 0700)::
 
     KEYS/<node>.key                      private key, base64 + newline, mode 0600
-    KEYS/public.json                     {node: public key}, sorted JSON
+    KEYS/gateways/<gateway>.key          a gateway's private key, 0600
+    KEYS/public.json                     {node: public key, "gateway:<gateway>": public key}
     KEYS/psk/<network>/<a>--<b>.psk      preshared key of a node pair (a < b), 0600
+
+Gateways have their own namespace of names, so a gateway may share a node's
+name: its key lives apart, and public.json names it "gateway:<name>" (":" is
+in no name).
 
 Keys are raw 32-byte X25519 keys in base64, exactly as `wg genkey`,
 `wg pubkey` and `wg genpsk` print them, so the files can be handed to
@@ -45,6 +50,8 @@ from hercc.sysio.files import make_dirs, write_atomic
 
 PUBLIC_FILE = "public.json"
 PSK_DIR = "psk"
+GATEWAY_DIR = "gateways"
+GATEWAY_PREFIX = "gateway:"  # a gateway's entry in public.json and in KeysReport
 KEY_SUFFIX = ".key"
 PSK_SUFFIX = ".psk"
 PAIR_SEP = "--"
@@ -131,6 +138,17 @@ def private_key_path(keys_dir: str, node: str) -> str:
     return os.path.join(keys_dir, _check_name("node", node) + KEY_SUFFIX)
 
 
+def gateway_key_path(keys_dir: str, gateway: str) -> str:
+    return os.path.join(keys_dir, GATEWAY_DIR, _check_name("gateway", gateway) + KEY_SUFFIX)
+
+
+def _owner_key_path(keys_dir: str, owner: str) -> str:
+    """The private key file of a public.json entry: a node, or "gateway:<name>"."""
+    if owner.startswith(GATEWAY_PREFIX):
+        return gateway_key_path(keys_dir, owner[len(GATEWAY_PREFIX) :])
+    return private_key_path(keys_dir, owner)
+
+
 def public_keys_path(keys_dir: str) -> str:
     return os.path.join(keys_dir, PUBLIC_FILE)
 
@@ -205,6 +223,17 @@ def read_private_key(keys_dir: str, node: str) -> str:
     return _encode(_read_secret(path, f"private key of {node}"))
 
 
+def read_gateway_key(keys_dir: str, gateway: str) -> str:
+    """A gateway's private key (base64), with read_private_key's checks."""
+    path = gateway_key_path(keys_dir, gateway)
+    return _encode(_read_secret(path, f"private key of gateway {gateway}"))
+
+
+def _read_owner_key(keys_dir: str, owner: str) -> str:
+    path = _owner_key_path(keys_dir, owner)
+    return _encode(_read_secret(path, f"private key of {owner}"))
+
+
 def _read_public(keys_dir: str) -> dict[str, str] | None:
     """public.json validated, or None when it does not exist."""
     path = public_keys_path(keys_dir)
@@ -219,7 +248,8 @@ def _read_public(keys_dir: str) -> dict[str, str] | None:
         raise OperationError(f"{path}: expected a JSON object of node -> public key")
     out: dict[str, str] = {}
     for node, key in data.items():
-        if not isinstance(node, str) or not _NAME.match(node):
+        bare = node.removeprefix(GATEWAY_PREFIX) if isinstance(node, str) else node
+        if not isinstance(bare, str) or not _NAME.match(bare):
             raise OperationError(f"{path}: invalid node name {node!r}")
         if not isinstance(key, str) or not is_valid_key(key):
             raise OperationError(
@@ -257,29 +287,36 @@ def _write_public(keys_dir: str, keys: dict[str, str]) -> bool:
 
 
 def _key_files(keys_dir: str) -> Iterable[str]:
-    """Node names that have a private key file in keys_dir."""
+    """Owners (nodes, "gateway:<name>") that have a private key file in keys_dir."""
+    gateways = os.path.join(keys_dir, GATEWAY_DIR)
+    found = [*_key_names(keys_dir), *(GATEWAY_PREFIX + n for n in _key_names(gateways))]
+    return sorted(found)
+
+
+def _key_names(directory: str) -> list[str]:
     try:
-        entries = os.listdir(keys_dir)
+        entries = os.listdir(directory)
     except FileNotFoundError:
-        return ()
+        return []
     except OSError as exc:
-        raise OperationError(f"{keys_dir}: cannot list: {exc.strerror}") from None
+        raise OperationError(f"{directory}: cannot list: {exc.strerror}") from None
     names = (e[: -len(KEY_SUFFIX)] for e in entries if e.endswith(KEY_SUFFIX))
-    return sorted(n for n in names if _NAME.match(n))
+    return [n for n in names if _NAME.match(n)]
 
 
 # ---------------------------------------------------------------- operations
 
 
 def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
-    """Give every node of the spec a key pair, keeping every key that exists.
+    """Give every node and gateway of the spec a key pair, keeping every key that exists.
 
     - a node with a pinned `pubkey` gets that key in public.json and no private file
       (an existing private file for it must match the pinned key);
-    - a node with a private file keeps it; its public key is derived from it;
-    - any other node gets a new key pair.
-    Nodes that have keys here but are not in the spec are left alone and reported
+    - a node or gateway with a private file keeps it; its public key is derived from it;
+    - any other gets a new key pair.
+    Owners that have keys here but are not in the spec are left alone and reported
     as stale. Running it twice changes nothing. No PSK is created (see ensure_psk).
+    Gateways appear in public.json and in the report as "gateway:<name>".
     """
     make_dirs(keys_dir, 0o700)
     old_public = _read_public(keys_dir) or {}
@@ -287,30 +324,36 @@ def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
     created: list[str] = []
     kept: list[str] = []
     pinned: list[str] = []
-    spec_nodes = {n.name for n in model.nodes}
-    for node in sorted(model.nodes, key=lambda n: n.name):
-        path = private_key_path(keys_dir, node.name)
+    owners = [(n.name, n.pubkey) for n in sorted(model.nodes, key=lambda n: n.name)]
+    owners += [
+        (GATEWAY_PREFIX + g.name, None) for g in sorted(model.gateways, key=lambda g: g.name)
+    ]
+    if model.gateways:
+        make_dirs(os.path.join(keys_dir, GATEWAY_DIR), 0o700)
+    for owner, pin in owners:
+        path = _owner_key_path(keys_dir, owner)
         exists = os.path.lexists(path)
-        if node.pubkey is not None:
-            if exists and pubkey_of(read_private_key(keys_dir, node.name)) != node.pubkey:
+        if pin is not None:
+            if exists and pubkey_of(_read_owner_key(keys_dir, owner)) != pin:
                 raise OperationError(
                     f"{path}: this private key does not match the pubkey pinned for "
-                    f"{node.name} in the spec; remove the file or the pin"
+                    f"{owner} in the spec; remove the file or the pin"
                 )
-            public[node.name] = node.pubkey
-            pinned.append(node.name)
+            public[owner] = pin
+            pinned.append(owner)
         elif exists:
-            public[node.name] = pubkey_of(read_private_key(keys_dir, node.name))
-            kept.append(node.name)
+            public[owner] = pubkey_of(_read_owner_key(keys_dir, owner))
+            kept.append(owner)
         else:
             raw = _generate_private()
             if not _create_secret(path, raw):  # created meanwhile by someone else: keep theirs
-                public[node.name] = pubkey_of(read_private_key(keys_dir, node.name))
-                kept.append(node.name)
+                public[owner] = pubkey_of(_read_owner_key(keys_dir, owner))
+                kept.append(owner)
                 continue
-            public[node.name] = _public_of_raw(raw)
-            created.append(node.name)
-    stale = sorted((set(old_public) | set(_key_files(keys_dir))) - spec_nodes)
+            public[owner] = _public_of_raw(raw)
+            created.append(owner)
+    spec_owners = {owner for owner, _ in owners}
+    stale = sorted((set(old_public) | set(_key_files(keys_dir))) - spec_owners)
     changed = _write_public(keys_dir, public)
     return KeysReport(
         keys_dir=keys_dir,
@@ -324,8 +367,9 @@ def init_keys(model: ir.IR, keys_dir: str) -> KeysReport:
 
 
 def rotate_key(node: str, keys_dir: str) -> RotateReport:
-    """Replace one node's key pair: the private file atomically, then public.json."""
-    path = private_key_path(keys_dir, node)
+    """Replace one node's (or "gateway:<name>"'s) key pair: the private file atomically,
+    then public.json."""
+    path = _owner_key_path(keys_dir, node)
     if not os.path.isfile(path):
         raise OperationError(
             f"{node} has no private key in {keys_dir} (pinned in the spec, or not yet created); "

@@ -1,4 +1,5 @@
-"""The fixed pipeline: load -> AST -> resolve -> check -> allocate -> underlay -> IR -> routing.
+"""The fixed pipeline: load -> AST -> resolve -> check -> allocate -> underlay -> IR ->
+gateway tunnels -> routing.
 
 Backends (pure functions over the IR) run after it; keys are applied by the build.
 """
@@ -9,11 +10,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from hercc import build_ast, ir, loader
-from hercc.diagnostics import Collector, OperationError
+from hercc.diagnostics import Collector, Diagnostic, OperationError
 from hercc.keys import load_public_keys
 from hercc.lockfile import Lock, lock_path, read_lock
 from hercc.passes.allocate import allocate
 from hercc.passes.check import check
+from hercc.passes.gateways import gateway_tunnels
 from hercc.passes.keys import with_public_keys
 from hercc.passes.lower import lower
 from hercc.passes.resolve import resolve
@@ -28,6 +30,7 @@ class Compiled:
     lock_changed: bool
     lock_file: str
     routes: dict[str, NetworkRoutes]
+    warnings: tuple[Diagnostic, ...] = ()  # reported by the CLI; they do not stop the build
 
 
 def compile_spec(
@@ -63,6 +66,8 @@ def compile_spec(
     model = lower(spec, alloc, graph)
     if pubkeys is not None:
         model = with_public_keys(model, pubkeys)
+    model = gateway_tunnels(model, spec, old, alloc.lock, diags)
+    diags.raise_if_any()
     result, routes = route(model, spec, diags, peers_for=peers_for)
     diags.raise_if_any()
     changed = alloc.lock.to_data() != old.to_data()
@@ -71,4 +76,4 @@ def compile_spec(
             f"{lock_file} is out of date and --frozen forbids changing it; "
             "run `hercc build` without --frozen and commit the lock"
         )
-    return Compiled(result, alloc.lock, changed, lock_file, routes)
+    return Compiled(result, alloc.lock, changed, lock_file, routes, tuple(diags.warnings))

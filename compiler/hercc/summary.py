@@ -58,7 +58,7 @@ def render_summary(build: BuildDir) -> str:
             exposed = ", ".join(
                 f"{e.protocol} {e.host or e.port} via {'+'.join(e.via)}" for e in s.exposes
             )
-            rows.append([s.name, s.workload, str(s.port), exposed or "-"])
+            rows.append([s.name, ", ".join(s.workloads), str(s.port), exposed or "-"])
         out += _table(rows)
     links = model.underlay.links
     out.append(

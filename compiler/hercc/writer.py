@@ -215,16 +215,18 @@ def _unlisted(root: str, listed: frozenset[str]) -> list[str]:
 
 
 def _owned_dirs(root: str, listed: frozenset[str]) -> set[str]:
-    """The directories of the listed files, and nodes/<node>/secrets/ with its parents."""
+    """The directories of the listed files, and nodes/<node>/secrets/ and
+    gateways/<gateway>/secrets/ with their parents."""
     owned: set[str] = set()
     for path in listed:
         parts = path.split("/")
         owned.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
-    nodes = os.path.join(root, "nodes")
-    if os.path.isdir(nodes) and not os.path.islink(nodes):
-        for node in os.listdir(nodes):
-            if os.path.isdir(os.path.join(nodes, node, "secrets")):
-                owned.update(("nodes", f"nodes/{node}", f"nodes/{node}/secrets"))
+    for kind in ("nodes", "gateways"):
+        top = os.path.join(root, kind)
+        if os.path.isdir(top) and not os.path.islink(top):
+            for owner in os.listdir(top):
+                if os.path.isdir(os.path.join(top, owner, "secrets")):
+                    owned.update((kind, f"{kind}/{owner}", f"{kind}/{owner}/secrets"))
     return owned
 
 
@@ -274,8 +276,8 @@ def _write(root: str, rel: str, content: str | bytes, made: set[str]) -> None:
 
 
 def _kind(dir_parts: list[str]) -> str | None:
-    """What nodes/<node>/<kind>/... holds (wireguard, netplan, secrets, ...)."""
-    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] == "nodes" else None
+    """What nodes/<node>/<kind>/... or gateways/<gateway>/<kind>/... holds (secrets, ...)."""
+    return dir_parts[2] if len(dir_parts) > 2 and dir_parts[0] in ("nodes", "gateways") else None
 
 
 def _file_mode(rel: str) -> int:

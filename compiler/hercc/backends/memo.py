@@ -75,6 +75,7 @@ class RenderMemo:
         self.networkd_peers = IdentityMemo(1 << 16)
         self.networkd_lists = IdentityMemo(8)
         self._workloads: dict[str, list[str]] | None = None
+        self._tunnels: dict[str, list[tuple[ir.Gateway, ir.Tunnel]]] | None = None
 
     def workloads_of(self, model: ir.IR, node: str) -> list[str]:
         """The names of the node's workloads, sorted; indexed once, as nodes render one by one."""
@@ -85,3 +86,12 @@ class RenderMemo:
             for names in self._workloads.values():
                 names.sort()
         return self._workloads.get(node, [])
+
+    def tunnels_of(self, model: ir.IR, node: str) -> list[tuple[ir.Gateway, ir.Tunnel]]:
+        """The node's gateway tunnels, by gateway name (the IR's order); indexed once."""
+        if self._tunnels is None:
+            self._tunnels = {}
+            for gw in model.gateways:
+                for t in gw.tunnels:
+                    self._tunnels.setdefault(t.node, []).append((gw, t))
+        return self._tunnels.get(node, [])

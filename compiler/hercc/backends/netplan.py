@@ -30,7 +30,7 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _peer_yaml(peer: ir.Peer, network: str) -> str:
+def peer_yaml(peer: ir.Peer, network: str) -> str:
     lines = ["      - allowed-ips:"]
     lines += [f"        - {_q(p)}" for p in peer.allowed_ips]
     if peer.endpoint is not None:
@@ -51,7 +51,7 @@ def _peers_yaml(membership: ir.Membership, memo: RenderMemo) -> str:
     def join(peers: tuple[ir.Peer, ...]) -> str:
         if not peers:
             return "      peers: []"
-        entry = partial(_peer_yaml, network=network)
+        entry = partial(peer_yaml, network=network)
         ordered = sorted(peers, key=attrgetter("node"))
         return "\n".join(["      peers:", *memo.netplan_peers.texts(ordered, network, entry)])
 

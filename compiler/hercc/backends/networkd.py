@@ -39,7 +39,7 @@ def _netdev(node: ir.Node, membership: ir.Membership, memo: RenderMemo) -> list[
     network = membership.network
 
     def join(peers: tuple[ir.Peer, ...]) -> str:
-        section = partial(_peer_section, network=network)
+        section = partial(peer_section, network=network)
         ordered = sorted(peers, key=attrgetter("node"))
         return "\n".join(memo.networkd_peers.texts(ordered, network, section))
 
@@ -48,7 +48,7 @@ def _netdev(node: ir.Node, membership: ir.Membership, memo: RenderMemo) -> list[
     return lines
 
 
-def _peer_section(peer: ir.Peer, network: str) -> str:
+def peer_section(peer: ir.Peer, network: str) -> str:
     """One [WireGuardPeer] section, with its leading blank line."""
     lines = ["", "[WireGuardPeer]", f"# {peer.node}", f"PublicKey={peer.pubkey}"]
     if peer.endpoint is not None:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from hercc import ir
+from hercc.backends.gateway_tunnels import node_json as gateway_tunnels
 from hercc.backends.memo import RenderMemo
 
 # Each peer is one compact JSON line (json's C encoder) spliced into the
@@ -66,6 +67,7 @@ def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]
             for m in node.networks
         },
         "workloads": memo.workloads_of(model, node.name),
+        "gateways": gateway_tunnels(model, node.name, memo),
     }
     text = ir.dumps(data)
     for m in node.networks:

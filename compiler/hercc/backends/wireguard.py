@@ -104,14 +104,14 @@ def peer_blocks(membership: ir.Membership, memo: RenderMemo) -> list[str]:
     network = membership.network
 
     def join(peers: tuple[ir.Peer, ...]) -> str:
-        block = partial(_peer_block, network=network)
+        block = partial(peer_block, network=network)
         return "\n".join(memo.peer_blocks.texts(sorted(peers, key=_BY_NODE), network, block))
 
     text = memo.peer_lists.text(membership.peers, network, join)
     return [text] if text else []
 
 
-def _peer_block(peer: ir.Peer, network: str) -> str:
+def peer_block(peer: ir.Peer, network: str) -> str:
     """One [Peer] section (with its leading blank line); peers are shared across a mesh."""
     if peer.pubkey is None:
         raise ValueError(f"peer {peer.node} of network {network} has no public key")

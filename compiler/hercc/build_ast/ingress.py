@@ -65,7 +65,7 @@ GATEWAY = {
     "tunnel": Option("one", values.port),
 }
 SERVICE = {
-    "workload": Option("one", values.name, required=True),
+    "workload": Option("list", values.name, required=True),
     "port": Option("one", values.port, required=True),
     "expose": Option("custom", _expose, repeat=True),
     "health": Option("custom", _health),
@@ -100,6 +100,7 @@ def service(stmt: Stmt, diags: Collector) -> ast.ServiceDecl | None:
     if head is None or not f.complete:
         return None
     exposes = tuple(e for e, _ in f.items("expose"))
+    spans = dict(f.spans) | {f"workload:{w}": s for w, s in f.items("workload")}
     return ast.ServiceDecl(
         head[0],
         stmt.args[0].span,
@@ -107,7 +108,7 @@ def service(stmt: Stmt, diags: Collector) -> ast.ServiceDecl | None:
         f.values["port"],
         exposes,
         f.get("health"),
-        f.spans,
+        spans,
     )
 
 

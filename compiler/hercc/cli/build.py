@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hercc import ir
-from hercc.backends import BACKENDS, render_files
+from hercc.backends import BACKEND_NAMES, render_files
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
 from hercc.cli.spec import add_spec_command, compile_validated
@@ -24,16 +24,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     c.add_argument(
         "--backend",
         action="append",
-        choices=sorted(BACKENDS),
+        choices=sorted(BACKEND_NAMES),
         metavar="NAME",
-        help=f"render only this backend (repeatable; default all: {', '.join(BACKENDS)})",
+        help=f"render only this backend (repeatable; default all: {', '.join(BACKEND_NAMES)})",
     )
     c.add_argument(
         "--node",
         action="append",
         metavar="NODE",
         help="write only this node's files, with ir.json and the manifest (repeatable; "
-        "default every node)",
+        "default every node, and the gateways' and zones' files)",
     )
     c.set_defaults(run=run)
 
@@ -50,6 +50,11 @@ def _selected_nodes(model: ir.IR, names: Sequence[str] | None) -> frozenset[str]
             listed += f", ... ({len(known) - _LISTED_NODES} more)"
         raise UsageError(f"no node {', '.join(unknown)} in the spec (nodes: {listed or 'none'})")
     return frozenset(names)
+
+
+def _node_of(path: str) -> str | None:
+    kind, owner = path.split("/")[:2]
+    return owner if kind == "nodes" else None
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -69,8 +74,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from hercc.passes.keys import secret_files
 
         secrets = secret_files(compiled.ir, args.keys)
-        if nodes is not None:  # nodes/<node>/secrets/...
-            secrets = {p: t for p, t in secrets.items() if p.split("/")[1] in nodes}
+        if nodes is not None:  # nodes/<node>/secrets/...; no gateways/<gateway>/secrets/...
+            secrets = {p: t for p, t in secrets.items() if _node_of(p) in nodes}
     lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
     files = render_files(compiled.ir, args.backend, nodes, ir.dumps(ir_data))
     count = write_tree(args.output, files, secrets, lock)

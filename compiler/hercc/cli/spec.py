@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from hercc import ir
 from hercc.cli.console import Console
-from hercc.diagnostics import UsageError
+from hercc.diagnostics import UsageError, render_warnings
 
 if TYPE_CHECKING:  # imported when a command compiles: `--help` and `fmt` need no compiler
     from hercc.pipeline import Compiled
@@ -69,4 +69,5 @@ def compile_validated(
     )
     data = ir.to_data(compiled.ir)
     validate_ir(data)
+    console.err.write(render_warnings(compiled.warnings, console.sources))
     return compiled, data

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hercc import ast, codes
 from hercc.diagnostics import Collector
 from hercc.passes.clashes import check_clashes
+from hercc.passes.gateways import PROTOCOL_PORTS, TUNNEL_POOL, TUNNEL_POOL6
 from hercc.passes.resolve import Names
 from hercc.source import Span
 from hercc.values import IPNetwork
@@ -15,6 +16,9 @@ def check(spec: ast.Spec, names: Names, diags: Collector) -> None:
     _check_nodes(spec, names, diags)
     _check_workloads(spec, names, diags)
     _check_gateways(spec, diags)
+    _check_tunnel_pool(spec, diags)
+    _check_zones(spec, diags)
+    _check_replicas(spec, names, diags)
     check_clashes(spec, names, diags)
 
 
@@ -191,6 +195,15 @@ def _check_gateways(spec: ast.Spec, diags: Collector) -> None:
                 else:
                     assert ex.host is not None
                     key = (gw_name, ex.protocol, ex.host)
+                    port = PROTOCOL_PORTS[ex.protocol]
+                    if port not in gw.listen:
+                        diags.error(
+                            codes.NOT_LISTENING,
+                            f"gateway {gw_name} does not listen on port {port}, "
+                            f"where it serves {ex.protocol}",
+                            ex.spans[f"via:{gw_name}"],
+                            f"add {port} to the gateway's `listen`",
+                        )
                     what = f"{ex.protocol} host {ex.host}"
                 if key in taken:
                     other, first = taken[key]
@@ -202,3 +215,68 @@ def _check_gateways(spec: ast.Spec, diags: Collector) -> None:
                     )
                 else:
                     taken[key] = (svc.name, span)
+
+
+def _check_tunnel_pool(spec: ast.Spec, diags: Collector) -> None:
+    """Gateway tunnels take their addresses from fixed pools that no network may use."""
+    for net in spec.networks:
+        for key, rng, pool in (
+            ("range", net.range4, TUNNEL_POOL),
+            ("range6", net.range6, TUNNEL_POOL6),
+        ):
+            if rng is not None and rng.overlaps(pool):
+                diags.error(
+                    codes.TUNNEL_POOL_OVERLAP,
+                    f"network {net.name}: {key} {rng} overlaps the gateway tunnel pool {pool}",
+                    net.spans[key],
+                    "gateway tunnels are kept apart from every network: choose another range",
+                )
+
+
+def _check_zones(spec: ast.Spec, diags: Collector) -> None:
+    """With `dns` zones declared, every exposed host name belongs to one of them."""
+    for d in spec.dns:
+        inside = [ns for ns in d.nameservers if in_zone(ns, d.zone)]
+        if not d.nameservers or inside:
+            diags.warning(
+                codes.NO_ZONE_FILE,
+                f"dns {d.zone}: "
+                + (f"nameserver {inside[0]} lies inside the zone" if inside else "no nameserver")
+                + "; the build writes no zone file for it",
+                d.spans.get("nameserver", d.span),
+                "a zone file needs NS records, and the spec cannot give a nameserver inside "
+                "its own zone the address records (glue) it needs: name one outside the zone",
+            )
+    zones = [d.zone for d in spec.dns]
+    if not zones:
+        return  # the spec publishes no DNS: its names are managed elsewhere
+    for svc in spec.services:
+        for ex in svc.exposes:
+            host = ex.host
+            if host is None or any(in_zone(host, z) for z in zones):
+                continue
+            diags.error(
+                codes.NAME_OUTSIDE_ZONES,
+                f"service {svc.name}: {host} is in no dns zone of the spec",
+                ex.spans["target"],
+                f"declare `dns ZONE` for it (zones: {', '.join(sorted(zones))})",
+            )
+
+
+def _check_replicas(spec: ast.Spec, names: Names, diags: Collector) -> None:
+    """Replicas on one node fall together: a warning, the build goes on."""
+    for svc in spec.services:
+        replicas = sorted(set(svc.workloads))
+        nodes = {names.workloads[w].node for w in replicas if w in names.workloads}
+        if len(replicas) > 1 and len(nodes) == 1:
+            diags.warning(
+                codes.REPLICAS_ONE_NODE,
+                f"service {svc.name}: its replicas {', '.join(replicas)} all run on node "
+                f"{nodes.pop()}",
+                svc.spans["workload"],
+                "losing that node loses the service: put a replica on another node",
+            )
+
+
+def in_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)

@@ -11,10 +11,24 @@ from dataclasses import replace
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.keys import private_key_path, psk_for, read_private_key
+from hercc.keys import (
+    GATEWAY_PREFIX,
+    gateway_key_path,
+    private_key_path,
+    psk_for,
+    read_gateway_key,
+    read_private_key,
+)
 
 
 def with_public_keys(model: ir.IR, pubkeys: dict[str, str]) -> ir.IR:
+    """Every node's public key into the IR, and every gateway's that `pubkeys` has
+    ("gateway:<name>").
+
+    A node without a key is an error. A gateway without one keeps `pubkey`
+    None: its tunnels' WireGuard files are not written (keys made before
+    gateways had keys, or a lab that runs no gateway).
+    """
     missing = sorted(n.name for n in model.nodes if n.pubkey is None and n.name not in pubkeys)
     if missing:
         raise OperationError(
@@ -22,12 +36,21 @@ def with_public_keys(model: ir.IR, pubkeys: dict[str, str]) -> ir.IR:
             "run `hercc keys init SPEC --keys DIR` (or pin `pubkey` in the spec)"
         )
     nodes = tuple(replace(n, pubkey=n.pubkey or pubkeys[n.name]) for n in model.nodes)
-    return replace(model, nodes=nodes)
+    gateways = tuple(
+        replace(g, pubkey=pubkeys.get(GATEWAY_PREFIX + g.name)) for g in model.gateways
+    )
+    return replace(model, nodes=nodes, gateways=gateways)
 
 
 def secret_files(model: ir.IR, keys_dir: str) -> dict[str, str]:
-    """nodes/<node>/secrets/<node>.key and .../psk/<network>/<peer>.psk (written 0600)."""
+    """nodes/<node>/secrets/<node>.key, .../psk/<network>/<peer>.psk and
+    gateways/<gateway>/secrets/<gateway>.key (written 0600)."""
     files: dict[str, str] = {}
+    for gw in model.gateways:
+        if os.path.exists(gateway_key_path(keys_dir, gw.name)):
+            files[f"gateways/{gw.name}/secrets/{gw.name}.key"] = (
+                read_gateway_key(keys_dir, gw.name) + "\n"
+            )
     for node in model.nodes:
         base = f"nodes/{node.name}/secrets"
         if os.path.exists(private_key_path(keys_dir, node.name)):

@@ -48,7 +48,7 @@ def lower(spec: ast.Spec, alloc: Allocation, underlay: ir.Underlay) -> ir.IR:
     services = tuple(
         ir.Service(
             s.name,
-            s.workload,
+            tuple(sorted(set(s.workloads))),
             s.port,
             tuple(ir.Expose(e.protocol, e.host, e.port, e.via) for e in s.exposes),
             None

@@ -83,8 +83,10 @@ def resolve(spec: ast.Spec, diags: Collector) -> Names:
         if w.network is not None:
             _ref(w.network, nets, "network", w.spans["network"], diags)
     gws: dict[str, object] = dict(names.gateways)
+    workloads: dict[str, object] = dict(names.workloads)
     for s in spec.services:
-        _ref(s.workload, dict(names.workloads), "workload", s.spans["workload"], diags)
+        for replica in s.workloads:
+            _ref(replica, workloads, "workload", s.spans[f"workload:{replica}"], diags)
         for ex in s.exposes:
             for gw in ex.via:
                 _ref(gw, gws, "gateway", ex.spans[f"via:{gw}"], diags)

@@ -13,11 +13,13 @@ import hashlib
 from dataclasses import dataclass
 
 __all__ = [
+    "GATEWAY_IFNAME_PREFIX",
     "IFNAME_MAX",
     "IFNAMSIZ",
     "WG_IFNAME_PREFIX",
     "WORKLOAD_IFNAME",
     "Naming",
+    "gateway_ifname",
     "ifname",
     "wg_ifname",
 ]
@@ -25,6 +27,7 @@ __all__ = [
 IFNAMSIZ = 16  # Linux's, counting the terminating NUL
 IFNAME_MAX = IFNAMSIZ - 1  # the longest interface name: 15 characters
 WG_IFNAME_PREFIX = "wg-"
+GATEWAY_IFNAME_PREFIX = "gw-"
 WORKLOAD_IFNAME = "eth0"  # the workload's end of its veth pair (Naming.workload_ifname)
 
 
@@ -54,6 +57,14 @@ def wg_ifname(network: str) -> str:
     interface name; detecting that collision is left to the spec checks.
     """
     return ifname(WG_IFNAME_PREFIX, network)
+
+
+def gateway_ifname(gateway: str) -> str:
+    """A node's WireGuard tunnel to a gateway: "gw-" + gateway, or hashed when too long.
+
+    Gateway names cannot contain ".", so a hashed "gw." name never meets a plain one.
+    """
+    return ifname(GATEWAY_IFNAME_PREFIX, gateway, "gw.")
 
 
 @dataclass(frozen=True)

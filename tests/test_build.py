@@ -14,6 +14,7 @@ import pytest
 
 from hercc.cli import main as cli
 from hercc.schemas_check import validate_ir
+from tests.clitools import tree
 from tests.conftest import EXAMPLES
 
 
@@ -27,9 +28,6 @@ def spec(tmp_path: Path) -> Path:
     shutil.copy(EXAMPLES / "reference.herc", path)
     return path
 
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_check_exits_0_and_writes_nothing(spec: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from hercc.cli import main as cli
 from hercc.pipeline import compile_spec
+from tests.clitools import tree
 from tests.conftest import EXAMPLES
 
 # No explicit link: routing takes its shared per-class peer lists (nat nodes
@@ -42,11 +43,6 @@ def keys(spec: Path, tmp_path: Path) -> Path:
     assert cli.main(["keys", "init", str(spec), "--keys", str(keys)]) == 0
     return keys
 
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 def build(spec: Path, out: Path, *extra: str) -> int:

@@ -8,7 +8,6 @@ is refused with exit 2 and left as it was.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,21 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hercc.cli import main as cli
+from tests.clitools import hercc_err as hercc
+from tests.clitools import tree
 from tests.conftest import EXAMPLES
-
-
-def hercc(*argv: str) -> tuple[int, str]:
-    """Exit code and stderr of `hercc ARGV`."""
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), out, err)
-    return code, err.getvalue()
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture

@@ -7,30 +7,19 @@ never goes through a link.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from hercc.cli import main as cli
 from hercc.sysio.files import write_atomic
+from tests.clitools import hercc_err as hercc
 from tests.conftest import EXAMPLES
 
 UGLY = "network   x {\n range 10.9.0.0/16 }\n"
 
 
-def hercc(*argv: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), out, err)
-    return code, err.getvalue()
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 @pytest.fixture

@@ -21,17 +21,13 @@ import pytest
 from hercc.cli import main as cli
 from hercc.diagnostics import OperationError
 from hercc.writer import write_tree
+from tests.clitools import hercc_err as hercc
+from tests.clitools import tree
 from tests.conftest import EXAMPLES
 
 # The capabilities that let root write where the modes say no.
 _OVERRIDES = "-dac_override,-dac_read_search,-fowner,-linux_immutable"
 
-
-def hercc(*argv: str) -> tuple[int, str]:
-    """Exit code and stderr of `hercc ARGV`, in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), out, err)
-    return code, err.getvalue()
 
 
 def hercc_bound_by_modes(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -50,11 +46,6 @@ def hercc_bound_by_modes(*argv: str, cwd: Path) -> subprocess.CompletedProcess[s
         check=False,
     )
 
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 def one_error_line(err: str) -> str:

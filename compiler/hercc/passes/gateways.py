@@ -111,6 +111,15 @@ def _wanted(model: ir.IR) -> Wanted:
     return out
 
 
+def _slice_of(net: Net, pool: Net, prefix: int) -> bool:
+    """`net` is one of the pool's /prefix slices (checked without listing them: 65,536 /64s)."""
+    if net.version != pool.version or net.prefixlen != prefix:
+        return False
+    return int(net.network_address) >> (net.max_prefixlen - pool.prefixlen) == int(
+        pool.network_address
+    ) >> (pool.max_prefixlen - pool.prefixlen)
+
+
 def _ranges(
     model: ir.IR,
     old: Lock,
@@ -123,19 +132,18 @@ def _ranges(
     diags: Collector,
 ) -> dict[str, Net]:
     """gateway -> its slice of the pool: recorded ones kept, new ones the lowest free."""
-    slices: list[Net] = list(pool.subnets(new_prefix=prefix))
     out: dict[str, Net] = {}
     taken: set[Net] = set()
     fresh = []
     for gw in sorted((g for g in model.gateways if has(g)), key=lambda g: g.name):
         recorded = old.get_gateway(gw.name, "gateway", gw.name, field_name)
         net = _parse_net(recorded)
-        if net is None or net not in slices or net in taken:
+        if net is None or not _slice_of(net, pool, prefix) or net in taken:
             fresh.append(gw)
             continue
         taken.add(net)
         out[gw.name] = net
-    free = (s for s in slices if s not in taken)
+    free = (s for s in pool.subnets(new_prefix=prefix) if s not in taken)
     for gw in fresh:
         found = next(free, None)
         if found is None:

@@ -29,7 +29,6 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
-
 def test_check_exits_0_and_writes_nothing(spec: Path) -> None:
     before = sorted(os.listdir(spec.parent))
     assert run("check", str(spec)) == 0

@@ -44,7 +44,6 @@ def keys(spec: Path, tmp_path: Path) -> Path:
     return keys
 
 
-
 def build(spec: Path, out: Path, *extra: str) -> int:
     return cli.main(["build", str(spec), "-o", str(out), *extra])
 

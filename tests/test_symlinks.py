@@ -20,8 +20,6 @@ from tests.conftest import EXAMPLES
 UGLY = "network   x {\n range 10.9.0.0/16 }\n"
 
 
-
-
 @pytest.fixture
 def spec(tmp_path: Path) -> Path:
     path = tmp_path / "demo.herc"

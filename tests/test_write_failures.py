@@ -29,7 +29,6 @@ from tests.conftest import EXAMPLES
 _OVERRIDES = "-dac_override,-dac_read_search,-fowner,-linux_immutable"
 
 
-
 def hercc_bound_by_modes(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python -m hercc ARGV` as a process that the file modes bind, root or not."""
     prefix: list[str] = []
@@ -45,7 +44,6 @@ def hercc_bound_by_modes(*argv: str, cwd: Path) -> subprocess.CompletedProcess[s
         timeout=60,
         check=False,
     )
-
 
 
 def one_error_line(err: str) -> str:

@@ -171,7 +171,7 @@ def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
     assert all(Path(i.log).is_file() for i in quick.interfaces)
     code, out, _ = lab("status", "--name", quick.name)
     assert code == 0 and out.count(" alive;") == 3 and "2/2 peers handshaken" in out
-    assert "9/9 present" in out
+    assert "11/11 present" in out
 
 
 @pytest.mark.live

@@ -31,7 +31,10 @@ if TYPE_CHECKING:  # the lab is imported when a lab command runs
     from hercc.lab.persistent import LabState
     from hercc.plan.apply import Step
 
-LAB_HELP = "Run a spec live on this machine: namespaces, NAT routers, wireguard-go."
+LAB_HELP = (
+    "Run a spec live on this machine: namespaces, NAT routers, wireguard-go, "
+    "gateways, an Internet with DNS, servers on the exposed workloads."
+)
 NAME_HELP = "the lab's name: 1-31 of a-z 0-9 -, starting with a letter or digit (default: lab)"
 LOCK_HELP = (
     "wait at most SECONDS for another `hercc lab up|apply|down` of this lab to finish "
@@ -87,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a = action(
         "exec",
         "Run a command in a lab namespace: NODE (its underlay), NODE@NETWORK, "
-        "WORKLOAD, router:NODE or underlay.",
+        "WORKLOAD, GATEWAY, router:NODE, underlay or internet (the Internet's client, "
+        "with the lab's DNS and CA); node:, workload:, gateway: when names are shared.",
     )
     a.add_argument("target", metavar="TARGET")
     a.add_argument("argv", nargs="+", metavar="CMD", help="the command, after --")
@@ -177,7 +181,7 @@ def _up(
     took = state.timings.get("up", 0.0)
     err.write(
         f"lab {name!r} is up in {took:.1f} s: {len(state.namespaces)} namespaces, "
-        f"{len(state.interfaces)} wireguard-go (prefix {state.prefix}); "
+        f"{len(state.interfaces)} wireguard-go, {_daemons(state)} (prefix {state.prefix}); "
         f"`hercc lab check --name {name}`, `hercc lab down --name {name}`\n"
     )
     return ExitCode.OK
@@ -326,6 +330,15 @@ def _down(name: str, lock_timeout: float | None, err: TextIO) -> int:
     else:
         err.write(
             f"lab {name!r} is down: removed {len(state.namespaces)} namespaces, "
-            f"{len(state.interfaces)} wireguard-go\n"
+            f"{len(state.interfaces)} wireguard-go, {_daemons(state)}\n"
         )
     return ExitCode.OK
+
+
+def _daemons(state: LabState) -> str:
+    """`2 servers, 1 named` (the lab's other processes, by role)."""
+    roles: dict[str, int] = {}
+    for d in state.daemons:
+        roles[d.role] = roles.get(d.role, 0) + 1
+    word = {"server": "servers", "haproxy": "haproxy", "named": "named"}
+    return ", ".join(f"{n} {word.get(r, r)}" for r, n in sorted(roles.items())) or "no daemons"

@@ -52,8 +52,10 @@ from types import TracebackType
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
+from hercc.lab.daemons import Daemon, stop_daemon
 from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
 from hercc.lab.naming import KeyFiles
+from hercc.lab.public_up import PublicSide, tear_down_public
 from hercc.lab.topology import Topology, new_prefix, topology_of
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, build_underlay
 from hercc.plan.diff import Plan
@@ -164,6 +166,8 @@ class Lab:
         self.timings: dict[str, float] = {}
         self.plans: dict[str, list[Plan]] = {}  # node -> its plan of each pass
         self._nodes: list[nodes.LabNode] = []
+        self.daemons: list[Daemon] = []  # named, the workloads' servers (hercc.lab.public_up)
+        self.public = PublicSide(model, self.topology, self.workdir)
         self._up = False
 
     # ------------------------------------------------------------ lifecycle
@@ -227,6 +231,9 @@ class Lab:
             self.timings["dialling"] = time.monotonic() - start
             self._wait_handshakes(io)
             self.timings["handshakes"] = time.monotonic() - start
+            self.public.model = self.model
+            self.public.up(self.daemons)
+            self.timings["public"] = time.monotonic() - start
         except BaseException:
             self.down()
             raise
@@ -235,7 +242,8 @@ class Lab:
         """Stop this lab's processes and delete its namespaces. Idempotent."""
         from hercc.plan.executor.system import LinuxSystem
 
-        errors: list[str] = []
+        errors = tear_down_public(self.topology, self.daemons)
+        self.daemons = []
         system = LinuxSystem()
         for ifname, (node, pid) in sorted(self.wireguard_go().items()):
             start = proc_start_time(pid)
@@ -260,6 +268,17 @@ class Lab:
 
     # ------------------------------------------------------------ using it
 
+    def stop_server(self, workload: str) -> None:
+        """Stop the server of `workload` (it stays stopped until start_server)."""
+        for d in [d for d in self.daemons if d.role == "server" and d.name == workload]:
+            if not stop_daemon(d):
+                raise LabError(f"the server of {workload} (pid {d.pid}) did not exit")
+            self.daemons.remove(d)
+
+    def start_server(self, workload: str) -> None:
+        """Start the server of `workload` again (after stop_server)."""
+        self.daemons.append(self.public.start_server(workload))
+
     def namespace(self, name: str) -> str:
         """The namespace behind a name.
 
@@ -271,6 +290,11 @@ class Lab:
         t = self.topology
         if name == "underlay":
             return t.underlay_ns
+        if name == "internet" and t.internet is not None:
+            return t.internet.ns
+        gateways = {g.gateway: g.ns for g in t.gateways}
+        if name.startswith("gateway:") and name[len("gateway:") :] in gateways:
+            return gateways[name[len("gateway:") :]]
         if "@" in name:
             node, network = name.split("@", 1)
             try:
@@ -291,6 +315,8 @@ class Lab:
             return workloads[bare]
         if kind in ("", "node") and bare in hosts:
             return hosts[bare].ns
+        if kind == "" and bare in gateways:  # a node or workload of that name wins: gateway:NAME
+            return gateways[bare]
         raise LabError(f"no namespace for {name!r}")
 
     def exec(

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 from hercc import ir
 from hercc.diagnostics import LabError
+from hercc.lab.public import GatewayHost, Internet, public_of
 from hercc.resources.naming import IFNAME_MAX, Naming
 
 NAT_INSIDE = ipaddress.IPv4Network("100.64.0.0/10")
@@ -141,14 +142,20 @@ class Topology:
     veths: tuple[Veth, ...]  # the underlay's: nodes, NAT routers, the bridge
     bridge_ports: tuple[str, ...]
     blocks: tuple[Block, ...]
+    gateways: tuple[GatewayHost, ...] = ()  # the public side (hercc.lab.public)
+    internet: Internet | None = None
 
     def underlay_namespaces(self) -> tuple[str, ...]:
-        """The harness's namespaces, in creation order: underlay, nodes, NAT routers."""
+        """The harness's namespaces, in creation order: underlay, nodes, NAT routers,
+        gateways, internet."""
         names = [self.underlay_ns]
         for h in self.hosts:
             names.append(h.ns)
             if h.router_ns is not None:
                 names.append(h.router_ns)
+        names += [g.ns for g in self.gateways]
+        if self.internet is not None:
+            names.append(self.internet.ns)
         return tuple(names)
 
     def namespaces(self) -> tuple[str, ...]:
@@ -341,6 +348,7 @@ def topology_of(
         for name, addrs in sorted(drops.items())
     )
 
+    gateways, internet = public_of(model, prefix, public_seen)
     result = Topology(
         prefix,
         under,
@@ -350,6 +358,8 @@ def topology_of(
         tuple(veths),
         tuple(h.port for h in hosts),
         blocks,
+        gateways,
+        internet,
     )
     _check_names(result)
     return result
@@ -360,7 +370,7 @@ def _check_names(t: Topology) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabError(f"namespace names collide: {dupes}")
-    wg = [m.wg_if for m in t.members]
+    wg = [m.wg_if for m in t.members] + [g.wg_if for g in t.gateways]
     twice = sorted({n for n in wg if wg.count(n) > 1})
     if twice:
         raise LabError(f"WireGuard interface names collide: {twice}")

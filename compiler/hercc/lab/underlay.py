@@ -51,6 +51,32 @@ def build_underlay(t: Topology, created: list[str]) -> None:
     run(["sysctl", "-qw", *NS_SYSCTLS], netns=t.underlay_ns, timeout=TIMEOUT, error=LabError)
     ip_batch(["link set lo up", "link add br0 type bridge", "link set br0 up"], ns=t.underlay_ns)
     add_hosts(t, t.hosts, created)
+    add_public(t, created)
+
+
+def add_public(t: Topology, created: list[str]) -> None:
+    """Plug the gateways' and the internet namespace into the bridge (hercc.lab.public):
+    each at its public addresses, with an on-link default route, like a public node."""
+    stations = [(g.ns, g.port, g.address, g.address6) for g in t.gateways]
+    if t.internet is not None:
+        i = t.internet
+        stations.append((i.ns, i.port, f"{i.address}/32", f"{i.address6}/128"))
+    for ns, *_ in stations:
+        _netns_add(ns, created)
+        run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
+    ip_batch(
+        [
+            f"link add ul netns {ns} type veth peer name {port} netns {t.underlay_ns}"
+            for ns, port, *_ in stations
+        ]
+    )
+    ip_batch([f"link set {port} master br0 up" for _, port, *_ in stations], ns=t.underlay_ns)
+    for ns, _, address, address6 in stations:
+        cmds = ["link set lo up", f"address add {address} dev ul", "link set ul up"]
+        cmds += ["route add default dev ul"]
+        if address6 is not None:
+            cmds += [f"address add {address6} dev ul nodad", "route add ::/0 dev ul"]
+        ip_batch(cmds, ns=ns)
 
 
 def add_hosts(t: Topology, hosts: Sequence[Host], created: list[str]) -> None:

@@ -98,6 +98,8 @@ def render_status(st: LabStatus) -> str:
             age = "never" if i.latest_age is None else f"{i.latest_age:.0f} s ago"
             hs = f"{i.handshaken}/{i.peers} peers handshaken, latest {age}"
         text += f"  {f.name:<15} {f.node}@{f.network}: {pid}; {hs}\n"
+    for d, ok in st.daemons:
+        text += f"  {d.role:<15} {d.name}: pid {d.pid} {'alive' if ok else 'DEAD'}, in {d.ns}\n"
     return text
 
 

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hercc.diagnostics import LabError
+from hercc.lab.daemons import stop_all
 from hercc.lab.harness import Lab
+from hercc.lab.internet import remove_etc
 from hercc.lab.keys import GeneratedKeys
 from hercc.lab.persistent.locking import lab_locked
 from hercc.lab.persistent.statefile import (
@@ -39,10 +41,15 @@ from hercc.lab.persistent.statefile import (
     state_root,
     write_state,
 )
+from hercc.lab.public import internet_namespace
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import prefix_for_lab
 from hercc.sysio.process import run
-from hercc.sysio.procfs import comm, proc_start_time, stop
+from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
+
+# what a lab runs in its namespaces, besides the nodes' wireguard-go
+_DAEMONS = ("wireguard-go", "named", "haproxy")
+_SERVER_MODULE = "hercc.lab.servers"
 
 # ---------------------------------------------------------------- up
 
@@ -106,6 +113,7 @@ def _up_locked(
         write_state(state, path)
         lab.up()  # tears down what it built if it fails
         record_pids(state, state.interfaces)
+        state.daemons = list(lab.daemons)
         for iface in state.interfaces:
             if iface.start_time is None:
                 log = Path(iface.log).read_text(errors="replace").strip()
@@ -145,7 +153,8 @@ def _by_prefix(name: str, labdir: Path) -> LabState:
 
 
 def _strays(state: LabState) -> list[tuple[int, int]]:
-    """wireguard-go processes inside this lab's namespaces (for a lab whose `up` was cut short)."""
+    """The lab's processes inside its namespaces (for a lab whose `up` was cut short):
+    wireguard-go, named, HAProxy and the workloads' servers."""
     found: list[tuple[int, int]] = []
     for ns in state.namespaces:
         if not netns_exists(ns):
@@ -156,24 +165,27 @@ def _strays(state: LabState) -> list[tuple[int, int]]:
                 continue
             pid = int(word)
             start = proc_start_time(pid)
-            if comm(pid) == "wireguard-go" and start is not None:
+            ours = comm(pid) in _DAEMONS or _SERVER_MODULE in (cmdline(pid) or [])
+            if ours and start is not None:
                 found.append((pid, start))
     return found
 
 
 def _teardown(state: LabState) -> list[str]:
-    """Stop the lab's processes, delete its namespaces; what could not be removed."""
-    errors: list[str] = []
+    """Stop the lab's processes, delete its namespaces and the internet namespace's /etc;
+    what could not be removed."""
+    errors = stop_all(state.daemons)
     victims = [(i.pid, i.start_time) for i in state.interfaces if i.pid and i.start_time]
     if state.status != "up":
         victims += _strays(state)
     for pid, start in dict.fromkeys((p, s) for p, s in victims if p is not None and s):
         if not stop(pid, start):
-            errors.append(f"wireguard-go pid {pid} did not exit")
+            errors.append(f"pid {pid} ({comm(pid)}) did not exit")
     for iface in state.interfaces:
         if not alive(iface):
             with contextlib.suppress(FileNotFoundError):
                 Path(iface.socket).unlink()
+    remove_etc(internet_namespace(state.prefix))
     for ns in reversed(state.namespaces):
         if not netns_exists(ns):
             continue

@@ -27,7 +27,9 @@ from typing import Any
 
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
+from hercc.lab.daemons import Daemon
 from hercc.lab.harness import WG_RUN_DIR
+from hercc.lab.public import GatewayHost, Internet
 from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
 from hercc.sysio.files import write_atomic
 from hercc.sysio.procfs import proc_start_time, same_process
@@ -102,6 +104,9 @@ class LabState:
     apply_dir: str = ""
     hosts: list[Host] = field(default_factory=list)  # the nodes on the underlay
     blocks: list[Block] = field(default_factory=list)  # the drop rules of `unreachable` links
+    gateways: list[GatewayHost] = field(default_factory=list)  # the gateways' namespaces
+    internet: Internet | None = None  # the internet namespace (client, DNS server)
+    daemons: list[Daemon] = field(default_factory=list)  # named, servers, gateways' processes
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -118,6 +123,10 @@ class LabState:
         fields["blocks"] = [
             Block(b["ns"], b["router"], tuple(b["peers"])) for b in data.get("blocks", [])
         ]
+        fields["gateways"] = [GatewayHost(**g) for g in data.get("gateways", [])]
+        internet = data.get("internet")
+        fields["internet"] = None if internet is None else Internet(**internet)
+        fields["daemons"] = [Daemon(**d) for d in data.get("daemons", [])]
         return cls(**fields)
 
 
@@ -247,6 +256,8 @@ def record(state: LabState, p: Topology) -> None:
     """The lab as topology `p` names it (no PIDs)."""
     state.hosts = list(p.hosts)
     state.blocks = list(p.blocks)
+    state.gateways = list(p.gateways)
+    state.internet = p.internet
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(
@@ -278,19 +289,31 @@ def record(state: LabState, p: Topology) -> None:
         )
         for w in p.workloads
     ]
-    workloads = {w.name for w in p.workloads}
-    hosts = {h.node for h in p.hosts}
-    targets = {"underlay": p.underlay_ns}
+    state.targets = exec_targets(p)
+
+
+def exec_targets(p: Topology) -> dict[str, str]:
+    """The names `exec` knows: KIND:NAME for every node, workload and gateway (and NAT
+    router), the bare name where only one of them has it, node@network, underlay, internet."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
     for h in p.hosts:
-        targets[f"node:{h.node}"] = h.ns
-        if h.node not in workloads:
-            targets[h.node] = h.ns
+        by_name.setdefault(h.node, []).append(("node", h.ns))
+    for w in p.workloads:
+        by_name.setdefault(w.name, []).append(("workload", w.ns))
+    for g in p.gateways:
+        by_name.setdefault(g.gateway, []).append(("gateway", g.ns))
+    targets = {"underlay": p.underlay_ns}
+    if p.internet is not None:
+        by_name.setdefault("internet", []).append(("internet", p.internet.ns))
+    for name, kinds in by_name.items():
+        for kind, ns in kinds:
+            if kind != "internet":
+                targets[f"{kind}:{name}"] = ns
+        if len(kinds) == 1:
+            targets[name] = kinds[0][1]
+    for h in p.hosts:
         if h.router_ns is not None:
             targets[f"router:{h.node}"] = h.router_ns
     for m in p.members:
         targets[f"{m.node}@{m.network}"] = m.ns
-    for w in p.workloads:
-        targets[f"workload:{w.name}"] = w.ns
-        if w.name not in hosts:
-            targets[w.name] = w.ns
-    state.targets = targets
+    return targets

@@ -2,16 +2,21 @@
 
 Per lab: the recorded namespaces that exist, and per WireGuard interface
 whether its recorded wireguard-go still runs (same PID and start time) and
-how many of its peers have handshaken, how long ago (`wg show`). Read-only,
+how many of its peers have handshaken, how long ago (`wg show`); per other
+daemon (named, the workloads' servers, the gateways' HAProxy and
+wireguard-go) whether it still runs. Read-only,
 and kept apart from check and up/down for that reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 from hercc.diagnostics import LabError
+from hercc.lab.daemons import Daemon
+from hercc.lab.daemons import alive as daemon_alive
 from hercc.lab.persistent.statefile import Interface, LabState, alive, netns_exists
 from hercc.sysio.process import run
 
@@ -30,6 +35,7 @@ class LabStatus:
     state: LabState
     namespaces_present: list[str]
     interfaces: list[InterfaceStatus]
+    daemons: list[tuple[Daemon, bool]] = dataclasses.field(default_factory=list)  # and alive
 
     @property
     def healthy(self) -> bool:
@@ -37,6 +43,7 @@ class LabStatus:
             self.state.status == "up"
             and len(self.namespaces_present) == len(self.state.namespaces)
             and all(i.alive for i in self.interfaces)
+            and all(ok for _, ok in self.daemons)
         )
 
 
@@ -64,4 +71,5 @@ def lab_status(state: LabState) -> LabStatus:
     for iface in state.interfaces:
         peers, handshaken, age = _handshakes(iface)
         ifaces.append(InterfaceStatus(iface, alive(iface), peers, handshaken, age))
-    return LabStatus(state, present, ifaces)
+    daemons = [(d, daemon_alive(d)) for d in state.daemons]
+    return LabStatus(state, present, ifaces, daemons)

@@ -1,8 +1,10 @@
 """`hercc lab exec`: the namespace behind a lab's name, and a command run in it.
 
 The names are those the state file records (`LabState.targets`): a node
-(its underlay namespace), node@network, a workload, router:NODE, underlay,
-and node:NAME or workload:NAME where a node and a workload share a name.
+(its underlay namespace), node@network, a workload, a gateway, router:NODE,
+underlay, internet, and node:NAME, workload:NAME or gateway:NAME where a
+node, a workload and a gateway share a name (gateways have a namespace of
+names of their own, so `gw1` may be both a node and a gateway).
 Kept apart: it is neither lifecycle nor a check.
 """
 
@@ -24,16 +26,18 @@ class NoSuchTarget(LabError):
 
 
 def target_namespace(state: LabState, target: str) -> str:
-    """The namespace of a node (underlay), node@network, a workload, router:NODE or underlay."""
+    """The namespace of a node (underlay), node@network, a workload, a gateway, router:NODE,
+    underlay or internet."""
     if target in state.targets:
         return state.targets[target]
-    if ":" not in target and f"node:{target}" in state.targets:
+    kinds = [k for k in ("node", "workload", "gateway") if f"{k}:{target}" in state.targets]
+    if ":" not in target and kinds:
+        say = " or ".join(f"{k}:{target}" for k in kinds)
         raise NoSuchTarget(
-            f"{target!r} is a node and a workload: say node:{target} or workload:{target}",
-            list(state.targets),
+            f"{target!r} is a {' and a '.join(kinds)}: say {say}", list(state.targets)
         )
     raise NoSuchTarget(
-        f"lab {state.name!r} has no node or workload {target!r}", list(state.targets)
+        f"lab {state.name!r} has no node, workload or gateway {target!r}", list(state.targets)
     )
 
 

@@ -1,0 +1,118 @@
+"""The lab's test certificates: a lab CA, and one certificate per workload that serves HTTPS.
+
+Made at `lab up` with the `cryptography` package (ECDSA P-256, valid a
+year), under <lab>/certs/: `ca.pem`, and `<workload>.pem` with its key
+`<workload>.key` (0600). A workload's certificate names the workload as its
+subject CN (so a client can tell which replica answered) and carries the
+https host names of its services as DNS SANs. The CA is trusted only where
+the lab says so (the internet namespace, hercc.lab.internet), never on the
+machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from hercc.sysio.files import make_dirs, write_atomic
+
+VALID = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    cert: Path
+    key: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hercc lab"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+def _pem_cert(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def make_certificates(
+    directory: Path, lab: str, workloads: Sequence[tuple[str, Sequence[str]]]
+) -> tuple[Path, dict[str, CertFiles]]:
+    """A CA named after `lab` and a certificate per (workload, host names); the CA's file
+    and each workload's files."""
+    make_dirs(directory, 0o700)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # a little clock skew is fine
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(f"hercc lab CA {lab}")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + VALID)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = directory / "ca.pem"
+    write_atomic(ca_file, _pem_cert(ca), 0o644)
+    out: dict[str, CertFiles] = {}
+    for workload, hosts in workloads:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(workload))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + VALID)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(h) for h in sorted(hosts)]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        files = CertFiles(directory / f"{workload}.pem", directory / f"{workload}.key")
+        write_atomic(files.key, _pem_key(key), 0o600)
+        write_atomic(files.cert, _pem_cert(cert) + _pem_cert(ca), 0o644)
+        out[workload] = files
+    return ca_file, out

@@ -22,6 +22,7 @@ from hercc.cli.views.lab import (
     render_broken,
     render_lab_plan,
     render_matrix,
+    render_public,
     render_status,
 )
 from hercc.diagnostics import OperationError, UsageError, did_you_mean
@@ -78,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a = action(
         "check",
         "Ping every overlay address (IPv4 and IPv6) of every member and workload from "
-        "every member and workload of the same network; exit 1 if any fails.",
+        "every member and workload of the same network, and try every public path from "
+        "the internet namespace (http, https, tcp through each gateway; DNS per name); "
+        "exit 1 if any fails.",
     )
     a.add_argument("--json", action="store_true", help="print JSON for scripts")
     action(
@@ -214,8 +217,13 @@ def _check(name: str, as_json: bool, out: TextIO) -> int:
 
     state = _load(name)
     results = persistent.check_lab(state)
-    out.write(check_json(name, results) if as_json else render_matrix(state, results))
-    return ExitCode.OK if all(r.ok for r in results) else ExitCode.ERROR
+    public = persistent.check_public(state)
+    if as_json:
+        out.write(check_json(name, results, public))
+    else:
+        out.write(render_matrix(state, results) + render_public(public))
+    ok = all(r.ok for r in results) and all(p.ok for p in public)
+    return ExitCode.OK if ok else ExitCode.ERROR
 
 
 def _status(name: str | None, out: TextIO) -> int:

@@ -12,13 +12,13 @@ from hercc.resources.action import Action
 if TYPE_CHECKING:  # the lab is imported when a lab command runs
     from hercc.lab.overlay import HostChange, LabPlan, NodePlan
     from hercc.lab.persistent import LabState
-    from hercc.lab.persistent.probes import Probe
+    from hercc.lab.persistent.probes import Probe, PublicProbe
     from hercc.lab.persistent.status import LabStatus
 
 
-def check_json(name: str, results: Sequence[Probe]) -> str:
+def check_json(name: str, results: Sequence[Probe], public: Sequence[PublicProbe] = ()) -> str:
     data = {
-        "ok": all(r.ok for r in results),
+        "ok": all(r.ok for r in results) and all(p.ok for p in public),
         "lab": name,
         "results": [
             {
@@ -31,8 +31,38 @@ def check_json(name: str, results: Sequence[Probe]) -> str:
             }
             for r in results
         ],
+        "public": [
+            {
+                "kind": p.path.kind,
+                "name": p.path.name,
+                "port": p.path.port,
+                "gateway": p.path.gateway or None,
+                "address": p.path.address or None,
+                "answer": p.answer,
+                "ok": p.ok,
+            }
+            for p in public
+        ],
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def render_public(public: Sequence[PublicProbe]) -> str:
+    """One line per public path: what was asked of whom, and who answered."""
+    if not public:
+        return ""
+    lines = ["public paths, from the internet namespace:"]
+    for p in public:
+        path = p.path
+        if path.kind == "dns":
+            what = f"dns    {path.name}: one record per gateway"
+        else:
+            where = f"[{path.address}]" if ":" in path.address else path.address
+            what = f"{path.kind:<6} {path.name} via {path.gateway} ({where}:{path.port})"
+        lines.append(f"  {'ok  ' if p.ok else 'FAIL'} {what} -> {p.answer}")
+    good = sum(p.ok for p in public)
+    lines.append(f"{good}/{len(public)} public paths answered")
+    return "\n".join(lines) + "\n"
 
 
 def render_matrix(state: LabState, results: Sequence[Probe]) -> str:

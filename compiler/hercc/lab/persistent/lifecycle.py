@@ -42,6 +42,7 @@ from hercc.lab.persistent.statefile import (
     write_state,
 )
 from hercc.lab.public import internet_namespace
+from hercc.lab.public_paths import public_paths
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import prefix_for_lab
 from hercc.sysio.process import run
@@ -114,6 +115,7 @@ def _up_locked(
         lab.up()  # tears down what it built if it fails
         record_pids(state, state.interfaces)
         state.daemons = list(lab.daemons)
+        state.public = public_paths(lab.model)
         for iface in state.interfaces:
             if iface.start_time is None:
                 log = Path(iface.log).read_text(errors="replace").strip()

@@ -1,10 +1,15 @@
-"""`hercc lab check`: every source pings every overlay address of its networks.
+"""`hercc lab check`: every source pings every overlay address of its networks; the public paths.
 
 The probes are the lab's endpoints (node@network and workloads, from the
 state file) crossed within each network, IPv4 and IPv6; `check_lab` pings
 them in parallel, in the order that keeps two public peers from dialling
-each other at once, and retries what failed. Kept apart from status: this
-sends traffic, status only reads.
+each other at once, and retries what failed. `check_public` tries every
+public path the state file records (hercc.lab.public_paths) from the
+internet namespace: http and https by name through each gateway (curl
+--resolve, so SNI and Host are the name's, and the lab CA verifies the
+workload's certificate), tcp by a connect and the server's banner, and a
+DNS query per name. Kept apart from status: this sends traffic, status
+only reads.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from hercc.diagnostics import LabError
+from hercc.lab.daemons import alive
 from hercc.lab.persistent.statefile import LabState, netns_exists
+from hercc.lab.public_paths import PublicPath
 from hercc.sysio.process import run
 
 CHECK_PARALLEL = 32
@@ -94,3 +101,53 @@ def check_lab(state: LabState, *, wait: float = 1.0, retry_wait: float = 6.0) ->
         ):
             done[i] = ok
     return [dataclasses.replace(p, ok=done[i]) for i, p in enumerate(todo)]
+
+
+@dataclass(frozen=True)
+class PublicProbe:
+    path: PublicPath
+    ok: bool
+    answer: str  # who answered: a workload, the DNS records; or what went wrong
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _argv(p: PublicPath, dns_server: str) -> list[str]:
+    if p.kind in ("http", "https"):
+        resolve = f"{p.name}:{p.port}:{_host(p.address)}"
+        return ["curl", "-sS", "--max-time", "3", "--resolve", resolve, f"{p.kind}://{p.name}/"]
+    if p.kind == "tcp":
+        script = f"exec 3<>/dev/tcp/{p.address}/{p.port} && head -n 1 <&3"
+        return ["timeout", "3", "bash", "-c", script]
+    dig = ["dig", "+short", "+time=2", "+tries=1", f"@{dns_server}", p.name]
+    return ["sh", "-c", f"{' '.join(dig)} A && {' '.join(dig)} AAAA"]
+
+
+def _try(ns: str, p: PublicPath, dns_server: str) -> PublicProbe:
+    try:
+        done = run(_argv(p, dns_server), netns=ns, check=False, timeout=10, error=LabError)
+    except LabError as exc:
+        return PublicProbe(p, False, str(exc))
+    out = done.stdout.split()
+    if done.returncode != 0:
+        why = done.stderr.strip().splitlines()
+        return PublicProbe(p, False, why[-1] if why else f"exit {done.returncode}")
+    if p.kind == "dns":
+        got = tuple(sorted(out))
+        return PublicProbe(p, got == p.answers, " ".join(got) or "no records")
+    who = out[0] if out else ""
+    return PublicProbe(p, who in p.answers, who or "an empty answer")
+
+
+def check_public(state: LabState) -> list[PublicProbe]:
+    """Every recorded public path whose gateway runs (dns: while named runs), in parallel."""
+    internet = state.internet
+    if internet is None or not netns_exists(internet.ns):
+        return []
+    running = {d.name for d in state.daemons if d.role == "haproxy" and alive(d)}
+    named = any(d.role == "named" and alive(d) for d in state.daemons)
+    todo = [p for p in state.public if (named if p.kind == "dns" else p.gateway in running)]
+    with ThreadPoolExecutor(max_workers=CHECK_PARALLEL) as pool:
+        return list(pool.map(lambda p: _try(internet.ns, p, internet.address), todo))

@@ -30,6 +30,7 @@ from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
 from hercc.lab.harness import WG_RUN_DIR
 from hercc.lab.public import GatewayHost, Internet
+from hercc.lab.public_paths import PublicPath
 from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
 from hercc.sysio.files import write_atomic
 from hercc.sysio.procfs import proc_start_time, same_process
@@ -107,6 +108,7 @@ class LabState:
     gateways: list[GatewayHost] = field(default_factory=list)  # the gateways' namespaces
     internet: Internet | None = None  # the internet namespace (client, DNS server)
     daemons: list[Daemon] = field(default_factory=list)  # named, servers, gateways' processes
+    public: list[PublicPath] = field(default_factory=list)  # what `check` tries from internet
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -127,6 +129,9 @@ class LabState:
         internet = data.get("internet")
         fields["internet"] = None if internet is None else Internet(**internet)
         fields["daemons"] = [Daemon(**d) for d in data.get("daemons", [])]
+        fields["public"] = [
+            PublicPath(**{**p, "answers": tuple(p["answers"])}) for p in data.get("public", [])
+        ]
         return cls(**fields)
 
 

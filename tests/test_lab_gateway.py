@@ -27,10 +27,12 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab.certs import make_certificates
 from hercc.lab.dns import named_conf, zone_text
+from hercc.lab.keys import GeneratedKeys, gateway_owner, gateway_public_keys, with_keys
 from hercc.lab.persistent.statefile import LabState, exec_targets
 from hercc.lab.persistent.targets import NoSuchTarget, target_namespace
 from hercc.lab.public import INTERNET_ADDRESS, INTERNET_ADDRESS6, clashes
 from hercc.lab.servers import parse
+from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import topology_of
 from hercc.lab.workload_servers import served, server_argv
 from hercc.pipeline import compile_spec
@@ -242,3 +244,19 @@ def test_exec_names_gateways_and_the_internet(tmp_path: Path) -> None:
     state = LabState("l", "hx7", "", "", "", "", targets=targets)
     with pytest.raises(NoSuchTarget, match="'a' is a node and a gateway: say node:a or gateway:a"):
         target_namespace(state, "a")
+
+
+def test_gateways_have_lab_keys_of_their_own(tmp_path: Path) -> None:
+    compiled, keys = compile_for_lab(str(SPEC), GeneratedKeys(tmp_path))
+    model = compiled.ir
+    gw1 = model.gateways[0]
+    assert gw1.pubkey == keys.public_key(gateway_owner("gw1"))
+    assert keys.private_key_file(gateway_owner("gw1")) == tmp_path / "gateways" / "gw1.key"
+    assert (tmp_path / "gateways" / "gw1.key").stat().st_mode & 0o777 == 0o600
+    assert gateway_public_keys(tmp_path, ["gw1", "nope"]) == {"gateway:gw1": gw1.pubkey}
+    nodes = {n.name: n.pubkey for n in model.nodes}
+    assert all(t.pubkey == nodes[t.node] for t in gw1.tunnels)
+    # with_keys puts another source's keys everywhere, gateways and tunnels too
+    other = with_keys(model, GeneratedKeys(tmp_path / "other"))
+    assert other.gateways[0].pubkey not in (None, gw1.pubkey)
+    assert {t.pubkey for t in other.gateways[0].tunnels} == {n.pubkey for n in other.nodes}

@@ -5,7 +5,9 @@ None before `hercc keys init`). A KeySource gives both; `with_keys` writes its
 public keys into the IR, so the rendered peers match the running interfaces.
 GeneratedKeys makes throwaway keys with `wg genkey`, and preshared keys for
 `psk on` in the layout of `hercc keys`; a source backed by the real key store
-can replace it.
+can replace it. A gateway's key is asked for as its owner name in `hercc
+keys` (`gateway:<name>`, gateway_owner) and lives where `hercc keys` keeps
+it (<dir>/gateways/<name>.key), apart from a node of the same name.
 
 The routing pass copies node keys onto peers, so a compiled IR is best made
 with the lab's keys from the start: see hercc.lab.spec.compile_for_lab.
@@ -22,7 +24,7 @@ from typing import Protocol
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.keys import psk_for
+from hercc.keys import GATEWAY_PREFIX, psk_for
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
@@ -66,10 +68,11 @@ class GeneratedKeys:
         return {node: self.public_key(node) for node in nodes}
 
     def private_key_file(self, node: str) -> Path:
+        """The key file of a node, or of a gateway (`gateway:<name>`)."""
         self._ensure(node)
-        path = self.directory / f"{node}.key"
+        path = key_path(self.directory, node)
         if not path.exists():
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(path, self._private[node] + "\n", 0o600)
         return path
 
@@ -87,11 +90,39 @@ class GeneratedKeys:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def with_keys(model: ir.IR, keys: KeySource) -> ir.IR:
-    """The IR with every node's and every peer's public key taken from `keys`.
+def gateway_owner(gateway: str) -> str:
+    """A gateway's name as a key owner (as `hercc keys` names it in public.json)."""
+    return GATEWAY_PREFIX + gateway
 
-    Keys already in the IR are replaced too: the lab can only run a node whose
-    private key it holds.
+
+def key_path(directory: Path, owner: str) -> Path:
+    """Where a node's (<dir>/<node>.key) or a gateway's (<dir>/gateways/<name>.key) key lives."""
+    if owner.startswith(GATEWAY_PREFIX):
+        return directory / "gateways" / f"{owner[len(GATEWAY_PREFIX) :]}.key"
+    return directory / f"{owner}.key"
+
+
+def gateway_public_keys(directory: Path, gateways: Iterable[str]) -> dict[str, str]:
+    """The public keys of the gateways whose key files are in `directory`, by owner name."""
+    out = {}
+    for gw in gateways:
+        path = key_path(directory, gateway_owner(gw))
+        try:
+            private = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LabError(f"{path}: {exc.strerror or exc}") from None
+        done = run(["wg", "pubkey"], input=private + "\n", timeout=5, error=LabError)
+        out[gateway_owner(gw)] = done.stdout.strip()
+    return out
+
+
+def with_keys(model: ir.IR, keys: KeySource) -> ir.IR:
+    """The IR with every node's, peer's, gateway's and tunnel's public key taken from `keys`.
+
+    Keys already in the IR are replaced too: the lab can only run a node (or
+    a gateway) whose private key it holds.
     """
     nodes = tuple(
         dataclasses.replace(
@@ -109,4 +140,14 @@ def with_keys(model: ir.IR, keys: KeySource) -> ir.IR:
         )
         for node in model.nodes
     )
-    return dataclasses.replace(model, nodes=nodes)
+    gateways = tuple(
+        dataclasses.replace(
+            gw,
+            pubkey=keys.public_key(gateway_owner(gw.name)),
+            tunnels=tuple(
+                dataclasses.replace(t, pubkey=keys.public_key(t.node)) for t in gw.tunnels
+            ),
+        )
+        for gw in model.gateways
+    )
+    return dataclasses.replace(model, nodes=nodes, gateways=gateways)

@@ -30,6 +30,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes, topology
 from hercc.lab.harness import tune, wait_ports
+from hercc.lab.keys import gateway_public_keys
 from hercc.lab.naming import LabKeys, LabNaming, lab_naming
 from hercc.lab.persistent.statefile import (
     LabState,
@@ -116,7 +117,8 @@ class LabPlan:
 def compile_for_running_lab(
     state: LabState, spec: str, sources: dict[str, str] | None = None
 ) -> tuple[ir.IR, LabKeys]:
-    """`spec` compiled with the public keys of its nodes in the lab (new nodes get new keys)."""
+    """`spec` compiled with the public keys of its nodes and gateways in the lab (new nodes get
+    new keys; gateways are the lab's since `up`)."""
     from hercc.pipeline import compile_spec
 
     plain = compile_spec(spec, sources)
@@ -124,7 +126,8 @@ def compile_for_running_lab(
     keys = LabKeys(state.keys_dir)
     keys.ensure(want)
     pubkeys = keys.public_keys(want)
-    model = compile_spec(spec, pubkeys=pubkeys).ir
+    gateways = gateway_public_keys(keys.directory, [g.name for g in plain.ir.gateways])
+    model = compile_spec(spec, pubkeys=pubkeys | gateways).ir
     pinned = sorted(n.name for n in model.nodes if n.pubkey != pubkeys[n.name])
     if pinned:
         raise LabError(f"nodes with a pinned pubkey cannot run in the lab: {', '.join(pinned)}")

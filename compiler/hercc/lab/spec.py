@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.lab.keys import GeneratedKeys
+from hercc.lab.keys import GeneratedKeys, gateway_owner
 from hercc.pipeline import Compiled, compile_spec
 
 
@@ -22,7 +22,7 @@ def compile_for_lab(
     use_lock: bool = False,
     sources: dict[str, str] | None = None,
 ) -> tuple[Compiled, GeneratedKeys]:
-    """Compile `path` with a fresh key pair for every node (`keys`, default: new ones).
+    """Compile `path` with a fresh key pair for every node and gateway (`keys`, default: new ones).
 
     The lock file is read only with `use_lock` (never written). `sources`
     collects the text of the files read, for rendering diagnostics.
@@ -33,7 +33,9 @@ def compile_for_lab(
     keys = keys if keys is not None else GeneratedKeys()
     try:
         plain = compile_spec(path, sources, use_lock=use_lock)
-        pubkeys = keys.generate(n.name for n in plain.ir.nodes)
+        owners = [n.name for n in plain.ir.nodes]
+        owners += [gateway_owner(g.name) for g in plain.ir.gateways]
+        pubkeys = keys.generate(owners)
         compiled = compile_spec(path, use_lock=use_lock, pubkeys=pubkeys)
     except BaseException:
         keys.discard()

@@ -205,7 +205,12 @@ def test_first_pass_withholds_what_dials() -> None:
     home = by_node["home"]
     ns, ifname = topo.member("home", "demo").ns, topo.member("home", "demo").wg_if
     peers = {r.id: r for r in home.desired.values() if r.kind == "peer"}
-    assert set(peers) == {f"{ns}/{ifname}/edge1-pub=", f"{ns}/{ifname}/edge2-pub="}
+    tunnel = next(name for node, gw, name in topo.tunnels if (node, gw) == ("home", "gw1"))
+    assert set(peers) == {
+        f"{ns}/{ifname}/edge1-pub=",
+        f"{ns}/{ifname}/edge2-pub=",
+        f"{ns}/{tunnel}/gateway:gw1-pub=",  # its tunnel to the gateway
+    }
     peers = {"edge1": peers[f"{ns}/{ifname}/edge1-pub="]}
     assert peers["edge1"].attrs["endpoint"] == "192.0.2.11:51820"
     assert peers["edge1"].attrs["keepalive"] == 25
@@ -221,7 +226,10 @@ def test_first_pass_withholds_what_dials() -> None:
         assert r.attrs["allowed_ips"] == home.desired[address].attrs["allowed_ips"]
     assert nodes.dialled(first) == {}
     # the handshakes `up` waits for: a nat node dials both, the relay the other public node
-    assert nodes.dialled(home.desired) == {(ns, ifname): {"edge1-pub=", "edge2-pub="}}
+    assert nodes.dialled(home.desired) == {
+        (ns, ifname): {"edge1-pub=", "edge2-pub="},
+        (ns, tunnel): {"gateway:gw1-pub="},
+    }
     edge1 = topo.member("edge1", "demo")
     assert nodes.dialled(by_node["edge1"].desired) == {(edge1.ns, edge1.wg_if): {"edge2-pub="}}
 
@@ -277,7 +285,8 @@ def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
     assert set(lab.overlay_namespaces()) == {m.ns for m in lab.topology.members} | {
         w.ns for w in lab.topology.workloads
     }
-    assert sorted(lab.wireguard_go()) == sorted(m.wg_if for m in lab.topology.members)
+    tunnels = [name for _, _, name in lab.topology.tunnels]
+    assert sorted(lab.wireguard_go()) == sorted([m.wg_if for m in lab.topology.members] + tunnels)
 
 
 @pytest.mark.live
@@ -359,8 +368,9 @@ def test_down_removes_everything_and_is_idempotent() -> None:
     try:
         lab.up()
         prefix, pids = lab.prefix, list(lab.pids)
-        wg_ifs = [m.wg_if for m in lab.topology.members]
-        assert len(pids) == 3 and all(Path(f"/proc/{p}").exists() for p in pids)
+        wg_ifs = [m.wg_if for m in lab.topology.members] + [t[2] for t in lab.topology.tunnels]
+        # the 3 nodes' networks, and home's tunnel to the gateway
+        assert len(pids) == 4 and all(Path(f"/proc/{p}").exists() for p in pids)
         assert set(lab.namespaces) | set(lab.overlay_namespaces()) == set(lab.topology.namespaces())
         assert set(lab.topology.namespaces()) <= set(netns_names())
     finally:

@@ -308,6 +308,6 @@ def apply_lab(
             done.append(n.node)
     finally:
         if done or touched:
-            rerecord(state, planned.topology, planned.spec)
+            rerecord(state, planned.topology, planned.spec, planned.model)
             save_state(state)
     return done

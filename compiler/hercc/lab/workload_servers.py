@@ -66,10 +66,13 @@ def listening(ns: str, ports: set[int]) -> bool:
 
 
 def start_server(s: Served, ns: str, certs: Mapping[str, CertFiles], log: Path) -> Daemon:
-    """Start the server of `s` in namespace `ns`; the running Daemon once its ports listen."""
+    """Start the server of `s` in namespace `ns` (wait_server: until its ports listen)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(hercc.__file__).resolve().parent.parent)
     argv = server_argv(s, certs.get(s.workload) if s.https_hosts else None)
-    d = start_daemon("server", s.workload, ns, argv, log, env)
-    wait_alive(d, lambda: listening(ns, {p for p, _ in s.ports}))
-    return d
+    return start_daemon("server", s.workload, ns, argv, log, env)
+
+
+def wait_server(d: Daemon, s: Served) -> None:
+    """Wait until every port of `s` listens; LabError (with the log) if the server exits."""
+    wait_alive(d, lambda: listening(d.ns, {p for p, _ in s.ports}))

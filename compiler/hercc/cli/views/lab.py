@@ -127,7 +127,8 @@ def render_status(st: LabStatus) -> str:
         else:
             age = "never" if i.latest_age is None else f"{i.latest_age:.0f} s ago"
             hs = f"{i.handshaken}/{i.peers} peers handshaken, latest {age}"
-        text += f"  {f.name:<15} {f.node}@{f.network}: {pid}; {hs}\n"
+        what = f"{f.node}@{f.network}" + (f" tunnel to {f.gateway}" if f.gateway else "")
+        text += f"  {f.name:<15} {what}: {pid}; {hs}\n"
     for d, ok in st.daemons:
         text += f"  {d.role:<15} {d.name}: pid {d.pid} {'alive' if ok else 'DEAD'}, in {d.ns}\n"
     return text

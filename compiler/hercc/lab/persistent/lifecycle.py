@@ -110,7 +110,7 @@ def _up_locked(
         compiled, keys = compile_for_lab(spec, keys, sources=sources)
         state.timings["compile"] = round(time.monotonic() - start, 3)
         lab = Lab(compiled.ir, prefix=prefix, keys=keys, workdir=labdir)
-        record(state, lab.topology)
+        record(state, lab.topology, lab.model)
         write_state(state, path)
         lab.up()  # tears down what it built if it fails
         record_pids(state, state.interfaces)

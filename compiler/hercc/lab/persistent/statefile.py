@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
@@ -73,6 +74,7 @@ class Interface:
     listen_port: int
     pid: int | None = None
     start_time: int | None = None  # /proc/<pid>/stat field 22, in clock ticks since boot
+    gateway: str = ""  # a node's tunnel to this gateway ("": the node's interface of `network`)
 
 
 @dataclass
@@ -227,7 +229,7 @@ def recorded_pids(state: LabState, node: str) -> dict[str, int]:
     return nodes.recorded_pids(state.apply_dir, node)
 
 
-def rerecord(state: LabState, p: Topology, spec: str) -> None:
+def rerecord(state: LabState, p: Topology, spec: str, model: ir.IR) -> None:
     """After `lab apply`: the lab as topology `p` names it, with the processes that now run.
 
     Namespaces and live wireguard-go processes of the old record that `p`
@@ -235,7 +237,7 @@ def rerecord(state: LabState, p: Topology, spec: str) -> None:
     """
     old_ns = list(state.namespaces)
     old_ifaces = {i.name: i for i in state.interfaces}
-    record(state, p)
+    record(state, p, model)
     state.spec = os.path.abspath(spec)
     for iface in state.interfaces:
         prev = old_ifaces.get(iface.name)
@@ -257,8 +259,9 @@ def record_pids(state: LabState, interfaces: Sequence[Interface]) -> None:
         iface.start_time = None if pid is None else proc_start_time(pid)
 
 
-def record(state: LabState, p: Topology) -> None:
-    """The lab as topology `p` names it (no PIDs)."""
+def record(state: LabState, p: Topology, model: ir.IR) -> None:
+    """The lab as topology `p` of `model` names it (no PIDs): every WireGuard interface,
+    the nodes' networks' and their gateway tunnels'."""
     state.hosts = list(p.hosts)
     state.blocks = list(p.blocks)
     state.gateways = list(p.gateways)
@@ -277,6 +280,22 @@ def record(state: LabState, p: Topology) -> None:
         )
         for m in p.members
     ]
+    network_of = {(t.node, gw.name): t.network for gw in model.gateways for t in gw.tunnels}
+    for node, gateway, name in p.tunnels:
+        network = network_of[(node, gateway)]
+        state.interfaces.append(
+            Interface(
+                name=name,
+                node=node,
+                network=network,
+                ns=p.member(node, network).ns,
+                host_ns=p.host(node).ns,
+                socket=str(WG_RUN_DIR / f"{name}.sock"),
+                log=str(nodes.log_file(state.apply_dir, node, name)),
+                listen_port=0,  # it only dials
+                gateway=gateway,
+            )
+        )
     state.endpoints = [
         Endpoint(
             f"{m.node}@{m.network}",

@@ -125,7 +125,11 @@ def test_tunnel_plan_apply_repair_and_remove(node: Node) -> None:
     assert changes(plan) == {TABLE: "update"}
     rc, out, err = env.plan(spec)
     assert '~ rules = "forward=4 input=2 prerouting=1" -> "forward=4 input=1 prerouting=1"' in out
-    rc, out, err = env.apply(spec)
+    saved = env.tmp / "repair.json"  # a saved plan carries the ruleset it loads
+    rc, out, err = env.plan(spec, "-o", str(saved))
+    assert rc == 0, err + out
+    assert "hercules-gateways" in json.loads(saved.read_text())["changes"][0]["after"]["content"]
+    rc, out, err = env.apply(saved, node=None)
     assert rc == 0, err + out
     rc, out, err = env.plan(spec)
     assert rc == 0 and NO_CHANGES in out, err + out
@@ -142,6 +146,17 @@ def test_tunnel_plan_apply_repair_and_remove(node: Node) -> None:
     assert not [i for i in nft_json(NS) if "table" in i]
     rc, out, err = env.plan(bare)
     assert rc == 0 and NO_CHANGES in out, err + out
+
+
+def test_a_failed_apply_takes_the_tunnel_back(node: Node) -> None:
+    env = node
+    spec = write_spec(env, "gw.herc", spec_text())
+    keys_init(env, spec)
+    rc, out, err = env.apply(spec, env={"HERCC_FAIL_AT": TABLE})
+    assert rc == 1, out
+    assert f"create {TABLE} failed" in err and "the node is back as it was" in err
+    assert not Path("/run/netns", NS).exists()
+    assert not Path(f"/var/run/wireguard/{IF}.sock").exists()
 
 
 def test_a_foreign_table_is_not_taken_over(node: Node) -> None:

@@ -161,7 +161,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 0 to add, 2 to change, 11 to destroy on 2 of 4 nodes."
+        f"Lab {name!r}: 0 to add, 2 to change, 21 to destroy on 2 of 4 nodes."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -182,14 +182,16 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         f"  - sysctl.{x}/net.ipv4.ip_forward",
         f"  - sysctl.{x}/net.ipv6.conf.all.forwarding",
         f"  ~ wireguard.{x}/",
+        f"  - nft.{x}/inet/hercules-gateways",  # and its tunnels to both gateways
     ):
         assert line in gamma, line
-    assert "Plan: 0 to add, 1 to change, 11 to destroy." in gamma
+    assert gamma.count(f"  - wireguard.{x}/") == 2
+    assert "Plan: 0 to add, 1 to change, 21 to destroy." in gamma
 
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 0, "change": 2, "destroy": 11}
+    assert data["summary"] == {"add": 0, "change": 2, "destroy": 21}
     actions = {
         (node, c["kind"], c["action"])
         for node, plan in data["nodes"].items()
@@ -203,11 +205,14 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         ("gamma", "address", "delete"),
         ("gamma", "route", "delete"),
         ("gamma", "sysctl", "delete"),
+        ("gamma", "wireguard", "delete"),
+        ("gamma", "peer", "delete"),
+        ("gamma", "nft", "delete"),
     }
 
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
-    assert "Apply complete: 0 added, 2 changed, 11 destroyed on 2 nodes (delta, gamma)." in err
+    assert "Apply complete: 0 added, 2 changed, 21 destroyed on 2 nodes (delta, gamma)." in err
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 0, out + err
     assert f"{p}-w-web" not in netns_with(p)
@@ -223,7 +228,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
     assert code == 0, err
-    assert "Apply complete: 11 added, 2 changed, 0 destroyed" in err
+    assert "Apply complete: 21 added, 2 changed, 0 destroyed" in err
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, out + err
     code, out, err = lab("check", "--name", name, "--json")
@@ -346,6 +351,8 @@ def preshared_keys(state: persistent.LabState) -> dict[tuple[str, str], str]:
     """(node, peer public key) -> its preshared key as `wg show` prints it."""
     out = {}
     for i in state.interfaces:
+        if i.gateway:  # a tunnel to a gateway: no preshared key
+            continue
         done = subprocess.run(
             ["ip", "netns", "exec", i.ns, "wg", "show", i.name, "preshared-keys"],
             capture_output=True,

@@ -153,7 +153,7 @@ def test_matrix_marks() -> None:
 
 @pytest.mark.live
 def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
-    assert quick.status == "up" and len(quick.interfaces) == 3
+    assert quick.status == "up" and len(quick.interfaces) == 4  # 3 nodes' networks, 1 tunnel
     for iface in quick.interfaces:
         assert iface.pid is not None and alive(iface), iface
         stat = Path(f"/proc/{iface.pid}/stat").read_text()
@@ -170,7 +170,7 @@ def test_up_leaves_the_lab_running(quick: persistent.LabState) -> None:
     assert overlay == {e.ns for e in quick.endpoints}
     assert all(Path(i.log).is_file() for i in quick.interfaces)
     code, out, _ = lab("status", "--name", quick.name)
-    assert code == 0 and out.count(" alive;") == 3 and "2/2 peers handshaken" in out
+    assert code == 0 and out.count(" alive;") == 4 and "2/2 peers handshaken" in out
     assert "11/11 present" in out
 
 

@@ -53,7 +53,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon, stop_daemon
-from hercc.lab.keys import GeneratedKeys, KeySource, with_keys
+from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
 from hercc.lab.topology import Topology, new_prefix, topology_of
@@ -218,6 +218,8 @@ class Lab:
         start = time.monotonic()
         try:
             self.model = with_keys(self.model, self.keys)
+            for gw in self.model.gateways:  # written, so that `lab plan|apply` finds them
+                self.keys.private_key_file(gateway_owner(gw.name))
             build_underlay(self.topology, self.namespaces)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)

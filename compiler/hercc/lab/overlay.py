@@ -34,6 +34,7 @@ from hercc.lab.keys import gateway_public_keys
 from hercc.lab.naming import LabKeys, LabNaming, lab_naming
 from hercc.lab.persistent.statefile import (
     LabState,
+    kept_name,
     netns_exists,
     rerecord,
     save_state,
@@ -177,8 +178,13 @@ def block_changes(
 
 def _retired(state: LabState, host: Host, keys: LabKeys) -> nodes.LabNode:
     """A node as it runs now, with an empty desired state: planned, its overlay goes."""
-    mine = {i.network: i.name for i in state.interfaces if i.node == host.node}
-    naming: LabNaming = lab_naming(state.prefix, host.node, mine)
+    mine = [i for i in state.interfaces if i.node == host.node]
+    naming: LabNaming = lab_naming(
+        state.prefix,
+        host.node,
+        {i.network: i.name for i in mine if not i.gateway},
+        {i.gateway: i.name for i in mine if i.gateway},
+    )
     return nodes.LabNode(host.node, naming, host.ns, keys, {})
 
 
@@ -212,7 +218,7 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     if not state.apply_dir or not state.hosts:
         raise LabError(f"lab {state.name!r} was made by an older hercc: re-create it")
     model, keys = compile_for_running_lab(state, spec, sources)
-    names = {(i.node, i.network): i.name for i in state.interfaces}
+    names = {(i.node, kept_name(i)): i.name for i in state.interfaces}
     running = {h.node: h for h in state.hosts}
     topo = topology.topology_of(model, state.prefix, names, running)
     hosts = host_changes(state, running, topo.hosts)

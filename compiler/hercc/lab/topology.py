@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 from hercc import ir
 from hercc.diagnostics import LabError
+from hercc.keys import GATEWAY_PREFIX
 from hercc.lab.public import GatewayHost, Internet, public_of
 from hercc.resources.naming import IFNAME_MAX, Naming
 
@@ -228,7 +229,8 @@ def topology_of(
     wg_names: Mapping[tuple[str, str], str] | None = None,
     running: Mapping[str, Host] | None = None,
 ) -> Topology:
-    """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep.
+    """The lab of `model`; `wg_names`: (node, network) -> WireGuard name to keep
+    ((node, `gateway:<name>`) for a node's tunnel to a gateway).
 
     `running`: the hosts of a running lab. A node keeps its host (bridge port,
     NAT addresses) while its kind and endpoint stay; a new or changed one
@@ -329,7 +331,11 @@ def topology_of(
                 for w in here
             ]
     # a node's gateway tunnels: WireGuard interfaces too, named from the same pool
-    tunnels = tuple((t.node, gw.name, next(fresh)) for gw in model.gateways for t in gw.tunnels)
+    tunnels = tuple(
+        (t.node, gw.name, kept.get((t.node, GATEWAY_PREFIX + gw.name)) or next(fresh))
+        for gw in model.gateways
+        for t in gw.tunnels
+    )
     known = {w.name for w in model.workloads}
     placed = {w.name for w in workloads}
     if known != placed:

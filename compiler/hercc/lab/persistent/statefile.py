@@ -30,6 +30,7 @@ from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
 from hercc.lab.harness import WG_RUN_DIR
+from hercc.lab.keys import gateway_owner
 from hercc.lab.public import GatewayHost, Internet
 from hercc.lab.public_paths import PublicPath
 from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
@@ -208,6 +209,12 @@ def claim(state: LabState, path: Path) -> None:
             f"a lab named {state.name!r} exists ({path}): "
             f"`hercc lab down --name {state.name}` first"
         ) from None
+
+
+def kept_name(iface: Interface) -> str:
+    """What a running lab keeps `iface`'s name for (topology_of's `wg_names`): its network,
+    or `gateway:<name>` for a node's tunnel to a gateway."""
+    return gateway_owner(iface.gateway) if iface.gateway else iface.network
 
 
 def alive(iface: Interface) -> bool:

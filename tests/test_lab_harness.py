@@ -133,7 +133,8 @@ def test_plan_names_carry_prefix_and_fit() -> None:
     a, b = topology_of(model, "ha1"), topology_of(model, "hb2")
     assert set(a.namespaces()).isdisjoint(b.namespaces())
     assert all(n.startswith("ha1-") for n in a.namespaces())
-    assert len(a.namespaces()) == 11  # underlay, 3 nodes, 1 router, gateway, internet, 3 members, 1 workload
+    # underlay, 3 nodes, 1 router, the gateway, internet, 3 members, 1 workload
+    assert len(a.namespaces()) == 11
     wg_ifs = [m.wg_if for m in a.members]
     assert len(set(wg_ifs)) == len(wg_ifs)
     assert all(i.startswith("ha1") and len(i) <= 15 for i in wg_ifs)

@@ -19,6 +19,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 __all__ = [
     "SHAPES",
     "AddressId",
+    "HaproxyId",
     "IdT",
     "InterfaceId",
     "NetnsId",
@@ -75,8 +76,15 @@ class RouteId(NamedTuple):
     dst: str
 
 
-ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId
-IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId)
+class HaproxyId(NamedTuple):
+    """haproxy "<NS>/<gateway>"."""
+
+    ns: str
+    gateway: str
+
+
+ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | HaproxyId
+IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, HaproxyId)
 
 # kind -> the shape of its ids
 SHAPES: Mapping[str, type[ResourceId]] = {
@@ -87,6 +95,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "address": AddressId,
     "route": RouteId,
     "peer": PeerId,
+    "haproxy": HaproxyId,
 }
 
 

@@ -25,6 +25,8 @@ typed shapes are in resources/ids.py):
                                           picks; attrs: peer_netns, peer_ifname (the other
                                           end), mtu
   route      "<NS>/<dst>"                 a route in NS; attrs: dev, via (or null)
+  haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
+                                          (digest), servers (resources/haproxy.py)
 
 Attributes are state: what both the desired state and a live reader can
 know, and what the differ compares. `label` is not: it is what the resource
@@ -80,7 +82,7 @@ __all__ = [
     "state_of",
 ]
 
-KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer")
+KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "haproxy")
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Per kind: the attributes that hold a fingerprint of a secret.

@@ -248,11 +248,21 @@ def test_gateway_apply_runtime_update_reload_and_delete(gateway: Gateway) -> Non
     assert env.plan() == {}
     assert say(client, "still there") == "still there"
 
-    # something else (a new public port): a reload that keeps the open connection
+    # something else (a new public port): a reload that keeps the open connection,
+    # from a saved plan, which knows it is a gateway's and what HAProxy runs
     env.write(spec_text(port=8081, extra_expose=True))
     plan = env.plan()
     assert plan[f"haproxy.{NS}/{GW}"]["changed"] == ["config"]
-    env.apply()
+    saved = env.tmp / "reload.plan"
+    rc, _, err = env.hercc("plan", str(env.spec), *env.opts(), "-o", str(saved))
+    assert rc == 0, err
+    env.write(spec_text())  # the spec changes: the saved plan is applied as it was made
+    rest = env.opts()[2:]  # no --gateway: the plan says
+    rc, out, err = env.hercc("apply", str(saved), *rest)
+    assert rc == 0, out + err
+    rc, _, err = env.hercc("apply", str(saved), *rest)
+    assert rc == 1 and "gateway gw1 changed since this plan was made" in err
+    env.write(spec_text(port=8081, extra_expose=True))
     assert workers().isdisjoint(before)
     assert haproxy_master(NAMING.haproxy) == master
     assert listening(15433)

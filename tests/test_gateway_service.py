@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ from hercc.resources.fingerprints import private_key_fingerprint
 from hercc.resources.gateway_naming import HOST_NETNS, GatewayNaming, HaproxyPaths, netns_arg
 from hercc.resources.haproxy import config_digest, config_servers
 from hercc.resources.model import Resource, State
-from hercc.state import LiveState
 from hercc.state.haproxy import servers_state
 from tests.clitools import hercc_err
+from tests.test_node_service import FakeReader
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "gateways"
 
@@ -156,24 +156,6 @@ def test_unknown_gateway_and_no_keys(model: ir.IR) -> None:
 
 
 @dataclass
-class FakeReader:
-    state: State = field(default_factory=dict)
-    asked: list[dict[str, Any]] = field(default_factory=list)
-
-    def read(
-        self,
-        node: str,
-        owned: Iterable[str],
-        *,
-        also: Iterable[str] = (),
-        sysctls: Mapping[str, Iterable[str]] | None = None,
-        workload_ifname: str = "eth0",
-    ) -> LiveState:
-        self.asked.append({"node": node, "also": list(also), "sysctls": sysctls})
-        return LiveState({a: r for a, r in self.state.items() if r.kind != "haproxy"})
-
-
-@dataclass
 class FakeProxyReader:
     proxy: Resource | None = None
 
@@ -182,7 +164,7 @@ class FakeProxyReader:
 
 
 def _context(tmp_path: Path, live: State) -> tuple[GatewayContext, FakeReader]:
-    reader = FakeReader(live)
+    reader = FakeReader({a: r for a, r in live.items() if r.kind != "haproxy"})
     proxy = next((r for r in live.values() if r.kind == "haproxy"), None)
     ctx = GatewayContext.of(
         GatewayNaming.of("gw1"),
@@ -238,7 +220,9 @@ def test_the_gateway_is_read_in_its_namespace_only_and_a_new_one_is_all_creates(
     desired = gateway_desired(_spec_model(tmp_path), GatewayNaming.of("gw1"), Keys())
     ctx, reader = _context(tmp_path, {})
     planned = plan_gateway(ctx, desired.state)
-    assert reader.asked == [{"node": "gateway:gw1", "also": [HOST_NETNS], "sysctls": {}}]
+    assert reader.asked == [
+        {"node": "gateway:gw1", "owned": set(), "also": [HOST_NETNS], "sysctls": {}}
+    ]
     assert {c.action for c in planned.plan.changes} == {Action.CREATE}
     assert len(planned.plan.changes) == len(desired.state)
     ctx, _ = _context(tmp_path, dict(desired.state))

@@ -24,21 +24,26 @@ a busy lock is waited for, or for at most --lock-timeout seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hercc import ir
 from hercc.cli import plan_gateway
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.cli.plan_lock import owner_lock, require_root
-from hercc.cli.views.plan import plan_to_json, render_plan
+from hercc.cli.plan_common import (
+    conflict_error,
+    keys_dir,
+    owner_lock,
+    report_plan,
+    require_root,
+    run_steps,
+    spec_model,
+)
+from hercc.cli.views.plan import render_plan
 from hercc.diagnostics import OperationError, UsageError
-from hercc.plan.apply import ApplyFailed, Step, steps_of
 from hercc.plan.desired import DirKeys, KeyLookup
 from hercc.plan.diff import Plan
-from hercc.plan.saved import check_fresh, check_made_like, save_plan, sniff_plan
+from hercc.plan.saved import check_fresh, check_made_like, sniff_plan
 from hercc.resources.model import STATE_DIR
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2, which other commands skip
@@ -127,29 +132,21 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
     from hercc.plan.node_service import NodeContext, live_system, naming_for
 
     require_root()
-    keys: DirKeys | None = None
-    if args.keys is not None:
-        if not os.path.isdir(args.keys):
-            raise OperationError(f"{args.keys}: no such keys directory")
-        keys = DirKeys(args.keys)
+    where = keys_dir(args)
+    keys = DirKeys(where) if where is not None else None
     lookup: KeyLookup | None = keys
     naming = naming_for(args.netns_prefix)
     return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), psks=keys)
 
 
-def _make_plan(ctx: NodeContext, spec: str, console: Console, keys_dir: str | None) -> Planned:
-    from hercc.pipeline import compile_spec
+def _make_plan(ctx: NodeContext, spec: str, console: Console, keys: str | None) -> Planned:
     from hercc.plan.node_service import NameConflict, desired_of, plan_node
 
-    if not os.path.isfile(spec):
-        raise UsageError(f"{spec}: no such file")
-    model = compile_spec(spec, console.sources, keys_dir=keys_dir).ir
+    model = spec_model(spec, console, keys)
     try:
         return plan_node(ctx, desired_of(model, ctx))
     except NameConflict as exc:
-        raise OperationError(
-            f"{exc}; remove or rename it, or choose other names (--netns-prefix)"
-        ) from None
+        raise conflict_error(exc) from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -186,30 +183,13 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     ctx = _context(args, args.node)
     with owner_lock(args, ctx.node, f"node {ctx.node}", console.err, shared=True):
         planned = _make_plan(ctx, args.spec, console, args.keys)
-    if args.json:
-        console.out.write(ir.dumps(plan_to_json(planned.plan)))
-    else:
-        console.out.write(render_plan(planned.plan))
+    notes: list[str] = []
     if args.keys is None:
-        console.err.write("note: without --keys, private and preshared keys are left as they are\n")
+        notes.append("note: without --keys, private and preshared keys are left as they are\n")
         warning = _psk_warning(planned)
         if warning is not None:
-            console.err.write(warning)
-    if args.out is not None:
-        save_plan(
-            planned.plan,
-            args.node,
-            planned.live,
-            planned.desired,
-            args.out,
-            args.spec,
-            naming=ctx.naming,
-            with_keys=args.keys is not None,
-        )
-        console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
-    if args.detailed_exitcode and not planned.plan.no_changes:
-        return ExitCode.CHANGES
-    return ExitCode.OK
+            notes.append(warning)
+    return report_plan(args, console, planned, args.node, ctx.naming, notes)
 
 
 def _apply(args: argparse.Namespace, console: Console) -> int:
@@ -272,22 +252,13 @@ def _execute(ctx: NodeContext, plan: Plan, args: argparse.Namespace, err: TextIO
         plan = make_psks(ctx, plan)  # before anything changes: PSK files only
     except MissingPsk as exc:
         raise OperationError(f"{exc}; pass --keys DIR, the keys directory of the spec") from None
-    steps = steps_of(plan)
     start = time.time()
-
-    def progress(step: Step) -> None:
-        err.write(f"  {step.action.symbol} {step.address}\n")
-
-    err.write(f"applying {len(steps)} change{'s' if len(steps) != 1 else ''} to {ctx.node}\n")
-    try:
-        log = apply_plan(ctx, plan, args.underlay_netns, progress=progress)
-    except ApplyFailed as exc:
-        raise OperationError(f"apply failed and was rolled back: {exc}") from None
-    except KeyboardInterrupt:
-        err.write("hercc: interrupted; the changes made so far were rolled back\n")
-        raise
-    add, change, destroy = plan.counts()
-    err.write(f"Apply complete: {add} added, {change} changed, {destroy} destroyed.\n")
+    log = run_steps(
+        plan,
+        ctx.node,
+        err,
+        lambda progress: apply_plan(ctx, plan, args.underlay_netns, progress=progress),
+    )
     if args.confirm_timeout is None:
         return ExitCode.OK
     clear_confirmation(ctx)

@@ -19,20 +19,25 @@ is a gateway's, and carries the HAProxy configuration it was made with.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from hercc import ir
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.cli.plan_lock import owner_lock, require_root
-from hercc.cli.views.plan import plan_to_json, render_plan
+from hercc.cli.plan_common import (
+    conflict_error,
+    keys_dir,
+    owner_lock,
+    report_plan,
+    require_root,
+    run_steps,
+    spec_model,
+)
+from hercc.cli.views.plan import render_plan
 from hercc.diagnostics import OperationError, UsageError
-from hercc.plan.apply import ApplyFailed, Step, steps_of
 from hercc.plan.diff import Plan
-from hercc.plan.saved import SavedPlan, check_fresh, check_made_like, save_plan
+from hercc.plan.saved import SavedPlan, check_fresh, check_made_like
 from hercc.resources.gateway_naming import GatewayNaming
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2
@@ -60,32 +65,23 @@ def _context(args: argparse.Namespace, gateway: str) -> GatewayContext:
     from hercc.plan.node_service import live_system
 
     require_root()
-    keys: GatewayKeys | None = None
-    if args.keys is not None:
-        if not os.path.isdir(args.keys):
-            raise OperationError(f"{args.keys}: no such keys directory")
-        keys = GatewayKeys(args.keys)
+    where = keys_dir(args)
+    keys = GatewayKeys(where) if where is not None else None
     naming = GatewayNaming.of(gateway, args.netns_prefix)
     return GatewayContext.of(naming, keys, args.state_dir, live_system())
 
 
 def _make_plan(
-    ctx: GatewayContext, spec: str, console: Console, keys_dir: str | None
+    ctx: GatewayContext, spec: str, console: Console, keys: str | None
 ) -> tuple[Planned, GatewayDesired]:
-    from hercc.pipeline import compile_spec
     from hercc.plan.gateway_service import desired_of, plan_gateway
     from hercc.plan.node_service import NameConflict
 
-    if not os.path.isfile(spec):
-        raise UsageError(f"{spec}: no such file")
-    model = compile_spec(spec, console.sources, keys_dir=keys_dir).ir
-    desired = desired_of(model, ctx)
+    desired = desired_of(spec_model(spec, console, keys), ctx)
     try:
         return plan_gateway(ctx, desired.state), desired
     except NameConflict as exc:
-        raise OperationError(
-            f"{exc}; remove or rename it, or choose other names (--netns-prefix)"
-        ) from None
+        raise conflict_error(exc) from None
 
 
 def _lock(
@@ -98,29 +94,17 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     ctx = _context(args, args.gateway)
     with _lock(args, ctx, console, shared=True):
         planned, desired = _make_plan(ctx, args.spec, console, args.keys)
-    if args.json:
-        console.out.write(ir.dumps(plan_to_json(planned.plan)))
-    else:
-        console.out.write(render_plan(planned.plan))
-    if args.keys is None:
-        console.err.write(KEYS_NOTE)
-    if args.out is not None:
-        save_plan(
-            planned.plan,
-            ctx.gateway,
-            planned.live,
-            planned.desired,
-            args.out,
-            args.spec,
-            naming=ctx.naming,
-            with_keys=args.keys is not None,
-            target="gateway",
-            contents=desired.configs,
-        )
-        console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
-    if args.detailed_exitcode and not planned.plan.no_changes:
-        return ExitCode.CHANGES
-    return ExitCode.OK
+    notes = [KEYS_NOTE] if args.keys is None else []
+    return report_plan(
+        args,
+        console,
+        planned,
+        ctx.gateway,
+        ctx.naming,
+        notes,
+        target="gateway",
+        contents=desired.configs,
+    )
 
 
 def run_apply(args: argparse.Namespace, console: Console, saved: SavedPlan | None) -> int:
@@ -157,20 +141,9 @@ def _execute(ctx: GatewayContext, plan: Plan, configs: Mapping[str, str], consol
     from hercc.plan.node_service import check_wireguard
 
     check_wireguard(plan)
-    steps = steps_of(plan)
-    err = console.err
-
-    def progress(step: Step) -> None:
-        err.write(f"  {step.action.symbol} {step.address}\n")
-
-    s = "s" if len(steps) != 1 else ""
-    err.write(f"applying {len(steps)} change{s} to gateway {ctx.gateway}\n")
-    try:
-        apply_gateway(ctx, plan, configs, progress=progress)
-    except ApplyFailed as exc:
-        raise OperationError(f"apply failed and was rolled back: {exc}") from None
-    except KeyboardInterrupt:
-        err.write("hercc: interrupted; the changes made so far were rolled back\n")
-        raise
-    add, change, destroy = plan.counts()
-    err.write(f"Apply complete: {add} added, {change} changed, {destroy} destroyed.\n")
+    run_steps(
+        plan,
+        f"gateway {ctx.gateway}",
+        console.err,
+        lambda progress: apply_gateway(ctx, plan, configs, progress=progress),
+    )

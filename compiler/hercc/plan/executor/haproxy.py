@@ -43,6 +43,7 @@ from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError
 from hercc.plan.executor.system import LinuxSystem, Process
+from hercc.plan.executor.wireguard_go import last_line
 from hercc.resources.gateway_naming import HaproxyPaths, netns_arg
 from hercc.resources.haproxy import config_digest, config_servers
 from hercc.resources.model import Resource
@@ -117,10 +118,6 @@ class HaproxyExecutor:
         for text in configs.values():
             self._texts[(config_digest(text), tuple(config_servers(text)))] = text
 
-    # HaproxyCli, for state.haproxy.show_proc
-    def ask(self, path: Path, command: str) -> str:
-        return self.sys.ask(path, command)
-
     def _text(self, r: Resource) -> str:
         text = self._texts.get(_key(r))
         if text is None:
@@ -157,11 +154,11 @@ class HaproxyExecutor:
         except subprocess.TimeoutExpired:
             code = None
         if code != 0:
-            raise HaproxyFailed(f"haproxy did not start (status {code}): {_last_line(p.log)}")
+            raise HaproxyFailed(f"haproxy did not start (status {code}): {last_line(p.log)}")
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             with contextlib.suppress(OperationError):
-                if self.sys.master_pid(p) is not None and show_proc(self, p).workers:
+                if self.sys.master_pid(p) is not None and show_proc(self.sys, p).workers:
                     return
             if time.monotonic() > deadline:
                 self._stop()
@@ -179,7 +176,7 @@ class HaproxyExecutor:
             self._set_servers(before, after)
             self._install(text)
             return
-        old = show_proc(self, self.paths)
+        old = show_proc(self.sys, self.paths)
         self._install(text)
         self._reload(old)
 
@@ -202,9 +199,9 @@ class HaproxyExecutor:
         while time.monotonic() < deadline:
             now: Procs | None = None
             with contextlib.suppress(OperationError):  # the master re-executes: not yet
-                now = show_proc(self, self.paths)
+                now = show_proc(self.sys, self.paths)
             if now is not None and now.failed > old.failed:
-                raise HaproxyFailed(f"haproxy failed to reload: {_last_line(self.paths.log)}")
+                raise HaproxyFailed(f"haproxy failed to reload: {last_line(self.paths.log)}")
             fresh = now is not None and now.workers and not now.workers & old.workers
             if fresh and now is not None and now.reloads > old.reloads:
                 return
@@ -228,11 +225,3 @@ class HaproxyExecutor:
                     raise HaproxyFailed(f"haproxy (PID {pid}) did not stop in {STOP_TIMEOUT:g} s")
                 time.sleep(0.05)
         shutil.rmtree(self.paths.directory, ignore_errors=True)
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return lines[-1] if lines else "(no output)"

@@ -66,6 +66,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.gateway_naming import HOST_NETNS
 from hercc.resources.ids import (
     AddressId,
     InterfaceId,
@@ -176,6 +177,7 @@ class StateReader:
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
         foreign: set[str] = {ns for ns in existing if ns not in owned_set}
+        existing.add(HOST_NETNS)  # a gateway's (resources/gateway_naming.py), when asked for
         resources: list[Resource] = [Resource("netns", ns) for ns in sorted(owned_set & existing)]
         snapshots: dict[str, NsSnapshot | None] = {}
         reading = (owned_set | set(also)) & existing

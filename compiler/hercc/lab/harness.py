@@ -232,6 +232,8 @@ class Lab:
             self.public.model = self.model
             self.public.up(self.daemons)
             self.timings["public"] = time.monotonic() - start
+            self.public.gateways_up(self.keys, self.daemons)  # listening before the nodes dial
+            self.timings["gateways"] = time.monotonic() - start
             self._apply_all(io, withhold=False)
             self.timings["dialling"] = time.monotonic() - start
             self._wait_handshakes(io)
@@ -280,6 +282,14 @@ class Lab:
     def start_server(self, workload: str) -> None:
         """Start the server of `workload` again (after stop_server)."""
         self.daemons.append(self.public.start_server(workload))
+
+    def stop_gateway(self, gateway: str) -> None:
+        """Kill `gateway`'s HAProxy and wireguard-go, as a lost gateway."""
+        self.public.stop_gateway(gateway, self.daemons)
+
+    def start_gateway(self, gateway: str) -> None:
+        """Bring `gateway` back: planned against what is left of it, and applied."""
+        self.public.start_gateway(gateway, self.keys, self.daemons)
 
     def namespace(self, name: str) -> str:
         """The namespace behind a name.

@@ -8,8 +8,10 @@ runs with nobody dialling, so that the nodes dial gateways that listen):
   3. named in the internet namespace (dns.py), and the namespace's
      resolv.conf and CA bundle (internet.py).
 
-`gateways` names the gateways the lab runs: the nodes' tunnels to any
-other dial on, unanswered, and `lab check` leaves their paths out.
+Then, before the nodes dial, `gateways_up` plans and applies every
+gateway with the gateway service (gateways.py): HAProxy and wireguard-go
+in the gateway's namespace, recorded as daemons. `gateways` names the
+gateways the lab runs: the nodes' tunnels to any other dial on, unanswered.
 
 Every daemon goes into the caller's list as soon as it runs, so a failure
 halfway leaves the caller what to stop. Files go under the lab's working
@@ -22,10 +24,14 @@ from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
+from hercc.lab import gateways
 from hercc.lab.certs import CertFiles, make_certificates
 from hercc.lab.daemons import Daemon, stop_all
 from hercc.lab.dns import start_named
 from hercc.lab.internet import remove_etc, write_etc
+from hercc.lab.keys import KeySource
+from hercc.lab.naming import KeyFiles
+from hercc.lab.public import GatewayHost
 from hercc.lab.topology import Topology
 from hercc.lab.workload_servers import Served, served, start_server, wait_server
 
@@ -59,6 +65,29 @@ class PublicSide:
         named = start_named(self.model, internet, self.workdir / "dns")
         if named is not None:
             daemons.append(named)
+
+    def gateways_up(self, keys: KeySource, daemons: list[Daemon]) -> None:
+        """Every gateway planned and applied; its HAProxy and wireguard-go appended to `daemons`."""
+        for g in self.topology.gateways:
+            self.start_gateway(g.gateway, keys, daemons)
+
+    def start_gateway(self, gateway: str, keys: KeySource, daemons: list[Daemon]) -> None:
+        """Apply `gateway` from what runs of it (all of it, after stop_gateway)."""
+        g = self._gateway(gateway)
+        daemons[:] = [d for d in daemons if not (d.name == gateway and d.role != "server")]
+        daemons += gateways.apply(self.model, g, self.workdir, KeyFiles(keys))
+        self.gateways.add(gateway)
+
+    def stop_gateway(self, gateway: str, daemons: list[Daemon]) -> None:
+        """Kill `gateway`'s HAProxy and wireguard-go (a gateway lost)."""
+        daemons[:] = gateways.stop(self._gateway(gateway), daemons)
+        self.gateways.discard(gateway)
+
+    def _gateway(self, gateway: str) -> GatewayHost:
+        for g in self.topology.gateways:
+            if g.gateway == gateway:
+                return g
+        raise LabError(f"the lab has no gateway {gateway!r}")
 
     def start_server(self, workload: str) -> Daemon:
         """(Re)start the server of `workload` (a replica of an exposed service), once it listens."""

@@ -1,0 +1,94 @@
+"""The lab's gateways, planned and applied with the code of `hercc plan|apply --gateway`.
+
+Each gateway runs in its own namespace (<p>-g-<gateway>, made with its
+public addresses by the lab's underlay, hercc.lab.public) under a
+GatewayNaming of the lab's: that namespace, the lab's WireGuard name for it
+(<p>g<i>, unique on the machine) and HAProxy's runtime directory under the
+lab's directory (<lab>/gateways/<gateway>/: configuration, PID file, master
+and admin sockets, log). The gateway service (plan/gateway_service.py)
+plans it against what runs and applies it: wireguard-go in the gateway's
+namespace (its records, as the executor keeps them, in the lab's node
+directory under the owner `gateway:<gateway>`), the tunnel addresses and a
+peer per node, and HAProxy (master-worker).
+
+What runs is returned as Daemons (HAProxy's master by its PID file,
+wireguard-go by the executor's record), so that `lab down` stops them by
+PID like the lab's other processes. `stop` kills them (a gateway lost);
+`apply` brings a gateway back from whatever is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from hercc import ir
+from hercc.diagnostics import LabError
+from hercc.lab.daemons import Daemon, stop_daemon
+from hercc.lab.public import GatewayHost
+from hercc.plan.apply import ApplyFailed
+from hercc.plan.desired import KeyLookup
+from hercc.plan.executor import wireguard_go_pid_file
+from hercc.plan.gateway_service import GatewayContext, apply_gateway, desired_of, plan_gateway
+from hercc.plan.node_service import NameConflict, live_system
+from hercc.resources.gateway_naming import GatewayNaming
+from hercc.sysio.procfs import proc_start_time, read_pid_file
+
+WG_RUN_DIR = Path("/var/run/wireguard")
+
+
+def lab_gateway_naming(g: GatewayHost, workdir: Path) -> GatewayNaming:
+    """The names of gateway `g` in the lab whose working directory is `workdir`."""
+    return GatewayNaming(g.gateway, g.ns, g.wg_if, workdir / "gateways" / g.gateway)
+
+
+def _daemon(role: str, g: GatewayHost, pid: int | None, log: Path) -> Daemon:
+    start = None if pid is None else proc_start_time(pid)
+    if pid is None or start is None:
+        raise LabError(f"gateway {g.gateway}: its {role} is not running after apply")
+    return Daemon(role, g.gateway, g.ns, pid, start, str(log))
+
+
+def apply(model: ir.IR, g: GatewayHost, workdir: Path, keys: KeyLookup) -> list[Daemon]:
+    """Plan gateway `g` of `model` against what runs and apply it; its HAProxy and wireguard-go.
+
+    LabError when a name is taken or the apply fails (it is rolled back).
+    """
+    naming = lab_gateway_naming(g, workdir)
+    state_dir = workdir / "nodes"
+    ctx = GatewayContext.of(naming, keys, state_dir, live_system())
+    desired = desired_of(model, ctx)
+    try:
+        planned = plan_gateway(ctx, desired.state)
+        if not planned.plan.no_changes:
+            apply_gateway(ctx, planned.plan, desired.configs)
+    except NameConflict as exc:
+        raise LabError(f"gateway {g.gateway}: {exc}") from None
+    except ApplyFailed as exc:
+        raise LabError(f"gateway {g.gateway}: apply failed and was rolled back: {exc}") from None
+    paths = naming.haproxy
+    proxy = read_pid_file_int(paths.pid_file)
+    tunnel = read_pid_file(wireguard_go_pid_file(state_dir, naming.owner)).get(g.wg_if)
+    return [
+        _daemon("haproxy", g, proxy, paths.log),
+        _daemon("wireguard-go", g, tunnel, state_dir / f"{naming.owner}.{g.wg_if}.log"),
+    ]
+
+
+def read_pid_file_int(path: Path) -> int | None:
+    """The PID in a plain PID file (HAProxy's `-p`), None if missing or unreadable."""
+    try:
+        return int(path.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop(g: GatewayHost, daemons: list[Daemon]) -> list[Daemon]:
+    """Kill gateway `g`'s recorded processes (a lost gateway); the daemons that remain."""
+    mine = [d for d in daemons if d.name == g.gateway and d.role in ("haproxy", "wireguard-go")]
+    for d in mine:
+        if not stop_daemon(d):
+            raise LabError(f"gateway {g.gateway}: {d.role} (pid {d.pid}) did not exit")
+    with contextlib.suppress(FileNotFoundError):
+        (WG_RUN_DIR / f"{g.wg_if}.sock").unlink()
+    return [d for d in daemons if d not in mine]

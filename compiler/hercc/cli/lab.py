@@ -348,5 +348,5 @@ def _daemons(state: LabState) -> str:
     roles: dict[str, int] = {}
     for d in state.daemons:
         roles[d.role] = roles.get(d.role, 0) + 1
-    word = {"server": "servers", "haproxy": "haproxy", "named": "named"}
+    word = {"server": "servers", "wireguard-go": "gateway wireguard-go"}
     return ", ".join(f"{n} {word.get(r, r)}" for r, n in sorted(roles.items())) or "no daemons"

@@ -287,9 +287,29 @@ class Lab:
         """Kill `gateway`'s HAProxy and wireguard-go, as a lost gateway."""
         self.public.stop_gateway(gateway, self.daemons)
 
-    def start_gateway(self, gateway: str) -> None:
-        """Bring `gateway` back: planned against what is left of it, and applied."""
+    def start_gateway(self, gateway: str, *, renew: bool = True) -> None:
+        """Bring `gateway` back: planned against what is left of it, and applied.
+
+        A new wireguard-go has none of the old one's sessions and cannot dial
+        (it has no endpoints), and a node's keepalives in a session the
+        gateway has lost start no new handshake (only data does, and the
+        nodes send none of their own): so with `renew` every node's peer for
+        the gateway is replaced, as `lab apply` replaces the peers of a
+        re-created node, and the nodes dial it at once.
+        """
+        from hercc.lab.overlay import renew_peers  # overlay imports the harness
+
         self.public.start_gateway(gateway, self.keys, self.daemons)
+        if not renew:
+            return
+        io = live_system()
+        pubkey = next(g.pubkey for g in self.model.gateways if g.name == gateway)
+        assert pubkey is not None
+        for n in self._nodes:
+            planned, live = nodes.plan_node(n, n.desired, self.node_dir, io)
+            plan = renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
+            if not plan.no_changes:
+                nodes.apply_node(n, plan, self.node_dir, io, on_netns=tune)
 
     def namespace(self, name: str) -> str:
         """The namespace behind a name.

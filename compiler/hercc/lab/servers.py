@@ -10,7 +10,8 @@ standard library only), on every address of the workload's namespace:
   certificate, then HTTP; anything else gets plain HTTP. HTTP/1.1 with
   keep-alive: `GET /healthz` answers 200 "ok", `GET /` answers 200 with the
   workload's name on the first line and the request's Host on the second;
-  anything else 404.
+  anything else 404. An idle kept-alive connection is closed after
+  IDLE_TIMEOUT, as web servers do, so that a proxy's pooled connections end.
 * a port exposed only as `tcp` writes a banner line, "<workload> <port>",
   then echoes what it receives.
 
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PEEK_TIMEOUT = 10.0  # seconds for a client to send its first byte
+IDLE_TIMEOUT = 5.0  # seconds a kept-alive HTTP connection may wait for its next request
 HEADER_LIMIT = 16384
 
 
@@ -110,8 +112,8 @@ def _response(status: str, body: str, close: bool) -> bytes:
 async def _http(workload: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             return
         lines = head.decode("latin-1").split("\r\n")
         method, path, version = [*lines[0].split(" "), "", "", ""][:3]

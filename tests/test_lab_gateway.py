@@ -10,6 +10,7 @@ serves what (hercc.lab.workload_servers), and the server program itself
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import ssl
@@ -24,13 +25,16 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from hercc import ir
+from hercc.cli.views.lab import check_json, render_public
 from hercc.diagnostics import LabError
 from hercc.lab.certs import make_certificates
 from hercc.lab.dns import named_conf, zone_text
 from hercc.lab.keys import GeneratedKeys, gateway_owner, gateway_public_keys, with_keys
+from hercc.lab.persistent.probes import PublicProbe
 from hercc.lab.persistent.statefile import LabState, exec_targets
 from hercc.lab.persistent.targets import NoSuchTarget, target_namespace
 from hercc.lab.public import INTERNET_ADDRESS, INTERNET_ADDRESS6, clashes
+from hercc.lab.public_paths import public_paths
 from hercc.lab.servers import parse
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import topology_of
@@ -260,3 +264,46 @@ def test_gateways_have_lab_keys_of_their_own(tmp_path: Path) -> None:
     other = with_keys(model, GeneratedKeys(tmp_path / "other"))
     assert other.gateways[0].pubkey not in (None, gw1.pubkey)
     assert {t.pubkey for t in other.gateways[0].tunnels} == {n.pubkey for n in other.nodes}
+
+
+def test_public_paths_cover_every_gateway_address_and_name() -> None:
+    paths = public_paths(gateways_ir())
+    got = sorted((p.kind, p.name, p.port, p.gateway, p.address) for p in paths)
+    addresses = [("gw1", "203.0.113.1"), ("gw1", "2001:db8:1::1"), ("gw2", "203.0.113.2")]
+    want = [
+        (k, "shop.example.com", port, g, a)
+        for k, port in (("http", 80), ("https", 443))
+        for g, a in addresses
+    ]
+    want += [("tcp", "15432", 15432, g, a) for g, a in addresses]
+    want += [("dns", "shop.example.com", 53, "", "")]
+    assert got == sorted(want)
+    assert {p.answers for p in paths if p.kind in ("http", "https")} == {("web1", "web2")}
+    dns = next(p for p in paths if p.kind == "dns")
+    assert dns.answers == ("2001:db8:1::1", "203.0.113.1", "203.0.113.2")
+
+
+def test_the_public_paths_view() -> None:
+    paths = public_paths(gateways_ir())
+    https = next(p for p in paths if p.kind == "https" and ":" in p.address)
+    dns = next(p for p in paths if p.kind == "dns")
+    probes = [PublicProbe(https, True, "web2"), PublicProbe(dns, False, "203.0.113.1")]
+    text = render_public(probes)
+    assert text == (
+        "public paths, from the internet namespace:\n"
+        "  ok   https  shop.example.com via gw1 ([2001:db8:1::1]:443) -> web2\n"
+        "  FAIL dns    shop.example.com: one record per gateway -> 203.0.113.1\n"
+        "1/2 public paths answered\n"
+    )
+    data = json.loads(check_json("l", [], probes))
+    assert data["ok"] is False
+    assert data["public"][0] == {
+        "kind": "https",
+        "name": "shop.example.com",
+        "port": 443,
+        "gateway": "gw1",
+        "address": "2001:db8:1::1",
+        "answer": "web2",
+        "ok": True,
+    }
+    assert render_public([]) == ""

@@ -496,3 +496,15 @@ def test_the_reader_reads_the_host_namespace_when_asked_and_calls_it_nobodys() -
     ]  # fmt: skip
     assert live.foreign == {"other", f"{HOST_NETNS}/eth0"}  # the host is no foreign namespace
     assert reader.read("n1", ()).state == {}  # not asked for: not read
+
+
+def test_a_gateway_in_a_missing_namespace_is_refused(tmp_path: Path) -> None:
+    from hercc.plan.gateway_service import MissingNamespace
+
+    naming = GatewayNaming.of("gw1", "nonexistent-prefix-")
+    desired = gateway_desired(_spec_model(tmp_path), naming, Keys())
+    ctx, reader = _context(tmp_path, {})
+    ctx = GatewayContext.of(naming, Keys(), tmp_path, ctx.host.system, ctx.haproxy)
+    with pytest.raises(MissingNamespace, match="namespace nonexistent-prefix-g-gw1 does not"):
+        plan_gateway(ctx, desired.state)
+    assert reader.asked == []

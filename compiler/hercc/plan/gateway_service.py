@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hercc import ir
+from hercc.diagnostics import OperationError
 from hercc.plan import node_service
 from hercc.plan.apply import Step, UndoLog
 from hercc.plan.desired import KeyLookup
@@ -51,10 +52,12 @@ from hercc.resources.gateway_naming import GatewayNaming, netns_arg
 from hercc.resources.model import State
 from hercc.resources.naming import Naming
 from hercc.state.haproxy import HaproxyReader
+from hercc.state.netlink import NETNS_DIR
 
 __all__ = [
     "GatewayContext",
     "GatewayHaproxy",
+    "MissingNamespace",
     "apply_gateway",
     "desired_of",
     "plan_gateway",
@@ -111,11 +114,23 @@ def read_gateway(ctx: GatewayContext) -> tuple[State, frozenset[str]]:
     return state, frozenset(live.foreign)
 
 
+class MissingNamespace(OperationError):
+    """The gateway's named namespace does not exist: whoever runs the gateway makes it."""
+
+
 def plan_gateway(ctx: GatewayContext, desired: State) -> Planned:
     """The plan from the gateway's live state to `desired`. Reads, never changes.
 
-    NameConflict when it would create a name that exists and is not ours.
+    NameConflict when it would create a name that exists and is not ours;
+    MissingNamespace when the gateway is to live in a named namespace that
+    does not exist (the gateway's apply never makes it).
     """
+    ns = ctx.naming.netns
+    if desired and netns_arg(ns) is not None and not (NETNS_DIR / ns).exists():
+        raise MissingNamespace(
+            f"gateway {ctx.gateway}: its namespace {ns} does not exist; it is made by "
+            "whoever runs the gateway, with the gateway's public addresses (the lab does)"
+        )
     live, foreign = read_gateway(ctx)
     return node_service.plan_against(ctx.host, desired, live, foreign)
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -154,14 +155,14 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     name, p = ref.name, ref.prefix
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, err
-    assert out.count("No changes. Your node matches the spec.") == 4
+    assert out.count("No changes. Your node matches the spec.") == 6  # 4 nodes, 2 gateways
     assert out.endswith(f"No changes. Every node of lab {name!r} matches the spec.\n")
 
     changed = without_web(tmp_path)
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 0 to add, 2 to change, 21 to destroy on 2 of 4 nodes."
+        f"Lab {name!r}: 0 to add, 4 to change, 23 to destroy on 2 of 4 nodes and 2 of 2 gateways."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -187,11 +188,16 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         assert line in gamma, line
     assert gamma.count(f"  - wireguard.{x}/") == 2
     assert "Plan: 0 to add, 1 to change, 21 to destroy." in gamma
+    for gw in ("gw-eu", "gw-us"):  # gamma's peer goes, HAProxy loses the shop backends
+        block = out.split(f"# gateway {gw}\n", 1)[1].split("\n# ", 1)[0]
+        assert f"  ~ haproxy.{p}-g-{gw}/{gw}" in block and "  - peer." in block
+        assert "Plan: 0 to add, 1 to change, 1 to destroy." in block
 
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 0, "change": 2, "destroy": 21}
+    assert data["summary"] == {"add": 0, "change": 4, "destroy": 23}
+    assert sorted(data["gateways"]) == ["gw-eu", "gw-us"]
     actions = {
         (node, c["kind"], c["action"])
         for node, plan in data["nodes"].items()
@@ -212,7 +218,10 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
 
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
-    assert "Apply complete: 0 added, 2 changed, 21 destroyed on 2 nodes (delta, gamma)." in err
+    assert (
+        "Apply complete: 0 added, 4 changed, 23 destroyed on 2 nodes (delta, gamma) "
+        "and 2 gateway(s) (gw-eu, gw-us)." in err
+    )
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 0, out + err
     assert f"{p}-w-web" not in netns_with(p)
@@ -228,12 +237,19 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
     assert code == 0, err
-    assert "Apply complete: 21 added, 2 changed, 0 destroyed" in err
+    assert "Apply complete: 23 added, 4 changed, 0 destroyed" in err
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, out + err
-    code, out, err = lab("check", "--name", name, "--json")
+    # web is back, with a new server: the gateways' health checks (every 5 s) take it back in
+    deadline = time.monotonic() + 30
+    while True:
+        code, out, err = lab("check", "--name", name, "--json")
+        if code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert code == 0, out
     assert "web" in {r["from"] for r in json.loads(out)["results"]}
+    assert {p["answer"] for p in json.loads(out)["public"] if p["kind"] == "https"} == {"web"}
 
 
 @pytest.fixture

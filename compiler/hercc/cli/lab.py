@@ -322,9 +322,11 @@ def _apply_locked(name: str, spec: str, sources: dict[str, str], out: TextIO, er
 
     done = overlay.apply_lab(planned, progress)
     add, change, destroy = planned.counts()
+    gateways = [g.gateway for g in planned.gateways if not g.plan.no_changes]
+    also = f" and {len(gateways)} gateway(s) ({', '.join(gateways)})" if gateways else ""
     err.write(
         f"Apply complete: {add} added, {change} changed, {destroy} destroyed "
-        f"on {len(done)} node{'s' if len(done) != 1 else ''} ({', '.join(done)}).\n"
+        f"on {len(done)} node{'s' if len(done) != 1 else ''} ({', '.join(done)}){also}.\n"
     )
     return ExitCode.OK
 

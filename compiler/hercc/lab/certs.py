@@ -1,12 +1,13 @@
 """The lab's test certificates: a lab CA, and one certificate per workload that serves HTTPS.
 
 Made at `lab up` with the `cryptography` package (ECDSA P-256, valid a
-year), under <lab>/certs/: `ca.pem`, and `<workload>.pem` with its key
-`<workload>.key` (0600). A workload's certificate names the workload as its
-subject CN (so a client can tell which replica answered) and carries the
-https host names of its services as DNS SANs. The CA is trusted only where
-the lab says so (the internet namespace, hercc.lab.internet), never on the
-machine.
+year), under <lab>/certs/: `ca.pem` with its key `ca.key` (0600, kept so
+that `lab apply` can issue certificates for workloads it adds), and
+`<workload>.pem` with its key `<workload>.key` (0600). A workload's
+certificate names the workload as its subject CN (so a client can tell
+which replica answered) and carries the https host names of its services
+as DNS SANs. The CA is trusted only where the lab says so (the internet
+namespace, hercc.lab.internet), never on the machine.
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ def _pem_cert(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def make_certificates(
-    directory: Path, lab: str, workloads: Sequence[tuple[str, Sequence[str]]]
-) -> tuple[Path, dict[str, CertFiles]]:
-    """A CA named after `lab` and a certificate per (workload, host names); the CA's file
-    and each workload's files."""
-    make_dirs(directory, 0o700)
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # a little clock skew is fine
+def _ca(
+    directory: Path, lab: str, now: dt.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The lab's CA from `directory`, made there first if it has none."""
+    cert_file, key_file = directory / "ca.pem", directory / "ca.key"
+    if cert_file.exists() and key_file.exists():
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return x509.load_pem_x509_certificate(cert_file.read_bytes()), key
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"hercc lab CA {lab}")
     ca = (
@@ -88,15 +91,26 @@ def make_certificates(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
-    ca_file = directory / "ca.pem"
-    write_atomic(ca_file, _pem_cert(ca), 0o644)
+    write_atomic(key_file, _pem_key(ca_key), 0o600)
+    write_atomic(cert_file, _pem_cert(ca), 0o644)
+    return ca, ca_key
+
+
+def make_certificates(
+    directory: Path, lab: str, workloads: Sequence[tuple[str, Sequence[str]]]
+) -> tuple[Path, dict[str, CertFiles]]:
+    """A certificate per (workload, host names), issued by the lab's CA (made if there is
+    none yet); the CA's file and each workload's files."""
+    make_dirs(directory, 0o700)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # a little clock skew is fine
+    ca, ca_key = _ca(directory, lab, now)
     out: dict[str, CertFiles] = {}
     for workload, hosts in workloads:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
             .subject_name(_name(workload))
-            .issuer_name(ca_name)
+            .issuer_name(ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
@@ -111,8 +125,12 @@ def make_certificates(
             )
             .sign(ca_key, hashes.SHA256())
         )
-        files = CertFiles(directory / f"{workload}.pem", directory / f"{workload}.key")
+        files = cert_files(directory, workload)
         write_atomic(files.key, _pem_key(key), 0o600)
         write_atomic(files.cert, _pem_cert(cert) + _pem_cert(ca), 0o644)
         out[workload] = files
-    return ca_file, out
+    return directory / "ca.pem", out
+
+
+def cert_files(directory: Path, workload: str) -> CertFiles:
+    return CertFiles(directory / f"{workload}.pem", directory / f"{workload}.key")

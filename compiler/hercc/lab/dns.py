@@ -79,11 +79,21 @@ def answers(ns: str, address: str) -> bool:
     return done.returncode == 0
 
 
+def zones_changed(model: ir.IR, internet: Internet, directory: Path) -> bool:
+    """Whether `model`'s zones differ from the zone files in `directory` (or some are new or
+    gone)."""
+    want = {f"{z.zone}.zone": zone_text(z, internet) for z in model.dns}
+    have = {p.name: p.read_text(encoding="utf-8") for p in directory.glob("*.zone")}
+    return want != have
+
+
 def start_named(model: ir.IR, internet: Internet, directory: Path) -> Daemon | None:
     """Write named's files under `directory`, check them, start named; None without zones."""
     if not model.dns:
         return None
     make_dirs(directory, 0o700)
+    for stale in directory.glob("*.zone"):  # a zone the spec no longer has
+        stale.unlink()
     for zone in model.dns:
         write_atomic(directory / f"{zone.zone}.zone", zone_text(zone, internet), 0o644)
     conf = directory / "named.conf"

@@ -11,24 +11,30 @@ namespace (its records, as the executor keeps them, in the lab's node
 directory under the owner `gateway:<gateway>`), the tunnel addresses and a
 peer per node, and HAProxy (master-worker).
 
-What runs is returned as Daemons (HAProxy's master by its PID file,
+`plan` reads only (`lab plan` shows it); `apply` carries it out and
+returns what runs as Daemons (HAProxy's master by its PID file,
 wireguard-go by the executor's record), so that `lab down` stops them by
-PID like the lab's other processes. `stop` kills them (a gateway lost);
-`apply` brings a gateway back from whatever is left.
+PID like the lab's other processes. `stop` kills them (a gateway lost); a
+new plan and apply bring a gateway back from whatever is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
+from hercc.keys import psk_for
 from hercc.lab.daemons import Daemon, stop_daemon
+from hercc.lab.keys import key_path
 from hercc.lab.public import GatewayHost
 from hercc.plan.apply import ApplyFailed
 from hercc.plan.desired import KeyLookup
+from hercc.plan.diff import Plan
 from hercc.plan.executor import wireguard_go_pid_file
+from hercc.plan.gateway_desired import GatewayDesired
 from hercc.plan.gateway_service import GatewayContext, apply_gateway, desired_of, plan_gateway
 from hercc.plan.node_service import NameConflict, live_system
 from hercc.resources.gateway_naming import GatewayNaming
@@ -49,23 +55,47 @@ def _daemon(role: str, g: GatewayHost, pid: int | None, log: Path) -> Daemon:
     return Daemon(role, g.gateway, g.ns, pid, start, str(log))
 
 
-def apply(model: ir.IR, g: GatewayHost, workdir: Path, keys: KeyLookup) -> list[Daemon]:
-    """Plan gateway `g` of `model` against what runs and apply it; its HAProxy and wireguard-go.
+@dataclass(frozen=True)
+class GatewayPlan:
+    """A gateway's plan from what runs to what the spec asks, and what applying it needs."""
 
-    LabError when a name is taken or the apply fails (it is rolled back).
-    """
+    host: GatewayHost
+    context: GatewayContext
+    desired: GatewayDesired
+    plan: Plan
+
+    @property
+    def gateway(self) -> str:
+        return self.host.gateway
+
+
+def plan(model: ir.IR, g: GatewayHost, workdir: Path, keys: KeyLookup) -> GatewayPlan:
+    """Gateway `g` of `model` planned against what runs of it. Reads only; LabError when a
+    name it would make is taken."""
     naming = lab_gateway_naming(g, workdir)
-    state_dir = workdir / "nodes"
-    ctx = GatewayContext.of(naming, keys, state_dir, live_system())
+    ctx = GatewayContext.of(naming, keys, workdir / "nodes", live_system())
     desired = desired_of(model, ctx)
     try:
         planned = plan_gateway(ctx, desired.state)
-        if not planned.plan.no_changes:
-            apply_gateway(ctx, planned.plan, desired.configs)
     except NameConflict as exc:
         raise LabError(f"gateway {g.gateway}: {exc}") from None
-    except ApplyFailed as exc:
-        raise LabError(f"gateway {g.gateway}: apply failed and was rolled back: {exc}") from None
+    return GatewayPlan(g, ctx, desired, planned.plan)
+
+
+def apply(p: GatewayPlan) -> list[Daemon]:
+    """Carry `p` out; the gateway's HAProxy and wireguard-go as they run after it.
+
+    LabError when the apply fails (it is rolled back).
+    """
+    g, ctx = p.host, p.context
+    if not p.plan.no_changes:
+        try:
+            apply_gateway(ctx, p.plan, p.desired.configs)
+        except ApplyFailed as exc:
+            raise LabError(
+                f"gateway {g.gateway}: apply failed and was rolled back: {exc}"
+            ) from None
+    naming, state_dir = ctx.naming, Path(ctx.host.state_dir)
     paths = naming.haproxy
     proxy = read_pid_file_int(paths.pid_file)
     tunnel = read_pid_file(wireguard_go_pid_file(state_dir, naming.owner)).get(g.wg_if)
@@ -73,6 +103,26 @@ def apply(model: ir.IR, g: GatewayHost, workdir: Path, keys: KeyLookup) -> list[
         _daemon("haproxy", g, proxy, paths.log),
         _daemon("wireguard-go", g, tunnel, state_dir / f"{naming.owner}.{g.wg_if}.log"),
     ]
+
+
+class DirectoryKeys:
+    """The private keys of a lab's key directory as a KeyLookup, gateways' included
+    (`gateway:<name>`, hercc.lab.keys.key_path)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def private_key(self, node: str) -> str | None:
+        path = key_path(self.directory, node)
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LabError(f"{path}: {exc.strerror or exc}") from None
+
+    def psk(self, network: str, a: str, b: str) -> str | None:
+        return psk_for(str(self.directory), network, a, b)
 
 
 def read_pid_file_int(path: Path) -> int | None:

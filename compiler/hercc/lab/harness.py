@@ -297,8 +297,6 @@ class Lab:
         the gateway is replaced, as `lab apply` replaces the peers of a
         re-created node, and the nodes dial it at once.
         """
-        from hercc.lab.overlay import renew_peers  # overlay imports the harness
-
         self.public.start_gateway(gateway, self.keys, self.daemons)
         if not renew:
             return
@@ -307,7 +305,7 @@ class Lab:
         assert pubkey is not None
         for n in self._nodes:
             planned, live = nodes.plan_node(n, n.desired, self.node_dir, io)
-            plan = renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
+            plan = nodes.renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
             if not plan.no_changes:
                 nodes.apply_node(n, plan, self.node_dir, io, on_netns=tune)
 

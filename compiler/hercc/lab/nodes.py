@@ -19,7 +19,7 @@ every peer known everywhere before anyone dials (see hercc.lab.harness).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from hercc.lab.naming import LabNaming, lab_naming
 from hercc.plan import node_service
 from hercc.plan.apply import ApplyFailed, Step
 from hercc.plan.desired import KeyLookup, desired_state
-from hercc.plan.diff import Plan
+from hercc.plan.diff import Change, Plan
 from hercc.plan.node_service import LiveSystem, NameConflict, NetnsHook, NodeContext
+from hercc.resources.action import Action
 from hercc.resources.ids import PeerId
 from hercc.resources.model import State, state_of
 from hercc.sysio.procfs import read_pid_file
@@ -142,3 +143,24 @@ def forget(state_dir: str | Path, node: str) -> None:
     for path in Path(state_dir).glob(f"{node}.*"):
         if path.is_file():
             path.unlink()
+
+
+def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, str]) -> Plan:
+    """`plan` with every peer of a re-created node (or gateway) replaced too (`replaced`:
+    pubkey -> "node X" or "gateway X", the reason shown).
+
+    The peer's session keys belong to the node's old instance; the new one
+    would drop every packet of them until the session times out (15 s or more).
+    """
+    renewed: dict[str, Change] = {}
+    for address, r in desired.items():
+        who = replaced.get(r.id_as(PeerId).pubkey) if r.kind == "peer" else None
+        if who is None or address not in live:
+            continue
+        old = next((c for c in plan.changes if c.address == address), None)
+        changed = old.changed if old is not None else ()
+        renewed[address] = Change(Action.REPLACE, address, live[address], r, changed, (), who)
+    if not renewed:
+        return plan
+    kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
+    return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))

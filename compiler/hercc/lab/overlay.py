@@ -19,16 +19,27 @@ deleted. A node whose kind or endpoint changes (or whose namespace is gone)
 is replaced: removed, then added. Drop rules of `unreachable` links are
 rewritten where they change. The nodes that stay keep their bridge ports
 and NAT addresses (topology_of's `running`).
+
+The lab's gateways are planned and applied too, with the gateway service
+(hercc.lab.gateways): a workload moved, added or removed changes their
+peers and HAProxy backends. They are applied before the nodes' plans, so
+that a node's new tunnel dials a gateway that knows it. The gateways
+themselves (their names and namespaces) are the lab's since `up`. After an
+apply, `lab check` tries the spec's public paths, `named` is restarted
+with the new zones when they changed, and every exposed workload has its
+server in its namespace as it is now (public_up.refresh_servers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.lab import nodes, topology
+from hercc.lab import dns, gateways, nodes, topology
+from hercc.lab.daemons import stop_all
 from hercc.lab.harness import tune, wait_ports
 from hercc.lab.keys import gateway_public_keys
 from hercc.lab.naming import LabKeys, LabNaming, lab_naming
@@ -39,13 +50,14 @@ from hercc.lab.persistent.statefile import (
     rerecord,
     save_state,
 )
+from hercc.lab.public_paths import public_paths
+from hercc.lab.public_up import refresh_servers
 from hercc.lab.topology import Block, Host
 from hercc.lab.underlay import add_hosts, remove_hosts, set_block
 from hercc.plan.apply import Step
-from hercc.plan.diff import Change, Plan, diff
+from hercc.plan.diff import Plan, diff
 from hercc.plan.node_service import live_system
 from hercc.resources.action import Action
-from hercc.resources.ids import PeerId
 from hercc.resources.model import State
 
 
@@ -101,18 +113,25 @@ class LabPlan:
     nodes: list[NodePlan]
     hosts: list[HostChange] = field(default_factory=list)
     blocks: list[tuple[str, Block | None]] = field(default_factory=list)  # drop rules to rewrite
+    gateways: list[gateways.GatewayPlan] = field(default_factory=list)
 
     def counts(self) -> tuple[int, int, int]:
-        add = sum(n.plan.add for n in self.nodes)
-        change = sum(n.plan.change for n in self.nodes)
+        plans = [g.plan for g in self.gateways]
+        add = sum(n.plan.add for n in self.nodes) + sum(p.add for p in plans)
+        change = sum(n.plan.change for n in self.nodes) + sum(p.change for p in plans)
         destroy = sum(
             n.plan.destroy + (n.teardown.plan.destroy if n.teardown else 0) for n in self.nodes
         )
-        return add, change, destroy
+        return add, change, destroy + sum(p.destroy for p in plans)
 
     @property
     def no_changes(self) -> bool:
-        return not self.hosts and not self.blocks and all(n.plan.no_changes for n in self.nodes)
+        return (
+            not self.hosts
+            and not self.blocks
+            and all(n.plan.no_changes for n in self.nodes)
+            and all(g.plan.no_changes for g in self.gateways)
+        )
 
 
 def compile_for_running_lab(
@@ -176,6 +195,22 @@ def block_changes(
     ]
 
 
+def refresh_named(state: LabState, model: ir.IR) -> None:
+    """Restart the lab's named with `model`'s zones when they differ from those it serves."""
+    internet = state.internet
+    directory = Path(state.directory) / "dns"
+    if internet is None or not dns.zones_changed(model, internet, directory):
+        return
+    old = [d for d in state.daemons if d.role == "named"]
+    errors = stop_all(old)
+    if errors:
+        raise LabError("; ".join(errors))
+    state.daemons = [d for d in state.daemons if d.role != "named"]
+    named = dns.start_named(model, internet, directory)
+    if named is not None:
+        state.daemons.append(named)
+
+
 def _retired(state: LabState, host: Host, keys: LabKeys) -> nodes.LabNode:
     """A node as it runs now, with an empty desired state: planned, its overlay goes."""
     mine = [i for i in state.interfaces if i.node == host.node]
@@ -186,28 +221,6 @@ def _retired(state: LabState, host: Host, keys: LabKeys) -> nodes.LabNode:
         {i.gateway: i.name for i in mine if i.gateway},
     )
     return nodes.LabNode(host.node, naming, host.ns, keys, {})
-
-
-def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, str]) -> Plan:
-    """`plan` with every peer of a re-created node replaced too (`replaced`: pubkey -> node).
-
-    The peer's session keys belong to the node's old instance; the new one
-    would drop every packet of them until the session times out (15 s or more).
-    """
-    renewed: dict[str, Change] = {}
-    for address, r in desired.items():
-        node = replaced.get(r.id_as(PeerId).pubkey) if r.kind == "peer" else None
-        if node is None or address not in live:
-            continue
-        old = next((c for c in plan.changes if c.address == address), None)
-        changed = old.changed if old is not None else ()
-        renewed[address] = Change(
-            Action.REPLACE, address, live[address], r, changed, (), f"node {node}"
-        )
-    if not renewed:
-        return plan
-    kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
-    return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))
 
 
 def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) -> LabPlan:
@@ -223,7 +236,9 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     topo = topology.topology_of(model, state.prefix, names, running)
     hosts = host_changes(state, running, topo.hosts)
     change_of = {c.node: c for c in hosts}
-    replaced = {keys.public_key(c.node): c.node for c in hosts if c.action is Action.REPLACE}
+    replaced = {
+        keys.public_key(c.node): f"node {c.node}" for c in hosts if c.action is Action.REPLACE
+    }
     io = live_system()
     out: list[NodePlan] = []
     for n in nodes.lab_nodes(model, topo, keys):
@@ -234,15 +249,36 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
             out.append(NodePlan(n, diff(n.desired, {}), {}, c, Teardown(retired, teardown)))
             continue
         plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io)
-        out.append(NodePlan(n, renew_peers(plan, n.desired, live, replaced), live, c))
+        out.append(NodePlan(n, nodes.renew_peers(plan, n.desired, live, replaced), live, c))
     for c in hosts:
         if c.action is Action.DELETE and c.before is not None:
             retired = _retired(state, c.before, keys)
             plan, live = nodes.plan_node(retired, {}, state.apply_dir, io)
             out.append(NodePlan(retired, plan, live, c))
     return LabPlan(
-        state, spec, model, topo, keys, out, hosts, block_changes(state, topo.blocks, hosts)
+        state,
+        spec,
+        model,
+        topo,
+        keys,
+        out,
+        hosts,
+        block_changes(state, topo.blocks, hosts),
+        _gateway_plans(state, model),
     )
+
+
+def _gateway_plans(state: LabState, model: ir.IR) -> list[gateways.GatewayPlan]:
+    """Every gateway of the lab planned against what runs of it (the spec keeps the lab's set)."""
+    running = sorted(g.gateway for g in state.gateways)
+    wanted = sorted(g.name for g in model.gateways)
+    if running != wanted:
+        raise LabError(
+            f"the lab runs the gateways made at `up` ({', '.join(running) or 'none'}), the spec "
+            f"has {', '.join(wanted) or 'none'}: take the lab down and up to change them"
+        )
+    keys = gateways.DirectoryKeys(state.keys_dir)
+    return [gateways.plan(model, g, Path(state.directory), keys) for g in state.gateways]
 
 
 def apply_lab(
@@ -296,6 +332,12 @@ def apply_lab(
         if fresh:
             touched = True
             add_hosts(planned.topology, fresh, [])
+        for gp in planned.gateways:  # before the nodes' tunnels dial them
+            if not gp.plan.no_changes:
+                touched = True
+                running = gateways.apply(gp)
+                gone = [d for d in state.daemons if d.name == gp.gateway and d.role != "server"]
+                state.daemons = [d for d in state.daemons if d not in gone] + running
         # the new nodes first with nobody dialling (as `lab up`), then the nodes that stay,
         # then the new ones dial: no first handshake meets a peer that does not know it yet
         new = [n for n in planned.nodes if n.host is not None and n.host.after is not None]
@@ -315,5 +357,8 @@ def apply_lab(
     finally:
         if done or touched:
             rerecord(state, planned.topology, planned.spec, planned.model)
+            state.public = public_paths(planned.model)
+            refresh_named(state, planned.model)
+            refresh_servers(planned.model, planned.topology, Path(state.directory), state.daemons)
             save_state(state)
     return done

@@ -20,13 +20,14 @@ directory: certs/, servers/<workload>.log, dns/.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import gateways
 from hercc.lab.certs import CertFiles, make_certificates
-from hercc.lab.daemons import Daemon, stop_all
+from hercc.lab.daemons import Daemon, stop_all, stop_daemon
 from hercc.lab.dns import start_named
 from hercc.lab.internet import remove_etc, write_etc
 from hercc.lab.keys import KeySource
@@ -75,7 +76,7 @@ class PublicSide:
         """Apply `gateway` from what runs of it (all of it, after stop_gateway)."""
         g = self._gateway(gateway)
         daemons[:] = [d for d in daemons if not (d.name == gateway and d.role != "server")]
-        daemons += gateways.apply(self.model, g, self.workdir, KeyFiles(keys))
+        daemons += gateways.apply(gateways.plan(self.model, g, self.workdir, KeyFiles(keys)))
         self.gateways.add(gateway)
 
     def stop_gateway(self, gateway: str, daemons: list[Daemon]) -> None:
@@ -102,6 +103,42 @@ class PublicSide:
         ns = next(w.ns for w in self.topology.workloads if w.name == s.workload)
         log = self.workdir / "servers" / f"{s.workload}.log"
         return start_server(s, ns, self.certs, log)
+
+
+def refresh_servers(model: ir.IR, topology: Topology, workdir: Path, daemons: list[Daemon]) -> None:
+    """After `lab apply`: a server for every exposed workload, in its namespace as it is now.
+
+    A server whose workload is gone, no longer exposed, or whose namespace
+    was re-created (the process still holds the old one) is stopped; every
+    exposed workload without a running server gets one (and a certificate
+    from the lab's CA if it serves https).
+    """
+    serving = {s.workload: s for s in served(model)}
+    ns_of = {w.name: w.ns for w in topology.workloads}
+    for d in [d for d in daemons if d.role == "server"]:
+        if d.name in serving and d.ns == ns_of.get(d.name) and in_netns(d):
+            continue
+        if not stop_daemon(d):
+            raise LabError(f"the server of {d.name} (pid {d.pid}) did not exit")
+        daemons.remove(d)
+    running = {d.name for d in daemons if d.role == "server"}
+    missing = [s for w, s in sorted(serving.items()) if w not in running]
+    if not missing:
+        return
+    side = PublicSide(model, topology, workdir)
+    https = [(s.workload, s.https_hosts) for s in missing if s.https_hosts]
+    side.ca, side.certs = make_certificates(workdir / "certs", topology.prefix, https)
+    for s in missing:
+        daemons.append(side.start_server(s.workload))
+
+
+def in_netns(d: Daemon) -> bool:
+    """Whether the running daemon `d` is in the namespace its record names (not an old one of
+    that name)."""
+    try:
+        return os.stat(f"/proc/{d.pid}/ns/net").st_ino == os.stat(f"/run/netns/{d.ns}").st_ino
+    except OSError:
+        return False
 
 
 def tear_down_public(topology: Topology, daemons: list[Daemon]) -> list[str]:

@@ -173,6 +173,7 @@ def render_lab_plan(planned: LabPlan) -> str:
     """The underlay's changes, `# node X` and its plan (views/plan.py) per node, the total."""
     parts = [_underlay_text(planned)] if planned.hosts or planned.blocks else []
     parts += [_node_title(n) + render_plan(n.plan) for n in planned.nodes]
+    parts += [f"# gateway {g.gateway}\n" + render_plan(g.plan) for g in planned.gateways]
     name = planned.state.name
     if planned.no_changes:
         total = f"No changes. Every node of lab {name!r} matches the spec."
@@ -181,8 +182,10 @@ def render_lab_plan(planned: LabPlan) -> str:
         changed = sum(not n.plan.no_changes or n.host is not None for n in planned.nodes)
         total = (
             f"Lab {name!r}: {add} to add, {change} to change, {destroy} to destroy "
-            f"on {changed} of {len(planned.nodes)} nodes."
+            f"on {changed} of {len(planned.nodes)} nodes"
         )
+        gateways = sum(not g.plan.no_changes for g in planned.gateways)
+        total += f" and {gateways} of {len(planned.gateways)} gateways." if gateways else "."
         if planned.hosts:
             count = {a: sum(c.action is a for c in planned.hosts) for a in Action}
             total += (
@@ -198,6 +201,7 @@ def lab_plan_json(planned: LabPlan) -> str:
         "lab": planned.state.name,
         "spec": planned.spec,
         "nodes": {n.node: plan_to_json(n.plan) for n in planned.nodes},
+        "gateways": {g.gateway: plan_to_json(g.plan) for g in planned.gateways},
         "underlay": {
             "nodes": [
                 {"node": c.node, "action": c.action.value, "forces": list(c.forces)}

@@ -307,3 +307,13 @@ def test_the_public_paths_view() -> None:
         "ok": True,
     }
     assert render_public([]) == ""
+
+
+def test_later_certificates_come_from_the_same_ca(tmp_path: Path) -> None:
+    ca, _ = make_certificates(tmp_path, "l", [("web1", ["a.example"])])
+    first = ca.read_bytes()
+    again, certs = make_certificates(tmp_path, "l", [("web2", ["b.example"])])
+    assert again.read_bytes() == first and (tmp_path / "ca.key").stat().st_mode & 0o777 == 0o600
+    ssl.create_default_context(cafile=str(ca)).load_cert_chain(
+        certs["web2"].cert, certs["web2"].key
+    )

@@ -140,7 +140,29 @@ def test_a_stopped_server_is_down_until_started(gwlab: Lab) -> None:
     assert sh(gwlab, "web2", healthz) == (0, "ok\n")
 
 
-def test_lab_cli_runs_the_public_side_and_removes_it() -> None:
+def answers_after_apply(name: str) -> set[str]:
+    """Who answers https through gw1, 6 times, once `lab check` passes (health checks settle)."""
+    deadline = time.monotonic() + 15
+    while True:
+        code, out, _ = lab("check", "--name", name, "--json")
+        if code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert code == 0, out
+    internet = persistent.load_state(name).internet
+    assert internet is not None
+    resolve = f"{NAME}:443:{GATEWAYS['gw1'][0]}"
+    curl = ["curl", "-sS", "--max-time", "3", "--resolve", resolve, f"https://{NAME}/"]
+    argv = ["ip", "netns", "exec", internet.ns, *curl]
+    return {
+        subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout.split(
+            "\n"
+        )[0]
+        for _ in range(6)
+    }
+
+
+def test_lab_cli_runs_the_public_side_and_removes_it(tmp_path: Path) -> None:
     name = f"g{os.getpid()}"
     persistent.down_lab(name)
     try:
@@ -166,6 +188,17 @@ def test_lab_cli_runs_the_public_side_and_removes_it() -> None:
             + [("dns", None, None)]
         )
         assert {p["answer"] for p in public if p["kind"] in ("http", "https")} <= REPLICAS
+        # one replica fewer, then back: the gateways are planned and applied with the nodes
+        one = tmp_path / "one.herc"
+        one.write_text(Path(SPEC).read_text().replace("workload web1, web2", "workload web1"))
+        code, out, err = lab("apply", "--name", name, str(one))
+        assert code == 0, err
+        assert "# gateway gw1\n" in out and f"  ~ haproxy.{state.prefix}-g-gw1/gw1" in out
+        assert "and 2 gateway(s) (gw1, gw2)." in err
+        assert answers_after_apply(name) == {"web1"}
+        code, out, err = lab("apply", "--name", name, SPEC)
+        assert code == 0, err
+        assert answers_after_apply(name) == REPLICAS
         assert {(d.role, d.name) for d in state.daemons} >= {
             ("named", "dns"),
             ("server", "web1"),

@@ -52,7 +52,7 @@ from types import TracebackType
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
-from hercc.lab.daemons import Daemon, stop_daemon
+from hercc.lab.daemons import Daemon
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
@@ -274,10 +274,7 @@ class Lab:
 
     def stop_server(self, workload: str) -> None:
         """Stop the server of `workload` (it stays stopped until start_server)."""
-        for d in [d for d in self.daemons if d.role == "server" and d.name == workload]:
-            if not stop_daemon(d):
-                raise LabError(f"the server of {workload} (pid {d.pid}) did not exit")
-            self.daemons.remove(d)
+        self.public.stop_server(workload, self.daemons)
 
     def start_server(self, workload: str) -> None:
         """Start the server of `workload` again (after stop_server)."""
@@ -288,26 +285,12 @@ class Lab:
         self.public.stop_gateway(gateway, self.daemons)
 
     def start_gateway(self, gateway: str, *, renew: bool = True) -> None:
-        """Bring `gateway` back: planned against what is left of it, and applied.
-
-        A new wireguard-go has none of the old one's sessions and cannot dial
-        (it has no endpoints), and a node's keepalives in a session the
-        gateway has lost start no new handshake (only data does, and the
-        nodes send none of their own): so with `renew` every node's peer for
-        the gateway is replaced, as `lab apply` replaces the peers of a
-        re-created node, and the nodes dial it at once.
-        """
+        """Bring `gateway` back: planned against what is left of it, and applied; with `renew`,
+        every node's peer for it is replaced (nodes.renew_gateway says why)."""
         self.public.start_gateway(gateway, self.keys, self.daemons)
-        if not renew:
-            return
-        io = live_system()
-        pubkey = next(g.pubkey for g in self.model.gateways if g.name == gateway)
-        assert pubkey is not None
-        for n in self._nodes:
-            planned, live = nodes.plan_node(n, n.desired, self.node_dir, io)
-            plan = nodes.renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
-            if not plan.no_changes:
-                nodes.apply_node(n, plan, self.node_dir, io, on_netns=tune)
+        if renew:
+            pubkey = next(g.pubkey for g in self.model.gateways if g.name == gateway)
+            nodes.renew_gateway(self._nodes, pubkey, gateway, self.node_dir, tune)
 
     def namespace(self, name: str) -> str:
         """The namespace behind a name.

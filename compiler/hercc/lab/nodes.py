@@ -164,3 +164,29 @@ def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, 
         return plan
     kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
     return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))
+
+
+def renew_gateway(
+    lab_nodes: Iterable[LabNode],
+    pubkey: str | None,
+    gateway: str,
+    state_dir: str | Path,
+    on_netns: NetnsHook,
+) -> None:
+    """Replace every node's peer for `gateway` (key `pubkey`), which was just brought back.
+
+    Its new wireguard-go has none of the old one's sessions and cannot dial
+    (it has no endpoints), and a node's keepalives in a session the gateway
+    has lost start no new handshake (only data does, and the nodes send none
+    of their own): without this the nodes come back only at WireGuard's
+    rekey time (two minutes). A new peer dials at once, as for a re-created
+    node (renew_peers).
+    """
+    if pubkey is None:
+        return
+    io = node_service.live_system()
+    for n in lab_nodes:
+        planned, live = plan_node(n, n.desired, state_dir, io)
+        plan = renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
+        if not plan.no_changes:
+            apply_node(n, plan, state_dir, io, on_netns=on_netns)

@@ -90,6 +90,13 @@ class PublicSide:
                 return g
         raise LabError(f"the lab has no gateway {gateway!r}")
 
+    def stop_server(self, workload: str, daemons: list[Daemon]) -> None:
+        """Stop the server of `workload`; it leaves `daemons`."""
+        for d in [d for d in daemons if d.role == "server" and d.name == workload]:
+            if not stop_daemon(d):
+                raise LabError(f"the server of {workload} (pid {d.pid}) did not exit")
+            daemons.remove(d)
+
     def start_server(self, workload: str) -> Daemon:
         """(Re)start the server of `workload` (a replica of an exposed service), once it listens."""
         found = [s for s in served(self.model) if s.workload == workload]

@@ -22,6 +22,7 @@ __all__ = [
     "IdT",
     "InterfaceId",
     "NetnsId",
+    "NftId",
     "PeerId",
     "ResourceId",
     "RouteId",
@@ -75,8 +76,16 @@ class RouteId(NamedTuple):
     dst: str
 
 
-ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId
-IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId)
+class NftId(NamedTuple):
+    """nft "<NS>/<family>/<table>", e.g. "herc-prod/inet/hercules-gateways"."""
+
+    ns: str
+    family: str
+    table: str
+
+
+ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId
+IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId)
 
 # kind -> the shape of its ids
 SHAPES: Mapping[str, type[ResourceId]] = {
@@ -87,6 +96,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "address": AddressId,
     "route": RouteId,
     "peer": PeerId,
+    "nft": NftId,
 }
 
 

@@ -125,3 +125,10 @@ def test_the_measured_tuning_is_in_what_hercc_renders(tmp_path: Path) -> None:
     sections = {s.split("\n", 1)[0]: s for s in cfg.split("\n\n")}
     assert "    http-reuse always" in sections["backend svc-site-http"]
     assert "http-reuse" not in sections["backend svc-site-tcp"]
+
+
+def test_the_documented_spec_is_the_one_measured() -> None:
+    from gateway_pieces import SPEC
+
+    doc = (ROOT / "docs" / "gateway-performance.md").read_text(encoding="utf-8")
+    assert f"```herc\n{SPEC}```" in doc

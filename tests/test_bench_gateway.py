@@ -34,8 +34,10 @@ def _need_tools() -> None:
 
 
 def _namespaces(prefix: str) -> list[str]:
+    """The run's namespaces still there (client, gateway, node), not another run's."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return [line.split()[0] for line in listed.stdout.splitlines() if line.startswith(prefix)]
+    names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+    return sorted(names & {f"{prefix}{role}" for role in "cgn"})
 
 
 def _env() -> dict[str, str]:

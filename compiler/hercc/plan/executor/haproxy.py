@@ -154,7 +154,9 @@ class HaproxyExecutor:
         except subprocess.TimeoutExpired:
             code = None
         if code != 0:
-            raise HaproxyFailed(f"haproxy did not start (status {code}): {last_line(p.log)}")
+            why = last_line(p.log)
+            self._stop()  # nothing of it left behind: a failed create is not undone
+            raise HaproxyFailed(f"haproxy did not start (status {code}): {why}")
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             with contextlib.suppress(OperationError):

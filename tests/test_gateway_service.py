@@ -297,6 +297,8 @@ class FakeHaproxy:
     workers: set[int] = field(default_factory=set)
     reloads: int = 0
     refuse_check: bool = False
+    fail_reloads: int = 0  # how many reloads to fail, as a master does with a bad bind
+    failed: int = 0
     next_pid: int = 200
 
     def run(self, argv: Sequence[str]) -> str:
@@ -317,7 +319,11 @@ class FakeHaproxy:
 
     def kill(self, pid: int, sig: int) -> None:
         self.calls.append(("kill", (pid, sig)))
-        if sig == signal.SIGUSR2:
+        if sig == signal.SIGUSR2 and self.fail_reloads:
+            self.fail_reloads -= 1
+            self.reloads += 1
+            self.failed += 1
+        elif sig == signal.SIGUSR2:
             self.reloads += 1
             self._fork()
         elif sig == signal.SIGTERM:
@@ -327,7 +333,7 @@ class FakeHaproxy:
         self.calls.append(("ask", (path.name, command)))
         if command.startswith("show proc"):
             lines = ["#<PID> <type> <reloads> <uptime> <version>"]
-            lines.append(f"{self.master} master {self.reloads} [failed: 0] 0d 2.6")
+            lines.append(f"{self.master} master {self.reloads} [failed: {self.failed}] 0d 2.6")
             lines += ["# workers", *(f"{w} worker 0 0d 2.6" for w in sorted(self.workers))]
             return "\n".join([*lines, "# programs", ""])
         return "IP changed from 'a' to 'b', port changed from '1' to '2'\n"
@@ -500,3 +506,33 @@ def test_a_gateway_in_a_missing_namespace_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MissingNamespace, match="namespace nonexistent-prefix-g-gw1 does not"):
         plan_gateway(ctx, desired.state)
     assert reader.asked == []
+
+
+def test_a_runtime_api_failure_puts_back_what_it_changed(tmp_path: Path) -> None:
+    two = "backend b\n    server web 100.127.0.3:8080\n    server web2 100.127.0.4:8080\n"
+    moved = two.replace(":8080", ":8081")
+    ex, fake, paths = _executor(tmp_path, two, moved)
+    ex.create(_resource(two))
+    answers = iter(["IP changed", "No such server.", "IP changed"])
+    fake.ask = lambda path, command: (  # type: ignore[method-assign]
+        fake.calls.append(("ask", (path.name, command))) or next(answers)
+    )
+    fake.calls.clear()
+    with pytest.raises(HaproxyFailed, match="set server b/web: No such server"):
+        ex.update(_resource(two), _resource(moved), ["servers"])
+    assert [c[1][1] for c in fake.calls] == [
+        "set server b/web2 addr 100.127.0.4 port 8081",
+        "set server b/web addr 100.127.0.3 port 8081",
+        "set server b/web2 addr 100.127.0.4 port 8080",
+    ]
+    assert paths.config.read_text() == two
+
+
+def test_a_failed_reload_puts_the_running_configuration_back(tmp_path: Path) -> None:
+    ex, fake, paths = _executor(tmp_path, _text(), _text(health=" check"))
+    ex.create(_resource(_text()))
+    fake.fail_reloads = 1
+    with pytest.raises(HaproxyFailed, match="failed to reload"):
+        ex.update(_resource(_text()), _resource(_text(health=" check")), ["config"])
+    assert paths.config.read_text() == _text()
+    assert [c[1][1] for c in fake.calls if c[0] == "kill"] == [signal.SIGUSR2, signal.SIGUSR2]

@@ -124,11 +124,14 @@ class HaproxyExecutor:
             raise ExecutorError(f"{r.address}: its configuration text is not known here")
         return text
 
-    def _remember_running(self) -> None:
-        """The text in place now, for an undo (memory only)."""
-        with contextlib.suppress(OSError):
+    def _remember_running(self) -> str | None:
+        """The text in place now, kept for an undo (memory only); None if there is none."""
+        try:
             text = self.paths.config.read_text(encoding="utf-8")
-            self._texts.setdefault((config_digest(text), tuple(config_servers(text))), text)
+        except OSError:
+            return None
+        self._texts.setdefault((config_digest(text), tuple(config_servers(text))), text)
+        return text
 
     def _install(self, text: str) -> None:
         """`text` checked with `haproxy -c`, then in place of the configuration."""
@@ -173,24 +176,41 @@ class HaproxyExecutor:
         if not changed:
             return
         text = self._text(after)
-        self._remember_running()
+        running = self._remember_running()
         if list(changed) == ["servers"]:
             self._set_servers(before, after)
             self._install(text)
             return
         old = show_proc(self.sys, self.paths)
         self._install(text)
-        self._reload(old)
+        try:
+            self._reload(old)
+        except OperationError:
+            if running is not None:  # this step is not in the undo log: put it back here
+                with contextlib.suppress(OperationError):
+                    self._install(running)
+                    self._reload(show_proc(self.sys, self.paths))
+            raise
 
     def _set_servers(self, before: Resource, after: Resource) -> None:
-        was = set(before.attrs.get("servers") or ())
-        for entry in sorted(set(after.attrs.get("servers") or ()) - was):
-            name, host, port = _split(entry)
-            answer = self.sys.ask(
-                self.paths.admin_socket, f"set server {name} addr {host} port {port}"
-            )
-            if "changed" not in answer and "no need" not in answer:
-                raise HaproxyFailed(f"set server {name}: {answer.strip() or 'no answer'}")
+        """Every changed server through the runtime API; all put back if one fails."""
+        was = {_split(e)[0]: e for e in before.attrs.get("servers") or ()}
+        done: list[str] = []
+        try:
+            for entry in sorted(set(after.attrs.get("servers") or ()) - set(was.values())):
+                self._set_server(entry)
+                done.append(_split(entry)[0])
+        except OperationError:
+            for name in done:
+                with contextlib.suppress(OperationError):
+                    self._set_server(was[name])
+            raise
+
+    def _set_server(self, entry: str) -> None:
+        name, host, port = _split(entry)
+        answer = self.sys.ask(self.paths.admin_socket, f"set server {name} addr {host} port {port}")
+        if "changed" not in answer and "no need" not in answer:
+            raise HaproxyFailed(f"set server {name}: {answer.strip() or 'no answer'}")
 
     def _reload(self, old: Procs) -> None:
         pid = self.sys.master_pid(self.paths)

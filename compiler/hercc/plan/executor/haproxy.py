@@ -18,7 +18,9 @@ text this executor has replaced is kept in memory, so an undo can put it back.
           it; a failed reload is an error (the apply rolls back). The master
           re-executes itself and hands the listening sockets to the new worker
           (the admin socket's `expose-fd listeners`); old workers finish their
-          established connections, so a reload drops none.
+          established connections, so a reload drops none. A failed
+          runtime change or reload puts back what it changed before it
+          raises: a failed step is not in apply's undo log.
   delete  SIGTERM to the master found by its PID file (only a process that
           runs our configuration), waited for, then the runtime directory is
           removed; the Restore starts it again with the text it ran.

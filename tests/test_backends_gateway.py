@@ -32,7 +32,13 @@ def _key(seed: int) -> str:
     return base64.b64encode(bytes([seed]) * 32).decode()
 
 
-KEYS = {"alpha": _key(1), "beta": _key(2), "gateway:gw-eu": _key(3), "gateway:gw-us": _key(4)}
+KEYS = {
+    "alpha": _key(1),
+    "beta": _key(2),
+    "gamma": _key(5),
+    "gateway:gw-eu": _key(3),
+    "gateway:gw-us": _key(4),
+}
 
 
 def _model(pubkeys: dict[str, str] | None = KEYS) -> ir.IR:
@@ -72,13 +78,14 @@ def test_expected_paths() -> None:
         ),
         *(
             f"nodes/{n}/{f}"
-            for n in ("alpha", "beta")
-            for g in ("gw-eu", "gw-us")
+            for n, g in (("alpha", "gw-eu"), ("alpha", "gw-us"), ("beta", "gw-eu"),
+                         ("beta", "gw-us"), ("gamma", "gw-eu"))
             for f in (f"wireguard/gw.{g}.conf", f"wg-quick/gw.{g}.conf", f"netplan/gw.{g}.yaml",
                       f"networkd/50-hercules-gw.{g}.netdev", f"networkd/50-hercules-gw.{g}.network")
         ),
-        "nodes/alpha/nftables/gateways.nft",
-        "nodes/beta/nftables/gateways.nft",
+        "nodes/alpha/nftables/prod.nft",
+        "nodes/beta/nftables/prod.nft",
+        "nodes/gamma/nftables/six.nft",
     }  # fmt: skip
 
 
@@ -190,7 +197,7 @@ def test_nft_accepts_the_rulesets(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("nft -c needs root")
     rulesets = _write(tmp_path, _render(_model()), ".nft")
-    assert len(rulesets) == 2
+    assert len(rulesets) == 3
     for ruleset in rulesets:
         done = subprocess.run(
             [nft, "-c", "-f", str(ruleset)], capture_output=True, text=True, timeout=30
@@ -203,7 +210,7 @@ def test_wg_setconf_accepts_the_tunnel_files(tmp_path: Path) -> None:
     _need_wg_tools()
     files = _render(_model())
     confs = _write(tmp_path, {p: t for p, t in files.items() if "/wireguard/" in p}, ".conf")
-    assert len(confs) == 6
+    assert len(confs) == 7
     with wg_interface("g", tmp_path) as (ns, dev):
         for conf in confs:
             done = subprocess.run(
@@ -227,7 +234,7 @@ def test_netplan_generate_accepts_the_tunnel_files(tmp_path: Path) -> None:
     _need("netplan")
     files = _render(_model())
     yamls = {p: t for p, t in files.items() if "/netplan/" in p}
-    assert len(yamls) == 6
+    assert len(yamls) == 7
     for rel, text in sorted(yamls.items()):
         root = tmp_path / rel.replace("/", "_")
         etc = root / "etc" / "netplan"

@@ -113,9 +113,9 @@ def test_gateway_tunnel_ends_are_the_nodes_own(spec: Path, keys: Path, tmp_path:
         f"nodes/delta/{f}"
         for f in ("wireguard/gw.gw-eu.conf", "wg-quick/gw.gw-eu.conf", "netplan/gw.gw-eu.yaml",
                   "networkd/50-hercules-gw.gw-eu.netdev", "networkd/50-hercules-gw.gw-eu.network",
-                  "nftables/gateways.nft")
+                  "nftables/prod.nft")
     }  # fmt: skip
-    gateway_files = {p for p in full if "gw-" in p or p.endswith("/gateways.nft")}
+    gateway_files = {p for p in full if "gw-" in p or "/nftables/" in p}
     assert own == {p for p in gateway_files if p.startswith("nodes/delta/")} <= set(files)
     for path in own | {"nodes/delta/node.json"}:
         assert files[path] == full[path], path

@@ -221,6 +221,16 @@ CASES: list[tuple[str, str, str]] = [
         TWO + "gateway g {\n  address 203.0.113.1\n  listen 443\n}\n"
         'workload w {\n  node a\n}\nservice s {\n  workload w\n  port 80\n  expose http "s.example" via @@g\n}\n',
     ),
+    (
+        codes.TUNNEL_NETWORKS,
+        "one node exposes two networks through one gateway",
+        NET + "network lab {\n  range 10.30.0.0/16\n  port 51821\n}\n"
+        "node a {\n  network prod, lab\n  endpoint 192.0.2.1\n}\n"
+        "gateway g {\n  address 203.0.113.1\n}\n"
+        "workload w1 {\n  node a\n  network prod\n}\nworkload w2 {\n  node a\n  network lab\n}\n"
+        "service s1 {\n  workload w1\n  port 80\n  expose tcp 8080 via g\n}\n"
+        "service s2 {\n  workload @@w2\n  port 80\n  expose tcp 8081 via g\n}\n",
+    ),
     (codes.LINK_SELF, "link to itself", TWO + "link a @@a { cost 5 }\n"),
     (
         codes.LINK_NAT_PAIR,

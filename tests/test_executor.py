@@ -81,6 +81,7 @@ class FakeSystem:
     socket_dir: Path = Path("/nonexistent")
     wireguard_go_exits: int | None = None  # the status a spawned wireguard-go exits with
     alive: set[int] = field(default_factory=set)
+    tables: dict[str, str] = field(default_factory=dict)  # ns -> what `nft list table` prints
 
     def run(self, argv: Sequence[str]) -> str:
         self.calls.append(("run", tuple(argv)))
@@ -103,6 +104,16 @@ class FakeSystem:
 
     def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
         self.calls.append(("route", (action, ns, dst, dev, via)))
+
+    def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
+        self.calls.append(("nft", (ns, tuple(args), ruleset)))
+        text = " ".join(["nft", *args])
+        for prefix, why in self.fail.items():
+            if text.startswith(prefix):
+                raise CommandFailed(f"`{text}` failed: {why}")
+        if tuple(args[:2]) == ("list", "table"):
+            return self.tables.get(ns, "")
+        return ""
 
     def exists(self, path: Path) -> bool:
         return path in self.paths

@@ -40,7 +40,13 @@ def _key(seed: int) -> str:
     return base64.b64encode(bytes([seed]) * 32).decode()
 
 
-PUBKEYS = {"alpha": _key(1), "beta": _key(2), "gateway:gw-eu": _key(3), "gateway:gw-us": _key(4)}
+PUBKEYS = {
+    "alpha": _key(1),
+    "beta": _key(2),
+    "gamma": _key(5),
+    "gateway:gw-eu": _key(3),
+    "gateway:gw-us": _key(4),
+}
 PRIVATE = _key(9)
 
 
@@ -118,7 +124,7 @@ def test_a_gateways_desired_state(model: ir.IR) -> None:
     ns = HOST_NETNS
     gw = next(g for g in model.gateways if g.name == "gw-eu")
     assert sorted(r.kind for r in d.state.values()) == [
-        "address", "address", "haproxy", "peer", "peer", "wireguard",
+        "address", "address", "haproxy", "peer", "peer", "peer", "wireguard",
     ]  # fmt: skip
     wg = d.state[f"wireguard.{ns}/hercgw"]
     assert wg.attrs == {
@@ -133,10 +139,12 @@ def test_a_gateways_desired_state(model: ir.IR) -> None:
     beta = d.state[f"peer.{ns}/hercgw/{PUBKEYS['beta']}"]
     assert beta.label == "beta"
     assert beta.attrs == {
-        "allowed_ips": ["100.127.0.5/32", "fd68:6572:6375::2/128"],
+        "allowed_ips": ["100.127.0.5/32"],
         "keepalive": None,
         "preshared_key": None,
     }  # no endpoint: the node dials
+    gamma = d.state[f"peer.{ns}/hercgw/{PUBKEYS['gamma']}"]  # v6app's node (r9-gwnode's E235)
+    assert gamma.attrs["allowed_ips"] == ["fd68:6572:6375::2/128"]
     proxy = d.state[f"haproxy.{ns}/gw-eu"]
     text = d.configs[proxy.address]
     assert "stats socket /run/hercules/haproxy-gw-eu/admin.sock " in text

@@ -89,11 +89,13 @@ def test_lab_names_are_a_naming_per_node() -> None:
     topo = topology.topology_of(model, "hx")
     for node in ("alpha", "gamma"):
         mine = {m.network: m.wg_if for m in topo.members if m.node == node}
-        naming = lab_naming("hx", node, mine)
+        tunnels = {gw: name for n, gw, name in topo.tunnels if n == node}
+        naming = lab_naming("hx", node, mine, tunnels)
         ids = {r.address for r in desired_state(model, node, naming)}
         member = topo.member(node, "prod")
         assert f"netns.{member.ns}" in ids
         assert f"wireguard.{member.ns}/{member.wg_if}" in ids
+        assert {f"wireguard.{member.ns}/{name}" for name in tunnels.values()} <= ids
         for w in (w for w in topo.workloads if w.node == node):
             assert f"netns.{w.ns}" in ids
             assert f"veth.{member.ns}/{w.member_if}" in ids

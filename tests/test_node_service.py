@@ -59,6 +59,7 @@ class FakeReader:
         also: Iterable[str] = (),
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = "eth0",
+        tables: Iterable[str] = (),
     ) -> LiveState:
         self.asked.append(
             {"node": node, "owned": set(owned), "also": list(also), "sysctls": sysctls}

@@ -146,7 +146,7 @@ def test_desired_state_of_every_reference_node(reference: ir.IR) -> None:
             if r.parent is not None:
                 assert r.parent in st, r.address
                 assert ORDER[st[r.parent].kind] < ORDER[r.kind]
-        peers = [r for r in resources if r.kind == "peer"]
+        peers = [r for r in resources if r.kind == "peer" and r.parent == wg.address]
         m = next(m for m in reference.node(node).networks if m.network == "prod")
         assert sorted(str(p.label) for p in peers) == sorted(p.node for p in m.peers)
         assert all("name" not in p.attrs for p in peers)  # a label, not state
@@ -163,6 +163,8 @@ def test_desired_state_of_every_reference_node(reference: ir.IR) -> None:
 def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
     st = state(reference, "gamma")
     assert sorted(st) == [
+        "address.herc-prod/gw-gw-eu/100.127.0.3/32",  # web's tunnel addresses (shop)
+        "address.herc-prod/gw-gw-us/100.127.1.2/32",
         "address.herc-prod/hv-web/fe80::1/64",
         "address.herc-prod/wg-prod/10.20.2.1/16",
         "address.herc-prod/wg-prod/fd42:20:0:3::1/48",
@@ -170,14 +172,22 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
         "address.herc-w-web/eth0/fd42:20:0:3::2/128",
         "netns.herc-prod",
         "netns.herc-w-web",
+        "nft.herc-prod/inet/hercules-gateways",
+        "peer.herc-prod/gw-gw-eu/unknown-key:gw-eu",
+        "peer.herc-prod/gw-gw-us/unknown-key:gw-us",
         "peer.herc-prod/wg-prod/unknown-key:beta",
         "route.herc-prod/10.20.2.2/32",
+        "route.herc-prod/100.127.0.1/32",
+        "route.herc-prod/100.127.1.1/32",
         "route.herc-prod/fd42:20:0:3::2/128",
+        "route.herc-prod/fd68:6572:6375::1/128",
         "route.herc-w-web/0.0.0.0/0",
         "route.herc-w-web/::/0",
         "sysctl.herc-prod/net.ipv4.ip_forward",
         "sysctl.herc-prod/net.ipv6.conf.all.forwarding",
         "veth.herc-prod/hv-web",
+        "wireguard.herc-prod/gw-gw-eu",
+        "wireguard.herc-prod/gw-gw-us",
         "wireguard.herc-prod/wg-prod",
     ]
     veth = st["veth.herc-prod/hv-web"]
@@ -318,7 +328,11 @@ def test_removed_workload_destroys_its_resources(tmp_path: Path, reference: ir.I
     old = state(reference, "gamma")
     veth = "veth.herc-prod/hv-web"
     web = {a for a, r in old.items() if r.parent == veth} | {veth, "netns.herc-w-web"}
-    assert gone == web | {a for a in old if a.startswith("sysctl.")}
+    tunnels = {a for a in old if "/gw-" in a or "/100.127." in a or "/fd68:" in a} | {
+        "nft.herc-prod/inet/hercules-gateways"
+    }  # web was gamma's only exposed workload: its gateway tunnels go with it
+    assert len(tunnels) == 10
+    assert gone == web | tunnels | {a for a in old if a.startswith("sysctl.")}
     assert "  - netns.herc-w-web\n" in render_plan(plan)
     assert node_plan(reference, new, "alpha").no_changes
 
@@ -576,7 +590,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 14 to add, 2 to change, 11 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 18 to add, 3 to change, 21 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

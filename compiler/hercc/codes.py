@@ -58,6 +58,7 @@ TUNNEL_POOL_OVERLAP = "E231"  # a network range overlaps the gateway tunnel pool
 NAME_OUTSIDE_ZONES = "E232"  # an exposed host name under no `dns` zone
 TUNNEL_FAMILY = "E233"  # no address family shared by a workload and its gateway's tunnel
 NOT_LISTENING = "E234"  # https (443) or http (80) exposed on a gateway that does not listen there
+TUNNEL_NETWORKS = "E235"  # one node exposes workloads of two networks through one gateway
 
 # Warnings: reported, and the build goes on.
 REPLICAS_ONE_NODE = "W300"  # every replica of a service on one node
@@ -106,6 +107,7 @@ ALL: dict[str, str] = {
     NAME_OUTSIDE_ZONES: "exposed name outside every dns zone",
     TUNNEL_FAMILY: "no tunnel address family for a workload",
     NOT_LISTENING: "gateway does not listen on the port of an exposed protocol",
+    TUNNEL_NETWORKS: "one node exposes workloads of two networks through one gateway",
     REPLICAS_ONE_NODE: "every replica of a service on one node (warning)",
     NO_ZONE_FILE: "dns zone without a usable nameserver gets no zone file (warning)",
     LINK_SELF: "link names one node twice",

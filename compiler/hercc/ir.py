@@ -123,10 +123,13 @@ class Tunnel:
     """A gateway's WireGuard tunnel to one node that runs an exposed workload.
 
     The node dials the gateway (filled by passes/gateways.py); the tunnel is
-    its own interface on the node (`ifname`), apart from every tenant network.
+    its own interface on the node (`ifname`, the default naming's), in the
+    namespace of `network`, the tenant network of the workloads it exposes
+    (its namespace routes to their veths; one network per tunnel, E235).
     """
 
     node: str
+    network: str
     ifname: str
     pubkey: str | None  # the node's public key
     forwards: tuple[Forward, ...]  # sorted; their tunnel addresses are the node's on `ifname`

@@ -10,10 +10,12 @@ uses (desired_state(model, node, naming)) must be unique per node:
                        (wireguard-go's socket /var/run/wireguard/<IF>.sock is
                        the same in every namespace, so Naming's `wg-<network>`
                        would clash between the nodes)
+  gateway tunnel       <p>w<i> too, per (node, gateway) (Naming's `gw-<gateway>`
+                       would clash between the nodes that tunnel to one gateway)
 
-Naming has no field for the WireGuard name (wg_ifname is a method,
-`wg-<network>` for every node), so LabNaming overrides that one method with a
-per-node table.
+Naming has no field for the WireGuard names (wg_ifname and gw_ifname are
+methods, the same on every node), so LabNaming overrides those two methods
+with per-node tables.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class LabNaming(Naming):
     """Naming for one node of a lab (prefix `p`)."""
 
     interfaces: tuple[tuple[str, str], ...] = ()  # (network, WireGuard interface name)
+    tunnels: tuple[tuple[str, str], ...] = ()  # (gateway, its tunnel's interface name)
 
     def wg_ifname(self, network: str) -> str:
         for net, name in self.interfaces:
@@ -44,9 +47,18 @@ class LabNaming(Naming):
                 return name
         raise LabError(f"no WireGuard interface name for network {network} on this lab node")
 
+    def gw_ifname(self, gateway: str) -> str:
+        for gw, name in self.tunnels:
+            if gw == gateway:
+                return name
+        raise LabError(f"no tunnel interface name for gateway {gateway} on this lab node")
 
-def lab_naming(prefix: str, node: str, interfaces: Mapping[str, str]) -> LabNaming:
-    """The Naming of `node` in the lab of `prefix`; `interfaces`: network -> WireGuard name."""
+
+def lab_naming(
+    prefix: str, node: str, interfaces: Mapping[str, str], tunnels: Mapping[str, str] | None = None
+) -> LabNaming:
+    """The Naming of `node` in the lab of `prefix`; `interfaces`: network -> WireGuard name,
+    `tunnels`: gateway -> tunnel interface name (Topology.tunnels)."""
     base = Naming()
     return LabNaming(
         netns_prefix=member_namespace(prefix, node, ""),
@@ -55,6 +67,7 @@ def lab_naming(prefix: str, node: str, interfaces: Mapping[str, str]) -> LabNami
         veth_hashed_prefix=base.veth_hashed_prefix,
         workload_ifname=base.workload_ifname,
         interfaces=tuple(sorted(interfaces.items())),
+        tunnels=tuple(sorted((tunnels or {}).items())),
     )
 
 

@@ -55,9 +55,15 @@ def lab_nodes(
 ) -> list[LabNode]:
     """Every node's (or those of `nodes`) names and desired state in the lab `topo` of `model`."""
     out = []
+    # The lab makes no gateway keys (yet): a tunnel to a gateway without one cannot be set up.
+    keyed = tuple(g for g in model.gateways if g.pubkey is not None)
+    model = dataclasses.replace(model, gateways=keyed)
     for node in nodes if nodes is not None else [n.name for n in model.nodes]:
         naming = lab_naming(
-            topo.prefix, node, {m.network: m.wg_if for m in topo.members if m.node == node}
+            topo.prefix,
+            node,
+            {m.network: m.wg_if for m in topo.members if m.node == node},
+            {gw: name for n, gw, name in topo.tunnels if n == node},
         )
         desired = state_of(desired_state(model, node, naming, keys))
         out.append(LabNode(node, naming, topo.host(node).ns, keys, desired))

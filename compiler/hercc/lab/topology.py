@@ -141,6 +141,7 @@ class Topology:
     veths: tuple[Veth, ...]  # the underlay's: nodes, NAT routers, the bridge
     bridge_ports: tuple[str, ...]
     blocks: tuple[Block, ...]
+    tunnels: tuple[tuple[str, str, str], ...] = ()  # (node, gateway, WireGuard name)
 
     def underlay_namespaces(self) -> tuple[str, ...]:
         """The harness's namespaces, in creation order: underlay, nodes, NAT routers."""
@@ -320,6 +321,8 @@ def topology_of(
                 )
                 for w in here
             ]
+    # a node's gateway tunnels: WireGuard interfaces too, named from the same pool
+    tunnels = tuple((t.node, gw.name, next(fresh)) for gw in model.gateways for t in gw.tunnels)
     known = {w.name for w in model.workloads}
     placed = {w.name for w in workloads}
     if known != placed:
@@ -350,6 +353,7 @@ def topology_of(
         tuple(veths),
         tuple(h.port for h in hosts),
         blocks,
+        tunnels,
     )
     _check_names(result)
     return result
@@ -360,7 +364,7 @@ def _check_names(t: Topology) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabError(f"namespace names collide: {dupes}")
-    wg = [m.wg_if for m in t.members]
+    wg = [m.wg_if for m in t.members] + [name for _, _, name in t.tunnels]
     twice = sorted({n for n in wg if wg.count(n) > 1})
     if twice:
         raise LabError(f"WireGuard interface names collide: {twice}")

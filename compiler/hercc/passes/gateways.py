@@ -5,7 +5,10 @@ has address6); its own end of every tunnel is the range's first address, and
 each workload exposed through it takes the next free one (IPv4 when the
 workload has an IPv4 address, else IPv6), on the tunnel of the workload's
 node. The node forwards that address to the workload's own (DNAT), so two
-workloads of one node may expose the same port.
+workloads of one node may expose the same port. The node's end of a tunnel
+sits in the namespace of its workloads' network, and a gateway tells its
+peers apart by key (one per node): all the workloads a node exposes through
+one gateway must be in one network (E235).
 Values are kept in SPEC.lock like the networks' (same stability rules: a
 recorded value is kept while valid and free; anything new takes the lowest
 free slot, new names in sorted order). The pools lie outside every network
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from hercc import ast, codes, ir
 from hercc.diagnostics import Collector
 from hercc.lockfile import Lock
-from hercc.resources.naming import gateway_ifname
+from hercc.resources.naming import Naming
 from hercc.source import Span
 
 TUNNEL_POOL = ipaddress.ip_network("100.127.0.0/16")
@@ -73,7 +76,8 @@ def gateway_tunnels(model: ir.IR, spec: ast.Spec, old: Lock, lock: Lock, diags: 
             tunnels.append(
                 ir.Tunnel(
                     node=node,
-                    ifname=gateway_ifname(gw.name),
+                    network=_network(gw.name, node, by_node[node], model, services, diags),
+                    ifname=Naming().gw_ifname(gw.name),
                     pubkey=model.node(node).pubkey,
                     forwards=tuple(sorted({f for f in forwards if f}, key=_by_target)),
                 )
@@ -228,6 +232,34 @@ def _check_forwards(
             svc.spans.get(f"workload:{workload}", svc.span),
             f"give gateway {gateway} an address6, or the workload's network a range",
         )
+
+
+def _network(
+    gateway: str,
+    node: str,
+    targets: list[tuple[str, str, int]],
+    model: ir.IR,
+    services: dict[str, ast.ServiceDecl],
+    diags: Collector,
+) -> str:
+    """The one network of the workloads `node` exposes through `gateway` (E235 for another)."""
+    network_of = {w.name: w.network for w in model.workloads}
+    _service, first, _port = targets[0]
+    network = network_of[first]
+    for service, workload, _port in targets[1:]:
+        if network_of[workload] == network:
+            continue
+        svc = services[service]
+        diags.error(
+            codes.TUNNEL_NETWORKS,
+            f"node {node} exposes workload {first} (network {network}) and workload "
+            f"{workload} (network {network_of[workload]}) through gateway {gateway}: a "
+            "node's one tunnel to a gateway serves one network",
+            svc.spans.get(f"workload:{workload}", svc.span),
+            "expose them through different gateways, or run them on different nodes",
+        )
+        break
+    return network
 
 
 def _with_serial(zone: ir.DnsZone, old: Lock, lock: Lock) -> ir.DnsZone:

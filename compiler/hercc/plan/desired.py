@@ -46,6 +46,10 @@ so a key file and a device agree). A peer without an endpoint in the spec (a
 nat node) has no `endpoint` attribute at all: WireGuard learns it from the
 peer's handshakes, and only desired attributes are compared.
 A route with a `via` outside the prefixes of its `dev` is added onlink.
+
+And per gateway tunnel of the node, in the namespace of the network it
+serves: its WireGuard interface, addresses, route, peer, and per such
+namespace its nftables table (plan/desired_tunnels.py).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from typing import Any, Protocol
 from hercc import ir
 from hercc.backends import wireguard
 from hercc.diagnostics import OperationError
+from hercc.plan.desired_tunnels import tunnel_resources
 from hercc.resources.canonical import canonical_allowed_ips, canonical_endpoint
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
 from hercc.resources.ids import (
@@ -165,13 +170,7 @@ def _membership(
             yield _sysctl(ns, FORWARD4, "1")
         if net.range6 is not None:
             yield _sysctl(ns, FORWARD6, "1")
-    private = keys.private_key(node.name) if keys is not None else None
-    try:
-        private_fp = private_key_fingerprint(private) if private is not None else None
-    except OperationError:
-        raise OperationError(
-            f"node {node.name}: its private key is not 32 bytes of base64 (check the keys)"
-        ) from None
+    private_fp = _private_fp(node, keys)
     wg = Resource(
         "wireguard",
         format_id(InterfaceId(ns, ifn)),
@@ -214,6 +213,16 @@ def _membership(
         )
     for w in workloads:
         yield from _workload(m, w, ns, naming)
+
+
+def _private_fp(node: ir.Node, keys: KeyLookup | None) -> str | None:
+    private = keys.private_key(node.name) if keys is not None else None
+    try:
+        return private_key_fingerprint(private) if private is not None else None
+    except OperationError:
+        raise OperationError(
+            f"node {node.name}: its private key is not 32 bytes of base64 (check the keys)"
+        ) from None
 
 
 def _sysctl(ns: str, key: str, value: str) -> Resource:
@@ -280,6 +289,7 @@ def desired_state(
     for m in sorted(me.networks, key=lambda m: m.network):
         here = [w for w in mine if w.network == m.network]
         out.extend(_membership(model, me, m, here, naming, keys))
+    out.extend(tunnel_resources(model, me, naming, _private_fp(me, keys)))
     try:
         state_of(out)
     except ValueError as exc:

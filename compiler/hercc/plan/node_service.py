@@ -41,7 +41,7 @@ from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
-from hercc.resources.ids import InterfaceId, PeerId, RouteId, SysctlId
+from hercc.resources.ids import InterfaceId, NftId, PeerId, RouteId, SysctlId
 from hercc.resources.model import Resource, State, state_of
 from hercc.resources.naming import WORKLOAD_IFNAME, Naming
 from hercc.resources.sysctl import SYSCTL_DEFAULTS
@@ -72,6 +72,7 @@ class Reader(Protocol):
         also: Iterable[str] = (),
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = WORKLOAD_IFNAME,
+        tables: Iterable[str] = (),
     ) -> LiveState: ...
 
 
@@ -176,8 +177,9 @@ def read_live(
 
     What to read: the owned namespaces, the desired ones that exist without
     being ours (they may hold an end of a veth of ours), and the managed
-    sysctls (model.SYSCTL_DEFAULTS, plus any desired) in every network
-    namespace and every owned one that is not desired. The reader returns the
+    sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
+    tables in every network namespace and every owned one that is not
+    desired. The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -194,6 +196,7 @@ def read_live(
         also=sorted(desired_ns - owned),
         sysctls={ns: keys for ns in sysctl_ns},
         workload_ifname=workload_ifname,
+        tables=sorted(sysctl_ns),
     )
     return dict(live.state), frozenset(live.foreign)
 
@@ -229,6 +232,12 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
         elif r.kind == "route" and r.id in foreign:
             ns, dst = r.id_as(RouteId)
             out.append(f"route {dst} exists in namespace {ns} and is not Hercules'")
+        elif r.kind == "nft" and r.id in foreign:
+            ns, family, table = r.id_as(NftId)
+            out.append(
+                f"nftables table {family} {table} exists in namespace {ns} and is not "
+                "Hercules' (no hercules comment)"
+            )
     return out
 
 

@@ -1,4 +1,4 @@
-"""The one written form of keys, endpoints and allowed IPs.
+"""The one written form of keys, endpoints, allowed IPs and an nft table's rule counts.
 
 The desired state (plan/desired.py) writes its attributes in these forms and
 the live reader (hercc.state) reads devices into them, so that equal values
@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from hercc.resources.errors import InvalidValue
 
@@ -21,6 +21,7 @@ __all__ = [
     "KEY_LEN",
     "canonical_allowed_ips",
     "canonical_endpoint",
+    "canonical_nft_rules",
     "canonical_private_key",
     "is_host_name_endpoint",
     "join_endpoint",
@@ -101,3 +102,8 @@ def is_host_name_endpoint(endpoint: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def canonical_nft_rules(counts: Mapping[str, int]) -> str:
+    """An nft table's rules per chain as one attribute: "forward=5 input=1 prerouting=2"."""
+    return " ".join(f"{chain}={count}" for chain, count in sorted(counts.items()))

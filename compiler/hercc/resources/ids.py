@@ -23,6 +23,7 @@ __all__ = [
     "IdT",
     "InterfaceId",
     "NetnsId",
+    "NftId",
     "PeerId",
     "ResourceId",
     "RouteId",
@@ -76,6 +77,14 @@ class RouteId(NamedTuple):
     dst: str
 
 
+class NftId(NamedTuple):
+    """nft "<NS>/<family>/<table>", e.g. "herc-prod/inet/hercules-gateways"."""
+
+    ns: str
+    family: str
+    table: str
+
+
 class HaproxyId(NamedTuple):
     """haproxy "<NS>/<gateway>"."""
 
@@ -83,8 +92,8 @@ class HaproxyId(NamedTuple):
     gateway: str
 
 
-ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | HaproxyId
-IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, HaproxyId)
+ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | HaproxyId
+IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, HaproxyId)
 
 # kind -> the shape of its ids
 SHAPES: Mapping[str, type[ResourceId]] = {
@@ -95,6 +104,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "address": AddressId,
     "route": RouteId,
     "peer": PeerId,
+    "nft": NftId,
     "haproxy": HaproxyId,
 }
 

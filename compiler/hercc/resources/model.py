@@ -25,6 +25,12 @@ typed shapes are in resources/ids.py):
                                           picks; attrs: peer_netns, peer_ifname (the other
                                           end), mtu
   route      "<NS>/<dst>"                 a route in NS; attrs: dev, via (or null)
+  nft        "<NS>/<family>/<table>"      an nftables table in NS (today only
+                                          "inet/hercules-gateways", a node's gateway
+                                          tunnels); attrs: digest (of the ruleset, from
+                                          the table's comment), rules (per chain:
+                                          "forward=5 input=1 prerouting=2"); content:
+                                          the ruleset the executor loads
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -33,7 +39,10 @@ know, and what the differ compares. `label` is not: it is what the resource
 is to a person (a peer's node name, which no device stores), carried by the
 desired side only, never compared (a label changing is no change), shown by
 the renderer after the address (`  + peer.NS/IF/KEY # beta`), and used by
-the executor only to find a peer's preshared key.
+the executor only to find a peer's preshared key. `content` is not state
+either: what the executor loads to make the resource (an nft table's
+ruleset, whose digest is an attribute), carried by the desired side only,
+never compared, kept in saved plans so they apply exactly.
 
 Secrets never appear: a private or preshared key is represented by its
 fingerprint (resources/fingerprints.py), a short hash that tells equal keys
@@ -82,7 +91,7 @@ __all__ = [
     "state_of",
 ]
 
-KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "haproxy")
+KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft", "haproxy")
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Per kind: the attributes that hold a fingerprint of a secret.
@@ -106,6 +115,7 @@ class Resource:
     forces_new: frozenset[str] = frozenset()
     parent: str | None = None
     label: str | None = None  # for people, never compared (see the module docstring)
+    content: str | None = None  # what the executor loads, never compared (ditto)
 
     @property
     def address(self) -> str:
@@ -119,7 +129,7 @@ class Resource:
         return parse_id(shape, self.id)
 
     def to_data(self) -> dict[str, Any]:
-        """JSON data; "label" only when there is one (live resources never have one)."""
+        """JSON data; "label" and "content" only when there is one (never on live resources)."""
         data: dict[str, Any] = {
             "kind": self.kind,
             "id": self.id,
@@ -130,6 +140,8 @@ class Resource:
         }
         if self.label is not None:
             data["label"] = self.label
+        if self.content is not None:
+            data["content"] = self.content
         return data
 
     @classmethod
@@ -142,6 +154,7 @@ class Resource:
             forces_new=frozenset(data["forces_new"]),
             parent=data["parent"],
             label=data.get("label"),
+            content=data.get("content"),
         )
 
 

@@ -83,6 +83,10 @@ class Naming:
     def wg_ifname(self, network: str) -> str:
         return wg_ifname(network)
 
+    def gw_ifname(self, gateway: str) -> str:
+        """A node's WireGuard tunnel to `gateway`, in the namespace of the network it serves."""
+        return gateway_ifname(gateway)
+
     def workload_netns(self, workload: str) -> str:
         return self.workload_netns_prefix + workload
 

@@ -3,10 +3,12 @@
 wireguard  WireGuardDriver (wireguard/model.py): KernelWireGuard (kernel.py, generic
            netlink) or UapiWireGuard (uapi.py, wireguard-go's UAPI socket), picked
            per interface by AutoWireGuard
-reader     StateReader: namespaces, interfaces, addresses, routes, sysctls and
-           peers as Resources (hercc.resources), plus the foreign names next to them
+reader     StateReader: namespaces, interfaces, addresses, routes, sysctls, peers
+           and nftables tables as Resources (hercc.resources), plus the foreign
+           names next to them
 netlink    Netlink: a namespace's links, addresses and routes as plain data (pyroute2)
 sysctl     Sysctl: the values under /proc/sys inside a namespace
+nftables   Nft: a namespace's nftables tables (ours by their comment), read with nft
 registry   OwnedRegistry: the namespaces Hercules created (STATE_DIR/<node>.json)
 errors     the exception hierarchy (all OperationError)
 """

@@ -8,7 +8,10 @@ Three boundaries stand in front of the system, each swappable by a fake:
   WireGuardDriver  keys, port and peers of a WireGuard device (hercc.state.wireguard);
   Sysctl           read(ns, keys): values under /proc/sys as that namespace sees them
                    (hercc.state.sysctl; ProcSysctl: one `ip netns exec NS grep` per
-                   namespace).
+                   namespace);
+  Nft              ruleset(ns): a namespace's nftables ruleset (hercc.state.nftables;
+                   NftCli: `ip netns exec NS nft [-j] list ruleset`), read only in
+                   the namespaces asked for (`tables=`).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -24,6 +27,7 @@ exists in the namespaces read is "foreign", by name:
                   reuse the name either)
   "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
                   static) on an interface that is not ours
+  "<NS>/<family>/<table>"  an nftables table without our comment (state/nftables.py)
 
 What the kernel adds by itself is neither ours nor foreign: the IPv6
 link-local address it gives every interface (`_is_kernel_address`: IFA_PROTO
@@ -91,6 +95,7 @@ from hercc.state.netlink import (
     PyrouteNetlink,
     Route,
 )
+from hercc.state.nftables import Nft, NftCli, read_tables
 from hercc.state.registry import is_owner_alias
 from hercc.state.sysctl import ProcSysctl, Sysctl
 from hercc.state.wireguard import default_driver
@@ -147,10 +152,12 @@ class StateReader:
         netlink: Netlink | None = None,
         wireguard: WireGuardDriver | None = None,
         sysctl: Sysctl | None = None,
+        nft: Nft | None = None,
     ) -> None:
         self.netlink: Netlink = netlink or PyrouteNetlink()
         self.wireguard: WireGuardDriver = wireguard or default_driver()
         self.sysctl: Sysctl = sysctl or ProcSysctl()
+        self.nft: Nft = nft or NftCli()
 
     def read(
         self,
@@ -160,6 +167,7 @@ class StateReader:
         also: Iterable[str] = (),
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = WORKLOAD_IFNAME,
+        tables: Iterable[str] = (),
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -167,7 +175,8 @@ class StateReader:
         not ours but may hold interfaces of ours (a workload's namespace made by
         someone else). `sysctls`: namespace -> keys to read there (values at
         their default are left out). `workload_ifname`: the workload end of a
-        veth pair (ids.veth_pair_end), Naming.workload_ifname.
+        veth pair (ids.veth_pair_end), Naming.workload_ifname. `tables`: the
+        namespaces whose nftables tables to read (state/nftables.py).
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -194,6 +203,10 @@ class StateReader:
                 for key, value in sorted(values.items())
                 if value != sysctl_default(key)
             ]
+        for ns in sorted(set(tables) & existing):
+            ours, others = read_tables(ns, self.nft)
+            resources += ours
+            foreign |= others
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

@@ -1,8 +1,8 @@
 """The System boundary: every side effect of the executor, and its Linux implementation.
 
 `System` is one small interface (commands, a detached process, addresses
-and routes, paths, PIDs), so tests put a recording fake in front of the
-executor. `LinuxSystem` is the real node: `ip`, `sysctl` and `wireguard-go`
+and routes, nft, paths, PIDs), so tests put a recording fake in front of the
+executor. `LinuxSystem` is the real node: `ip`, `sysctl`, `nft` and `wireguard-go`
 as subprocesses with timeouts (hercc.sysio), addresses and routes through
 pyroute2. Kept apart from the executor, which decides what to change and
 only says so through this interface.
@@ -52,6 +52,11 @@ class System(Protocol):
 
     def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
         """action "add" or "del"; deleting an absent route is fine."""
+        ...
+
+    def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
+        """Run `nft ARGS` inside `ns`, `ruleset` on its stdin (for `-f -`); its stdout.
+        CommandFailed on failure."""
         ...
 
     def exists(self, path: Path) -> bool: ...
@@ -146,6 +151,12 @@ class LinuxSystem:
                 raise CommandFailed(
                     f"route {action} {dst} dev {dev} in {ns}: {os.strerror(exc.code)}"
                 ) from None
+
+    def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
+        done = process.run(
+            ["nft", *args], input=ruleset, netns=ns, timeout=self.timeout, error=CommandFailed
+        )
+        return done.stdout
 
     def exists(self, path: Path) -> bool:
         return path.exists()

@@ -22,6 +22,9 @@ Per kind (ids as in resources/model.py):
              preshared key through the KeyLookup by the peer's node, its label).
   veth       the pair with both ends in their namespaces, aliased and up.
   route      pyroute2 route add/del (onlink when `via` is given).
+  nft        the table's ruleset (the resource's content) checked and loaded
+             with `nft -f -` in NS, replacing it whole; delete `nft delete table`
+             (NftTables, hercc.plan.executor.nft_tables).
   haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
 
 A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
@@ -55,6 +58,7 @@ from hercc.plan.executor.errors import (
     SecretUnavailable,
 )
 from hercc.plan.executor.haproxy import HaproxyExecutor
+from hercc.plan.executor.nft_tables import NftTables
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
 from hercc.plan.executor.wireguard_go import WireGuardGo
 from hercc.resources.canonical import canonical_private_key
@@ -118,6 +122,7 @@ class SystemExecutor:
         self.fail_at = fail_at if fail_at is not None else os.environ.get(FAIL_ENV) or None
         self._secrets: dict[str, str] = {}  # fingerprint -> key; memory only
         self.alias = owner_alias(node)
+        self.nft = NftTables(self.sys)
         self.haproxy = haproxy
 
     # ------------------------------------------------------------ protocol
@@ -144,6 +149,8 @@ class SystemExecutor:
         elif after.kind == "route":
             self._delete_route(before)
             self._create_route(after)
+        elif after.kind == "nft":
+            self.nft.update(after)
         elif after.kind == "haproxy":
             self._haproxy(after).update(before, after, changed)
         elif changed:
@@ -357,6 +364,12 @@ class SystemExecutor:
         ns, dst = _id(r, RouteId)
         self.sys.route("del", ns, dst, str(r.attrs["dev"]), r.attrs.get("via"))
         return lambda: self._create_route(r)
+
+    def _create_nft(self, r: Resource) -> None:
+        self.nft.create(r)
+
+    def _delete_nft(self, r: Resource) -> Restore:
+        return self.nft.delete(r)
 
     # ------------------------------------------------------------ veth
 

@@ -4,6 +4,7 @@
     hercc apply SPEC --node N [--keys DIR] [--confirm-timeout S]
     hercc apply PLAN [--keys DIR]               a saved plan, exactly, or not at all
     hercc apply --confirm --node N              keep a change waiting in its confirm window
+    hercc plan|apply SPEC --gateway GW          a gateway instead (cli/plan_gateway.py)
 
 The plan and the apply are plan/node_service.py's (the lab's too), the
 confirm window plan/node_confirm.py's: the live side is read with
@@ -23,23 +24,27 @@ a busy lock is waited for, or for at most --lock-timeout seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from hercc import ir
+from hercc.cli import plan_gateway
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.cli.views.plan import plan_to_json, render_plan
+from hercc.cli.plan_common import (
+    conflict_error,
+    keys_dir,
+    owner_lock,
+    report_plan,
+    require_root,
+    run_steps,
+    spec_model,
+)
+from hercc.cli.views.plan import render_plan
 from hercc.diagnostics import OperationError, UsageError
-from hercc.plan.apply import ApplyFailed, Step, steps_of
 from hercc.plan.desired import DirKeys, KeyLookup
 from hercc.plan.diff import Plan
-from hercc.plan.saved import check_fresh, check_made_like, save_plan, sniff_plan
+from hercc.plan.saved import check_fresh, check_made_like, sniff_plan
 from hercc.resources.model import STATE_DIR
-from hercc.sysio.lock import LockTimeout, locked
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2, which other commands skip
     from hercc.plan.node_service import NodeContext, Planned
@@ -82,7 +87,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog="Exit status: 0 ok (with --detailed-exitcode: no changes), 1 error, 2 changes.",
     )
     p.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
-    p.add_argument("--node", required=True, metavar="NODE", help="the node to plan for")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--node", metavar="NODE", help="the node to plan for")
+    target.add_argument("--gateway", metavar="GW", help="the gateway to plan for")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("-o", "--out", metavar="FILE", help="save the plan for `hercc apply FILE`")
@@ -97,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a.add_argument(
         "target", nargs="?", metavar="SPEC|PLAN", help="a spec, or a plan saved by plan -o"
     )
-    a.add_argument("--node", metavar="NODE", help="the node (required with a spec)")
+    applied = a.add_mutually_exclusive_group()
+    applied.add_argument("--node", metavar="NODE", help="the node (a spec needs it or --gateway)")
+    applied.add_argument("--gateway", metavar="GW", help="the gateway (instead of a node)")
     _common(a)
     a.add_argument(
         "--underlay-netns",
@@ -119,72 +128,25 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     a.set_defaults(run=run)
 
 
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise OperationError(
-            "hercc plan and apply need root (they read and change network namespaces "
-            "and WireGuard devices); run them with sudo"
-        )
-
-
 def _context(args: argparse.Namespace, node: str) -> NodeContext:
     from hercc.plan.node_service import NodeContext, live_system, naming_for
 
-    _require_root()
-    keys: DirKeys | None = None
-    if args.keys is not None:
-        if not os.path.isdir(args.keys):
-            raise OperationError(f"{args.keys}: no such keys directory")
-        keys = DirKeys(args.keys)
+    require_root()
+    where = keys_dir(args)
+    keys = DirKeys(where) if where is not None else None
     lookup: KeyLookup | None = keys
     naming = naming_for(args.netns_prefix)
     return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), psks=keys)
 
 
-@contextlib.contextmanager
-def _node_lock(args: argparse.Namespace, node: str, err: TextIO, *, shared: bool) -> Iterator[None]:
-    """The node's lock under --state-dir, waited for as --lock-timeout says."""
-    if args.lock_timeout is not None and args.lock_timeout < 0:
-        raise UsageError("--lock-timeout must not be negative")
-
-    def waiting(holder: int | None) -> None:
-        who = f"PID {holder}" if holder is not None else "another hercc"
-        err.write(f"hercc: waiting for the lock on node {node} held by {who}...\n")
-
-    path = os.path.join(args.state_dir, f"{node}.lock")
-    try:
-        os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise OperationError(f"{args.state_dir}: cannot create: {exc.strerror or exc}") from None
-    lock = locked(
-        path, what=f"node {node}", shared=shared, timeout=args.lock_timeout, on_wait=waiting
-    )
-    with contextlib.ExitStack() as stack:
-        try:  # only taking the lock: errors of the block are the caller's
-            stack.enter_context(lock)
-        except LockTimeout as exc:
-            raise OperationError(
-                f"{exc} ({path}); another hercc plan or apply is running on this node: "
-                "wait for it, or try again with a longer --lock-timeout"
-            ) from None
-        except OSError as exc:  # the lock file cannot be made or opened
-            raise OperationError(f"{path}: cannot lock: {exc.strerror}") from None
-        yield
-
-
-def _make_plan(ctx: NodeContext, spec: str, console: Console, keys_dir: str | None) -> Planned:
-    from hercc.pipeline import compile_spec
+def _make_plan(ctx: NodeContext, spec: str, console: Console, keys: str | None) -> Planned:
     from hercc.plan.node_service import NameConflict, desired_of, plan_node
 
-    if not os.path.isfile(spec):
-        raise UsageError(f"{spec}: no such file")
-    model = compile_spec(spec, console.sources, keys_dir=keys_dir).ir
+    model = spec_model(spec, console, keys)
     try:
         return plan_node(ctx, desired_of(model, ctx))
     except NameConflict as exc:
-        raise OperationError(
-            f"{exc}; remove or rename it, or choose other names (--netns-prefix)"
-        ) from None
+        raise conflict_error(exc) from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -216,33 +178,18 @@ def _psk_warning(planned: Planned) -> str | None:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
+    if args.gateway is not None:
+        return plan_gateway.run_plan(args, console)
     ctx = _context(args, args.node)
-    with _node_lock(args, ctx.node, console.err, shared=True):
+    with owner_lock(args, ctx.node, f"node {ctx.node}", console.err, shared=True):
         planned = _make_plan(ctx, args.spec, console, args.keys)
-    if args.json:
-        console.out.write(ir.dumps(plan_to_json(planned.plan)))
-    else:
-        console.out.write(render_plan(planned.plan))
+    notes: list[str] = []
     if args.keys is None:
-        console.err.write("note: without --keys, private and preshared keys are left as they are\n")
+        notes.append("note: without --keys, private and preshared keys are left as they are\n")
         warning = _psk_warning(planned)
         if warning is not None:
-            console.err.write(warning)
-    if args.out is not None:
-        save_plan(
-            planned.plan,
-            args.node,
-            planned.live,
-            planned.desired,
-            args.out,
-            args.spec,
-            naming=ctx.naming,
-            with_keys=args.keys is not None,
-        )
-        console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
-    if args.detailed_exitcode and not planned.plan.no_changes:
-        return ExitCode.CHANGES
-    return ExitCode.OK
+            notes.append(warning)
+    return report_plan(args, console, planned, args.node, ctx.naming, notes)
 
 
 def _apply(args: argparse.Namespace, console: Console) -> int:
@@ -251,8 +198,8 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
 
     if args.confirm:
         if args.node is None:
-            raise UsageError("--confirm needs --node")
-        _require_root()
+            raise UsageError("--confirm needs --node (a gateway's apply has no confirm window)")
+        require_root()
         confirm(args.state_dir, args.node)
         console.err.write(f"confirmed the change on node {args.node}\n")
         return ExitCode.OK
@@ -261,9 +208,13 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     if args.confirm_timeout is not None and args.confirm_timeout <= 0:
         raise UsageError("--confirm-timeout must be positive")
     saved = sniff_plan(args.target)
+    if args.gateway is not None or (saved is not None and saved.target == "gateway"):
+        if args.node is not None:
+            raise OperationError(f"{args.target} was made for a gateway, not for node {args.node}")
+        return plan_gateway.run_apply(args, console, saved)
     if saved is None:
         if args.node is None:
-            raise UsageError("apply SPEC needs --node NODE")
+            raise UsageError("apply SPEC needs --node NODE or --gateway GW")
         ctx = _context(args, args.node)
     else:
         if args.node is not None and args.node != saved.node:
@@ -273,7 +224,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
             )
         ctx = _context(args, saved.node)
         check_made_like(saved, ctx.naming, with_keys=args.keys is not None)
-    with _node_lock(args, ctx.node, console.err, shared=False):
+    with owner_lock(args, ctx.node, f"node {ctx.node}", console.err, shared=False):
         if saved is None:
             plan = _make_plan(ctx, args.target, console, args.keys).plan
         else:
@@ -301,22 +252,13 @@ def _execute(ctx: NodeContext, plan: Plan, args: argparse.Namespace, err: TextIO
         plan = make_psks(ctx, plan)  # before anything changes: PSK files only
     except MissingPsk as exc:
         raise OperationError(f"{exc}; pass --keys DIR, the keys directory of the spec") from None
-    steps = steps_of(plan)
     start = time.time()
-
-    def progress(step: Step) -> None:
-        err.write(f"  {step.action.symbol} {step.address}\n")
-
-    err.write(f"applying {len(steps)} change{'s' if len(steps) != 1 else ''} to {ctx.node}\n")
-    try:
-        log = apply_plan(ctx, plan, args.underlay_netns, progress=progress)
-    except ApplyFailed as exc:
-        raise OperationError(f"apply failed and was rolled back: {exc}") from None
-    except KeyboardInterrupt:
-        err.write("hercc: interrupted; the changes made so far were rolled back\n")
-        raise
-    add, change, destroy = plan.counts()
-    err.write(f"Apply complete: {add} added, {change} changed, {destroy} destroyed.\n")
+    log = run_steps(
+        plan,
+        ctx.node,
+        err,
+        lambda progress: apply_plan(ctx, plan, args.underlay_netns, progress=progress),
+    )
     if args.confirm_timeout is None:
         return ExitCode.OK
     clear_confirmation(ctx)

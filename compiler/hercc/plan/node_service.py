@@ -9,12 +9,14 @@ read and changed (LiveSystem: the hercc.state reader, the WireGuard driver,
 and the resolver of host name endpoints).
 
 `plan_node` reads the live state in the form of the desired one
-(`read_live`), resolves the desired host name endpoints as WireGuard stores
-them (plan/endpoints.py) and diffs the two (plan/diff.py); it refuses, with
-NameConflict, to create a name that exists and is not ours (`conflicts`).
-`apply_plan` first makes the missing preshared keys (`make_psks`), then
-carries the plan out with the executor (plan/executor.SystemExecutor),
-transactionally (plan/apply.py).
+(`read_live`), then `plan_against` resolves the desired host name endpoints
+as WireGuard stores them (plan/endpoints.py) and diffs the two
+(plan/diff.py); it refuses, with NameConflict, to create a name that exists
+and is not ours (`conflicts`). `apply_plan` first makes the missing
+preshared keys (`make_psks`), then carries the plan out with the executor
+(plan/executor.SystemExecutor), transactionally (plan/apply.py).
+A gateway is planned and applied through the same two seams, with its own
+live read and an executor that also runs HAProxy (plan/gateway_service.py).
 The confirm window of `apply --confirm-timeout` is plan/node_confirm.py.
 
 Nothing here prints: the CLI (hercc.cli.plan_apply) and the lab
@@ -36,6 +38,7 @@ from hercc.plan.desired import PSK_UNKNOWN, KeyLookup, PskMaker, desired_state
 from hercc.plan.diff import Change, Plan, diff
 from hercc.plan.endpoints import Resolver, resolve_endpoints, with_written
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
+from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
 from hercc.resources.ids import InterfaceId, NftId, PeerId, RouteId, SysctlId
@@ -318,6 +321,11 @@ def plan_node(ctx: NodeContext, desired: State) -> Planned:
         ctx.system.reader,
         ctx.naming.workload_ifname,
     )
+    return plan_against(ctx, desired, live, foreign)
+
+
+def plan_against(ctx: NodeContext, desired: State, live: State, foreign: frozenset[str]) -> Planned:
+    """The plan from `live` to `desired`, secrets kept without keys; NameConflict as plan_node."""
     if ctx.keys is None:
         desired = _keep_live_secrets(desired, live)
     desired, written = resolve_endpoints(desired, ctx.system.resolve)
@@ -365,12 +373,14 @@ def apply_plan(
     *,
     progress: Callable[[Step], None] | None = None,
     on_netns: NetnsHook | None = None,
+    haproxy: HaproxyExecutor | None = None,
 ) -> UndoLog:
     """Carry `plan` out on the node; wireguard-go runs in `underlay_netns` (None: the host's).
 
     A failed apply is rolled back and raised as plan.apply.ApplyFailed: the
     node is as it was. The undo log of a successful one is returned, for a
     confirm window. The preshared keys it wants are made first (make_psks).
+    `haproxy` carries out the `haproxy` resources (a gateway's).
     """
     plan = make_psks(ctx, plan)
     executor: Executor = SystemExecutor(
@@ -381,6 +391,7 @@ def apply_plan(
         ctx.registry,
         underlay_netns,
         state_dir=ctx.state_dir,
+        haproxy=haproxy,
     )
     if on_netns is not None:
         executor = _Watched(executor, on_netns)

@@ -4,16 +4,18 @@ The file is JSON in the ir.dumps layout, written atomically; it holds no secret:
 
     {
       "format_version": 2,
-      "node": "alpha",
+      "target": "node" | "gateway",                 (absent: "node", as before gateways)
+      "node": "alpha",                              (the node's, or the gateway's, name)
       "spec": "examples/reference.herc" | null,
-      "naming": {"netns_prefix": "herc-", ...},     (resources.naming.Naming's fields)
+      "naming": {"netns_prefix": "herc-", ...},     (Naming's fields, or GatewayNaming's)
       "with_keys": true | false,                    (made with --keys)
       "live_fingerprint": "sha256:<64 hex>",
       "changes": [{"action", "address", "before", "after", "changed": [[name, old, new]],
                    "forces": [...], "replaced_with": address | null,
                    "as_written": [[name, text]]}],
-      "desired": [Resource.to_data(), ...]          (sorted by address)
-    }
+      "desired": [Resource.to_data(), ...],         (sorted by address)
+      "contents": {address: text}                   (what a resource holds only as a digest:
+    }                                                a gateway's haproxy.cfg; absent: none)
 
 `before` and `after` are full resources (Resource.to_data()). Secrets appear
 only as fingerprints. `live_fingerprint` is the sha256 of the canonical JSON
@@ -36,12 +38,14 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hercc import ir
 from hercc.diagnostics import OperationError
 from hercc.plan.diff import Change, Plan
 from hercc.resources.action import Action
+from hercc.resources.gateway_naming import GatewayNaming
 from hercc.resources.model import Resource, State, state_of
 from hercc.resources.naming import Naming
 
@@ -59,13 +63,20 @@ class PlanMismatch(OperationError):
 
 @dataclass(frozen=True)
 class SavedPlan:
-    node: str
+    node: str  # the target's name: a node's, or a gateway's
     spec: str | None
     plan: Plan
     desired: State
     live_fingerprint: str
     naming: Mapping[str, Any]
     with_keys: bool
+    target: str = "node"  # or "gateway"
+    contents: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def naming_data(naming: Naming | GatewayNaming) -> dict[str, Any]:
+    """A naming's fields as JSON data (paths as text)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(naming).items()}
 
 
 def _canonical(state: State) -> str:
@@ -119,18 +130,22 @@ def plan_to_data(
     desired: State,
     spec: str | None = None,
     *,
-    naming: Naming | None = None,
+    naming: Naming | GatewayNaming | None = None,
     with_keys: bool = False,
+    target: str = "node",
+    contents: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
+        "target": target,
         "node": node,
         "spec": spec,
-        "naming": dataclasses.asdict(naming if naming is not None else Naming()),
+        "naming": naming_data(naming if naming is not None else Naming()),
         "with_keys": with_keys,
         "live_fingerprint": live_fingerprint(live),
         "changes": [change_to_data(c) for c in plan.changes],
         "desired": [desired[address].to_data() for address in sorted(desired)],
+        "contents": dict(sorted((contents or {}).items())),
     }
 
 
@@ -146,6 +161,8 @@ def plan_from_data(data: Any, where: str = "saved plan") -> SavedPlan:
             live_fingerprint=str(data["live_fingerprint"]),
             naming=dict(data["naming"]),
             with_keys=bool(data["with_keys"]),
+            target=str(data.get("target", "node")),
+            contents={str(k): str(v) for k, v in data.get("contents", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OperationError(f"{where}: malformed saved plan ({exc})") from None
@@ -159,13 +176,25 @@ def save_plan(
     path: str,
     spec: str | None = None,
     *,
-    naming: Naming | None = None,
+    naming: Naming | GatewayNaming | None = None,
     with_keys: bool = False,
+    target: str = "node",
+    contents: Mapping[str, str] | None = None,
 ) -> None:
     """Write the plan atomically (readers see the old file or the new one)."""
     from hercc.sysio.files import write_atomic
 
-    data = plan_to_data(plan, node, live, desired, spec, naming=naming, with_keys=with_keys)
+    data = plan_to_data(
+        plan,
+        node,
+        live,
+        desired,
+        spec,
+        naming=naming,
+        with_keys=with_keys,
+        target=target,
+        contents=contents,
+    )
     write_atomic(path, ir.dumps(data))
 
 
@@ -201,13 +230,13 @@ def _netns_prefix_option(naming: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_made_like(saved: SavedPlan, naming: Naming, *, with_keys: bool) -> None:
+def check_made_like(saved: SavedPlan, naming: Naming | GatewayNaming, *, with_keys: bool) -> None:
     """PlanMismatch, naming what differs, unless `saved` is applied as it was made.
 
     A plan made with keys needs them (it may set secrets); one made without
     them may be applied with them.
     """
-    now = dataclasses.asdict(naming)
+    now = naming_data(naming)
     if saved.naming != now:
         was, is_ = _netns_prefix_option(saved.naming), _netns_prefix_option(now)
         if was is not None and is_ is not None and was != is_:
@@ -233,7 +262,7 @@ def check_fresh(saved: SavedPlan, live_now: State) -> None:
     now = live_fingerprint(live_now)
     if now != saved.live_fingerprint:
         raise StalePlanError(
-            f"node {saved.node} changed since this plan was made "
+            f"{saved.target} {saved.node} changed since this plan was made "
             f"(live state {now[:19]}, plan made against {saved.live_fingerprint[:19]}); "
             "run the plan again"
         )

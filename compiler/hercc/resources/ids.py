@@ -19,6 +19,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 __all__ = [
     "SHAPES",
     "AddressId",
+    "HaproxyId",
     "IdT",
     "InterfaceId",
     "NetnsId",
@@ -84,8 +85,15 @@ class NftId(NamedTuple):
     table: str
 
 
-ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId
-IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId)
+class HaproxyId(NamedTuple):
+    """haproxy "<NS>/<gateway>"."""
+
+    ns: str
+    gateway: str
+
+
+ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | HaproxyId
+IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, HaproxyId)
 
 # kind -> the shape of its ids
 SHAPES: Mapping[str, type[ResourceId]] = {
@@ -97,6 +105,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "route": RouteId,
     "peer": PeerId,
     "nft": NftId,
+    "haproxy": HaproxyId,
 }
 
 

@@ -31,6 +31,8 @@ typed shapes are in resources/ids.py):
                                           the table's comment), rules (per chain:
                                           "forward=5 input=1 prerouting=2"); content:
                                           the ruleset the executor loads
+  haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
+                                          (digest), servers (resources/haproxy.py)
 
 Attributes are state: what both the desired state and a live reader can
 know, and what the differ compares. `label` is not: it is what the resource
@@ -89,7 +91,7 @@ __all__ = [
     "state_of",
 ]
 
-KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft")
+KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft", "haproxy")
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Per kind: the attributes that hold a fingerprint of a secret.

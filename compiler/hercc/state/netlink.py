@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from hercc.resources.gateway_naming import netns_arg
 from hercc.state.errors import StateError
 
 __all__ = [
@@ -107,10 +108,11 @@ class PyrouteNetlink:
         from pyroute2 import IPRoute  # type: ignore[import-untyped]
         from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
-        if not (self.netns_dir / ns).exists():
+        host = netns_arg(ns) is None  # HOST_NETNS: the host's own namespace
+        if not host and not (self.netns_dir / ns).exists():
             return None
         try:
-            ipr = IPRoute(netns=ns, flags=0)
+            ipr = IPRoute() if host else IPRoute(netns=ns, flags=0)
         except FileNotFoundError:
             return None
         except (OSError, NetlinkError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hercc.plan.executor.errors import CommandFailed, WireGuardStartError
+from hercc.resources.gateway_naming import netns_arg
 from hercc.sysio import process, procfs
 
 __all__ = ["LinuxSystem", "Process", "System", "ip_argv"]
@@ -68,6 +69,8 @@ class System(Protocol):
 
 
 def ip_argv(ns: str | None, args: Sequence[str]) -> list[str]:
+    """`ip` in namespace `ns` (None or HOST_NETNS: the host's own)."""
+    ns = netns_arg(ns)
     return ["ip", *(["-n", ns] if ns else []), *args]
 
 
@@ -87,7 +90,8 @@ class LinuxSystem:
         from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
         try:
-            return IPRoute(netns=ns, flags=0)
+            where = netns_arg(ns)
+            return IPRoute() if where is None else IPRoute(netns=where, flags=0)
         except Exception as exc:  # pyroute2 raises OSError and its own errors
             raise CommandFailed(f"cannot open netlink in namespace {ns}: {exc}") from None
 

@@ -25,6 +25,11 @@ Per kind (ids as in resources/model.py):
   nft        the table's ruleset (the resource's content) checked and loaded
              with `nft -f -` in NS, replacing it whole; delete `nft delete table`
              (NftTables, hercc.plan.executor.nft_tables).
+  haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
+
+A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
+in the host's own namespace: `ip` gets no `-n`, and a WireGuard interface
+started there stays there.
 
 Secrets (private and preshared keys) are resolved from their fingerprints:
 first from what this executor has seen (kept in memory only), then from the
@@ -52,12 +57,14 @@ from hercc.plan.executor.errors import (
     InjectedFailure,
     SecretUnavailable,
 )
+from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.plan.executor.nft_tables import NftTables
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
 from hercc.plan.executor.wireguard_go import WireGuardGo
 from hercc.resources.canonical import canonical_private_key
 from hercc.resources.errors import MalformedId
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
+from hercc.resources.gateway_naming import netns_arg
 from hercc.resources.ids import AddressId, IdT, InterfaceId, PeerId, RouteId, SysctlId
 from hercc.resources.model import STATE_DIR, Resource
 from hercc.resources.naming import Naming
@@ -97,6 +104,7 @@ class SystemExecutor:
         socket_dir: str | os.PathLike[str] = DEFAULT_SOCKET_DIR,
         state_dir: str | os.PathLike[str] = STATE_DIR,
         fail_at: str | None = None,
+        haproxy: HaproxyExecutor | None = None,
     ) -> None:
         self.node = node
         self.naming = naming
@@ -115,6 +123,7 @@ class SystemExecutor:
         self._secrets: dict[str, str] = {}  # fingerprint -> key; memory only
         self.alias = owner_alias(node)
         self.nft = NftTables(self.sys)
+        self.haproxy = haproxy
 
     # ------------------------------------------------------------ protocol
 
@@ -142,6 +151,8 @@ class SystemExecutor:
             self._create_route(after)
         elif after.kind == "nft":
             self.nft.update(after)
+        elif after.kind == "haproxy":
+            self._haproxy(after).update(before, after, changed)
         elif changed:
             raise ExecutorError(f"{after.address}: {', '.join(changed)} cannot change in place")
 
@@ -156,6 +167,17 @@ class SystemExecutor:
         if self.fail_at is not None and address == self.fail_at:
             self.fail_at = None  # once: the rollback must go through
             raise InjectedFailure(f"injected failure at {address} ({FAIL_ENV})")
+
+    def _haproxy(self, resource: Resource) -> HaproxyExecutor:
+        if self.haproxy is None:
+            raise ExecutorError(f"{resource.address}: no HAProxy is run here (not a gateway)")
+        return self.haproxy
+
+    def _create_haproxy(self, r: Resource) -> None:
+        self._haproxy(r).create(r)
+
+    def _delete_haproxy(self, r: Resource) -> Restore:
+        return self._haproxy(r).delete(r)
 
     def _unknown(self, resource: Resource) -> Any:
         raise ExecutorError(f"{resource.address}: unknown kind {resource.kind!r}")
@@ -266,7 +288,8 @@ class SystemExecutor:
         else:
             self.wireguard_go.start(ifname)
         try:
-            self.sys.run(ip_argv(self.underlay_ns, ["link", "set", ifname, "netns", ns]))
+            if netns_arg(ns) != self.underlay_ns:  # else started where it belongs
+                self.sys.run(ip_argv(self.underlay_ns, ["link", "set", ifname, "netns", ns]))
             link = ["link", "set", ifname, "alias", self.alias]
             if a.get("mtu"):
                 link += ["mtu", str(a["mtu"])]

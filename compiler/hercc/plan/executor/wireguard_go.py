@@ -28,7 +28,7 @@ from hercc.state.wireguard.kernel import kernel_unavailable_reason
 from hercc.sysio import procfs
 from hercc.sysio.process import netns_argv
 
-__all__ = ["WireGuardGo", "wireguard_go_pid_file", "wireguard_unavailable_reason"]
+__all__ = ["WireGuardGo", "last_line", "wireguard_go_pid_file", "wireguard_unavailable_reason"]
 
 START_TIMEOUT = 10.0  # wireguard-go: seconds to create its UAPI socket
 EXIT_TIMEOUT = 3.0  # wireguard-go: seconds to exit once its TUN is gone
@@ -109,7 +109,7 @@ class WireGuardGo:
                 self._started.pop(ifname, None)
                 self._record(ifname, None)
                 raise WireGuardStartError(
-                    f"wireguard-go {ifname} exited with status {code}: {_last_line(log)}"
+                    f"wireguard-go {ifname} exited with status {code}: {last_line(log)}"
                 )
             if time.monotonic() > deadline:
                 self.stop(ifname)
@@ -144,7 +144,8 @@ class WireGuardGo:
                 sock.unlink()
 
 
-def _last_line(log: Path) -> str:
+def last_line(log: Path) -> str:
+    """The last line of a daemon's log, for an error message."""
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except OSError:

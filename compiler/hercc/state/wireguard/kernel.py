@@ -22,6 +22,7 @@ from hercc.resources.canonical import (
     key_bytes,
     split_endpoint,
 )
+from hercc.resources.gateway_naming import netns_arg
 from hercc.state.errors import StateError, WireGuardError, WireGuardUnavailable
 from hercc.state.wireguard.model import WgDevice, WgPeer, errno_text, resolved_endpoint
 
@@ -61,6 +62,7 @@ def _pyroute2_factory(netns: str | None) -> GenlWireGuard:
     from pyroute2 import WireGuard  # type: ignore[import-untyped]
 
     # flags=0: never create the namespace as a side effect
+    netns = netns_arg(netns)  # HOST_NETNS: the host's own
     sock: GenlWireGuard = WireGuard() if netns is None else WireGuard(netns=netns, flags=0)
     return sock
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc.cli.views.plan import NO_CHANGES
+from hercc.cli.views.plan import NO_CHANGES_GATEWAY
 from hercc.pipeline import compile_spec
 from hercc.resources.gateway_naming import GatewayNaming
 from hercc.state.haproxy import UnixHaproxyCli, haproxy_master, show_proc
@@ -229,7 +229,7 @@ def test_gateway_apply_runtime_update_reload_and_delete(gateway: Gateway) -> Non
     env.apply()
     assert listening(18080) and listening(15432)
     rc, out, _ = env.hercc("plan", str(env.spec), *env.opts(), "--detailed-exitcode")
-    assert rc == 0 and NO_CHANGES in out
+    assert rc == 0 and NO_CHANGES_GATEWAY in out
     master = haproxy_master(NAMING.haproxy)
     assert master is not None
     sh("haproxy", "-c", "-q", "-f", str(NAMING.haproxy.config))
@@ -387,7 +387,7 @@ def test_a_gateway_in_the_hosts_own_namespace(tmp_path: Path) -> None:
         shutil.rmtree(naming.runtime_dir, ignore_errors=True)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert NO_CHANGES in out
+    assert NO_CHANGES_GATEWAY in out
     assert "hercgw:" in out and "alias hercules:gateway:" + gw in out
     before, after = out.split("deleted")
     assert f"{PUBLIC}:18080" in before and f"{PUBLIC}:18080" not in after

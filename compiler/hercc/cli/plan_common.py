@@ -129,7 +129,7 @@ def report_plan(
     if args.json:
         console.out.write(ir.dumps(plan_to_json(planned.plan)))
     else:
-        console.out.write(render_plan(planned.plan))
+        console.out.write(render_plan(planned.plan, gateway=target == "gateway"))
     for note in notes:
         console.err.write(note)
     if args.out is not None:

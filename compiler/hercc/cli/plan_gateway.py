@@ -129,7 +129,7 @@ def run_apply(args: argparse.Namespace, console: Console, saved: SavedPlan | Non
             live, _foreign = read_gateway(ctx)
             check_fresh(saved, live)
             plan, configs = saved.plan, saved.contents
-        console.out.write(render_plan(plan))
+        console.out.write(render_plan(plan, gateway=True))
         if plan.no_changes:
             return ExitCode.OK
         _execute(ctx, plan, configs, console)

@@ -298,7 +298,7 @@ from hercc.resources.gateway_naming import GatewayNaming
 ctx = GatewayContext.of(GatewayNaming.of({GW!r}, {PREFIX!r}), GatewayKeys({str(env.keys)!r}),
                         {str(env.state)!r}, live_system())
 plan = plan_gateway(ctx, {{}}).plan
-apply_gateway(ctx, plan, {{}})
+apply_gateway(ctx, plan)
 print(plan.counts())
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -330,7 +330,7 @@ from hercc.plan.gateway_service import GatewayContext, apply_gateway, plan_gatew
 from hercc.plan.node_service import live_system
 from hercc.resources.gateway_naming import GatewayNaming
 ctx = GatewayContext.of(GatewayNaming.of({gw!r}), GatewayKeys({keys!r}), {state!r}, live_system())
-apply_gateway(ctx, plan_gateway(ctx, {{}}).plan, {{}})
+apply_gateway(ctx, plan_gateway(ctx, {{}}).plan)
 print("deleted")
 """
 

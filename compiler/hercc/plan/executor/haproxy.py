@@ -1,9 +1,10 @@
 """HaproxyExecutor: a gateway's HAProxy started, changed and stopped for the `haproxy` kind.
 
-SystemExecutor hands it the `haproxy` resources (system_executor.py). The
-resource holds digests only (resources/haproxy.py); the configuration texts
-come from the desired side (`configs`: resource address -> text), and every
-text this executor has replaced is kept in memory, so an undo can put it back.
+SystemExecutor hands it the `haproxy` resources (system_executor.py). Their
+attributes are digests (resources/haproxy.py); a desired resource brings its
+configuration text as its `content`, and every text this executor has
+replaced is kept in memory, so an undo (whose live resource has no content)
+can put it back.
 
   create  the text is staged next to `<runtime>/haproxy.cfg`, checked with
           `haproxy -c -f` and only then put in place (sysio.files, atomic);
@@ -111,17 +112,15 @@ class HaproxyExecutor:
         system: HaproxySystem,
         paths: HaproxyPaths,
         netns: str,
-        configs: Mapping[str, str],
     ) -> None:
         self.sys = system
         self.paths = paths
         self.netns = netns_arg(netns)
+        # texts this executor replaced, for an undo (whose live resources have no content)
         self._texts: dict[tuple[str, tuple[str, ...]], str] = {}
-        for text in configs.values():
-            self._texts[(config_digest(text), tuple(config_servers(text)))] = text
 
     def _text(self, r: Resource) -> str:
-        text = self._texts.get(_key(r))
+        text = r.content if r.content is not None else self._texts.get(_key(r))
         if text is None:
             raise ExecutorError(f"{r.address}: its configuration text is not known here")
         return text

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from hercc.cli.views.plan import NO_CHANGES
+from hercc.cli.views.plan import NO_CHANGES_GATEWAY
 from hercc.pipeline import compile_spec
 from hercc.resources.gateway_naming import GatewayNaming
 from hercc.state.haproxy import UnixHaproxyCli, haproxy_master, show_proc
@@ -229,7 +229,7 @@ def test_gateway_apply_runtime_update_reload_and_delete(gateway: Gateway) -> Non
     env.apply()
     assert listening(18080) and listening(15432)
     rc, out, _ = env.hercc("plan", str(env.spec), *env.opts(), "--detailed-exitcode")
-    assert rc == 0 and NO_CHANGES in out
+    assert rc == 0 and NO_CHANGES_GATEWAY in out
     master = haproxy_master(NAMING.haproxy)
     assert master is not None
     sh("haproxy", "-c", "-q", "-f", str(NAMING.haproxy.config))
@@ -298,7 +298,7 @@ from hercc.resources.gateway_naming import GatewayNaming
 ctx = GatewayContext.of(GatewayNaming.of({GW!r}, {PREFIX!r}), GatewayKeys({str(env.keys)!r}),
                         {str(env.state)!r}, live_system())
 plan = plan_gateway(ctx, {{}}).plan
-apply_gateway(ctx, plan, {{}})
+apply_gateway(ctx, plan)
 print(plan.counts())
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -308,3 +308,87 @@ print(plan.counts())
     assert not NAMING.runtime_dir.exists()
     assert wireguard_go and all(procfs.cmdline(pid) is None for pid in wireguard_go)
     assert not Path("/var/run/wireguard", f"{NAMING.ifname}.sock").exists()
+
+
+HOST_SCRIPT = """
+set -e
+ip link set lo up
+ip addr add {public}/32 dev lo
+for a in {addresses}; do ip addr add $a/32 dev lo; done
+hercc() {{ {python} -m hercc "$@"; }}
+hercc apply {spec} --gateway {gw} --keys {keys} --state-dir {state} >/dev/null 2>&1
+hercc plan {spec} --gateway {gw} --keys {keys} --state-dir {state} --detailed-exitcode
+ip -o link show hercgw
+ss -Hltn
+{python} {delete}
+ss -Hltn
+"""
+
+DELETE = """
+from hercc.plan.gateway_desired import GatewayKeys
+from hercc.plan.gateway_service import GatewayContext, apply_gateway, plan_gateway
+from hercc.plan.node_service import live_system
+from hercc.resources.gateway_naming import GatewayNaming
+ctx = GatewayContext.of(GatewayNaming.of({gw!r}), GatewayKeys({keys!r}), {state!r}, live_system())
+apply_gateway(ctx, plan_gateway(ctx, {{}}).plan)
+print("deleted")
+"""
+
+
+def test_a_gateway_in_the_hosts_own_namespace(tmp_path: Path) -> None:
+    """Without --netns-prefix a gateway lives in the host's namespace ("(host)"): here the
+    host is a fresh network namespace of `unshare --net`, so nothing of this machine is touched."""
+    reason = live_reason() or (None if shutil.which("unshare") else "no unshare")
+    if reason is not None:
+        pytest.skip(reason)
+    gw = f"h{PID}"
+    naming = GatewayNaming.of(gw)
+    if naming.runtime_dir.exists() or Path("/var/run/wireguard/hercgw.sock").exists():
+        pytest.skip(f"{naming.runtime_dir} or the interface hercgw is in use")
+    spec, keys, state = tmp_path / "spec.herc", tmp_path / "keys", tmp_path / "state"
+    spec.write_text(spec_text().replace(f"gateway {GW}", f"gateway {gw}").replace("gw1", gw))
+    subprocess.run(
+        [sys.executable, "-m", "hercc", "keys", "init", str(spec), "--keys", str(keys)],
+        check=True,
+        capture_output=True,
+    )
+    model = compile_spec(str(spec), keys_dir=str(keys)).ir
+    addresses = sorted({f.tunnel_address for t in model.gateways[0].tunnels for f in t.forwards})
+    delete = tmp_path / "delete.py"
+    delete.write_text(DELETE.format(gw=gw, keys=str(keys), state=str(state)))
+    script = HOST_SCRIPT.format(
+        public=PUBLIC,
+        addresses=" ".join(addresses),
+        python=sys.executable,
+        spec=spec,
+        gw=gw,
+        keys=keys,
+        state=state,
+        delete=delete,
+    )
+    try:
+        done = subprocess.run(
+            ["unshare", "--net", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:  # whatever is left of this run, by PID
+        master = haproxy_master(naming.haproxy)
+        start = procfs.proc_start_time(master) if master is not None else None
+        if master is not None and start is not None:
+            procfs.stop(master, start)
+        for pids in state.glob("*.wireguard-go.json"):
+            for pid in procfs.read_pid_file(pids).values():
+                args = procfs.cmdline(pid) or []
+                if args and args[0].endswith("wireguard-go") and "hercgw" in args:
+                    procfs.kill(pid, signal.SIGTERM)
+        shutil.rmtree(naming.runtime_dir, ignore_errors=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert NO_CHANGES_GATEWAY in out
+    assert "hercgw:" in out and "alias hercules:gateway:" + gw in out
+    before, after = out.split("deleted")
+    assert f"{PUBLIC}:18080" in before and f"{PUBLIC}:18080" not in after
+    assert not naming.runtime_dir.exists()

@@ -20,7 +20,7 @@ from hercc import ir
 from hercc.pipeline import compile_spec
 from hercc.plan.executor.errors import CommandFailed
 from hercc.plan.executor.haproxy import HaproxyExecutor, HaproxyFailed
-from hercc.plan.gateway_desired import GatewayDesired, gateway_desired
+from hercc.plan.gateway_desired import gateway_desired
 from hercc.plan.gateway_service import GatewayContext, GatewayHaproxy, plan_gateway
 from hercc.plan.node_service import LiveSystem
 from hercc.plan.saved import plan_from_data, plan_to_data
@@ -63,7 +63,7 @@ def model() -> ir.IR:
     return compile_spec(str(GOLDEN / "spec.herc"), use_lock=False, pubkeys=PUBKEYS).ir
 
 
-def _desired(model: ir.IR, naming: GatewayNaming | None = None) -> GatewayDesired:
+def _desired(model: ir.IR, naming: GatewayNaming | None = None) -> State:
     return gateway_desired(model, naming or GatewayNaming.of("gw-eu"), Keys())
 
 
@@ -123,10 +123,10 @@ def test_a_gateways_desired_state(model: ir.IR) -> None:
     d = _desired(model)
     ns = HOST_NETNS
     gw = next(g for g in model.gateways if g.name == "gw-eu")
-    assert sorted(r.kind for r in d.state.values()) == [
+    assert sorted(r.kind for r in d.values()) == [
         "address", "address", "haproxy", "peer", "peer", "peer", "wireguard",
     ]  # fmt: skip
-    wg = d.state[f"wireguard.{ns}/hercgw"]
+    wg = d[f"wireguard.{ns}/hercgw"]
     assert wg.attrs == {
         "listen_port": gw.tunnel,
         "mtu": 1420,
@@ -134,30 +134,31 @@ def test_a_gateways_desired_state(model: ir.IR) -> None:
         "private_key": private_key_fingerprint(PRIVATE),
         "fwmark": None,
     }
-    assert f"address.{ns}/hercgw/{gw.tunnel_address}/24" in d.state
-    assert f"address.{ns}/hercgw/{gw.tunnel_address6}/64" in d.state
-    beta = d.state[f"peer.{ns}/hercgw/{PUBKEYS['beta']}"]
+    assert f"address.{ns}/hercgw/{gw.tunnel_address}/24" in d
+    assert f"address.{ns}/hercgw/{gw.tunnel_address6}/64" in d
+    beta = d[f"peer.{ns}/hercgw/{PUBKEYS['beta']}"]
     assert beta.label == "beta"
     assert beta.attrs == {
         "allowed_ips": ["100.127.0.5/32"],
         "keepalive": None,
         "preshared_key": None,
     }  # no endpoint: the node dials
-    gamma = d.state[f"peer.{ns}/hercgw/{PUBKEYS['gamma']}"]  # v6app's node (r9-gwnode's E235)
+    gamma = d[f"peer.{ns}/hercgw/{PUBKEYS['gamma']}"]  # v6app's node (r9-gwnode's E235)
     assert gamma.attrs["allowed_ips"] == ["fd68:6572:6375::2/128"]
-    proxy = d.state[f"haproxy.{ns}/gw-eu"]
-    text = d.configs[proxy.address]
+    proxy = d[f"haproxy.{ns}/gw-eu"]
+    text = proxy.content
+    assert text is not None
     assert "stats socket /run/hercules/haproxy-gw-eu/admin.sock " in text
     assert proxy.attrs == {"config": config_digest(text), "servers": config_servers(text)}
     assert "svc-sixsvc-tcp/v6app=[fd68:6572:6375::2]:9000" in proxy.attrs["servers"]
-    assert not any(r.kind in ("netns", "sysctl") for r in d.state.values())
+    assert not any(r.kind in ("netns", "sysctl") for r in d.values())
 
 
 def test_unknown_gateway_and_no_keys(model: ir.IR) -> None:
     with pytest.raises(Exception, match="gateway nope is not in the spec"):
         gateway_desired(model, GatewayNaming.of("nope"))
     d = gateway_desired(model, GatewayNaming.of("gw-us"))
-    assert d.state["wireguard.(host)/hercgw"].attrs["private_key"] is None
+    assert d["wireguard.(host)/hercgw"].attrs["private_key"] is None
 
 
 # --------------------------------------------------------------------------- plan
@@ -227,22 +228,22 @@ def test_the_gateway_is_read_in_its_namespace_only_and_a_new_one_is_all_creates(
 ) -> None:
     desired = gateway_desired(_spec_model(tmp_path), GatewayNaming.of("gw1"), Keys())
     ctx, reader = _context(tmp_path, {})
-    planned = plan_gateway(ctx, desired.state)
+    planned = plan_gateway(ctx, desired)
     assert reader.asked == [
         {"node": "gateway:gw1", "owned": set(), "also": [HOST_NETNS], "sysctls": {}}
     ]
     assert {c.action for c in planned.plan.changes} == {Action.CREATE}
-    assert len(planned.plan.changes) == len(desired.state)
-    ctx, _ = _context(tmp_path, dict(desired.state))
-    assert plan_gateway(ctx, desired.state).plan.no_changes
+    assert len(planned.plan.changes) == len(desired)
+    ctx, _ = _context(tmp_path, dict(desired))
+    assert plan_gateway(ctx, desired).plan.no_changes
 
 
 def test_moving_a_workload_moves_its_peer_and_a_port_is_a_servers_update(tmp_path: Path) -> None:
     naming = GatewayNaming.of("gw1")
     before = gateway_desired(_spec_model(tmp_path), naming, Keys())
-    ctx, _ = _context(tmp_path, dict(before.state))
+    ctx, _ = _context(tmp_path, dict(before))
     moved = gateway_desired(_spec_model(tmp_path, web="beta"), naming, Keys())
-    changes = {c.address: c for c in plan_gateway(ctx, moved.state).plan.changes}
+    changes = {c.address: c for c in plan_gateway(ctx, moved).plan.changes}
     alpha, beta = (f"peer.{HOST_NETNS}/hercgw/{_key(n)}" for n in (1, 2))
     assert changes[beta].action is Action.CREATE
     assert changes[alpha].action is Action.UPDATE  # db stays on alpha
@@ -250,7 +251,7 @@ def test_moving_a_workload_moves_its_peer_and_a_port_is_a_servers_update(tmp_pat
     # the workload keeps its tunnel address (SPEC.lock): HAProxy needs no change
     assert f"haproxy.{HOST_NETNS}/gw1" not in changes
     ported = gateway_desired(_spec_model(tmp_path, port=8081), naming, Keys())
-    changes = {c.address: c for c in plan_gateway(ctx, ported.state).plan.changes}
+    changes = {c.address: c for c in plan_gateway(ctx, ported).plan.changes}
     assert list(changes) == [f"haproxy.{HOST_NETNS}/gw1"]
     assert [name for name, _, _ in changes[f"haproxy.{HOST_NETNS}/gw1"].changed] == ["servers"]
 
@@ -258,15 +259,18 @@ def test_moving_a_workload_moves_its_peer_and_a_port_is_a_servers_update(tmp_pat
 def test_a_saved_gateway_plan_knows_its_target_and_its_texts(tmp_path: Path) -> None:
     desired = gateway_desired(_spec_model(tmp_path), GatewayNaming.of("gw1"), Keys())
     ctx, _ = _context(tmp_path, {})
-    planned = plan_gateway(ctx, desired.state)
+    planned = plan_gateway(ctx, desired)
     data = plan_to_data(
         planned.plan, "gw1", {}, planned.desired, naming=ctx.naming,
-        target="gateway", contents=desired.configs,
+        target="gateway",
     )  # fmt: skip
     saved = plan_from_data(data)
-    assert (saved.target, saved.node, dict(saved.contents)) == ("gateway", "gw1", desired.configs)
+    assert (saved.target, saved.node) == ("gateway", "gw1")
+    proxy = f"haproxy.{HOST_NETNS}/gw1"
+    (created,) = [c for c in saved.plan.changes if c.address == proxy]
+    assert created.after is not None and created.after.content == desired[proxy].content
     assert saved.naming["runtime_dir"] == "/run/hercules/haproxy-gw1"
-    del data["target"], data["contents"]  # a plan saved before gateways
+    del data["target"]  # a plan saved before gateways
     assert plan_from_data(data).target == "node"
 
 
@@ -305,6 +309,8 @@ class FakeHaproxy:
     workers: set[int] = field(default_factory=set)
     reloads: int = 0
     refuse_check: bool = False
+    fail_reloads: int = 0  # how many reloads to fail, as a master does with a bad bind
+    failed: int = 0
     next_pid: int = 200
 
     def run(self, argv: Sequence[str]) -> str:
@@ -325,7 +331,11 @@ class FakeHaproxy:
 
     def kill(self, pid: int, sig: int) -> None:
         self.calls.append(("kill", (pid, sig)))
-        if sig == signal.SIGUSR2:
+        if sig == signal.SIGUSR2 and self.fail_reloads:
+            self.fail_reloads -= 1
+            self.reloads += 1
+            self.failed += 1
+        elif sig == signal.SIGUSR2:
             self.reloads += 1
             self._fork()
         elif sig == signal.SIGTERM:
@@ -335,7 +345,7 @@ class FakeHaproxy:
         self.calls.append(("ask", (path.name, command)))
         if command.startswith("show proc"):
             lines = ["#<PID> <type> <reloads> <uptime> <version>"]
-            lines.append(f"{self.master} master {self.reloads} [failed: 0] 0d 2.6")
+            lines.append(f"{self.master} master {self.reloads} [failed: {self.failed}] 0d 2.6")
             lines += ["# workers", *(f"{w} worker 0 0d 2.6" for w in sorted(self.workers))]
             return "\n".join([*lines, "# programs", ""])
         return "IP changed from 'a' to 'b', port changed from '1' to '2'\n"
@@ -348,21 +358,24 @@ def _text(port: int = 8080, health: str = "") -> str:
     return f"backend b\n    server web 100.127.0.3:{port}{health}\n"
 
 
-def _resource(text: str) -> Resource:
+def _resource(text: str, *, live: bool = False) -> Resource:
+    """The haproxy resource of `text`: as desired (with its text), or as read (digests only)."""
     return Resource(
-        "haproxy", "ns1/gw1", {"config": config_digest(text), "servers": config_servers(text)}
+        "haproxy",
+        "ns1/gw1",
+        {"config": config_digest(text), "servers": config_servers(text)},
+        content=None if live else text,
     )
 
 
-def _executor(tmp_path: Path, *texts: str) -> tuple[HaproxyExecutor, FakeHaproxy, HaproxyPaths]:
+def _executor(tmp_path: Path) -> tuple[HaproxyExecutor, FakeHaproxy, HaproxyPaths]:
     fake = FakeHaproxy()
     paths = HaproxyPaths(tmp_path / "run")
-    configs = {f"t{i}": t for i, t in enumerate(texts)}
-    return HaproxyExecutor(fake, paths, "ns1", configs), fake, paths
+    return HaproxyExecutor(fake, paths, "ns1"), fake, paths
 
 
 def test_create_checks_then_starts_master_worker_in_the_namespace(tmp_path: Path) -> None:
-    ex, fake, paths = _executor(tmp_path, _text())
+    ex, fake, paths = _executor(tmp_path)
     ex.create(_resource(_text()))
     check, spawn = fake.calls[0], next(c for c in fake.calls if c[0] == "spawn")
     assert check[1][:4] == ("haproxy", "-c", "-q", "-f")
@@ -376,7 +389,7 @@ def test_create_checks_then_starts_master_worker_in_the_namespace(tmp_path: Path
 
 
 def test_a_refused_configuration_changes_nothing(tmp_path: Path) -> None:
-    ex, fake, paths = _executor(tmp_path, _text(), _text(health=" check"))
+    ex, fake, paths = _executor(tmp_path)
     ex.create(_resource(_text()))
     fake.refuse_check = True
     with pytest.raises(HaproxyFailed, match="haproxy -c refused"):
@@ -387,7 +400,7 @@ def test_a_refused_configuration_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_an_address_change_goes_through_the_runtime_api(tmp_path: Path) -> None:
-    ex, fake, paths = _executor(tmp_path, _text(), _text(8081))
+    ex, fake, paths = _executor(tmp_path)
     ex.create(_resource(_text()))
     workers = set(fake.workers)
     fake.calls.clear()
@@ -402,7 +415,7 @@ def test_an_address_change_goes_through_the_runtime_api(tmp_path: Path) -> None:
 
 
 def test_other_changes_reload_the_master_and_wait_for_a_new_worker(tmp_path: Path) -> None:
-    ex, fake, paths = _executor(tmp_path, _text(), _text(health=" check"))
+    ex, fake, paths = _executor(tmp_path)
     ex.create(_resource(_text()))
     old = set(fake.workers)
     ex.update(_resource(_text()), _resource(_text(health=" check")), ["config"])
@@ -412,9 +425,10 @@ def test_other_changes_reload_the_master_and_wait_for_a_new_worker(tmp_path: Pat
 
 
 def test_delete_stops_the_master_by_pid_and_restore_starts_it(tmp_path: Path) -> None:
-    ex, fake, paths = _executor(tmp_path, _text())
+    ex, fake, paths = _executor(tmp_path)
     ex.create(_resource(_text()))
-    restore = ex.delete(_resource(_text()))
+    # a delete gets the live resource (digests, no text): the restore uses the text it ran
+    restore = ex.delete(_resource(_text(), live=True))
     assert ("kill", (100, signal.SIGTERM)) in fake.calls
     assert fake.master is None and not paths.directory.exists()
     restore()
@@ -424,7 +438,7 @@ def test_delete_stops_the_master_by_pid_and_restore_starts_it(tmp_path: Path) ->
 def test_a_text_that_is_not_known_is_an_error(tmp_path: Path) -> None:
     ex, _fake, _paths = _executor(tmp_path)
     with pytest.raises(Exception, match="configuration text is not known"):
-        ex.create(_resource(_text()))
+        ex.create(_resource(_text(), live=True))
 
 
 def test_the_system_executor_hands_haproxy_over_and_keeps_the_host_namespace(
@@ -437,7 +451,7 @@ def test_the_system_executor_hands_haproxy_over_and_keeps_the_host_namespace(
     from tests.test_executor import FakeSystem, FakeWireGuard
 
     system, wg = FakeSystem(socket_dir=tmp_path / "sockets"), FakeWireGuard()
-    ex, fake, _paths = _executor(tmp_path, _text())
+    ex, fake, _paths = _executor(tmp_path)
     owner = "gateway:gw1"
     executor = SystemExecutor(
         owner, Naming(), Keys(), wg, OwnedRegistry(owner, tmp_path / "state"), None,
@@ -506,5 +520,35 @@ def test_a_gateway_in_a_missing_namespace_is_refused(tmp_path: Path) -> None:
     ctx, reader = _context(tmp_path, {})
     ctx = GatewayContext.of(naming, Keys(), tmp_path, ctx.host.system, ctx.haproxy)
     with pytest.raises(MissingNamespace, match="namespace nonexistent-prefix-g-gw1 does not"):
-        plan_gateway(ctx, desired.state)
+        plan_gateway(ctx, desired)
     assert reader.asked == []
+
+
+def test_a_runtime_api_failure_puts_back_what_it_changed(tmp_path: Path) -> None:
+    two = "backend b\n    server web 100.127.0.3:8080\n    server web2 100.127.0.4:8080\n"
+    moved = two.replace(":8080", ":8081")
+    ex, fake, paths = _executor(tmp_path)
+    ex.create(_resource(two))
+    answers = iter(["IP changed", "No such server.", "IP changed"])
+    fake.ask = lambda path, command: (  # type: ignore[method-assign]
+        fake.calls.append(("ask", (path.name, command))) or next(answers)
+    )
+    fake.calls.clear()
+    with pytest.raises(HaproxyFailed, match="set server b/web: No such server"):
+        ex.update(_resource(two), _resource(moved), ["servers"])
+    assert [c[1][1] for c in fake.calls] == [
+        "set server b/web2 addr 100.127.0.4 port 8081",
+        "set server b/web addr 100.127.0.3 port 8081",
+        "set server b/web2 addr 100.127.0.4 port 8080",
+    ]
+    assert paths.config.read_text() == two
+
+
+def test_a_failed_reload_puts_the_running_configuration_back(tmp_path: Path) -> None:
+    ex, fake, paths = _executor(tmp_path)
+    ex.create(_resource(_text()))
+    fake.fail_reloads = 1
+    with pytest.raises(HaproxyFailed, match="failed to reload"):
+        ex.update(_resource(_text()), _resource(_text(health=" check")), ["config"])
+    assert paths.config.read_text() == _text()
+    assert [c[1][1] for c in fake.calls if c[0] == "kill"] == [signal.SIGUSR2, signal.SIGUSR2]

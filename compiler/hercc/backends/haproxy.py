@@ -12,6 +12,8 @@ Per public port a frontend on the gateway's public addresses:
 A backend per service and mode balances round robin over the replicas, each
 server at the workload's tunnel address and the service's port, checked
 every `health` interval (an HTTP check goes over TLS for https exposes).
+An http backend reuses its idle server connections for any client
+(`http-reuse always`); docs/gateway-performance.md has the measurements.
 
 Prometheus metrics (Debian builds HAProxy with USE_PROMEX) are served at
 http://127.0.0.1:8405/metrics, on the gateway's loopback only: neither the
@@ -104,6 +106,10 @@ def _frontend(gw: ir.Gateway, fe: Frontend) -> list[str]:
 
 def _backend(be: Backend) -> list[str]:
     lines = ["", f"backend {be.name}", f"    mode {be.mode}", "    balance roundrobin"]
+    if be.mode == "http":
+        # Idle connections to the servers serve any client's next request: a new client
+        # connection then costs no new connection (and handshake) through the tunnel.
+        lines.append("    http-reuse always")
     check = ""
     if be.health is not None:
         check = f" check inter {be.health.interval_ms}ms"

@@ -8,5 +8,7 @@ spec        the arguments of the commands that compile a spec (check, build, rou
 check, build, fmt, route, graph, summary, keys, lab, plan_apply (plan and apply), diff:
             one module per command or family; each registers its parser and wires
             its flags to a service, handing the result to a view
+plan_gateway  plan and apply of a gateway (--gateway); plan_common: what the node and
+            gateway commands share (root, keys, the model, the lock, the report, the steps)
 views/      text and JSON renderers of what the commands print (plans, diffs, labs)
 """

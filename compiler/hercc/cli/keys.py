@@ -29,8 +29,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     a = action("init", "Create a key pair for every node that has none; keep existing keys.")
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
-    a = action("rotate", "Replace one node's key pair.")
-    a.add_argument("node", metavar="NODE")
+    a = action("rotate", "Replace one node's (or gateway's) key pair.")
+    a.add_argument(
+        "node",
+        metavar="NAME",
+        help='a node, or a gateway as "gateway:NAME" (as `keys show` lists it)',
+    )
     action("show", "Print the public key of every node.")
     k.set_defaults(run=run)
 

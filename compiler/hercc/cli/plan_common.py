@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from hercc import ir
@@ -123,13 +123,12 @@ def report_plan(
     notes: Sequence[str],
     *,
     target: str = "node",
-    contents: Mapping[str, str] | None = None,
 ) -> int:
     """The plan (text or --json), the notes, the saved plan (-o); the exit code."""
     if args.json:
         console.out.write(ir.dumps(plan_to_json(planned.plan)))
     else:
-        console.out.write(render_plan(planned.plan))
+        console.out.write(render_plan(planned.plan, gateway=target == "gateway"))
     for note in notes:
         console.err.write(note)
     if args.out is not None:
@@ -143,7 +142,6 @@ def report_plan(
             naming=naming,
             with_keys=args.keys is not None,
             target=target,
-            contents=contents,
         )
         console.err.write(f"saved the plan to {args.out}; apply it with `hercc apply {args.out}`\n")
     if args.detailed_exitcode and not planned.plan.no_changes:

@@ -19,7 +19,6 @@ is a gateway's, and carries the HAProxy configuration it was made with.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
@@ -41,7 +40,6 @@ from hercc.plan.saved import SavedPlan, check_fresh, check_made_like
 from hercc.resources.gateway_naming import GatewayNaming
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2
-    from hercc.plan.gateway_desired import GatewayDesired
     from hercc.plan.gateway_service import GatewayContext
     from hercc.plan.node_service import Planned
 
@@ -71,15 +69,13 @@ def _context(args: argparse.Namespace, gateway: str) -> GatewayContext:
     return GatewayContext.of(naming, keys, args.state_dir, live_system())
 
 
-def _make_plan(
-    ctx: GatewayContext, spec: str, console: Console, keys: str | None
-) -> tuple[Planned, GatewayDesired]:
+def _make_plan(ctx: GatewayContext, spec: str, console: Console, keys: str | None) -> Planned:
     from hercc.plan.gateway_service import desired_of, plan_gateway
     from hercc.plan.node_service import NameConflict
 
     desired = desired_of(spec_model(spec, console, keys), ctx)
     try:
-        return plan_gateway(ctx, desired.state), desired
+        return plan_gateway(ctx, desired)
     except NameConflict as exc:
         raise conflict_error(exc) from None
 
@@ -93,7 +89,7 @@ def _lock(
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     ctx = _context(args, args.gateway)
     with _lock(args, ctx, console, shared=True):
-        planned, desired = _make_plan(ctx, args.spec, console, args.keys)
+        planned = _make_plan(ctx, args.spec, console, args.keys)
     notes = [KEYS_NOTE] if args.keys is None else []
     return report_plan(
         args,
@@ -103,7 +99,6 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         ctx.naming,
         notes,
         target="gateway",
-        contents=desired.configs,
     )
 
 
@@ -123,20 +118,19 @@ def run_apply(args: argparse.Namespace, console: Console, saved: SavedPlan | Non
         check_made_like(saved, ctx.naming, with_keys=args.keys is not None)
     with _lock(args, ctx, console, shared=False):
         if saved is None:
-            planned, desired = _make_plan(ctx, args.target, console, args.keys)
-            plan, configs = planned.plan, desired.configs
+            plan = _make_plan(ctx, args.target, console, args.keys).plan
         else:
             live, _foreign = read_gateway(ctx)
             check_fresh(saved, live)
-            plan, configs = saved.plan, saved.contents
-        console.out.write(render_plan(plan))
+            plan = saved.plan
+        console.out.write(render_plan(plan, gateway=True))
         if plan.no_changes:
             return ExitCode.OK
-        _execute(ctx, plan, configs, console)
+        _execute(ctx, plan, console)
     return ExitCode.OK
 
 
-def _execute(ctx: GatewayContext, plan: Plan, configs: Mapping[str, str], console: Console) -> None:
+def _execute(ctx: GatewayContext, plan: Plan, console: Console) -> None:
     from hercc.plan.gateway_service import apply_gateway
     from hercc.plan.node_service import check_wireguard
 
@@ -145,5 +139,5 @@ def _execute(ctx: GatewayContext, plan: Plan, configs: Mapping[str, str], consol
         plan,
         f"gateway {ctx.gateway}",
         console.err,
-        lambda progress: apply_gateway(ctx, plan, configs, progress=progress),
+        lambda progress: apply_gateway(ctx, plan, progress=progress),
     )

@@ -34,7 +34,6 @@ from hercc.plan.apply import ApplyFailed
 from hercc.plan.desired import KeyLookup
 from hercc.plan.diff import Plan
 from hercc.plan.executor import wireguard_go_pid_file
-from hercc.plan.gateway_desired import GatewayDesired
 from hercc.plan.gateway_service import GatewayContext, apply_gateway, desired_of, plan_gateway
 from hercc.plan.node_service import NameConflict, live_system
 from hercc.resources.gateway_naming import GatewayNaming
@@ -61,7 +60,6 @@ class GatewayPlan:
 
     host: GatewayHost
     context: GatewayContext
-    desired: GatewayDesired
     plan: Plan
 
     @property
@@ -76,10 +74,10 @@ def plan(model: ir.IR, g: GatewayHost, workdir: Path, keys: KeyLookup) -> Gatewa
     ctx = GatewayContext.of(naming, keys, workdir / "nodes", live_system())
     desired = desired_of(model, ctx)
     try:
-        planned = plan_gateway(ctx, desired.state)
+        planned = plan_gateway(ctx, desired)
     except NameConflict as exc:
         raise LabError(f"gateway {g.gateway}: {exc}") from None
-    return GatewayPlan(g, ctx, desired, planned.plan)
+    return GatewayPlan(g, ctx, planned.plan)
 
 
 def apply(p: GatewayPlan) -> list[Daemon]:
@@ -90,7 +88,7 @@ def apply(p: GatewayPlan) -> list[Daemon]:
     g, ctx = p.host, p.context
     if not p.plan.no_changes:
         try:
-            apply_gateway(ctx, p.plan, p.desired.configs)
+            apply_gateway(ctx, p.plan)
         except ApplyFailed as exc:
             raise LabError(
                 f"gateway {g.gateway}: apply failed and was rolled back: {exc}"

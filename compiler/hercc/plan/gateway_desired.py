@@ -16,7 +16,8 @@ under its interface name IF (resources/gateway_naming.py, GatewayNaming):
              key is NS/IF/unknown-key:<node>
   haproxy    NS/<gw>: config (digest) and servers (resources/haproxy.py) of the
              haproxy.cfg backends/haproxy.py renders, its runtime API on the
-             gateway's admin socket; the text itself is in GatewayDesired.configs
+             gateway's admin socket; the text itself is the resource's
+             `content` (never compared; kept in saved plans, like an nft table's)
 
 No namespace resource (the gateway's namespace is the host's own, or made by
 whoever runs the gateway), no sysctl: the gateway never forwards between its
@@ -26,7 +27,7 @@ peers, and net.ipv4.ip_forward = 0 is the default (resources/sysctl.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hercc import ir
@@ -42,7 +43,7 @@ from hercc.resources.haproxy import config_digest, config_servers, haproxy_resou
 from hercc.resources.ids import AddressId, InterfaceId, PeerId, format_id
 from hercc.resources.model import SENSITIVE, Resource, State, state_of
 
-__all__ = ["GatewayDesired", "GatewayKeys", "gateway_desired"]
+__all__ = ["GatewayKeys", "gateway_desired"]
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,6 @@ class GatewayKeys:
 
     def psk(self, network: str, a: str, b: str) -> str | None:
         return None  # a gateway's tunnels have no preshared keys
-
-
-@dataclass(frozen=True)
-class GatewayDesired:
-    state: State
-    configs: Mapping[str, str]  # haproxy resource address -> the configuration text
 
 
 def _gateway(model: ir.IR, name: str) -> ir.Gateway:
@@ -119,16 +114,14 @@ def _tunnel(gw: ir.Gateway, naming: GatewayNaming, keys: KeyLookup | None) -> It
         )
 
 
-def gateway_desired(
-    model: ir.IR, naming: GatewayNaming, keys: KeyLookup | None = None
-) -> GatewayDesired:
+def gateway_desired(model: ir.IR, naming: GatewayNaming, keys: KeyLookup | None = None) -> State:
     """What `model` asks of gateway `naming.gateway`. OperationError for an unknown gateway."""
     gw = _gateway(model, naming.gateway)
     text = render_view(view(model, gw), str(naming.haproxy.admin_socket))
-    proxy = haproxy_resource(naming.netns, gw.name, config_digest(text), config_servers(text))
+    proxy = haproxy_resource(naming.netns, gw.name, text, config_digest(text), config_servers(text))
     resources = [*_tunnel(gw, naming, keys), proxy]
     try:
         state = state_of(resources)
     except ValueError as exc:
         raise OperationError(f"gateway {gw.name}: names collide: {exc}") from None
-    return GatewayDesired(dict(sorted(state.items())), {proxy.address: text})
+    return dict(sorted(state.items()))

@@ -10,9 +10,9 @@ transactional apply are the nodes'.
 The API (what `hercc plan|apply --gateway` and the lab call):
 
     ctx = GatewayContext.of(naming, keys, state_dir, live_system())
-    desired = desired_of(model, ctx)                 # GatewayDesired: state + HAProxy texts
+    desired = desired_of(model, ctx)                 # State (the haproxy resource holds its text)
     planned = plan_gateway(ctx, desired)             # reads only; NameConflict
-    apply_gateway(ctx, planned.plan, desired.configs, progress=...)   # ApplyFailed, rolled back
+    apply_gateway(ctx, planned.plan, progress=...)   # ApplyFailed, rolled back
 
 `naming` (resources/gateway_naming.GatewayNaming) says where the gateway
 lives: its namespace (HOST_NETNS on a real gateway; the lab's own one,
@@ -35,7 +35,7 @@ every other name there is foreign), plus its HAProxy
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from hercc.plan.apply import Step, UndoLog
 from hercc.plan.desired import KeyLookup
 from hercc.plan.diff import Plan
 from hercc.plan.executor.haproxy import HaproxyExecutor, HaproxySystem, LinuxHaproxySystem
-from hercc.plan.gateway_desired import GatewayDesired, gateway_desired
+from hercc.plan.gateway_desired import gateway_desired
 from hercc.plan.node_service import LiveSystem, NodeContext, Planned
 from hercc.resources.gateway_naming import GatewayNaming, netns_arg
 from hercc.resources.model import State
@@ -98,7 +98,7 @@ class GatewayContext:
         return self.naming.gateway
 
 
-def desired_of(model: ir.IR, ctx: GatewayContext) -> GatewayDesired:
+def desired_of(model: ir.IR, ctx: GatewayContext) -> State:
     """What `model` asks of the gateway, under the context's names and keys."""
     return gateway_desired(model, ctx.naming, ctx.host.keys)
 
@@ -138,17 +138,16 @@ def plan_gateway(ctx: GatewayContext, desired: State) -> Planned:
 def apply_gateway(
     ctx: GatewayContext,
     plan: Plan,
-    configs: Mapping[str, str],
     *,
     progress: Callable[[Step], None] | None = None,
 ) -> UndoLog:
-    """Carry `plan` out on the gateway; `configs` are its HAProxy texts (GatewayDesired.configs).
+    """Carry `plan` out on the gateway (its haproxy resource brings its text, `content`).
 
     Transactional like a node's: a failure is rolled back and raised as
     plan.apply.ApplyFailed.
     """
     n = ctx.naming
-    haproxy = HaproxyExecutor(ctx.haproxy.system, n.haproxy, n.netns, configs)
+    haproxy = HaproxyExecutor(ctx.haproxy.system, n.haproxy, n.netns)
     return node_service.apply_plan(
         ctx.host, plan, netns_arg(n.netns), progress=progress, haproxy=haproxy
     )

@@ -14,10 +14,11 @@ The file is JSON in the ir.dumps layout, written atomically; it holds no secret:
                    "forces": [...], "replaced_with": address | null,
                    "as_written": [[name, text]]}],
       "desired": [Resource.to_data(), ...],         (sorted by address)
-      "contents": {address: text}                   (what a resource holds only as a digest:
-    }                                                a gateway's haproxy.cfg; absent: none)
+    }
 
-`before` and `after` are full resources (Resource.to_data()). Secrets appear
+`before` and `after` are full resources (Resource.to_data()), with the text
+a resource installs (`content`: an nft table's rules, a gateway's haproxy.cfg),
+so a saved plan applies exactly what was shown with no spec at hand. Secrets appear
 only as fingerprints. `live_fingerprint` is the sha256 of the canonical JSON
 of the live state the plan was made against; `check_fresh` refuses a plan
 whose node has changed since (StalePlanError). `check_made_like` refuses one
@@ -71,7 +72,6 @@ class SavedPlan:
     naming: Mapping[str, Any]
     with_keys: bool
     target: str = "node"  # or "gateway"
-    contents: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def naming_data(naming: Naming | GatewayNaming) -> dict[str, Any]:
@@ -133,7 +133,6 @@ def plan_to_data(
     naming: Naming | GatewayNaming | None = None,
     with_keys: bool = False,
     target: str = "node",
-    contents: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
@@ -145,7 +144,6 @@ def plan_to_data(
         "live_fingerprint": live_fingerprint(live),
         "changes": [change_to_data(c) for c in plan.changes],
         "desired": [desired[address].to_data() for address in sorted(desired)],
-        "contents": dict(sorted((contents or {}).items())),
     }
 
 
@@ -162,7 +160,6 @@ def plan_from_data(data: Any, where: str = "saved plan") -> SavedPlan:
             naming=dict(data["naming"]),
             with_keys=bool(data["with_keys"]),
             target=str(data.get("target", "node")),
-            contents={str(k): str(v) for k, v in data.get("contents", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OperationError(f"{where}: malformed saved plan ({exc})") from None
@@ -179,7 +176,6 @@ def save_plan(
     naming: Naming | GatewayNaming | None = None,
     with_keys: bool = False,
     target: str = "node",
-    contents: Mapping[str, str] | None = None,
 ) -> None:
     """Write the plan atomically (readers see the old file or the new one)."""
     from hercc.sysio.files import write_atomic
@@ -193,7 +189,6 @@ def save_plan(
         naming=naming,
         with_keys=with_keys,
         target=target,
-        contents=contents,
     )
     write_atomic(path, ir.dumps(data))
 

@@ -63,8 +63,17 @@ def config_servers(text: str) -> list[str]:
     return sorted(_walk(text)[1])
 
 
-def haproxy_resource(ns: str, gateway: str, config: str, servers: list[str]) -> Resource:
-    """The one shape of the resource (no parent: the gateway's namespace is not its own)."""
+def haproxy_resource(
+    ns: str, gateway: str, text: str | None, config: str, servers: list[str]
+) -> Resource:
+    """The one shape of the resource (no parent: the gateway's namespace is not its own).
+
+    `text` is the configuration itself (Resource.content: what the executor
+    installs; None on the live side, which has only the digest).
+    """
     return Resource(
-        "haproxy", format_id(HaproxyId(ns, gateway)), {"config": config, "servers": list(servers)}
+        "haproxy",
+        format_id(HaproxyId(ns, gateway)),
+        {"config": config, "servers": list(servers)},
+        content=text,
     )

@@ -157,4 +157,4 @@ class HaproxyReader:
         except OSError as exc:
             raise StateError(f"cannot read {paths.config}: {exc.strerror or exc}") from None
         servers = servers_state(self.cli.ask(paths.admin_socket, "show servers state"))
-        return haproxy_resource(ns, gateway, config_digest(text), servers)
+        return haproxy_resource(ns, gateway, None, config_digest(text), servers)

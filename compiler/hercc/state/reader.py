@@ -37,6 +37,10 @@ but boot/static (`proto kernel` prefix routes, RA routes), routes outside the
 main table, and non-unicast routes. A link-local address added by hand (like
 the fe80::1 next hop on a workload's veth) is an address like any other.
 
+The host's own namespace, a real gateway's, is HOST_NETNS in ids
+(resources/gateway_naming.py): it is read when asked for (`also`), never
+listed as a namespace, owned or foreign.
+
 Three rules shared with the desired state live in hercc.resources and are
 applied here, not by callers: a veth pair whose both ends are ours (and read)
 is one resource, named by `veth_pair_end` (its other end's addresses and

@@ -173,7 +173,9 @@ def render_lab_plan(planned: LabPlan) -> str:
     """The underlay's changes, `# node X` and its plan (views/plan.py) per node, the total."""
     parts = [_underlay_text(planned)] if planned.hosts or planned.blocks else []
     parts += [_node_title(n) + render_plan(n.plan) for n in planned.nodes]
-    parts += [f"# gateway {g.gateway}\n" + render_plan(g.plan) for g in planned.gateways]
+    parts += [
+        f"# gateway {g.gateway}\n" + render_plan(g.plan, gateway=True) for g in planned.gateways
+    ]
     name = planned.state.name
     if planned.no_changes:
         total = f"No changes. Every node of lab {name!r} matches the spec."

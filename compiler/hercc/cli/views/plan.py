@@ -32,6 +32,7 @@ from hercc.resources.action import Action
 JSON_FORMAT_VERSION = 1
 SENSITIVE = "(sensitive)"
 NO_CHANGES = "No changes. Your node matches the spec."
+NO_CHANGES_GATEWAY = "No changes. Your gateway matches the spec."
 
 _INDENT = " " * 6
 _SYMBOL_WIDTH = 3  # "-/+"
@@ -127,10 +128,11 @@ def summary_line(add: int, change: int, destroy: int) -> str:
     return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
 
 
-def render_plan(plan: Plan) -> str:
-    """The whole plan as text, ending with the counts line (or "No changes...")."""
+def render_plan(plan: Plan, *, gateway: bool = False) -> str:
+    """The whole plan of a node (or a gateway) as text, ending with the counts line
+    (or "No changes...")."""
     if plan.no_changes:
-        return NO_CHANGES + "\n"
+        return (NO_CHANGES_GATEWAY if gateway else NO_CHANGES) + "\n"
     return render_changes(plan) + "\n" + summary_line(*plan.counts()) + "\n"
 
 

@@ -1,9 +1,10 @@
 """HaproxyExecutor: a gateway's HAProxy started, changed and stopped for the `haproxy` kind.
 
-SystemExecutor hands it the `haproxy` resources (system_executor.py). The
-resource holds digests only (resources/haproxy.py); the configuration texts
-come from the desired side (`configs`: resource address -> text), and every
-text this executor has replaced is kept in memory, so an undo can put it back.
+SystemExecutor hands it the `haproxy` resources (system_executor.py). Their
+attributes are digests (resources/haproxy.py); a desired resource brings its
+configuration text as its `content`, and every text this executor has
+replaced is kept in memory, so an undo (whose live resource has no content)
+can put it back.
 
   create  the text is staged next to `<runtime>/haproxy.cfg`, checked with
           `haproxy -c -f` and only then put in place (sysio.files, atomic);
@@ -18,7 +19,9 @@ text this executor has replaced is kept in memory, so an undo can put it back.
           it; a failed reload is an error (the apply rolls back). The master
           re-executes itself and hands the listening sockets to the new worker
           (the admin socket's `expose-fd listeners`); old workers finish their
-          established connections, so a reload drops none.
+          established connections, so a reload drops none. A failed
+          runtime change or reload puts back what it changed before it
+          raises: a failed step is not in apply's undo log.
   delete  SIGTERM to the master found by its PID file (only a process that
           runs our configuration), waited for, then the runtime directory is
           removed; the Restore starts it again with the text it ran.
@@ -109,26 +112,27 @@ class HaproxyExecutor:
         system: HaproxySystem,
         paths: HaproxyPaths,
         netns: str,
-        configs: Mapping[str, str],
     ) -> None:
         self.sys = system
         self.paths = paths
         self.netns = netns_arg(netns)
+        # texts this executor replaced, for an undo (whose live resources have no content)
         self._texts: dict[tuple[str, tuple[str, ...]], str] = {}
-        for text in configs.values():
-            self._texts[(config_digest(text), tuple(config_servers(text)))] = text
 
     def _text(self, r: Resource) -> str:
-        text = self._texts.get(_key(r))
+        text = r.content if r.content is not None else self._texts.get(_key(r))
         if text is None:
             raise ExecutorError(f"{r.address}: its configuration text is not known here")
         return text
 
-    def _remember_running(self) -> None:
-        """The text in place now, for an undo (memory only)."""
-        with contextlib.suppress(OSError):
+    def _remember_running(self) -> str | None:
+        """The text in place now, kept for an undo (memory only); None if there is none."""
+        try:
             text = self.paths.config.read_text(encoding="utf-8")
-            self._texts.setdefault((config_digest(text), tuple(config_servers(text))), text)
+        except OSError:
+            return None
+        self._texts.setdefault((config_digest(text), tuple(config_servers(text))), text)
+        return text
 
     def _install(self, text: str) -> None:
         """`text` checked with `haproxy -c`, then in place of the configuration."""
@@ -154,7 +158,9 @@ class HaproxyExecutor:
         except subprocess.TimeoutExpired:
             code = None
         if code != 0:
-            raise HaproxyFailed(f"haproxy did not start (status {code}): {last_line(p.log)}")
+            why = last_line(p.log)
+            self._stop()  # nothing of it left behind: a failed create is not undone
+            raise HaproxyFailed(f"haproxy did not start (status {code}): {why}")
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             with contextlib.suppress(OperationError):
@@ -171,24 +177,41 @@ class HaproxyExecutor:
         if not changed:
             return
         text = self._text(after)
-        self._remember_running()
+        running = self._remember_running()
         if list(changed) == ["servers"]:
             self._set_servers(before, after)
             self._install(text)
             return
         old = show_proc(self.sys, self.paths)
         self._install(text)
-        self._reload(old)
+        try:
+            self._reload(old)
+        except OperationError:
+            if running is not None:  # this step is not in the undo log: put it back here
+                with contextlib.suppress(OperationError):
+                    self._install(running)
+                    self._reload(show_proc(self.sys, self.paths))
+            raise
 
     def _set_servers(self, before: Resource, after: Resource) -> None:
-        was = set(before.attrs.get("servers") or ())
-        for entry in sorted(set(after.attrs.get("servers") or ()) - was):
-            name, host, port = _split(entry)
-            answer = self.sys.ask(
-                self.paths.admin_socket, f"set server {name} addr {host} port {port}"
-            )
-            if "changed" not in answer and "no need" not in answer:
-                raise HaproxyFailed(f"set server {name}: {answer.strip() or 'no answer'}")
+        """Every changed server through the runtime API; all put back if one fails."""
+        was = {_split(e)[0]: e for e in before.attrs.get("servers") or ()}
+        done: list[str] = []
+        try:
+            for entry in sorted(set(after.attrs.get("servers") or ()) - set(was.values())):
+                self._set_server(entry)
+                done.append(_split(entry)[0])
+        except OperationError:
+            for name in done:
+                with contextlib.suppress(OperationError):
+                    self._set_server(was[name])
+            raise
+
+    def _set_server(self, entry: str) -> None:
+        name, host, port = _split(entry)
+        answer = self.sys.ask(self.paths.admin_socket, f"set server {name} addr {host} port {port}")
+        if "changed" not in answer and "no need" not in answer:
+            raise HaproxyFailed(f"set server {name}: {answer.strip() or 'no answer'}")
 
     def _reload(self, old: Procs) -> None:
         pid = self.sys.master_pid(self.paths)

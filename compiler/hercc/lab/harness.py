@@ -297,8 +297,9 @@ class Lab:
 
         `node@network`: the node's namespace for that network; a workload name:
         the workload; a node name: its underlay namespace; `router:node`: its
-        NAT router; `underlay`: the bridge. `workload:NAME` and `node:NAME`
-        force the kind.
+        NAT router; `underlay`: the bridge; `internet`; a gateway's name (when no
+        node or workload has it) or `gateway:NAME`. `workload:NAME` and
+        `node:NAME` force the kind.
         """
         t = self.topology
         if name == "underlay":

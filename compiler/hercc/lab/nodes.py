@@ -96,11 +96,18 @@ def dialled(desired: State) -> dict[tuple[str, str], set[str]]:
 
 
 def plan_node(
-    n: LabNode, desired: State, state_dir: str | Path, system: LiveSystem
+    n: LabNode,
+    desired: State,
+    state_dir: str | Path,
+    system: LiveSystem,
+    freed: frozenset[str] = frozenset(),
 ) -> tuple[Plan, State]:
-    """The plan from the node's live overlay to `desired`, and that live state. Reads only."""
+    """The plan from the node's live overlay to `desired`, and that live state. Reads only.
+
+    `freed`: names another node's plan of the same apply deletes first (lab/moves.py).
+    """
     try:
-        planned = node_service.plan_node(n.context(state_dir, system), desired)
+        planned = node_service.plan_node(n.context(state_dir, system), desired, freed)
     except NameConflict as exc:
         raise LabError(f"node {n.node}: {exc}") from None
     return planned.plan, planned.live

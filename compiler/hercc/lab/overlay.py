@@ -38,7 +38,7 @@ from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.lab import dns, gateways, nodes, topology
+from hercc.lab import dns, gateways, moves, nodes, topology
 from hercc.lab.daemons import stop_all
 from hercc.lab.harness import tune, wait_ports
 from hercc.lab.keys import gateway_public_keys
@@ -241,20 +241,25 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     }
     io = live_system()
     out: list[NodePlan] = []
-    for n in nodes.lab_nodes(model, topo, keys):
+    planned_nodes = nodes.lab_nodes(model, topo, keys)
+    freed = moves.freed_namespaces(
+        running, {n.node: n.desired for n in planned_nodes}, state.apply_dir
+    )
+    for n in planned_nodes:
         c = change_of.get(n.node)
         if c is not None and c.before is not None:  # replaced: from nothing, once torn down
             retired = _retired(state, c.before, keys)
             teardown, _ = nodes.plan_node(retired, {}, state.apply_dir, io)
             out.append(NodePlan(n, diff(n.desired, {}), {}, c, Teardown(retired, teardown)))
             continue
-        plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io)
+        plan, live = nodes.plan_node(n, n.desired, state.apply_dir, io, freed)
         out.append(NodePlan(n, nodes.renew_peers(plan, n.desired, live, replaced), live, c))
     for c in hosts:
         if c.action is Action.DELETE and c.before is not None:
             retired = _retired(state, c.before, keys)
             plan, live = nodes.plan_node(retired, {}, state.apply_dir, io)
             out.append(NodePlan(retired, plan, live, c))
+    _moves_onto_existing_nodes(out)
     return LabPlan(
         state,
         spec,
@@ -266,6 +271,21 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
         block_changes(state, topo.blocks, hosts),
         _gateway_plans(state, model),
     )
+
+
+def _moves_onto_existing_nodes(plans: list[NodePlan]) -> None:
+    """LabError for a workload that moves onto a node this apply adds (or re-creates).
+
+    New nodes are brought up before the others give anything away (no first
+    handshake may be lost), so such a move takes two applies.
+    """
+    for ns, (giver, taker) in sorted(moves.moved_to(plans).items()):
+        changing = next(p for p in plans if p.node == taker).host
+        if changing is not None:
+            raise LabError(
+                f"namespace {ns} moves from node {giver} to node {taker}, which this apply "
+                f"adds: apply the spec with node {taker} first, then move the workload"
+            )
 
 
 def _gateway_plans(state: LabState, model: ir.IR) -> list[gateways.GatewayPlan]:
@@ -345,10 +365,10 @@ def apply_lab(
             quiet, _ = nodes.plan_node(n.lab_node, nodes.withheld(n.desired), state.apply_dir, io)
             run(n.lab_node, quiet)
         wait_ports(planned.topology, {n.node for n in new})
-        for n in planned.nodes:
-            if n.host is None and not n.plan.no_changes:
-                run(n.lab_node, n.plan)
-                done.append(n.node)
+        staying = [n for n in planned.nodes if n.host is None and not n.plan.no_changes]
+        for n in moves.in_apply_order(staying):  # a workload's old node before its new one
+            run(n.lab_node, n.plan)
+            done.append(n.node)
         for n in new:
             rest, _ = nodes.plan_node(n.lab_node, n.desired, state.apply_dir, io)
             if not rest.no_changes:

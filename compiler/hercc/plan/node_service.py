@@ -309,10 +309,13 @@ def desired_of(model: ir.IR, ctx: NodeContext) -> State:
     return state_of(desired_state(model, ctx.node, ctx.naming, ctx.keys))
 
 
-def plan_node(ctx: NodeContext, desired: State) -> Planned:
+def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozenset()) -> Planned:
     """The plan from the node's live state to `desired`. Reads, never changes.
 
-    NameConflict when it would create a name that exists and is not ours.
+    NameConflict when it would create a name that exists and is not ours,
+    unless it is in a namespace of `freed`: namespaces that another plan of
+    the same apply deletes first (a workload moving between the nodes of a
+    lab, lab/moves.py).
     """
     live, foreign = read_live(
         ctx.node,
@@ -321,7 +324,9 @@ def plan_node(ctx: NodeContext, desired: State) -> Planned:
         ctx.system.reader,
         ctx.naming.workload_ifname,
     )
-    return plan_against(ctx, desired, live, foreign)
+    # a freed namespace goes with everything in it (ids start with their namespace)
+    kept = frozenset(f for f in foreign if f.split("/", 1)[0] not in freed)
+    return plan_against(ctx, desired, live, kept)
 
 
 def plan_against(ctx: NodeContext, desired: State, live: State, foreign: frozenset[str]) -> Planned:

@@ -265,7 +265,9 @@ def test_no_private_key_in_output() -> None:
             key = line.split("=", 1)[0].strip().lower()
             assert key != "privatekey", f"{path}: {line}"
             if path.endswith(".yaml") and line.strip().startswith("key:"):
-                assert line.split(":", 1)[1].strip().strip('"').startswith("/etc/hercules/keys/"), line
+                assert line.split(":", 1)[1].strip().strip('"').startswith("/etc/hercules/keys/"), (
+                    line
+                )
     interface = files["nodes/alpha/wireguard/prod.conf"].split("[Peer]")[0]
     assert [ln for ln in interface.splitlines() if ln and not ln.startswith("#")] == [
         "[Interface]",

@@ -85,7 +85,10 @@ def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
     manifest = json.loads(files["manifest.json"])["files"]
     assert set(manifest) == set(files) - {"manifest.json"}
     for path, entry in manifest.items():
-        assert entry == {"sha256": hashlib.sha256(files[path]).hexdigest(), "size": len(files[path])}
+        assert entry == {
+            "sha256": hashlib.sha256(files[path]).hexdigest(),
+            "size": len(files[path]),
+        }
     delta = json.loads(files["nodes/delta/node.json"])
     assert delta["kind"] == "nat" and delta["networks"]["prod"]["subnet"] == "10.20.9.0/24"
     assert delta["networks"]["prod"]["address"] == "10.20.9.1"
@@ -132,7 +135,9 @@ def test_emit_ir_prints_the_ir(spec: Path, capsys: pytest.CaptureFixture[str]) -
     validate_ir(json.loads(capsys.readouterr().out))
 
 
-def test_error_text_has_location_source_line_and_caret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_error_text_has_location_source_line_and_caret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.herc"
     bad.write_text("network prod {\n  range 10.20.0.0/16\n  rnage 1\n}\n")
     assert run("check", str(bad)) == 1
@@ -176,7 +181,10 @@ def test_internal_error_is_one_line_and_exits_70(
 
 def test_console_script_runs_as_a_process(spec: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "hercc", "check", str(spec)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "hercc", "check", str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -192,7 +200,9 @@ def test_yaml_reference_builds_the_same_ir(tmp_path: Path) -> None:
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
 
-def test_fmt_of_reference_compiles_to_the_same_ir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fmt_of_reference_compiles_to_the_same_ir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hercc.ir import to_json
     from hercc.pipeline import compile_spec
 

@@ -68,8 +68,12 @@ def test_adding_a_node_changes_no_earlier_allocation(spec: Path) -> None:
     for key, value in before.items():
         assert after[key] == value, key
     # The newcomer sorts first by name, yet it takes a free subnet, not alpha's.
-    assert after["node aardvark/prod"][0] not in {v[0] for k, v in before.items() if k.startswith("node")}
-    assert json.loads(Path(str(spec) + ".lock").read_text())["networks"]["prod"]["nodes"]["aardvark"]
+    assert after["node aardvark/prod"][0] not in {
+        v[0] for k, v in before.items() if k.startswith("node")
+    }
+    assert json.loads(Path(str(spec) + ".lock").read_text())["networks"]["prod"]["nodes"][
+        "aardvark"
+    ]
 
 
 def test_removing_and_reordering_change_nobody_else(spec: Path) -> None:
@@ -103,7 +107,9 @@ def test_pinned_address_wins_over_the_lock(spec: Path) -> None:
     assert after["workload web"][0] != web
 
 
-def test_frozen_fails_instead_of_changing_the_lock(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_frozen_fails_instead_of_changing_the_lock(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert build(spec) == 0
     lock = Path(str(spec) + ".lock").read_bytes()
     assert build(spec, "--frozen") == 0  # up to date: fine
@@ -150,7 +156,9 @@ def test_a_new_gateway_and_exposure_move_no_tunnel_address(spec: Path) -> None:
     assert after["gateway aa-gw"][0] not in {v[0] for k, v in before.items() if "gateway" in k}
     assert after["tunnel gw-eu/aaa"] not in set(before.values())
     lock = json.loads(Path(str(spec) + ".lock").read_text())
-    assert lock["gateways"]["gw-eu"]["workloads"]["aaa"] == {"address": after["tunnel gw-eu/aaa"][0]}
+    assert lock["gateways"]["gw-eu"]["workloads"]["aaa"] == {
+        "address": after["tunnel gw-eu/aaa"][0]
+    }
 
 
 def test_zone_serial_moves_only_with_the_zone(spec: Path) -> None:

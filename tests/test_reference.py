@@ -62,7 +62,9 @@ def test_each_node_has_a_subnet_and_a_64(model: ir.IR) -> None:
     for node in model.nodes:
         [m] = node.networks
         assert m.subnet is not None and m.subnet.endswith("/24") and m.subnet.startswith("10.20.")
-        assert m.subnet6 is not None and m.subnet6.endswith("/64") and m.subnet6.startswith("fd42:20:")
+        assert (
+            m.subnet6 is not None and m.subnet6.endswith("/64") and m.subnet6.startswith("fd42:20:")
+        )
         assert m.address is not None and m.address.endswith(".1")
 
 
@@ -84,7 +86,12 @@ def test_workloads_take_addresses_from_their_node(model: ir.IR) -> None:
 
 def test_links_and_defaults(model: ir.IR) -> None:
     links = {(link.a, link.b): link.cost for link in model.underlay.links}
-    assert links == {("alpha", "beta"): 5, ("alpha", "gamma"): 20, ("beta", "gamma"): 10, ("beta", "delta"): None}
+    assert links == {
+        ("alpha", "beta"): 5,
+        ("alpha", "gamma"): 20,
+        ("beta", "gamma"): 10,
+        ("beta", "delta"): None,
+    }
     assert model.underlay.public_public_cost == 10 and model.underlay.nat_public_cost == 10
 
 
@@ -117,7 +124,11 @@ def test_enterprise_links(model: ir.IR) -> None:
     assert hq.vxlan == (ir.Vxlan("dc1", "alpha", 100, "192.0.2.10", "192.0.2.200", 4789, "br-hq"),)
     [branch] = hq.ipsec
     assert (branch.node, branch.remote, branch.local_ts, branch.remote_ts) == (
-        "beta", "192.0.2.254", ("10.20.0.0/16",), ("172.16.0.0/12",))
+        "beta",
+        "192.0.2.254",
+        ("10.20.0.0/16",),
+        ("172.16.0.0/12",),
+    )
     assert branch.psk == ir.SecretRef("hq-branch-psk")
     assert branch.proposals == ("aes256-sha256-modp2048",)
     assert hq.vlan == (ir.Vlan("office", "alpha", "eth1", 42, "172.30.42.1/24"),)

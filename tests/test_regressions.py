@@ -48,7 +48,9 @@ def test_huge_pinned_v6_subnet_is_not_enumerated(tmp_path: Path) -> None:
     assert subnets == {"a": "fd00::/32", "b": "fd00:1::/64"}  # the first /64 after a's /32
 
 
-def test_malformed_lock_is_an_error_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_lock_is_an_error_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "q.herc"
     shutil.copy(EXAMPLES / "quickstart.herc", spec)
     Path(str(spec) + ".lock").write_text('{"lock_version": 1, "networks": {"demo": "x"}}')
@@ -62,16 +64,23 @@ def test_bad_endpoint_is_not_also_missing(tmp_path: Path) -> None:
     assert codes.BAD_PORT in found and codes.NO_ENDPOINT not in found
 
 
-def test_json_format_covers_operational_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_format_covers_operational_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "q.herc"
     shutil.copy(EXAMPLES / "quickstart.herc", spec)
-    assert cli.main(["build", str(spec), "-o", str(tmp_path / "o"), "--frozen", "--format", "json"]) == 1
+    assert (
+        cli.main(["build", str(spec), "-o", str(tmp_path / "o"), "--frozen", "--format", "json"])
+        == 1
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["kind"] == "operation" and "--frozen" in data["error"]
 
 
 def test_graph_refuses_an_unknown_file_kind(tmp_path: Path) -> None:
-    assert cli.main(["graph", str(EXAMPLES / "quickstart.herc"), "-o", str(tmp_path / "g.png")]) == 2
+    assert (
+        cli.main(["graph", str(EXAMPLES / "quickstart.herc"), "-o", str(tmp_path / "g.png")]) == 2
+    )
     assert not (tmp_path / "g.png").exists()
 
 

@@ -164,7 +164,9 @@ def test_relay_off_is_never_a_hop(tmp_path: Path, relay: str) -> None:
         assert [m.forwarding for n in model.nodes if n.name == "pub" for m in n.networks] == [True]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=topologies())
 def test_router_matches_dijkstra_from_every_node(tmp_path: Path, text: str) -> None:
     """The clean-node shortcut gives exactly the paths of full Dijkstra."""
@@ -185,7 +187,9 @@ def test_router_matches_dijkstra_from_every_node(tmp_path: Path, text: str) -> N
         assert router.hops_from(src) == tree.first
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=topologies())
 def test_shared_peer_lists_equal_the_general_ones(tmp_path: Path, text: str) -> None:
     """peers_for's per-class shortcut gives exactly peers_of(hops_from(...))."""

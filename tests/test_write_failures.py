@@ -84,7 +84,9 @@ def test_build_under_a_file_is_an_error(spec: Path, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x\n")
     code, err = hercc("build", str(spec), "-o", str(tmp_path / "afile" / "out"))
     assert code == 1
-    assert one_error_line(err) == f"cannot create {tmp_path}/afile: it exists and is not a directory"
+    assert (
+        one_error_line(err) == f"cannot create {tmp_path}/afile: it exists and is not a directory"
+    )
     assert not (tmp_path / "demo.herc.lock").exists()
 
 

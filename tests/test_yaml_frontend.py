@@ -51,9 +51,7 @@ def errors(text: str) -> list[tuple[str, int, int]]:
 def test_reference_yaml_builds_the_same_ast_as_reference_herc() -> None:
     herc_path, yaml_path = ROOT / "examples/reference.herc", ROOT / "examples/reference.herc.yaml"
     herc_diags, yaml_diags = Collector(), Collector()
-    from_herc = build_ast.build(
-        parse_text(herc_path.read_text(), str(herc_path)).stmts, herc_diags
-    )
+    from_herc = build_ast.build(parse_text(herc_path.read_text(), str(herc_path)).stmts, herc_diags)
     sf = parse_yaml(yaml_path.read_text(), str(yaml_path))
     from_yaml = build_ast.build(sf.stmts, yaml_diags)
     assert herc_diags.items == [] and yaml_diags.items == []
@@ -103,9 +101,7 @@ def test_key_ruled_out_by_protocol() -> None:
 
 
 def test_yaml_syntax_error() -> None:
-    assert errors("node:\n  alpha:\n    network: prod\n   endpoint: x\n") == [
-        (codes.SYNTAX, 4, 4)
-    ]
+    assert errors("node:\n  alpha:\n    network: prod\n   endpoint: x\n") == [(codes.SYNTAX, 4, 4)]
     assert errors("node:\n\talpha: {}\n") == [(codes.SYNTAX, 2, 1)]
 
 
@@ -155,7 +151,11 @@ def test_statement_shapes() -> None:
         "t.herc.yaml",
     )
     inc_a, inc_b, service = sf.stmts
-    assert (inc_a.keyword, inc_a.args[0].kind, inc_a.args[0].text) == ("include", "string", "a.herc")
+    assert (inc_a.keyword, inc_a.args[0].kind, inc_a.args[0].text) == (
+        "include",
+        "string",
+        "a.herc",
+    )
     assert (inc_b.args[0].span.line, inc_b.args[0].span.col) == (1, 19)
     assert service.block is not None
     expose, health = service.block

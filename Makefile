@@ -3,7 +3,7 @@
 #   make setup   Debian packages + kernel headers for BCC, .venv with hercc[test,lint] and tox
 #   make run     keys, build, routes of the quickstart example; then it runs as a lab: up, check, down
 #   make test    run every tox env (py, lint)
-#   make lint    ruff check + mypy --strict + lint-imports (the layers), straight from .venv
+#   make lint    ruff check + ruff format --check + mypy --strict + lint-imports (the layers)
 #   make clean   remove build/, .tox/ and .venv/
 
 SHELL := /bin/bash
@@ -60,6 +60,7 @@ test: setup
 lint: setup
 	@rc=0; \
 	echo "ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; \
+	echo "ruff format --check $(LINT_PATHS)"; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; \
 	echo "mypy --strict compiler/hercc"; $(VENV)/bin/mypy --strict compiler/hercc || rc=1; \
 	echo "lint-imports"; $(VENV)/bin/lint-imports || rc=1; \
 	exit $$rc

@@ -1,10 +1,12 @@
 /* The TC fast path: a cls_bpf classifier in direct-action mode on the ingress
  * of every overlay device of a network namespace.
  *
- * Two entry points share one body: fastpath_tc_eth for Ethernet devices
+ * Three entry points share one body: fastpath_tc_eth for Ethernet devices
  * (workload veths), fastpath_tc_l3 for layer-3 devices (WireGuard over TUN,
- * whose packets start at the IP header). TC is the hook that works on both,
- * and the one that sees GSO super-packets whole (gso_segs wire segments).
+ * whose packets start at the IP header), and account_tc_l3, which only
+ * accounts: for gateway tunnels, whose traffic the stack's nftables rules
+ * must see. TC is the hook that works on every device, and the one that sees
+ * GSO super-packets whole (gso_segs wire segments).
  *
  * Verdicts: TC_ACT_REDIRECT (forwarded), TC_ACT_OK (to the stack),
  * TC_ACT_SHOT (dropped, only when a packet was already half rewritten).
@@ -85,8 +87,9 @@ static __always_inline int forward(struct __sk_buff *skb, struct packet *p, __u3
 }
 #endif
 
-/* l2_len: ETH_HLEN on Ethernet devices, 0 on L3 devices. */
-static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len)
+/* l2_len: ETH_HLEN on Ethernet devices, 0 on L3 devices; forwarding: 0 to
+ * account only. Both are constants, so each entry point is its own code. */
+static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len, int forwarding)
 {
     struct cursor c = {
         .pos = (void *)(long)skb->data,
@@ -101,23 +104,30 @@ static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len)
         return verdict(TC_ACT_OK);
     if (parse_ip(&c, proto, &p) < 0)  /* not IP (ARP...), or truncated */
         return verdict(TC_ACT_OK);
+    if (p.l3_len > skb->len - l2_len)  /* cut short: the stack drops it */
+        p.to_stack = 1;
     /* One segment's L3 bytes are its IP length; a GSO packet's segments each
      * carry their own copy of the headers. */
     bytes = segments > 1 ? skb->len - l2_len + (segments - 1) * p.hdr_len : p.l3_len;
     account(&p, skb->ifindex, DIRECTION_INGRESS, segments, bytes);
 #if FASTPATH_TC
-    return verdict(forward(skb, &p, l2_len));
-#else
-    return verdict(TC_ACT_OK);
+    if (forwarding)
+        return verdict(forward(skb, &p, l2_len));
 #endif
+    return verdict(TC_ACT_OK);
 }
 
 int fastpath_tc_eth(struct __sk_buff *skb)
 {
-    return fastpath(skb, ETH_HLEN);
+    return fastpath(skb, ETH_HLEN, 1);
 }
 
 int fastpath_tc_l3(struct __sk_buff *skb)
 {
-    return fastpath(skb, 0);
+    return fastpath(skb, 0, 1);
+}
+
+int account_tc_l3(struct __sk_buff *skb)
+{
+    return fastpath(skb, 0, 0);
 }

@@ -106,12 +106,13 @@ int fastpath_xdp(struct xdp_md *ctx)
         return verdict(XDP_PASS);
     if (parse_ip(&c, proto, &p) < 0)  /* not IP (ARP...), or truncated */
         return verdict(XDP_PASS);
+    if (p.l3_len > ctx->data_end - ctx->data - ETH_HLEN)  /* cut short: the stack drops it */
+        p.to_stack = 1;
     /* XDP sees wire frames: one segment, its IP length (not the frame's,
      * which may carry Ethernet padding). */
     account(&p, ctx->ingress_ifindex, DIRECTION_INGRESS, 1, p.l3_len);
 #if FASTPATH_XDP
     return verdict(forward(ctx, eth, &p));
-#else
-    return verdict(XDP_PASS);
 #endif
+    return verdict(XDP_PASS);
 }

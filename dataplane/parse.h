@@ -65,15 +65,17 @@ static __always_inline int parse_ethhdr(struct cursor *c, __u16 *proto)
     return 0;
 }
 
-/* The L4 ports (or ICMP type and code) and TCP flags; a packet too short for
- * its L4 header keeps zero ports and is still an IP packet. */
+/* The L4 ports (or ICMP type and code) and TCP flags. A packet cut short
+ * inside its L4 header goes to the stack, which drops it. */
 static __always_inline void parse_l4(struct cursor *c, struct packet *p)
 {
     if (p->proto == IPPROTO_TCP) {
         struct tcphdr *tcp = c->pos;
 
-        if ((void *)(tcp + 1) > c->end)
+        if ((void *)(tcp + 1) > c->end) {
+            p->to_stack = 1;
             return;
+        }
         p->sport = tcp->source;
         p->dport = tcp->dest;
         p->tcp_flags = ((__u8 *)tcp)[13];
@@ -81,16 +83,20 @@ static __always_inline void parse_l4(struct cursor *c, struct packet *p)
     } else if (p->proto == IPPROTO_UDP) {
         struct udphdr *udp = c->pos;
 
-        if ((void *)(udp + 1) > c->end)
+        if ((void *)(udp + 1) > c->end) {
+            p->to_stack = 1;
             return;
+        }
         p->sport = udp->source;
         p->dport = udp->dest;
         p->hdr_len += sizeof(*udp);
     } else if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
         __u8 *icmp = c->pos;
 
-        if ((void *)(icmp + 2) > c->end)
+        if ((void *)(icmp + 2) > c->end) {
+            p->to_stack = 1;
             return;
+        }
         p->dport = bpf_htons((__u16)icmp[0] << 8 | icmp[1]);
         p->hdr_len += 8;
         if (p->proto == IPPROTO_ICMPV6 && icmp[0] >= ND_FIRST_TYPE && icmp[0] <= ND_LAST_TYPE)

@@ -16,17 +16,18 @@ as a #define in this header, included by each program.
 
 `fastpath off` with netflow on gives accounting-only programs (every packet
 goes to the stack, counted); `fastpath off` without netflow gives no
-dataplane at all (`node_config` returns None).
+dataplane at all (`wanted` is False).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 from hercc import ir
 from hercc.dataplane.maps import route_count
 from hercc.dataplane.program import HEADER_NAME
-from hercc.resources.naming import Naming
 
 __all__ = [
     "DEFAULT_FLOW_ENTRIES",
@@ -34,6 +35,7 @@ __all__ = [
     "DataplaneConfig",
     "header_text",
     "node_config",
+    "wanted",
 ]
 
 DEFAULT_FLOW_ENTRIES = 65536
@@ -61,18 +63,19 @@ def _power_of_two(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def node_config(model: ir.IR, node: ir.Node, naming: Naming | None = None) -> DataplaneConfig | None:
-    """The node's configuration, or None when the spec asks for no dataplane."""
-    accounting = model.netflow is not None
-    if model.fastpath == "off" and not accounting:
-        return None
-    routes = route_count(model, node, naming or Naming())
+def wanted(model: ir.IR) -> bool:
+    """Whether the spec asks for a dataplane: a fast path, or flow accounting."""
+    return model.fastpath != "off" or model.netflow is not None
+
+
+def node_config(model: ir.IR, maps: dict[str, Any]) -> DataplaneConfig:
+    """The configuration of the node whose maps (maps.node_maps) are `maps`."""
     return DataplaneConfig(
-        node=node.name,
+        node=maps["node"],
         fastpath=model.fastpath,
-        accounting=accounting,
+        accounting=model.netflow is not None,
         flow_entries=DEFAULT_FLOW_ENTRIES,
-        route_entries=max(MIN_ROUTE_ENTRIES, _power_of_two(routes)),
+        route_entries=max(MIN_ROUTE_ENTRIES, _power_of_two(route_count(maps))),
     )
 
 

@@ -148,7 +148,6 @@ def node_maps(model: ir.IR, node: ir.Node, naming: Naming | None = None) -> dict
     }
 
 
-def route_count(model: ir.IR, node: ir.Node, naming: Naming) -> int:
+def route_count(maps: dict[str, Any]) -> int:
     """The most routes of one of the node's namespaces: what each LPM trie must hold."""
-    spaces = node_maps(model, node, naming)["namespaces"].values()
-    return max((len(ns["routes"]) for ns in spaces), default=0)
+    return max((len(ns["routes"]) for ns in maps["namespaces"].values()), default=0)

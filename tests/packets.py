@@ -19,7 +19,7 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of `data`."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -50,19 +50,22 @@ def ipv4(
 ) -> bytes:
     """An IPv4 packet with a correct header checksum; `frag` is the flags+offset field."""
     ihl = 5 + len(options) // 4
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        4 << 4 | ihl,
-        0,
-        ihl * 4 + len(payload),
-        0x1234,
-        frag,
-        ttl,
-        proto,
-        0,
-        ipaddress.IPv4Address(src).packed,
-        ipaddress.IPv4Address(dst).packed,
-    ) + options
+    header = (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            4 << 4 | ihl,
+            0,
+            ihl * 4 + len(payload),
+            0x1234,
+            frag,
+            ttl,
+            proto,
+            0,
+            ipaddress.IPv4Address(src).packed,
+            ipaddress.IPv4Address(dst).packed,
+        )
+        + options
+    )
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + payload
 

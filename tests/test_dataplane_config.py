@@ -133,11 +133,10 @@ def test_a_namespace_that_does_not_forward_has_only_local_routes(tmp_path: Path)
 
 
 def test_route_entries_are_a_power_of_two_at_least_64() -> None:
-    maps = {"node": "x", "namespaces": {"ns": {"routes": [{}] * 65}}}
     model_stub = ir.IR((), (), (), ir.Underlay(1, 1, ()), (), (), (), (), "tc", None)
-    assert node_config(model_stub, maps).route_entries == 128
-    maps["namespaces"]["ns"]["routes"] = [{}] * 3
-    assert node_config(model_stub, maps).route_entries == 64
+    for routes, entries in ((65, 128), (64, 64), (3, 64), (0, 64), (1000, 1024)):
+        maps = {"node": "x", "namespaces": {"ns": {"routes": [{}] * routes}, "ns2": {"routes": []}}}
+        assert node_config(model_stub, maps).route_entries == entries, routes
 
 
 def test_every_define_is_used_by_the_c_and_every_config_macro_is_defined() -> None:
@@ -178,18 +177,24 @@ def test_route_entry_bytes() -> None:
     """Prefix length and values in host order, the address in network order."""
     local = {"prefix": "10.9.0.1/32", "interface": None, "kind": "local"}
     assert route_entry(local, 0, 0) == (
-        4, u32(32) + bytes([10, 9, 0, 1]), u32(0) + u32(ROUTE_LOCAL)
+        4,
+        u32(32) + bytes([10, 9, 0, 1]),
+        u32(0) + u32(ROUTE_LOCAL),
     )
     wg = {"prefix": "fd00::/48", "interface": "wg-n", "kind": "wireguard"}
     assert route_entry(wg, 7, 3) == (
-        6, u32(48) + ipaddress.IPv6Address("fd00::").packed, u32(7) + u32(ROUTE_L3_DEVICE)
+        6,
+        u32(48) + ipaddress.IPv6Address("fd00::").packed,
+        u32(7) + u32(ROUTE_L3_DEVICE),
     )
     veth = {"prefix": "10.9.1.2/32", "interface": "hv-w", "kind": "veth"}
     assert route_entry(veth, 9, 2)[2] == u32(9) + u32(0)
 
 
 def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
-    key = FLOW_KEY.pack(bytes([10, 0, 0, 1]) + bytes(12), bytes([10, 0, 0, 2]) + bytes(12), 1234, 80, 5, 6, 4, 0)
+    key = FLOW_KEY.pack(
+        bytes([10, 0, 0, 1]) + bytes(12), bytes([10, 0, 0, 2]) + bytes(12), 1234, 80, 5, 6, 4, 0
+    )
     cpus = [
         FLOW_VALUE.pack(2, 120, 500, 900, 0x02),
         FLOW_VALUE.pack(0, 0, 0, 0, 0),
@@ -197,8 +202,17 @@ def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
     ]
     flow = decode_flow(key, cpus)
     assert (flow.src, flow.dst, flow.sport, flow.dport, flow.ifindex, flow.proto) == (
-        "10.0.0.1", "10.0.0.2", 1234, 80, 5, 6
+        "10.0.0.1",
+        "10.0.0.2",
+        1234,
+        80,
+        5,
+        6,
     )
     assert (flow.packets, flow.bytes, flow.first_seen_ns, flow.last_seen_ns, flow.tcp_flags) == (
-        5, 420, 400, 900, 0x12
+        5,
+        420,
+        400,
+        900,
+        0x12,
     )

@@ -28,6 +28,7 @@ from hercc.dataplane.layout import (
     TC_ACT_REDIRECT,
     XDP_PASS,
     XDP_REDIRECT,
+    Flow,
 )
 from hercc.dataplane.program import TC, XDP, Program
 from hercc.state.dataplane import LoadedProgram, ProgramRun, compile_program
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="BPF programs need roo
 NS = f"hercbpf-{os.getpid()}"
 B0_MAC = "02:00:00:00:0b:00"
 NEIGH_MAC = "02:00:00:00:0b:02"
-ROUTES = [
+ROUTES: list[dict[str, str | None]] = [
     {"prefix": "10.77.1.1/32", "interface": None, "kind": "local"},
     {"prefix": "10.77.2.0/24", "interface": "b0", "kind": "veth"},
     {"prefix": "10.77.9.0/24", "interface": "t0", "kind": "wireguard"},
@@ -106,7 +107,7 @@ def netns() -> Iterator[dict[str, tuple[int, int]]]:
 @contextlib.contextmanager
 def inside() -> Iterator[None]:
     """Run in NS (this thread only): test runs see its devices, routes and neighbours."""
-    from pyroute2.netns import popns, pushns
+    from pyroute2.netns import popns, pushns  # type: ignore[import-untyped]
 
     pushns(NS)
     try:
@@ -115,7 +116,9 @@ def inside() -> Iterator[None]:
         popns()
 
 
-def loaded(program: Program, config: DataplaneConfig, interfaces: dict[str, tuple[int, int]]) -> LoadedProgram:
+def loaded(
+    program: Program, config: DataplaneConfig, interfaces: dict[str, tuple[int, int]]
+) -> LoadedProgram:
     try:
         prog = compile_program(program, header_text(config))
     except BccUnavailable as exc:
@@ -153,8 +156,9 @@ def run_xdp(prog: LoadedProgram, frame: bytes, netns: dict[str, tuple[int, int]]
         return prog.test_run("fastpath_xdp", frame, ingress_ifindex=netns["a0"][0])
 
 
-def v4_frame(dst: str, *, ttl: int = 64, **kwargs: int | bytes) -> bytes:
-    return ether(ETH_P_IP, ipv4("10.77.1.2", dst, TCP, tcp(40000, 443), ttl=ttl, **kwargs))  # type: ignore[arg-type]
+def v4_frame(dst: str, *, ttl: int = 64, frag: int = 0, options: bytes = b"") -> bytes:
+    packet = ipv4("10.77.1.2", dst, TCP, tcp(40000, 443), ttl=ttl, frag=frag, options=options)
+    return ether(ETH_P_IP, packet)
 
 
 def v6_frame(dst: str, *, hop_limit: int = 64) -> bytes:
@@ -217,7 +221,10 @@ def test_ipv6_forwarded_with_hop_limit_decremented(
     tc: LoadedProgram, xdp: LoadedProgram, netns: dict[str, tuple[int, int]]
 ) -> None:
     frame = v6_frame("fd77:2::2")
-    for run, verdict in ((run_tc(tc, frame), TC_ACT_REDIRECT), (run_xdp(xdp, frame, netns), XDP_REDIRECT)):
+    for run, verdict in (
+        (run_tc(tc, frame), TC_ACT_REDIRECT),
+        (run_xdp(xdp, frame, netns), XDP_REDIRECT),
+    ):
         assert run.verdict == verdict
         assert run.packet[14 + 7] == 63
         assert run.packet[14:21] == frame[14:21] and run.packet[22:] == frame[22:]
@@ -244,8 +251,10 @@ TO_STACK = {
         ETH_P_IPV6, ipv6("fd77:1::2", "fd77:2::2", 58, bytes([135, 0]) + bytes(22), hop_limit=255)
     ),
     "multicast": v4_frame("224.0.0.5"),
-    "IHL past the end": v4_frame("10.77.2.2", options=b"\x01" * 40)[:14 + 30],
-    "IP length past the end": v4_frame("10.77.2.2")[:14 + 2] + b"\x01\x00" + v4_frame("10.77.2.2")[18:],
+    "IHL past the end": v4_frame("10.77.2.2", options=b"\x01" * 40)[: 14 + 30],
+    "IP length past the end": v4_frame("10.77.2.2")[: 14 + 2]
+    + b"\x01\x00"
+    + v4_frame("10.77.2.2")[18:],
     "IHL below 5": ether(ETH_P_IP, bytes([0x44]) + v4_frame("10.77.2.2")[15:]),
 }
 
@@ -283,7 +292,7 @@ def test_xdp_passes_truncated_frames_unchanged(
 # Accounting
 
 
-def flow_of(prog: LoadedProgram, sport: int) -> list[object]:
+def flow_of(prog: LoadedProgram, sport: int) -> list[Flow]:
     return [f for f in prog.flows() if f.sport == sport]
 
 
@@ -304,17 +313,25 @@ def test_accounting_counts_packets_bytes_and_flags(
         assert run.verdict in (TC_ACT_REDIRECT, XDP_REDIRECT)
     after = prog.counters()
     (flow,) = flow_of(prog, sport)
-    assert flow.packets == len(flags)  # type: ignore[attr-defined]
-    assert flow.bytes == sum(lengths)  # type: ignore[attr-defined]
-    assert flow.tcp_flags == 0x1B  # type: ignore[attr-defined]
-    assert (flow.src, flow.dst, flow.dport, flow.proto, flow.family) == (  # type: ignore[attr-defined]
-        "10.77.1.2", "10.77.2.2", 443, TCP, 4
+    assert flow.packets == len(flags)
+    assert flow.bytes == sum(lengths)
+    assert flow.tcp_flags == 0x1B
+    assert (flow.src, flow.dst, flow.dport, flow.proto, flow.family) == (
+        "10.77.1.2",
+        "10.77.2.2",
+        443,
+        TCP,
+        4,
     )
-    assert flow.ifindex == (1 if hook == "tc" else netns["a0"][0])  # type: ignore[attr-defined]
-    assert 0 < flow.first_seen_ns <= flow.last_seen_ns  # type: ignore[attr-defined]
+    assert flow.ifindex == (1 if hook == "tc" else netns["a0"][0])
+    assert 0 < flow.first_seen_ns <= flow.last_seen_ns
     delta = {k: after[k] - before[k] for k in after}
     assert delta == {
-        "redirected": len(flags), "passed": 0, "dropped": 0, "flows_created": 1, "flows_failed": 0
+        "redirected": len(flags),
+        "passed": 0,
+        "dropped": 0,
+        "flows_created": 1,
+        "flows_failed": 0,
     }
 
 
@@ -328,14 +345,14 @@ def test_passed_packets_are_counted_and_accounted(tc: LoadedProgram) -> None:
     assert after["passed"] - before["passed"] == 4
     assert after["redirected"] == before["redirected"]
     (flow,) = flow_of(tc, 43000)
-    assert (flow.packets, flow.bytes, flow.tcp_flags) == (3, 3 * (len(frame) - 14), 0)  # type: ignore[attr-defined]
+    assert (flow.packets, flow.bytes, flow.tcp_flags) == (3, 3 * (len(frame) - 14), 0)
 
 
 def test_ipv6_flow_key(tc: LoadedProgram) -> None:
     frame = ether(ETH_P_IPV6, ipv6("fd77:1::2", "fd77:2::2", UDP, udp(44000, 53, b"q")))
     run_tc(tc, frame)
     (flow,) = flow_of(tc, 44000)
-    assert (flow.family, flow.src, flow.dst, flow.bytes) == (6, "fd77:1::2", "fd77:2::2", 40 + 9)  # type: ignore[attr-defined]
+    assert (flow.family, flow.src, flow.dst, flow.bytes) == (6, "fd77:1::2", "fd77:2::2", 40 + 9)
 
 
 def test_map_layouts_match_the_c(tc: LoadedProgram) -> None:

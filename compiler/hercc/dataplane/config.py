@@ -22,7 +22,6 @@ dataplane at all (`wanted` is False).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from hercc import ir

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ FLOW_KEY = struct.Struct("=16s16sHHIBBBx")
 FLOW_VALUE = struct.Struct("=QQQQB7x")
 
 
-def route_entry(route: dict[str, Any], ifindex: int, layer: int) -> tuple[int, bytes, bytes]:
+def route_entry(route: Mapping[str, Any], ifindex: int, layer: int) -> tuple[int, bytes, bytes]:
     """One maps.json route as (IP version, LPM key, value) for routes4 or routes6.
 
     `ifindex` and `layer` are those of the route's interface (0 and 0 for a

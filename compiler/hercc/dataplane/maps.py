@@ -48,31 +48,28 @@ def _route_key(route: dict[str, Any]) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
 
-def _namespace(
-    model: ir.IR, node: ir.Node, m: ir.Membership, naming: Naming
-) -> dict[str, Any]:
-    net = next(n for n in model.networks if n.name == m.network)
-    workloads = sorted(
-        (w for w in model.workloads if w.node == node.name and w.network == m.network),
-        key=lambda w: w.name,
-    )
-    tunnels = sorted(
-        ((gw, t) for gw in model.gateways for t in gw.tunnels
-         if t.node == node.name and t.network == m.network),
-        key=lambda pair: pair[0].name,
-    )  # fmt: skip
+def _present(*addresses: str | None) -> list[str]:
+    return [a for a in addresses if a is not None]
+
+
+def _interfaces(
+    model: ir.IR,
+    m: ir.Membership,
+    workloads: list[ir.Workload],
+    gateways: list[str],
+    naming: Naming,
+) -> list[dict[str, Any]]:
     xdp = model.fastpath == "xdp"
-    wg = naming.wg_ifname(m.network)
-    wg_entry: dict[str, Any] = {
-        "name": wg,
+    wg: dict[str, Any] = {
+        "name": naming.wg_ifname(m.network),
         "kind": KIND_WIREGUARD,
         "layer": 3,
         "hook": "tc",
         "program": FASTPATH_TC_L3,
     }
     if xdp:
-        wg_entry["fallback"] = XDP_FALLBACK
-    interfaces = [wg_entry]
+        wg["fallback"] = XDP_FALLBACK
+    interfaces = [wg]
     for w in workloads:
         interfaces.append(
             {
@@ -84,55 +81,74 @@ def _namespace(
             }
         )
     if model.netflow is not None:
-        for gw, _ in tunnels:
+        for gateway in gateways:
             interfaces.append(
                 {
-                    "name": naming.gw_ifname(gw.name),
+                    "name": naming.gw_ifname(gateway),
                     "kind": KIND_GATEWAY_TUNNEL,
                     "layer": 3,
                     "hook": "tc",
                     "program": ACCOUNT_TC_L3,
                 }
             )
+    return interfaces
 
-    routes: list[dict[str, Any]] = []
-    local = [a for a in (m.address, m.address6) if a is not None]
-    local += [f.tunnel_address for _, t in tunnels for f in t.forwards]
-    for address in sorted(set(local)):
-        routes.append({"prefix": _host(address), "interface": None, "kind": KIND_LOCAL})
+
+def _routes(
+    net: ir.Network,
+    m: ir.Membership,
+    workloads: list[ir.Workload],
+    tunnels: list[ir.Tunnel],
+    naming: Naming,
+) -> list[dict[str, Any]]:
+    local = _present(m.address, m.address6)
+    local += [f.tunnel_address for t in tunnels for f in t.forwards]
+    routes: list[dict[str, Any]] = [
+        {"prefix": _host(a), "interface": None, "kind": KIND_LOCAL} for a in sorted(set(local))
+    ]
     if m.forwarding or workloads:
         for w in workloads:
-            for address in (w.address, w.address6):
-                if address is not None:
-                    routes.append(
-                        {
-                            "prefix": _host(address),
-                            "interface": naming.veth_host(w.name),
-                            "kind": KIND_VETH,
-                        }
-                    )
-        for cidr in (net.range, net.range6):
-            if cidr is not None:
-                routes.append({"prefix": cidr, "interface": wg, "kind": KIND_WIREGUARD})
-    routes.sort(key=_route_key)
+            veth = naming.veth_host(w.name)
+            for a in _present(w.address, w.address6):
+                routes.append({"prefix": _host(a), "interface": veth, "kind": KIND_VETH})
+        wg = naming.wg_ifname(m.network)
+        for cidr in _present(net.range, net.range6):
+            routes.append({"prefix": cidr, "interface": wg, "kind": KIND_WIREGUARD})
+    return sorted(routes, key=_route_key)
 
+
+def _owners(model: ir.IR, network: str) -> dict[str, str]:
     owners: dict[str, str] = {}
-    for other in model.nodes:
-        for om in other.networks:
-            if om.network == m.network:
-                for address in (om.address, om.address6):
-                    if address is not None:
-                        owners[address] = other.name
+    for node in model.nodes:
+        for m in node.networks:
+            if m.network == network:
+                owners.update(dict.fromkeys(_present(m.address, m.address6), node.name))
     for w in model.workloads:
-        if w.network == m.network:
-            for address in (w.address, w.address6):
-                if address is not None:
-                    owners[address] = w.node
+        if w.network == network:
+            owners.update(dict.fromkeys(_present(w.address, w.address6), w.node))
+    return owners
+
+
+def _namespace(model: ir.IR, node: ir.Node, m: ir.Membership, naming: Naming) -> dict[str, Any]:
+    net = next(n for n in model.networks if n.name == m.network)
+    workloads = sorted(
+        (w for w in model.workloads if w.node == node.name and w.network == m.network),
+        key=lambda w: w.name,
+    )
+    tunnels = sorted(
+        (
+            (gw.name, t)
+            for gw in model.gateways
+            for t in gw.tunnels
+            if t.node == node.name and t.network == m.network
+        ),
+        key=lambda pair: pair[0],
+    )
     return {
         "network": m.network,
-        "interfaces": interfaces,
-        "routes": routes,
-        "address_to_node": owners,
+        "interfaces": _interfaces(model, m, workloads, [g for g, _ in tunnels], naming),
+        "routes": _routes(net, m, workloads, [t for _, t in tunnels], naming),
+        "address_to_node": _owners(model, m.network),
     }
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hercc.dataplane.layout import COUNTERS, FLOW_KEY, FLOW_VALUE, Flow, decode_flow, route_entry
+from hercc.dataplane.layout import COUNTERS, FLOW_KEY, Flow, decode_flow, route_entry
 from hercc.dataplane.program import SOURCE_DIR, Program, program_text
 from hercc.state.errors import BccUnavailable, DataplaneError
 
@@ -43,7 +43,7 @@ class ProgramRun:
 class _TestRunOpts(ctypes.Structure):
     """libbpf's struct bpf_test_run_opts (libbpf 1.x), up to batch_size."""
 
-    _fields_ = [  # noqa: RUF012 (ctypes' own declaration form)
+    _fields_ = [
         ("sz", ctypes.c_size_t),
         ("data_in", ctypes.c_void_p),
         ("data_out", ctypes.c_void_p),
@@ -65,7 +65,7 @@ class _TestRunOpts(ctypes.Structure):
 class _XdpMd(ctypes.Structure):
     """struct xdp_md, the context an XDP test run may be given."""
 
-    _fields_ = [  # noqa: RUF012
+    _fields_ = [
         ("data", ctypes.c_uint32),
         ("data_end", ctypes.c_uint32),
         ("data_meta", ctypes.c_uint32),
@@ -77,7 +77,7 @@ class _XdpMd(ctypes.Structure):
 
 def _import_bcc() -> Any:
     try:
-        import bcc  # type: ignore[import-not-found,unused-ignore]
+        import bcc  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError as exc:
         raise BccUnavailable(
             f"BCC is not importable ({exc}): install python3-bpfcc and link it into the venv "
@@ -113,9 +113,7 @@ def _read_source(source_dir: Path) -> Any:
     return read
 
 
-def compile_program(
-    program: Program, header: str, source_dir: Path = SOURCE_DIR
-) -> LoadedProgram:
+def compile_program(program: Program, header: str, source_dir: Path = SOURCE_DIR) -> LoadedProgram:
     """Compile `program` with the generated `header` and load its entry points.
 
     Raises BccUnavailable when BCC or kernel headers are missing, DataplaneError
@@ -213,7 +211,7 @@ class LoadedProgram:
 def _per_cpu(values: Any) -> Iterator[bytes]:
     for value in values:
         yield bytes(value)
-    
+
 
 def _libbpf() -> Any:
     try:

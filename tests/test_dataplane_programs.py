@@ -335,6 +335,20 @@ def test_accounting_counts_packets_bytes_and_flags(
     }
 
 
+def test_a_gso_packet_counts_its_wire_segments(tc: LoadedProgram) -> None:
+    """3 segments of 1000 payload bytes: 3 packets, and each segment's own 40 header bytes.
+
+    It is bigger than b0's MTU, and still forwarded: GSO cuts it into
+    segments that fit when it is sent.
+    """
+    packet = ipv4("10.77.1.2", "10.77.2.2", TCP, tcp(45000, 443, 0x18, b"y" * 3000))
+    with inside():
+        run = tc.test_run("fastpath_tc_eth", ether(ETH_P_IP, packet), gso_segs=3, gso_size=1000)
+    assert run.verdict == TC_ACT_REDIRECT
+    (flow,) = flow_of(tc, 45000)
+    assert (flow.packets, flow.bytes) == (3, len(packet) + 2 * 40)
+
+
 def test_passed_packets_are_counted_and_accounted(tc: LoadedProgram) -> None:
     before = tc.counters()
     frame = ether(ETH_P_IP, ipv4("10.77.1.2", "10.77.1.1", UDP, udp(43000, 53, b"abc")))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,11 @@ __all__ = ["KERNEL_HEADERS", "LoadedProgram", "ProgramRun", "compile_program"]
 KERNEL_HEADERS = "/var/cache/hercules/kernel-headers"
 _LIBBPF = "libbpf.so.1"
 _OUT_ROOM = 512  # room in the output buffer for headers a program pushes
+# struct __sk_buff (uapi/linux/bpf.h): its size and the offsets of the two fields
+# a TC test run is given, to make the packet a GSO packet of that many segments.
+_SK_BUFF_SIZE = 192
+_SK_BUFF_GSO_SEGS = 164
+_SK_BUFF_GSO_SIZE = 176
 
 
 @dataclass(frozen=True)
@@ -178,11 +184,15 @@ class LoadedProgram:
         table = self.table("counters")
         return {name: int(table.sum(table.Key(i)).value) for i, name in enumerate(COUNTERS)}
 
-    def test_run(self, entry: str, packet: bytes, *, ingress_ifindex: int = 0) -> ProgramRun:
+    def test_run(
+        self, entry: str, packet: bytes, *, ingress_ifindex: int = 0, gso_segs: int = 0,
+        gso_size: int = 0,
+    ) -> ProgramRun:  # fmt: skip
         """Run entry point `entry` once on `packet` (an Ethernet frame) with BPF_PROG_TEST_RUN.
 
-        The program runs in the calling thread's network namespace; for XDP,
+        The program runs in the calling thread's network namespace. XDP:
         `ingress_ifindex` names the device the frame arrives on there (0: lo).
+        TC: `gso_segs` and `gso_size` make the packet a GSO packet.
         """
         data_in = ctypes.create_string_buffer(packet, len(packet))
         data_out = ctypes.create_string_buffer(len(packet) + _OUT_ROOM)
@@ -194,8 +204,14 @@ class LoadedProgram:
             data_size_out=len(data_out),
             repeat=1,
         )
-        ctx = _XdpMd(data=0, data_end=len(packet), ingress_ifindex=ingress_ifindex)
+        ctx: ctypes.Array[ctypes.c_char] | _XdpMd | None = None
         if self.program.hook == "xdp" and ingress_ifindex:
+            ctx = _XdpMd(data=0, data_end=len(packet), ingress_ifindex=ingress_ifindex)
+        elif self.program.hook == "tc" and gso_segs:
+            ctx = ctypes.create_string_buffer(_SK_BUFF_SIZE)
+            struct.pack_into("=I", ctx, _SK_BUFF_GSO_SEGS, gso_segs)
+            struct.pack_into("=I", ctx, _SK_BUFF_GSO_SIZE, gso_size)
+        if ctx is not None:
             opts.ctx_in = ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p)
             opts.ctx_size_in = ctypes.sizeof(ctx)
         rc = _libbpf().bpf_prog_test_run_opts(self.fds[entry], ctypes.byref(opts))

@@ -92,6 +92,12 @@ def _import_bcc() -> Any:
     return bcc
 
 
+def _kernel_bpf() -> None:
+    """The bpf(2) syscall exists when the kernel has this sysctl (CONFIG_BPF_SYSCALL)."""
+    if not Path("/proc/sys/kernel/unprivileged_bpf_disabled").exists():
+        raise BccUnavailable("this kernel has no BPF syscall (CONFIG_BPF_SYSCALL)")
+
+
 def _kernel_headers() -> None:
     """BCC finds headers through $BCC_KERNEL_SOURCE or /lib/modules; default the former."""
     if os.environ.get("BCC_KERNEL_SOURCE"):
@@ -127,6 +133,7 @@ def compile_program(program: Program, header: str, source_dir: Path = SOURCE_DIR
     """
     text = program_text(program, header, _read_source(source_dir))
     bcc = _import_bcc()
+    _kernel_bpf()
     _kernel_headers()
     kind = bcc.BPF.XDP if program.hook == "xdp" else bcc.BPF.SCHED_CLS
     try:

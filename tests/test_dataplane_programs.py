@@ -349,6 +349,18 @@ def test_a_gso_packet_counts_its_wire_segments(tc: LoadedProgram) -> None:
     assert (flow.packets, flow.bytes) == (3, len(packet) + 2 * 40)
 
 
+def test_repeated_runs_are_each_accounted(tc: LoadedProgram) -> None:
+    """The kernel reruns the same packet: a local one, as a forwarded one would lose TTL."""
+    packet = ipv4("10.77.1.2", "10.77.1.1", UDP, udp(46000, 53, b"r"))
+    before = tc.counters()["passed"]
+    with inside():
+        run = tc.test_run("fastpath_tc_eth", ether(ETH_P_IP, packet), repeat=1000)
+    assert run.verdict == TC_ACT_OK and run.duration_ns > 0
+    (flow,) = flow_of(tc, 46000)
+    assert (flow.packets, flow.bytes) == (1000, 1000 * len(packet))
+    assert tc.counters()["passed"] - before == 1000
+
+
 def test_passed_packets_are_counted_and_accounted(tc: LoadedProgram) -> None:
     before = tc.counters()
     frame = ether(ETH_P_IP, ipv4("10.77.1.2", "10.77.1.1", UDP, udp(43000, 53, b"abc")))

@@ -193,13 +193,16 @@ class LoadedProgram:
 
     def test_run(
         self, entry: str, packet: bytes, *, ingress_ifindex: int = 0, gso_segs: int = 0,
-        gso_size: int = 0,
+        gso_size: int = 0, repeat: int = 1,
     ) -> ProgramRun:  # fmt: skip
         """Run entry point `entry` once on `packet` (an Ethernet frame) with BPF_PROG_TEST_RUN.
 
         The program runs in the calling thread's network namespace. XDP:
         `ingress_ifindex` names the device the frame arrives on there (0: lo).
-        TC: `gso_segs` and `gso_size` make the packet a GSO packet.
+        TC: `gso_segs` and `gso_size` make the packet a GSO packet. With
+        `repeat`, the kernel runs it that many times (the maps see every run)
+        and `duration_ns` is the mean time of one; they all run on the same packet,
+        so a forwarded one loses one TTL a run.
         """
         data_in = ctypes.create_string_buffer(packet, len(packet))
         data_out = ctypes.create_string_buffer(len(packet) + _OUT_ROOM)
@@ -209,7 +212,7 @@ class LoadedProgram:
             data_out=ctypes.cast(data_out, ctypes.c_void_p),
             data_size_in=len(packet),
             data_size_out=len(data_out),
-            repeat=1,
+            repeat=repeat,
         )
         ctx: ctypes.Array[ctypes.c_char] | _XdpMd | None = None
         if self.program.hook == "xdp" and ingress_ifindex:

@@ -43,6 +43,7 @@ static __always_inline int reload_l3(struct __sk_buff *skb, struct packet *p, __
 {
     void *l3 = (void *)(long)skb->data + offset;
     void *end = (void *)(long)skb->data_end;
+
     if (p->family == 4 && l3 + sizeof(struct iphdr) > end)
         return -1;
     if (p->family == 6 && l3 + sizeof(struct ipv6hdr) > end)

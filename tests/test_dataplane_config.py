@@ -216,3 +216,12 @@ def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
         900,
         0x12,
     )
+
+
+def test_missing_sources_are_a_clear_error(tmp_path: Path) -> None:
+    """Raised before BCC is needed: the message names the file and where sources come from."""
+    from hercc.state.dataplane import compile_program
+    from hercc.state.errors import DataplaneError
+
+    with pytest.raises(DataplaneError, match=r"fastpath_tc\.c.*hercc/dataplane/sources"):
+        compile_program(TC, "", source_dir=tmp_path)

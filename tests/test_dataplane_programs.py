@@ -4,8 +4,9 @@ packet in, the verdict and the rewritten packet out, and what the maps counted.
 Needs root, BCC (python3-bpfcc) with kernel headers, and a kernel with BPF;
 skipped with the reason otherwise. Each program is compiled once per module
 (about 0.5 s and 200 MB each). The programs run inside a network namespace
-made here, with two veths (a0 in, b0 out), a TUN device (t0, layer 3),
-forwarding on, and permanent neighbours: bpf_fib_lookup (XDP) and
+made here, with two veths (a0 in, b0 out), a TUN device (t0, layer 3), the
+devices a build of examples/reference.herc names on node gamma (hv-web,
+wg-prod), forwarding on, and permanent neighbours: bpf_fib_lookup (XDP) and
 bpf_check_mtu (TC) look at real devices.
 """
 
@@ -30,9 +31,12 @@ from hercc.dataplane.layout import (
     XDP_REDIRECT,
     Flow,
 )
+from hercc.dataplane.maps import node_maps
 from hercc.dataplane.program import TC, XDP, Program
+from hercc.pipeline import compile_spec
 from hercc.state.dataplane import LoadedProgram, ProgramRun, compile_program
 from hercc.state.errors import BccUnavailable
+from tests.conftest import EXAMPLES
 from tests.packets import (
     ETH_P_IP,
     ETH_P_IPV6,
@@ -63,6 +67,11 @@ SETUP = f"""\
 link add a0 type veth peer name a1
 link add b0 address {B0_MAC} type veth peer name b1
 tuntap add dev t0 mode tun
+link add hv-web type veth peer name hv-web-peer
+tuntap add dev wg-prod mode tun
+link set hv-web up
+link set hv-web-peer up
+link set wg-prod up
 link set a0 up
 link set a1 up
 link set b0 up
@@ -403,3 +412,24 @@ def test_accounting_only_programs_pass_everything(netns: dict[str, tuple[int, in
         assert prog.counters()["passed"] == 1
     finally:
         prog.close()
+
+
+def test_routes_of_a_real_build_drive_the_program(
+    tc: LoadedProgram, netns: dict[str, tuple[int, int]]
+) -> None:
+    """gamma's maps.json routes of examples/reference.herc, with its device names made here."""
+    model = compile_spec(str(EXAMPLES / "reference.herc"), use_lock=False).ir
+    space = node_maps(model, model.node("gamma"))["namespaces"]["herc-prod"]
+    tc.fill_routes(space["routes"], {n: netns[n] for n in ("wg-prod", "hv-web")})
+    (web,) = [w for w in model.workloads if w.name == "web"]
+    (gamma,) = model.node("gamma").networks
+    cases = {
+        web.address: TC_ACT_REDIRECT,  # to its veth
+        "10.20.200.1": TC_ACT_REDIRECT,  # elsewhere in the overlay: to wg-prod
+        gamma.address: TC_ACT_OK,  # the node itself
+        "100.127.0.3": TC_ACT_OK,  # its address on a gateway tunnel: nftables decides
+    }
+    for dst, verdict in cases.items():
+        assert dst is not None
+        frame = ether(ETH_P_IP, ipv4("10.20.0.1", dst, UDP, udp(47000, 53, b"q")))
+        assert run_tc(tc, frame).verdict == verdict, dst

@@ -80,7 +80,11 @@ def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
         f"nodes/{n}/node.json" for n in ("alpha", "beta", "gamma", "delta")
     } | {  # keys are unknown: no WireGuard files, but what needs none
         f"gateways/{g}/{f}" for g in ("gw-eu", "gw-us") for f in ("haproxy.cfg", "gateway.json")
-    } | {f"nodes/{n}/nftables/prod.nft" for n in ("gamma", "delta")}
+    } | {f"nodes/{n}/nftables/prod.nft" for n in ("gamma", "delta")} | {
+        f"nodes/{n}/dataplane/{f}"
+        for n in ("alpha", "beta", "gamma", "delta")
+        for f in ("hercules_config.h", "maps.json")
+    }
     validate_ir(json.loads(files["ir.json"]))
     manifest = json.loads(files["manifest.json"])["files"]
     assert set(manifest) == set(files) - {"manifest.json"}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 
 from hercc import ir
 from hercc.backends import (
+    dataplane,
     dns_zone,
     gateway_json,
     gateway_tunnels,
@@ -41,6 +42,7 @@ BACKENDS: dict[str, Backend] = {
     "gateway-tunnels": gateway_tunnels.render_node,
     "gateway-units": gateway_units.render_node,
     "nftables": nftables.render_node,
+    "dataplane": dataplane.render_node,
 }
 
 GLOBAL_BACKENDS: dict[str, GlobalBackend] = {

@@ -30,6 +30,9 @@ import pytest
 
 from hercc.diagnostics import OperationError
 from hercc.flows.exporter import ExportConfig, Exporter
+from hercc.flows.ipfix import IpfixEncoder
+from hercc.flows.netflow_v9 import NetflowV9Encoder
+from hercc.flows.packing import ExportPolicy
 from hercc.flows.records import Direction, FlowCounters, FlowKey, WallClock
 from hercc.flows.sender import UdpSender
 from hercc.sysio import process
@@ -101,25 +104,22 @@ def free_udp_port() -> int:
         return port
 
 
-def wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(
-        f"{log.name}: no {text!r} within {timeout} s:\n{log.read_text(errors='replace')}"
-    )
+def logged(log: Path, text: str) -> Callable[[], bool]:
+    return lambda: text in log.read_text(errors="replace")
 
 
 @contextmanager
-def daemon(argv: list[str], log: Path, ready: str, stop: signal.Signals) -> Iterator[None]:
-    """Start argv, wait for `ready` in its log, and on leaving stop it by its PID (bounded)."""
+def daemon(
+    argv: list[str], log: Path, ready: Callable[[], bool], stop: signal.Signals
+) -> Iterator[None]:
+    """Start argv, wait until `ready()` (at most 15 s), and on leaving stop it by its PID (bounded)."""
     proc = process.start(argv, log=log, env=os.environ, error=OperationError)
     try:
-        wait_for(log, ready, proc)
+        deadline = time.monotonic() + 15
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{argv[0]} is not ready:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
         yield
     finally:
         if proc.poll() is None:
@@ -129,6 +129,25 @@ def daemon(argv: list[str], log: Path, ready: str, stop: signal.Signals) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@contextmanager
+def capture(port: int, pcap: Path, log: Path) -> Iterator[None]:
+    """tshark capturing on lo what goes to `port` (at most 60 s), stopped by SIGINT.
+
+    "Capturing on" is printed before the capture is live, so tshark is ready only once it
+    shows (-P) a probe datagram sent to a second port that the filter takes too.
+    """
+    probe = free_udp_port()
+    argv = ["tshark", "-i", "lo", "-f", f"udp port {port} or udp port {probe}", "-l", "-P"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+
+        def ready() -> bool:
+            s.sendto(b"probe", ("127.0.0.1", probe))
+            return logged(log, f"{probe} Len=5")()
+
+        with daemon([*argv, "-a", "duration:60", "-w", str(pcap)], log, ready, signal.SIGINT):
+            yield
 
 
 def run(argv: list[str]) -> str:
@@ -163,21 +182,15 @@ def walk(node: Any, visit: Callable[[dict[str, Any]], None]) -> None:
             walk(value, visit)
 
 
+def tshark_frames(pcap: Path, port: int) -> list[Any]:
+    argv = ["tshark", "-r", str(pcap), "-d", f"udp.port=={port},cflow", "-T", "json"]
+    frames = json.loads(run([*argv, "--no-duplicate-keys"]))
+    return [f for f in frames if "cflow" in f["_source"]["layers"]]  # not the probes
+
+
 def tshark_counts(pcap: Path, port: int) -> tuple[int, dict[FiveTuple, list[int]], list[str]]:
     """Frames, packets and bytes per 5-tuple, and every sequence number tshark flagged."""
-    text = run(
-        [
-            "tshark",
-            "-r",
-            str(pcap),
-            "-d",
-            f"udp.port=={port},cflow",
-            "-T",
-            "json",
-            "--no-duplicate-keys",
-        ]
-    )
-    frames = json.loads(text)
+    frames = tshark_frames(pcap, port)
     counts: dict[FiveTuple, list[int]] = defaultdict(lambda: [0, 0])
     flagged: list[str] = []
 
@@ -244,23 +257,60 @@ def test_nfcapd_and_tshark_see_exactly_the_exported_counts(protocol: str, tmp_pa
     port, flows_dir, pcap = free_udp_port(), tmp_path / "nfcapd", tmp_path / "export.pcap"
     flows_dir.mkdir()
     nfcapd = f"nfcapd -w {flows_dir} -b 127.0.0.1 -p {port} -t 60 -I hercc".split()
-    tshark = ["tshark", "-i", "lo", "-f", f"udp port {port}", "-a", "duration:60", "-w", str(pcap)]
     with (
-        daemon(nfcapd, tmp_path / "nfcapd.log", "Startup", signal.SIGTERM),
-        daemon(tshark, tmp_path / "tshark.log", "Capturing on", signal.SIGINT),
+        daemon(
+            nfcapd,
+            tmp_path / "nfcapd.log",
+            logged(tmp_path / "nfcapd.log", "Startup"),
+            signal.SIGTERM,
+        ),
+        capture(port, pcap, tmp_path / "tshark.log"),
     ):
         sent = export(protocol, port, [early, late], t0, wall)
         time.sleep(1)  # both read their sockets; then SIGINT and SIGTERM end them
     log = (tmp_path / "nfcapd.log").read_text()
-    (capture,) = flows_dir.glob("nfcapd.2*")  # SIGTERM renamed nfcapd.current.* to its final name
+    (flow_file,) = flows_dir.glob("nfcapd.2*")  # SIGTERM renamed nfcapd.current.* to its final name
 
-    stats = run(["nfdump", "-r", str(capture), "-I"])
+    stats = run(["nfdump", "-r", str(flow_file), "-I"])
     assert "Sequence failures: 0" in stats, stats
     assert "Sequence Errors: 0, Bad Packets: 0" in log, log
-    assert f"packets: {sent}," in run(["nfdump", "-E", str(capture)])  # every datagram arrived
-    got = nfdump_counts(capture)
+    assert f"packets: {sent}," in run(["nfdump", "-E", str(flow_file)])  # every datagram arrived
+    got = nfdump_counts(flow_file)
     assert got == expected
 
     frames, decoded, flagged = tshark_counts(pcap, port)
     assert frames == sent and flagged == []
     assert decoded == {k: v[:2] for k, v in expected.items()}
+
+
+def test_tshark_reads_the_sampling_declarations(tmp_path: Path) -> None:
+    port, pcap = free_udp_port(), tmp_path / "sampling.pcap"
+    sender = UdpSender(f"127.0.0.1:{port}")
+    try:
+        with capture(port, pcap, tmp_path / "tshark.log"):
+            # Two observation domains: tshark keeps templates per exporter and domain.
+            for kind, domain in ((NetflowV9Encoder, 9), (IpfixEncoder, 10)):
+                encoder = kind(
+                    domain_id=domain, clock=WallClock.now(), sampling=100, policy=ExportPolicy()
+                )
+                for datagram in encoder.encode([], time.monotonic_ns()):
+                    sender.send(datagram.payload)
+            time.sleep(1)
+    finally:
+        sender.close()
+    fields: dict[str, str] = {}
+
+    def visit(d: dict[str, Any]) -> None:
+        fields.update(
+            {k: v for k, v in d.items() if k.startswith(("cflow.sampling", "cflow.selector"))}
+        )
+
+    for frame in tshark_frames(pcap, port):
+        walk(frame["_source"]["layers"].get("cflow"), visit)
+    assert fields == {
+        "cflow.sampling_interval": "100",  # v9: SAMPLING_INTERVAL
+        "cflow.sampling_algorithm": "1",  # v9: deterministic
+        "cflow.selector_algorithm": "1",  # IPFIX: systematic count-based
+        "cflow.sampling_packet_interval": "1",
+        "cflow.sampling_packet_space": "99",
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 
 import pytest
 
@@ -44,6 +45,9 @@ def test_config_from_the_ir() -> None:
         "v9", 60_000, 15_000, 10,
     )  # fmt: skip
     assert config.domain_id == domain_id("alpha") != domain_id("beta")
+    assert config.collectors == ("192.0.2.1:2055",)
+    (sender,) = config.open_senders()
+    sender.close()
 
 
 def test_poll_sends_the_same_datagrams_to_every_collector_and_flush_ends() -> None:
@@ -93,22 +97,26 @@ def test_parse_collector_refuses(text: str) -> None:
         parse_collector(text)
 
 
-def test_udp_sender_delivers_and_survives_a_closed_port() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
-        rx.bind(("127.0.0.1", 0))
-        rx.settimeout(5)
-        port = rx.getsockname()[1]
-        sender = UdpSender(f"127.0.0.1:{port}")
-        try:
+def test_udp_sender_loses_nothing_after_a_port_unreachable() -> None:
+    """The first datagram finds no collector (ICMP port unreachable comes back); the collector
+    then starts, and the next datagram reaches it: the ICMP error does not eat it."""
+    port = free_port()
+    sender = UdpSender(f"127.0.0.1:{port}")
+    try:
+        sender.send(b"nobody hears this")
+        time.sleep(0.1)  # the ICMP error is back
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+            rx.bind(("127.0.0.1", port))
+            rx.settimeout(5)
             for n in range(3):
                 sender.send(b"datagram %d" % n)
             assert [rx.recv(100) for _ in range(3)] == [b"datagram 0", b"datagram 1", b"datagram 2"]
-        finally:
-            sender.close()
-    # Nobody listens now: ICMP port unreachable comes back, and no later send fails or is dropped.
-    closed = UdpSender(f"127.0.0.1:{port}")
-    try:
-        for _ in range(3):
-            closed.send(b"x")
     finally:
-        closed.close()
+        sender.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -19,7 +19,7 @@ from hercc.flows.ipfix import IpfixEncoder
 from hercc.flows.netflow_v9 import NetflowV9Encoder
 from hercc.flows.packing import Datagram, Encoder, ExportPolicy
 from hercc.flows.records import FlowCounters, FlowKey, FlowRecord, WallClock, merge
-from hercc.flows.sender import Sender
+from hercc.flows.sender import Sender, UdpSender
 from hercc.flows.table import FlowTable, TableStats
 
 SnapshotSource = Callable[[], Iterable[tuple[FlowKey, Sequence[FlowCounters]]]]
@@ -42,6 +42,7 @@ class ExportConfig:
     idle_timeout_ms: int
     sampling: int
     domain_id: int
+    collectors: tuple[str, ...] = ()  # "host:port"; the IR holds one
     poll_interval_ms: int = 1000
     policy: ExportPolicy = field(default_factory=ExportPolicy)
 
@@ -53,7 +54,12 @@ class ExportConfig:
             idle_timeout_ms=netflow.idle_timeout_ms,
             sampling=netflow.sampling,
             domain_id=domain_id(node),
+            collectors=(netflow.collector,),
         )
+
+    def open_senders(self) -> list[Sender]:
+        """A UDP sender to each collector (the caller closes them)."""
+        return [UdpSender(collector) for collector in self.collectors]
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,18 +73,25 @@ def sum_cpus(per_cpu: Iterable[FlowCounters]) -> FlowCounters | None:
     """One entry's counters over all CPUs; None when no CPU saw a packet.
 
     A CPU that never saw the flow holds zeros, its times included, so it is
-    left out of the times rather than pulling first_ns to 0.
+    left out of the times rather than pulling first_ns to 0. (A loop, not
+    sums of generators: it runs for every key of every poll, and most flows
+    live on one CPU.)
     """
-    seen = [c for c in per_cpu if c.packets > 0]
-    if not seen:
-        return None
-    return FlowCounters(
-        packets=sum(c.packets for c in seen),
-        octets=sum(c.octets for c in seen),
-        first_ns=min(c.first_ns for c in seen),
-        last_ns=max(c.last_ns for c in seen),
-        tcp_flags=_or_all(c.tcp_flags for c in seen),
-    )
+    total: FlowCounters | None = None
+    for c in per_cpu:
+        if c.packets == 0:
+            continue
+        if total is None:
+            total = c
+            continue
+        total = FlowCounters(
+            packets=total.packets + c.packets,
+            octets=total.octets + c.octets,
+            first_ns=min(total.first_ns, c.first_ns),
+            last_ns=max(total.last_ns, c.last_ns),
+            tcp_flags=total.tcp_flags | c.tcp_flags,
+        )
+    return total
 
 
 def merge(entries: Iterable[tuple[FlowKey, Sequence[FlowCounters]]]) -> dict[FlowKey, FlowCounters]:
@@ -95,13 +102,6 @@ def merge(entries: Iterable[tuple[FlowKey, Sequence[FlowCounters]]]) -> dict[Flo
         if total is not None:
             snapshot[key] = total
     return snapshot
-
-
-def _or_all(flags: Iterable[int]) -> int:
-    result = 0
-    for f in flags:
-        result |= f
-    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class EndReason(enum.IntEnum):
 
     IDLE_TIMEOUT = 1
     ACTIVE_TIMEOUT = 2
-    END_OF_FLOW = 3  # the exporter stopped and flushed what it held
+    FORCED_END = 4  # the exporter stopped and flushed what it held
     LACK_OF_RESOURCES = 5  # the map's LRU evicted the entry
 
 

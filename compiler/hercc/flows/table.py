@@ -95,7 +95,7 @@ class FlowTable:
         """Every pending count as a last record (the exporter is stopping)."""
         out: list[FlowRecord] = []
         for key, entry in self._entries.items():
-            self._emit(key, entry, EndReason.END_OF_FLOW, out)
+            self._emit(key, entry, EndReason.FORCED_END, out)
         return out
 
     def stats(self) -> TableStats:

@@ -105,57 +105,29 @@ class Encoder(ABC):
         )
 
     def encode(self, records: Sequence[FlowRecord], now_ns: int) -> list[Datagram]:
-        """The datagrams that carry these records (in order), at monotonic time now_ns."""
+        """The datagrams that carry these records, at monotonic time now_ns."""
         # Grouped by template (IPv4 first), so that a datagram holds one set per template.
+        templates = [self.template_for(r) for r in records]
         rows = sorted(
             (
                 (t.template_id, self.pack_record(t, r))
-                for r in records
-                for t in [self.template_for(r)]
+                for t, r in zip(templates, records, strict=True)
             ),
             key=lambda row: row[0],
         )
         out: list[Datagram] = []
         i = 0
         while i < len(rows) or (not out and self.templates_due(now_ns)):
-            sets: list[bytes] = []
-            size, n_records, n_data = self.HEADER_SIZE, 0, 0
             with_templates = self.templates_due(now_ns)
-            if with_templates:
-                template_bytes, n_templates = self.template_sets()
-                sets.append(template_bytes)
-                size += len(template_bytes)
-                n_records += n_templates
-                options = self.options_data()
-                if options is not None:
-                    option_set = self._set(options[0], [options[1]])
-                    sets.append(option_set)
-                    size += len(option_set)
-                    n_records += 1
-                    n_data += 1
-            j = i
-            while j < len(rows):
-                tid = rows[j][0]
-                k = j
-                budget = (
-                    self.policy.max_datagram - size - SET_HEADER.size - (3 if self.PAD_SETS else 0)
-                )
-                while k < len(rows) and rows[k][0] == tid and budget >= len(rows[k][1]):
-                    budget -= len(rows[k][1])
-                    k += 1
-                if k == j:
-                    break
-                data_set = self._set(tid, [row for _, row in rows[j:k]])
-                sets.append(data_set)
-                size += len(data_set)
-                n_records += k - j
-                n_data += k - j
-                j = k
+            sets, n_records, n_data = self._preamble() if with_templates else ([], 0, 0)
+            data_sets, j = self._fill(rows, i, self.HEADER_SIZE + sum(map(len, sets)))
             if j == i and i < len(rows) and not with_templates:
                 raise ValueError(f"a {len(rows[i][1])}-byte record does not fit a datagram")
-            i = j
-            head = self.header(records=n_records, length=size, now_ns=now_ns)
-            out.append(Datagram(head + b"".join(sets), n_data, with_templates))
+            n_records, n_data, i = n_records + j - i, n_data + j - i, j
+            body = b"".join(sets + data_sets)
+            length = self.HEADER_SIZE + len(body)
+            head = self.header(records=n_records, length=length, now_ns=now_ns)
+            out.append(Datagram(head + body, n_data, with_templates))
             self.packets_sent += 1
             self.records_sent += n_data
             if with_templates:
@@ -163,6 +135,35 @@ class Encoder(ABC):
             else:
                 self._since_templates = (self._since_templates or 0) + 1
         return out
+
+    def _preamble(self) -> tuple[list[bytes], int, int]:
+        """The template sets and the sampling options data: sets, records, data records."""
+        template_sets, n_templates = self.template_sets()
+        options = self.options_data()
+        if options is None:
+            return [template_sets], n_templates, 0
+        return [template_sets, self._set(options[0], [options[1]])], n_templates + 1, 1
+
+    def _fill(
+        self, rows: Sequence[tuple[int, bytes]], start: int, size: int
+    ) -> tuple[list[bytes], int]:
+        """Data sets of rows[start:] that fit after `size` bytes, and the first row left out."""
+        sets: list[bytes] = []
+        pad = 3 if self.PAD_SETS else 0
+        j = start
+        while j < len(rows):
+            tid, k = rows[j][0], j
+            budget = self.policy.max_datagram - size - SET_HEADER.size - pad
+            while k < len(rows) and rows[k][0] == tid and budget >= len(rows[k][1]):
+                budget -= len(rows[k][1])
+                k += 1
+            if k == j:
+                break
+            data_set = self._set(tid, [row for _, row in rows[j:k]])
+            sets.append(data_set)
+            size += len(data_set)
+            j = k
+        return sets, j
 
     def _set(self, set_id: int, rows: Sequence[bytes]) -> bytes:
         body = b"".join(rows)

@@ -73,20 +73,20 @@ class FlowTable:
         out: list[FlowRecord] = []
         for key in [k for k in self._entries if k not in snapshot]:
             self._evict(key, self._entries.pop(key), out)
-        for key, now in snapshot.items():
+        for key, counters in snapshot.items():
             entry = self._entries.get(key)
             if entry is not None and (
-                now.first_ns != entry.seen.first_ns or now.packets < entry.seen.packets
+                counters.first_ns != entry.seen.first_ns or counters.packets < entry.seen.packets
             ):
                 self._evict(key, entry, out)
                 entry = None
             if entry is None:
-                entry = self._entries[key] = _Entry(now, record_first_ns=now.first_ns)
+                entry = self._entries[key] = _Entry(counters, record_first_ns=counters.first_ns)
             else:
-                if entry.record_first_ns is None and now.packets > entry.done_packets:
+                if entry.record_first_ns is None and counters.packets > entry.done_packets:
                     since = max(entry.seen.last_ns, self._last_poll_ns)
-                    entry.record_first_ns = min(since, now.last_ns)
-                entry.seen = now
+                    entry.record_first_ns = min(since, counters.last_ns)
+                entry.seen = counters
             self._expire(key, entry, now_ns, out)
         self._last_poll_ns = now_ns
         return out

@@ -1,0 +1,131 @@
+"""The exporter's flow cache: map snapshots in, flow records out.
+
+The accounting map holds cumulative counters per key. `FlowTable.update`
+takes one snapshot (every key's counters summed over CPUs) at a monotonic
+time and returns the records due:
+
+- a flow's record carries the packets and octets since its previous record:
+  the difference between the snapshot and what earlier records covered, so
+  nothing is lost or counted twice however often snapshots are taken;
+- idle timeout: a flow whose last packet is idle_timeout old is exported and
+  its record closed. Its key stays in the map (the exporter does not delete
+  from it), so the table remembers how much it covered: if packets come
+  again, they start a new record;
+- active timeout: a flow whose open record began active_timeout ago is
+  exported with what it has, and a new record starts;
+- eviction: a key gone from the map (the LRU dropped it), or back with a
+  new first_ns or smaller counts (dropped and re-created between two
+  snapshots), is exported from its last snapshot and counted in `evicted`.
+  Packets it saw after that snapshot are lost: size the map and poll often;
+- sampling 1-in-N: a record carries floor(cumulative / N) minus what the
+  flow's earlier records carried, for packets and octets alike (systematic
+  count-based sampling of the counters, the remainders carried): the packets
+  of a flow's records add up to floor(total / N), with no drift however
+  often it is polled. A record is sent only once it holds a sampled packet;
+  until then it stays open, so the octets that came after a flow's last
+  sampled packet are not sent.
+
+The map keeps one first_ns per entry, so a continuation record (after an
+active timeout, or a new record after idle) starts at the best bound known:
+the previous poll, when its first new packet had not come yet (or its last
+packet, if that was later). Its TCP flags are the OR over the entry's life,
+for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hercc.flows.records import NS_PER_MS, EndReason, FlowCounters, FlowKey, FlowRecord
+
+
+@dataclass(slots=True)
+class _Entry:
+    seen: FlowCounters  # the latest snapshot's cumulative counters
+    done_packets: int = 0  # the cumulative counts earlier records covered
+    done_octets: int = 0
+    record_first_ns: int | None = None  # the open record's start; None: nothing pending
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    flows: int  # keys the table follows (as many as the map holds)
+    open_records: int  # flows with counts not yet exported
+    records: int  # records exported so far
+    evicted: int  # entries the map dropped (or re-created) between snapshots
+
+
+class FlowTable:
+    def __init__(self, *, active_timeout_ms: int, idle_timeout_ms: int, sampling: int = 1) -> None:
+        if sampling < 1:
+            raise ValueError(f"sampling must be 1 or more, not {sampling}")
+        self._active_ns = active_timeout_ms * NS_PER_MS
+        self._idle_ns = idle_timeout_ms * NS_PER_MS
+        self._sampling = sampling
+        self._entries: dict[FlowKey, _Entry] = {}
+        self._records = 0
+        self._evicted = 0
+        self._last_poll_ns = 0
+
+    def update(self, snapshot: Mapping[FlowKey, FlowCounters], now_ns: int) -> list[FlowRecord]:
+        """The records due after this snapshot, taken at monotonic time now_ns."""
+        out: list[FlowRecord] = []
+        for key in [k for k in self._entries if k not in snapshot]:
+            self._evict(key, self._entries.pop(key), out)
+        for key, counters in snapshot.items():
+            entry = self._entries.get(key)
+            if entry is not None and (
+                counters.first_ns != entry.seen.first_ns or counters.packets < entry.seen.packets
+            ):
+                self._evict(key, entry, out)
+                entry = None
+            if entry is None:
+                entry = self._entries[key] = _Entry(counters, record_first_ns=counters.first_ns)
+            else:
+                if entry.record_first_ns is None and counters.packets > entry.done_packets:
+                    since = max(entry.seen.last_ns, self._last_poll_ns)
+                    entry.record_first_ns = min(since, counters.last_ns)
+                entry.seen = counters
+            self._expire(key, entry, now_ns, out)
+        self._last_poll_ns = now_ns
+        return out
+
+    def flush(self) -> list[FlowRecord]:
+        """Every pending count as a last record (the exporter is stopping)."""
+        out: list[FlowRecord] = []
+        for key, entry in self._entries.items():
+            self._emit(key, entry, EndReason.FORCED_END, out)
+        return out
+
+    def stats(self) -> TableStats:
+        open_records = sum(1 for e in self._entries.values() if e.record_first_ns is not None)
+        return TableStats(len(self._entries), open_records, self._records, self._evicted)
+
+    def _expire(self, key: FlowKey, entry: _Entry, now_ns: int, out: list[FlowRecord]) -> None:
+        if entry.record_first_ns is None:
+            return
+        if now_ns - entry.seen.last_ns >= self._idle_ns:
+            self._emit(key, entry, EndReason.IDLE_TIMEOUT, out)
+        elif now_ns - entry.record_first_ns >= self._active_ns:
+            self._emit(key, entry, EndReason.ACTIVE_TIMEOUT, out)
+
+    def _evict(self, key: FlowKey, entry: _Entry, out: list[FlowRecord]) -> None:
+        self._evicted += 1
+        self._emit(key, entry, EndReason.LACK_OF_RESOURCES, out)
+
+    def _emit(self, key: FlowKey, entry: _Entry, reason: EndReason, out: list[FlowRecord]) -> None:
+        first_ns = entry.record_first_ns
+        if first_ns is None:
+            return
+        seen, n = entry.seen, self._sampling
+        packets = seen.packets // n - entry.done_packets // n
+        if packets == 0 and reason in (EndReason.IDLE_TIMEOUT, EndReason.ACTIVE_TIMEOUT):
+            return  # no sampled packet yet: the record stays open until one comes
+        octets = seen.octets // n - entry.done_octets // n
+        entry.done_packets, entry.done_octets = seen.packets, seen.octets
+        entry.record_first_ns = None
+        if packets == 0:
+            return
+        self._records += 1
+        out.append(FlowRecord(key, packets, octets, first_ns, seen.last_ns, seen.tcp_flags, reason))

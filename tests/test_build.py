@@ -84,6 +84,12 @@ def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
         f"nodes/{n}/dataplane/{f}"
         for n in ("alpha", "beta", "gamma", "delta")
         for f in ("hercules_config.h", "maps.json")
+    } | {"nodes/alpha/netplan/60-enterprise.yaml", "nodes/beta/ipsec/swanctl.conf"} | {
+        f"nodes/alpha/networkd/60-hercules-{f}"
+        for f in (
+            *("vx-dc1.netdev", "vx-dc1.network", "vl-office.netdev", "vl-office.network"),
+            *("br-lan.netdev", "br-lan.network", "eth1.network", "eth2.network", "eth3.network"),
+        )
     }
     validate_ir(json.loads(files["ir.json"]))
     manifest = json.loads(files["manifest.json"])["files"]

@@ -16,6 +16,7 @@ BAD_VLAN = "E114"
 BAD_DURATION = "E115"
 BAD_VALUE = "E116"  # another malformed value: number, name, choice, key
 BAD_ENDPOINT = "E117"
+BAD_PROPOSAL = "E118"  # an IKE proposal strongSwan would refuse
 INCLUDE_MISSING = "E120"
 INCLUDE_CYCLE = "E121"
 YAML_SCHEMA = "E130"  # a YAML spec does not match schemas/spec.schema.json
@@ -78,6 +79,7 @@ ALL: dict[str, str] = {
     BAD_DURATION: "invalid duration",
     BAD_VALUE: "invalid value",
     BAD_ENDPOINT: "invalid endpoint",
+    BAD_PROPOSAL: "invalid IPsec proposal",
     INCLUDE_MISSING: "included file cannot be read",
     INCLUDE_CYCLE: "include cycle",
     YAML_SCHEMA: "YAML spec does not match the schema",

@@ -17,6 +17,8 @@ from hercc import ir
 from hercc.backends import (
     dataplane,
     dns_zone,
+    enterprise_netplan,
+    enterprise_networkd,
     gateway_json,
     gateway_tunnels,
     gateway_units,
@@ -25,6 +27,7 @@ from hercc.backends import (
     networkd,
     nftables,
     node_json,
+    swanctl,
     wg_quick,
     wireguard,
 )
@@ -43,6 +46,9 @@ BACKENDS: dict[str, Backend] = {
     "gateway-units": gateway_units.render_node,
     "nftables": nftables.render_node,
     "dataplane": dataplane.render_node,
+    "enterprise-networkd": enterprise_networkd.render_node,
+    "enterprise-netplan": enterprise_netplan.render_node,
+    "ipsec": swanctl.render_node,
 }
 
 GLOBAL_BACKENDS: dict[str, GlobalBackend] = {

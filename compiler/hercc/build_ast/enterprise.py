@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hercc import ast, codes, values
+from hercc import ast, codes, ipsec_proposals, values
 from hercc.diagnostics import Collector
-from hercc.syntax import Stmt
+from hercc.syntax import Stmt, Value
 
 from .fields import Option, label, read_block, read_head
 
@@ -17,6 +17,18 @@ def _auth(stmt: Stmt, diags: Collector) -> tuple[str, str] | None:
     method = values.choice("psk")(stmt.args[0], diags)
     ref = values.secret_ref(stmt.args[1], diags)
     return (method, ref) if method and ref else None
+
+
+def _proposal(v: Value, diags: Collector) -> str | None:
+    """An IKE proposal string, refused here (E118) when strongSwan would refuse it."""
+    text = values.string(v, diags)
+    if text is None:
+        return None
+    problem = ipsec_proposals.problem(text)
+    if problem is not None:
+        diags.error(codes.BAD_PROPOSAL, f'invalid IKE proposal "{text}": {problem}', v.span)
+        return None
+    return text
 
 
 VXLAN = {
@@ -33,7 +45,7 @@ IPSEC = {
     "local_ts": Option("list", values.cidr, required=True),
     "remote_ts": Option("list", values.cidr, required=True),
     "auth": Option("custom", _auth, required=True),
-    "proposals": Option("list", values.string),
+    "proposals": Option("list", _proposal),
 }
 VLAN = {
     "node": Option("one", values.name, required=True),

@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="write only this node's files, with ir.json and the manifest (repeatable; "
         "default every node, and the gateways' and zones' files)",
     )
+    c.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help='the values of secret("name") (mode 0600; name: value lines, or YAML); a '
+        "name it lacks is read from HERC_SECRET_<NAME>. Only with it does the build "
+        "write nodes/<node>/secrets/ipsec.secrets.conf",
+    )
     c.set_defaults(run=run)
 
 
@@ -57,6 +64,19 @@ def _node_of(path: str) -> str | None:
     return owner if kind == "nodes" else None
 
 
+def _ipsec_secrets(model: ir.IR, path: str, nodes: frozenset[str] | None) -> dict[str, str]:
+    """nodes/<node>/secrets/ipsec.secrets.conf of the nodes written, their keys resolved."""
+    import os
+
+    from hercc.backends import swanctl
+    from hercc.passes.secrets import resolve
+
+    chosen = [n for n in model.nodes if nodes is None or n.name in nodes]
+    names = [s for n in chosen for s in swanctl.secret_names(model, n.name)]
+    values = resolve(names, path, os.environ)
+    return {p: t for n in chosen for p, t in swanctl.render_secrets(model, n, values).items()}
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Write the build directory and SPEC.lock together, or neither.
 
@@ -76,6 +96,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         secrets = secret_files(compiled.ir, args.keys)
         if nodes is not None:  # nodes/<node>/secrets/...; no gateways/<gateway>/secrets/...
             secrets = {p: t for p, t in secrets.items() if _node_of(p) in nodes}
+    if args.secrets is not None:
+        secrets |= _ipsec_secrets(compiled.ir, args.secrets, nodes)
     lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
     files = render_files(compiled.ir, args.backend, nodes, ir.dumps(ir_data))
     count = write_tree(args.output, files, secrets, lock)

@@ -19,8 +19,11 @@ __all__ = [
     "WG_IFNAME_PREFIX",
     "WORKLOAD_IFNAME",
     "Naming",
+    "bridge_ifname",
     "gateway_ifname",
     "ifname",
+    "vlan_ifname",
+    "vxlan_ifname",
     "wg_ifname",
 ]
 
@@ -96,3 +99,18 @@ class Naming:
 
     def veth_workload(self, workload: str) -> str:
         return self.workload_ifname
+
+
+def vxlan_ifname(name: str) -> str:
+    """An enterprise VXLAN's interface: "vx-" + name, or hashed ("vx.") when too long."""
+    return ifname("vx-", name, "vx.")
+
+
+def vlan_ifname(name: str) -> str:
+    """An enterprise VLAN's interface: "vl-" + name, or hashed ("vl.") when too long."""
+    return ifname("vl-", name, "vl.")
+
+
+def bridge_ifname(name: str) -> str:
+    """An enterprise bridge's interface: "br-" + name, or hashed ("br.") when too long."""
+    return ifname("br-", name, "br.")

@@ -1,0 +1,170 @@
+"""Enterprise L2 links (VXLAN, VLAN, bridge) as systemd-networkd and netplan files.
+
+Golden files under tests/golden/enterprise/ hold the exact output for
+reference.herc and a spec of edge cases (HERCC_UPDATE_GOLDEN=1 rewrites them).
+`netplan generate` must accept every netplan file, and the networkd files it
+generates from them must carry the same settings as ours. systemd has no offline
+checker for .netdev/.network files here (`systemd-analyze verify` reads units
+only), so our networkd files are held by the goldens and that comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hercc import ir
+from hercc.backends import render_all
+from hercc.pipeline import compile_spec
+from hercc.resources.naming import IFNAME_MAX
+from tests.conftest import EXAMPLES
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "enterprise"
+UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
+L2 = ["enterprise-networkd", "enterprise-netplan"]
+
+# Two enterprises on one node; a VLAN parent that is also a bridge port; a
+# VXLAN in a bridge block's bridge; a bridge with no ports; a VLAN with no
+# address; names too long for an interface.
+EDGES = """
+network prod { range 10.20.0.0/16 }
+node alpha { network prod; endpoint 192.0.2.10 }
+node beta { network prod; endpoint 192.0.2.11 }
+enterprise one {
+  vxlan a-very-long-vxlan-name { node alpha; vni 16777215; local 192.0.2.10; remote 192.0.2.201; port 8472; bridge br-lan }
+  vlan v7 { node alpha; parent eth2; id 7 }
+  bridge lan { node alpha; ports eth2 }
+}
+enterprise two {
+  vlan v8 { node alpha; parent eth2; id 8; address 192.168.8.1/24 }
+  bridge empty { node beta }
+}
+"""
+
+
+def _compile(tmp: Path, name: str, text: str) -> ir.IR:
+    spec = tmp / name
+    spec.write_text(text)
+    return compile_spec(str(spec), use_lock=False).ir
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    reference = compile_spec(str(EXAMPLES / "reference.herc"), use_lock=False).ir
+    edges = _compile(tmp_path_factory.mktemp("edges"), "edges.herc", EDGES)
+    return {
+        "reference": {k: v for k, v in render_all(reference, L2).items() if k != "ir.json"},
+        "edges": {k: v for k, v in render_all(edges, L2).items() if k != "ir.json"},
+    }
+
+
+def test_golden_files_match_byte_for_byte(builds: dict[str, dict[str, str]]) -> None:
+    files = {f"{spec}/{rel}": text for spec, out in builds.items() for rel, text in out.items()}
+    if UPDATE:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for rel, text in files.items():
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / rel).write_text(text, encoding="utf-8")
+    expected = {str(p.relative_to(GOLDEN)): p.read_text() for p in GOLDEN.rglob("*") if p.is_file()}
+    assert sorted(files) == sorted(expected)
+    for rel, text in files.items():
+        assert text == expected[rel], f"{rel} differs from its golden"
+
+
+def test_reference_files_say_what_its_comments_mean(builds: dict[str, dict[str, str]]) -> None:
+    files = builds["reference"]
+    netdev = files["nodes/alpha/networkd/60-hercules-vx-dc1.netdev"]
+    for line in [
+        "Kind=vxlan",
+        "MTUBytes=1450",
+        "VNI=100",
+        "Local=192.0.2.10",
+        "Remote=192.0.2.200",
+    ]:
+        assert line in netdev.splitlines()
+    assert "Bridge=br-hq" in files["nodes/alpha/networkd/60-hercules-vx-dc1.network"]
+    assert "Id=42" in files["nodes/alpha/networkd/60-hercules-vl-office.netdev"]
+    assert "Address=172.30.42.1/24" in files["nodes/alpha/networkd/60-hercules-vl-office.network"]
+    assert "VLAN=vl-office" in files["nodes/alpha/networkd/60-hercules-eth1.network"]
+    for port in ("eth2", "eth3"):
+        assert "Bridge=br-lan" in files[f"nodes/alpha/networkd/60-hercules-{port}.network"]
+    assert not any(rel.startswith("nodes/beta/") for rel in files), "beta has no L2 link"
+
+
+def test_edges_merge_attachments_and_fit_interface_names(builds: dict[str, dict[str, str]]) -> None:
+    files = builds["edges"]
+    eth2 = files["nodes/alpha/networkd/60-hercules-eth2.network"].splitlines()
+    assert [x for x in eth2 if "=" in x] == [
+        "Name=eth2",
+        "Bridge=br-lan",
+        "VLAN=vl-v7",
+        "VLAN=vl-v8",
+    ]
+    names = [
+        line[5:]
+        for text in files.values()
+        for line in text.splitlines()
+        if line.startswith("Name=")
+    ]
+    assert names and all(len(n) <= IFNAME_MAX for n in names)
+    assert "LinkLocalAddressing=no" in files["nodes/alpha/networkd/60-hercules-vl-v7.network"]
+    assert '"br-empty": {}' in files["nodes/beta/netplan/60-enterprise.yaml"]
+
+
+def _sections(text: str) -> dict[str, set[str]]:
+    sections: dict[str, set[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line
+            sections.setdefault(current, set())
+        elif "=" in line and not line.startswith("#"):
+            sections[current].add(line.replace("=true", "=yes"))
+    return sections
+
+
+@pytest.mark.parametrize("spec", ["reference", "edges"])
+def test_netplan_generate_accepts_them_as_our_networkd_files_say(
+    spec: str, builds: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    if shutil.which("netplan") is None:
+        pytest.skip("netplan is not installed")
+    files = builds[spec]
+    for rel in sorted(r for r in files if r.endswith("/60-enterprise.yaml")):
+        node = rel.split("/")[1]
+        root = tmp_path / node
+        (root / "etc" / "netplan").mkdir(parents=True)
+        target = root / "etc" / "netplan" / "60-enterprise.yaml"
+        target.write_text(files[rel])
+        target.chmod(0o600)
+        done = subprocess.run(
+            ["netplan", "generate", "--root-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+        out = root / "run" / "systemd" / "network"
+        for netdev in sorted(out.glob("*.netdev")):
+            ifname = netdev.name.removeprefix("10-netplan-").removesuffix(".netdev")
+            ours = files.get(f"nodes/{node}/networkd/60-hercules-{ifname}.netdev")
+            if ours is None:  # a bridge only a VXLAN names: netplan must declare it
+                assert f'"{ifname}":' in files[rel]
+                continue
+            theirs = _sections(netdev.read_text())
+            mine = _sections(ours)
+            for section, lines in theirs.items():
+                assert lines == mine[section], f"{netdev.name} {section}"
+
+
+def test_outputs_doc_shows_the_build_of_the_reference(builds: dict[str, dict[str, str]]) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "outputs.md").read_text()
+    files = builds["reference"]
+    for rel in ("networkd/60-hercules-vx-dc1.netdev", "netplan/60-enterprise.yaml"):
+        assert f"```\n{files['nodes/alpha/' + rel]}```" in doc, rel
+    listed = [x.removeprefix("out/") for x in doc.splitlines() if x.startswith("out/nodes/alpha/")]
+    assert sorted(r for r in files if r.startswith("nodes/alpha/")) == listed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 
 from hercc import codes, ipsec_proposals
 from hercc.cli import main as cli
+from hercc.diagnostics import OperationError
+from hercc.passes import secrets
 from tests import strongswan
 from tests.conftest import EXAMPLES, errors_of
 
@@ -89,7 +92,7 @@ def test_golden_files_match_byte_for_byte(specs: dict[str, Path], tmp_path: Path
 
 
 def test_secrets_only_with_the_flag_and_never_elsewhere(
-    specs: dict[str, Path], tmp_path: Path
+    specs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plain = _build(tmp_path / "plain", specs["edges"], None)
     assert not list(plain.rglob("secrets")), "no --secrets: no secrets directory"
@@ -100,15 +103,20 @@ def test_secrets_only_with_the_flag_and_never_elsewhere(
         "nodes/gamma/secrets/ipsec.secrets.conf",
     ]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in secrets)
+    assert "dc-key" not in capsys.readouterr().err
     for path in out.rglob("*"):
         if path.is_file() and "secrets" not in path.parts:
             text = path.read_text()
             assert "dc-key" not in text and "so\\" not in text, path
 
 
-def test_missing_secret_and_loose_file_are_refused(specs: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_secret_and_loose_file_are_refused(
+    specs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(AssertionError):
         _build(tmp_path / "a", specs["edges"], {"hq-branch-psk": SECRET})  # no "dc"
+    err = capsys.readouterr().err
+    assert 'missing secret "dc"' in err and "HERC_SECRET_DC" in err and "so\\" not in err
     loose = tmp_path / "loose.yaml"
     loose.write_text("dc: x\nhq-branch-psk: y\n")
     loose.chmod(0o644)
@@ -190,12 +198,8 @@ def test_real_charon_loads_every_generated_swanctl_conf(
                 values = {"hq-branch-psk": SECRET, "dc": "dc-key"} if with_secrets else None
                 out = _build(tmp_path / f"{name}-{with_secrets}", spec, values)
                 for conf in sorted(out.glob("nodes/*/ipsec/swanctl.conf")):
-                    text = conf.read_text()
-                    conns = sorted(
-                        x.strip()[:-2]
-                        for x in text.splitlines()
-                        if x.startswith("  ") and not x.startswith("   ") and x.endswith(" {")
-                    )
+                    conns = re.findall(r"^  (\S+) \{$", conf.read_text(), re.MULTILINE)
+                    assert conns, conf
                     _check_load(c, conf, conns, conns if with_secrets else [])
 
 
@@ -233,3 +237,43 @@ def test_outputs_doc_shows_the_build_of_the_reference(
         _build(tmp_path, specs["reference"], None) / "nodes/beta/ipsec/swanctl.conf"
     ).read_text()
     assert f"```\n{conf}```" in doc
+
+
+def _secrets_file(tmp: Path, text: str, mode: int = 0o600) -> str:
+    path = tmp / "s.yaml"
+    path.write_text(text)
+    path.chmod(mode)
+    return str(path)
+
+
+def test_secret_values_stay_as_written(tmp_path: Path) -> None:
+    path = _secrets_file(tmp_path, "a: 0x1F\nb: 012\nc-d: yes\n")
+    env = {"HERC_SECRET_E_F": "from-env", "HERC_SECRET_A": "file-wins"}
+    assert secrets.resolve(["a", "b", "c-d", "e-f"], path, env) == {
+        "a": "0x1F",
+        "b": "012",
+        "c-d": "yes",
+        "e-f": "from-env",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "why"),
+    [
+        ("a: x\n", 0o640, "its mode is 0640, not 0600"),
+        ("- a\n- b\n", 0o600, "must map names to values"),
+        ("a: [x]\n", 0o600, "must map names to values"),
+        ("a: 'x\n", 0o600, "is not YAML at line"),
+    ],
+)
+def test_secrets_file_refused(tmp_path: Path, text: str, mode: int, why: str) -> None:
+    with pytest.raises(OperationError, match=why) as info:
+        secrets.resolve(["a"], _secrets_file(tmp_path, text, mode), {})
+    assert "'x" not in str(info.value)
+
+
+def test_secrets_file_may_not_be_a_symlink(tmp_path: Path) -> None:
+    target = _secrets_file(tmp_path, "a: x\n")
+    (tmp_path / "link.yaml").symlink_to(target)
+    with pytest.raises(OperationError, match="cannot read"):
+        secrets.resolve(["a"], str(tmp_path / "link.yaml"), {})

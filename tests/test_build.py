@@ -89,6 +89,7 @@ def test_build_writes_ir_nodes_and_manifest(spec: Path, tmp_path: Path) -> None:
         for f in (
             *("vx-dc1.netdev", "vx-dc1.network", "vl-office.netdev", "vl-office.network"),
             *("br-lan.netdev", "br-lan.network", "eth1.network", "eth2.network", "eth3.network"),
+            *("br-hq.netdev", "br-hq.network"),
         )
     }
     validate_ir(json.loads(files["ir.json"]))

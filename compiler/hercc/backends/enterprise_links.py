@@ -98,3 +98,13 @@ def bridge_members(links: NodeLinks) -> dict[str, list[str]]:
         if v.vxlan.bridge is not None:
             members[v.vxlan.bridge].append(v.ifname)
     return {name: sorted(members[name]) for name in sorted(members)}
+
+
+def named_bridges(links: NodeLinks) -> dict[str, str]:
+    """The bridges VXLANs name that no bridge block declares -> the VXLANs, for a comment."""
+    declared = {b.ifname for b in links.bridges}
+    named: defaultdict[str, list[str]] = defaultdict(list)
+    for v in links.vxlans:
+        if v.vxlan.bridge is not None and v.vxlan.bridge not in declared:
+            named[v.vxlan.bridge].append(f"vxlan {v.vxlan.name}")
+    return {name: ", ".join(named[name]) for name in sorted(named)}

@@ -4,7 +4,9 @@
   Independent=yes, so no underlay .network must name it) with its MTU lowered
   by the 50-byte VXLAN overhead, and a .network that puts it in its bridge;
 * a VLAN: a .netdev (Kind=vlan, [VLAN] Id=) and a .network with its address;
-* a bridge: a .netdev (Kind=bridge) and a .network that brings it up;
+* a bridge: a .netdev (Kind=bridge) and a .network that brings it up; the
+  same for a bridge a VXLAN names that no bridge block declares, as networkd
+  puts a link only in a bridge it created itself ("NetDev could not be found");
 * every existing interface a link attaches to (a VLAN's parent, a bridge's
   port): a .network with Bridge= and VLAN=. networkd applies only the first
   .network that matches an interface, so this file takes the place of the
@@ -16,7 +18,7 @@ Keys as systemd 252 (Debian 12) reads them; the same as netplan 0.106 writes.
 from __future__ import annotations
 
 from hercc import ir
-from hercc.backends.enterprise_links import VXLAN_MTU, NodeLinks, node_links
+from hercc.backends.enterprise_links import VXLAN_MTU, NodeLinks, named_bridges, node_links
 from hercc.backends.memo import RenderMemo
 
 PRIORITY = 60
@@ -73,20 +75,25 @@ def _files(node: str, links: NodeLinks) -> dict[str, list[str]]:
         else:
             network.append("LinkLocalAddressing=no")
         files[f"{y.ifname}.network"] = network
-    for b in links.bridges:
-        what = f"enterprise {b.enterprise}, bridge {b.bridge.name}"
-        files[f"{b.ifname}.netdev"] = [
+    bridges = [
+        (b.ifname, f"enterprise {b.enterprise}, bridge {b.bridge.name}") for b in links.bridges
+    ]
+    bridges += [
+        (name, f"bridge {name} of {vxlans}") for name, vxlans in named_bridges(links).items()
+    ]
+    for ifname, what in bridges:
+        files[f"{ifname}.netdev"] = [
             *_header(node, what),
             "",
             "[NetDev]",
-            f"Name={b.ifname}",
+            f"Name={ifname}",
             "Kind=bridge",
         ]
-        files[f"{b.ifname}.network"] = [
+        files[f"{ifname}.network"] = [
             *_header(node, what),
             "",
             "[Match]",
-            f"Name={b.ifname}",
+            f"Name={ifname}",
             "",
             "[Network]",
             "LinkLocalAddressing=no",

@@ -150,6 +150,7 @@ BAD = {
     "aes256-sha256": "needs a Diffie-Hellman group",
     "sha256-modp2048": "no encryption algorithm",
     "aes256gcm16-aes256-sha256-modp2048": "AEAD and classic",
+    "aes128gcm16-ecp256": "needs a PRF",
 }
 
 
@@ -277,3 +278,13 @@ def test_secrets_file_may_not_be_a_symlink(tmp_path: Path) -> None:
     (tmp_path / "link.yaml").symlink_to(target)
     with pytest.raises(OperationError, match="cannot read"):
         secrets.resolve(["a"], str(tmp_path / "link.yaml"), {})
+
+
+def test_bad_proposal_in_the_yaml_form_is_e118_too(tmp_path: Path) -> None:
+    text = (EXAMPLES / "reference.herc.yaml").read_text()
+    bad = text.replace("proposals: aes256-sha256-modp2048", "proposals: aes256-sha256-modp2049")
+    assert bad != text
+    [diag] = errors_of(tmp_path, bad, "spec.herc.yaml")
+    assert diag.code == codes.BAD_PROPOSAL and "modp2049" in diag.message
+    line = next(i for i, x in enumerate(bad.splitlines(), 1) if "modp2049" in x)
+    assert diag.span.line == line

@@ -2,13 +2,13 @@
 
 A proposal is "default" or algorithm keywords joined by "-": encryption,
 integrity, PRF, Diffie-Hellman groups and esn/noesn (meant for ESP; charon
-takes and ignores them in IKE). The tables
-are strongSwan's proposal keywords (src/libstrongswan/crypto/proposal/
-proposal_keywords_static.txt); the rules are those charon applies when it
-builds a proposal from a string (proposal.c: an encryption algorithm; classic
-encryption needs integrity, AEAD does not mix with it; IKE needs a DH group,
-and a PRF when its encryption is AEAD). Which algorithms a charon can run
-depends on its plugins; which keywords it accepts does not.
+takes and ignores them in IKE). The tables are strongSwan's proposal keywords
+(src/libstrongswan/crypto/proposal/proposal_keywords_static.txt); the rules
+are those charon applies when it builds a proposal from a string (proposal.c:
+an encryption algorithm; classic encryption needs integrity, AEAD does not mix
+with it; IKE needs a DH group, and a PRF when its encryption is AEAD). Which
+algorithms a charon can run depends on its plugins; which keywords it accepts
+does not. tests/test_backends_ipsec.py has a real charon judge the examples.
 """
 
 from __future__ import annotations
@@ -50,28 +50,26 @@ ESN = frozenset({"esn", "noesn"})
 DEFAULT = "default"
 
 
-def problem(proposal: str, ike: bool = True) -> str | None:
-    """Why charon would refuse `proposal` (IKE, or ESP when `ike` is False); None if it takes it."""
+def problem(proposal: str) -> str | None:
+    """Why charon would refuse `proposal` as an IKE proposal; None if it takes it."""
     if proposal == DEFAULT:
         return None
     words = proposal.split("-")
     known = ENCRYPTION | AEAD | INTEGRITY | PRF | DH | ESN  # charon ignores esn in IKE
-    unknown = [w for w in words if w not in known and not (not ike and w == "null")]
+    unknown = [w for w in words if w not in known]
     if unknown:
-        what = "IKE" if ike else "ESP"
-        return f'strongSwan knows no {what} algorithm "{unknown[0]}"'
-    classic = [w for w in words if w in ENCRYPTION or (not ike and w == "null")]
+        return f'strongSwan knows no IKE algorithm "{unknown[0]}"'
+    classic = [w for w in words if w in ENCRYPTION]
     aead = [w for w in words if w in AEAD]
     if not classic and not aead:
         return "no encryption algorithm"
     if classic and aead:
         return "AEAD and classic encryption cannot share a proposal"
-    integrity = [w for w in words if w in INTEGRITY]
-    if classic and not integrity:
+    if classic and not any(w in INTEGRITY for w in words):
         return "classic (non-AEAD) encryption needs an integrity algorithm"
-    if ike and not any(w in DH for w in words):
+    if not any(w in DH for w in words):
         return "an IKE proposal needs a Diffie-Hellman group"
-    if ike and aead and not any(w in PRF for w in words):
+    if aead and not any(w in PRF for w in words):
         return "an IKE proposal with AEAD encryption needs a PRF"
     return None
 

@@ -104,6 +104,7 @@ def test_secrets_only_with_the_flag_and_never_elsewhere(
     ]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in secrets)
     assert "dc-key" not in capsys.readouterr().err
+    assert "secrets" not in (out / "manifest.json").read_text()
     for path in out.rglob("*"):
         if path.is_file() and "secrets" not in path.parts:
             text = path.read_text()
@@ -288,3 +289,15 @@ def test_bad_proposal_in_the_yaml_form_is_e118_too(tmp_path: Path) -> None:
     assert diag.code == codes.BAD_PROPOSAL and "modp2049" in diag.message
     line = next(i for i, x in enumerate(bad.splitlines(), 1) if "modp2049" in x)
     assert diag.span.line == line
+
+
+def test_build_node_needs_only_that_nodes_secrets(specs: dict[str, Path], tmp_path: Path) -> None:
+    file = tmp_path / "s.yaml"
+    file.write_text("dc: only-gamma-needs-this\n")
+    file.chmod(0o600)
+    out = tmp_path / "out"
+    args = ["build", str(specs["edges"]), "-o", str(out), "--node", "gamma", "--secrets", str(file)]
+    assert cli.main(args) == 0
+    assert [str(p.relative_to(out)) for p in sorted(out.rglob("ipsec.secrets.conf"))] == [
+        "nodes/gamma/secrets/ipsec.secrets.conf"
+    ]

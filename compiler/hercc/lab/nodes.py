@@ -11,7 +11,8 @@ its --state-dir (the registry of the namespaces the node owns, `<node>.json`,
 its wireguard-go PIDs, `<node>.wireguard-go.json`, and their logs,
 `<node>.<interface>.log`; its tunnels' probes, `<node>.probes.json`).
 
-`withheld` is a desired state without the peers' endpoints and keepalives:
+`withheld` is a desired state without the peers' endpoints and keepalives
+(and the tunnels' probes):
 `lab up` applies it first on every node, so that every port is open and
 every peer known everywhere before anyone dials (see hercc.lab.harness).
 """
@@ -72,8 +73,10 @@ def lab_nodes(
 
 
 def withheld(desired: State) -> State:
-    """`desired` with every peer's endpoint and keepalive left out: nobody dials."""
-    out = dict(desired)
+    """`desired` with every peer's endpoint and keepalive left out, and no tunnel probes:
+    nobody dials. (A probe's ping sent before its peer has an endpoint is a handshake
+    attempt that fails, and WireGuard then waits 5 s before it tries again.)"""
+    out = {a: r for a, r in desired.items() if r.kind != "probe"}
     for address, r in desired.items():
         if r.kind == "peer":
             attrs = {k: v for k, v in r.attrs.items() if k != "endpoint"}

@@ -21,12 +21,13 @@ from types import SimpleNamespace
 import pytest
 
 from hercc.cli import main as cli
-from hercc.lab import harness, persistent, topology
+from hercc.lab import harness, nodes, persistent, topology
 from hercc.lab.naming import lab_naming
 from hercc.lab.overlay import block_changes
 from hercc.lab.persistent.statefile import alive, lab_dir, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
+from hercc.sysio.procfs import proc_start_time
 from tests.conftest import EXAMPLES
 from tests.labtools import lab, netns_with, wireguard_go_of
 
@@ -46,8 +47,11 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
         assert code == 0, err
         yield persistent.load_state(name)
     finally:
+        state = persistent.load_state(name)
+        probes = [p for h in state.hosts for p in nodes.running_probes(state.apply_dir, h.node)]
         code, _, err = lab("down", "--name", name)
         assert code == 0, err
+        assert probes and not [p for p, start in probes if proc_start_time(p) == start]
         assert netns_with(prefix) == []
         assert wireguard_go_of(prefix + "w") == []
         assert [s for s in os.listdir("/var/run/wireguard") if s.startswith(prefix + "w")] == []

@@ -4,7 +4,8 @@ A NodeContext says which node, under which names (Naming), with which keys
 (None: private and preshared keys are left as they are on the node; `psks`
 makes the preshared keys a plan wants and nobody has made yet), where
 its records live (state_dir: the registry of the namespaces it owns,
-`<node>.json`, and its wireguard-go PIDs and logs) and through what it is
+`<node>.json`, its wireguard-go PIDs and logs, and its tunnels' probes'
+PIDs) and through what it is
 read and changed (LiveSystem: the hercc.state reader, the WireGuard driver,
 and the resolver of host name endpoints).
 

@@ -28,6 +28,8 @@ import pytest
 
 from hercc.cli.views.plan import NO_CHANGES
 from hercc.resources.naming import Naming
+from hercc.state.probes import probe_of
+from hercc.sysio import procfs
 
 pytestmark = pytest.mark.live
 
@@ -118,6 +120,11 @@ class Node:
                     if _is_wireguard_go(pid, ifname):
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGTERM)
+        for pids in self.state.glob("*.probes.json"):  # the gateway tunnels' pings
+            for pid in procfs.read_pid_file(pids).values():
+                start = procfs.proc_start_time(pid)
+                if start is not None and probe_of(procfs.cmdline(pid) or []) is not None:
+                    procfs.stop(pid, start)
         deadline = time.monotonic() + 5
         for ns in sorted(p.name for p in Path("/run/netns").glob(f"{PREFIX}*")):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)

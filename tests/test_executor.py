@@ -82,6 +82,8 @@ class FakeSystem:
     wireguard_go_exits: int | None = None  # the status a spawned wireguard-go exits with
     alive: set[int] = field(default_factory=set)
     tables: dict[str, str] = field(default_factory=dict)  # ns -> what `nft list table` prints
+    # pid -> (namespace, argv) of what spawn started with `ip netns exec NS`
+    running: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
 
     def run(self, argv: Sequence[str]) -> str:
         self.calls.append(("run", tuple(argv)))
@@ -97,6 +99,8 @@ class FakeSystem:
         if self.wireguard_go_exits is None:
             self.paths.add(self.socket_dir / f"{argv[-1]}.sock")
             self.alive.add(proc.pid)
+            if list(argv[:3]) == ["ip", "netns", "exec"]:
+                self.running[proc.pid] = (argv[3], list(argv[4:]))
         return proc
 
     def address(self, action: str, ns: str, ifname: str, cidr: str) -> None:
@@ -124,7 +128,12 @@ class FakeSystem:
     def kill(self, pid: int, sig: int) -> None:
         self.calls.append(("kill", (pid, sig)))
         self.alive.discard(pid)
+        self.running.pop(pid, None)
         self.paths = {p for p in self.paths if p.parent != self.socket_dir}
+
+    def argv_in(self, pid: int, ns: str) -> list[str] | None:
+        where, argv = self.running.get(pid, ("", []))
+        return argv if pid in self.alive and where == ns else None
 
     def runs(self) -> list[tuple[Any, ...]]:
         return [args for what, args in self.calls if what == "run"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from hercc.cli.views.plan import NO_CHANGES
+from hercc.state.probes import INTERVAL_S, probe_of, probe_pid_file
+from hercc.sysio import procfs
 from tests.test_apply_live import (
     NET,
     PID,
@@ -43,6 +46,7 @@ NS = f"{PREFIX}herc-{NET}"
 WEB_NS = f"{PREFIX}herc-w-web"
 GW_ADDRESS = "10.255.9.1"
 TABLE = f"nft.{NS}/inet/hercules-gateways"
+PROBE = f"probe.{NS}/{IF}"
 
 
 def spec_text(*, service: bool = True) -> str:
@@ -77,6 +81,22 @@ def node(tmp_path: Path) -> Iterator[Node]:
             Path(f"/var/run/wireguard/{IF}.sock").unlink()
 
 
+def probe_pid(env: Node) -> int:
+    """The PID of the tunnel's probe, as the executor recorded it (alive)."""
+    pid = json.loads(probe_pid_file(env.state, "a").read_text())[f"{NS}/{IF}"]
+    assert isinstance(pid, int) and procfs.proc_start_time(pid) is not None
+    return pid
+
+
+def wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while procfs.proc_start_time(pid) is not None and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    assert procfs.proc_start_time(pid) is None
+
+
 def nft_json(ns: str) -> list[dict[str, object]]:
     out = json.loads(sh("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset"))["nftables"]
     assert isinstance(out, list)
@@ -107,6 +127,20 @@ def test_tunnel_plan_apply_repair_and_remove(node: Node) -> None:
     rc, out, err = env.plan(spec)
     assert rc == 0 and NO_CHANGES in out, err + out
 
+    # the tunnel's liveness probe: a ping of the gateway, in the namespace, by PID
+    pid = probe_pid(env)
+    assert probe_of(procfs.cmdline(pid) or []) == ("100.127.0.1", INTERVAL_S)
+    assert Path(f"/proc/{pid}/ns/net").stat().st_ino == Path("/run/netns", NS).stat().st_ino
+    # killed, it shows as a create, and apply starts it again
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    assert changes(env.plan_json(spec)) == {PROBE: "create"}
+    rc, out, err = env.apply(spec)
+    assert rc == 0, err + out
+    assert probe_pid(env) != pid
+    rc, out, err = env.plan(spec)
+    assert rc == 0 and NO_CHANGES in out, err + out
+
     # a hand edit shows as an update of the table, and apply repairs it
     sh(
         "ip",
@@ -124,7 +158,7 @@ def test_tunnel_plan_apply_repair_and_remove(node: Node) -> None:
     plan = env.plan_json(spec)
     assert changes(plan) == {TABLE: "update"}
     rc, out, err = env.plan(spec)
-    assert '~ rules = "forward=4 input=2 prerouting=1" -> "forward=4 input=1 prerouting=1"' in out
+    assert '~ rules = "forward=4 input=3 prerouting=1" -> "forward=4 input=2 prerouting=1"' in out
     saved = env.tmp / "repair.json"  # a saved plan carries the ruleset it loads
     rc, out, err = env.plan(spec, "-o", str(saved))
     assert rc == 0, err + out
@@ -139,9 +173,13 @@ def test_tunnel_plan_apply_repair_and_remove(node: Node) -> None:
     plan = env.plan_json(bare)
     gone = changes(plan)
     assert set(gone.values()) == {"delete"}
-    assert {a.split(".", 1)[0] for a in gone} == {"wireguard", "address", "route", "peer", "nft"}
+    kinds = {a.split(".", 1)[0] for a in gone}
+    assert kinds == {"wireguard", "address", "route", "peer", "nft", "probe"}
+    pid = probe_pid(env)
     rc, out, err = env.apply(bare)
     assert rc == 0, err + out
+    assert procfs.proc_start_time(pid) is None  # the probe is stopped
+    assert json.loads(probe_pid_file(env.state, "a").read_text()) == {}
     assert IF not in sh("ip", "-n", NS, "link")
     assert not [i for i in nft_json(NS) if "table" in i]
     rc, out, err = env.plan(bare)
@@ -244,6 +282,16 @@ class FakeGateway:
         )
         return done.stdout.strip()
 
+    def pings(self, address: str) -> bool:
+        """Whether an echo request from the gateway's namespace gets its reply."""
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.ns, "ping", "-c", "1", "-W", "2", address],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return done.returncode == 0
+
     def handshake(self) -> bool:
         dump = sh("ip", "netns", "exec", self.ns, "wg", "show", self.ifname, "latest-handshakes")
         return any(line.split()[1] != "0" for line in dump.splitlines())
@@ -259,6 +307,17 @@ class FakeGateway:
         )
         with contextlib.suppress(FileNotFoundError):
             Path(f"/var/run/wireguard/{self.ifname}.sock").unlink()
+
+
+def node_pings() -> bool:
+    """Whether an echo request from the node's tunnel namespace to the gateway gets its reply."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", NS, "ping", "-c", "1", "-W", "2", "100.127.0.1"],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return done.returncode == 0
 
 
 def test_the_gateway_reaches_only_the_exposed_workload_port(node: Node) -> None:
@@ -291,9 +350,16 @@ def test_the_gateway_reaches_only_the_exposed_workload_port(node: Node) -> None:
         assert gateway.connect("10.77.0.20", 8081).startswith("failed")  # ditto, directly
         assert gateway.connect("10.77.0.20", 8080).startswith("failed")  # not by its own address
         assert gateway.connect("10.77.0.21", 8080).startswith("failed")  # another workload
+        # the node itself: its probe's echo replies come in, nothing the gateway opens does
+        gateway.serve(NS, "0.0.0.0", 8082)
+        assert node_pings()
+        assert gateway.connect("100.127.0.2", 8082).startswith("failed")
+        assert not gateway.pings("100.127.0.2")
         # the control: without the table, the same tunnel reaches all of it
         sh("ip", "netns", "exec", NS, "nft", "delete", "table", "inet", "hercules-gateways")
         assert gateway.connect("10.77.0.21", 8080) == "hello from web"
         assert gateway.connect("10.77.0.20", 8081) == "hello from web"
+        assert gateway.connect("100.127.0.2", 8082) == "hello from web"
+        assert gateway.pings("100.127.0.2")
     finally:
         gateway.close()

@@ -21,12 +21,13 @@ from types import SimpleNamespace
 import pytest
 
 from hercc.cli import main as cli
-from hercc.lab import harness, persistent, topology
+from hercc.lab import harness, nodes, persistent, topology
 from hercc.lab.naming import lab_naming
 from hercc.lab.overlay import block_changes
 from hercc.lab.persistent.statefile import alive, lab_dir, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
+from hercc.sysio.procfs import proc_start_time
 from tests.conftest import EXAMPLES
 from tests.labtools import lab, netns_with, wireguard_go_of
 
@@ -46,8 +47,11 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
         assert code == 0, err
         yield persistent.load_state(name)
     finally:
+        state = persistent.load_state(name)
+        probes = [p for h in state.hosts for p in nodes.running_probes(state.apply_dir, h.node)]
         code, _, err = lab("down", "--name", name)
         assert code == 0, err
+        assert probes and not [p for p, start in probes if proc_start_time(p) == start]
         assert netns_with(prefix) == []
         assert wireguard_go_of(prefix + "w") == []
         assert [s for s in os.listdir("/var/run/wireguard") if s.startswith(prefix + "w")] == []
@@ -163,7 +167,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 0 to add, 4 to change, 23 to destroy on 2 of 4 nodes and 2 of 2 gateways."
+        f"Lab {name!r}: 0 to add, 4 to change, 25 to destroy on 2 of 4 nodes and 2 of 2 gateways."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -185,10 +189,11 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         f"  - sysctl.{x}/net.ipv6.conf.all.forwarding",
         f"  ~ wireguard.{x}/",
         f"  - nft.{x}/inet/hercules-gateways",  # and its tunnels to both gateways
+        f"  - probe.{x}/",  # and their probes
     ):
         assert line in gamma, line
-    assert gamma.count(f"  - wireguard.{x}/") == 2
-    assert "Plan: 0 to add, 1 to change, 21 to destroy." in gamma
+    assert gamma.count(f"  - wireguard.{x}/") == 2 == gamma.count(f"  - probe.{x}/")
+    assert "Plan: 0 to add, 1 to change, 23 to destroy." in gamma
     for gw in ("gw-eu", "gw-us"):  # gamma's peer goes, HAProxy loses the shop backends
         block = out.split(f"# gateway {gw}\n", 1)[1].split("\n# ", 1)[0]
         assert f"  ~ haproxy.{p}-g-{gw}/{gw}" in block and "  - peer." in block
@@ -197,7 +202,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 0, "change": 4, "destroy": 23}
+    assert data["summary"] == {"add": 0, "change": 4, "destroy": 25}
     assert sorted(data["gateways"]) == ["gw-eu", "gw-us"]
     actions = {
         (node, c["kind"], c["action"])
@@ -215,12 +220,13 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         ("gamma", "wireguard", "delete"),
         ("gamma", "peer", "delete"),
         ("gamma", "nft", "delete"),
+        ("gamma", "probe", "delete"),
     }
 
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
     assert (
-        "Apply complete: 0 added, 4 changed, 23 destroyed on 2 nodes (delta, gamma) "
+        "Apply complete: 0 added, 4 changed, 25 destroyed on 2 nodes (delta, gamma) "
         "and 2 gateway(s) (gw-eu, gw-us)." in err
     )
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
@@ -238,7 +244,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
     assert code == 0, err
-    assert "Apply complete: 23 added, 4 changed, 0 destroyed" in err
+    assert "Apply complete: 25 added, 4 changed, 0 destroyed" in err
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, out + err
     # web is back, with a new server: the gateways' health checks (every 5 s) take it back in

@@ -22,6 +22,7 @@ from hercc.lab.naming import KeyFiles
 from hercc.pipeline import compile_spec
 from hercc.plan.node_service import live_system
 from hercc.resources.action import Action
+from hercc.sysio.procfs import proc_start_time
 from tests.conftest import EXAMPLES, compile_text, write
 from tests.labtools import netns_names, wireguard_go_of
 
@@ -216,9 +217,11 @@ def test_first_pass_withholds_what_dials() -> None:
     assert peers["edge1"].attrs["endpoint"] == "192.0.2.11:51820"
     assert peers["edge1"].attrs["keepalive"] == 25
     assert peers["edge1"].attrs["allowed_ips"] == ["10.42.0.0/16", "fd42:42::/48"]
-    # pass 1: every peer known, nobody dials; everything else as desired
+    # pass 1: every peer known, nobody dials (no tunnel probes yet); everything else as desired
     first = nodes.withheld(home.desired)
-    assert first.keys() == home.desired.keys()
+    probes = {a for a, r in home.desired.items() if r.kind == "probe"}
+    assert probes == {f"probe.{ns}/{tunnel}"}
+    assert first.keys() == home.desired.keys() - probes
     for address, r in first.items():
         if r.kind != "peer":
             assert r == home.desired[address]
@@ -262,15 +265,20 @@ def test_quickstart_everyone_pings_everyone(quick_lab: Lab) -> None:
 
 @pytest.mark.live
 def test_the_overlay_is_two_applies_per_node(quick_lab: Lab) -> None:
-    """Pass 1 creates everything but the dialling; pass 2 only updates peers in place."""
+    """Pass 1 creates everything but the dialling; pass 2 updates peers in place and starts
+    the tunnels' probes."""
     lab = quick_lab
     assert set(lab.plans) == {"edge1", "edge2", "home"}
     for node, (first, second) in lab.plans.items():
         assert {c.action for c in first.changes} == {Action.CREATE}, node
         kinds = {c.resource.kind for c in first.changes}
-        assert {"netns", "wireguard", "address", "peer"} <= kinds, node
-        assert second.change == len(second.changes) > 0 and second.add == second.destroy == 0
+        assert {"netns", "wireguard", "address", "peer"} <= kinds and "probe" not in kinds, node
+        probes = [c for c in second.changes if c.resource.kind == "probe"]
+        assert [c.action for c in probes] == [Action.CREATE] * (node == "home"), node
+        assert second.change == len(second.changes) - len(probes) > 0 and second.destroy == 0
         for c in second.changes:
+            if c.resource.kind == "probe":
+                continue
             assert c.resource.kind == "peer" and {n for n, _, _ in c.changed} <= {
                 "endpoint",
                 "keepalive",
@@ -374,9 +382,12 @@ def test_down_removes_everything_and_is_idempotent() -> None:
         assert len(pids) == 4 and all(Path(f"/proc/{p}").exists() for p in pids)
         assert set(lab.namespaces) | set(lab.overlay_namespaces()) == set(lab.topology.namespaces())
         assert set(lab.topology.namespaces()) <= set(netns_names())
+        probes = [p for n in lab.node_names() for p in nodes.running_probes(lab.node_dir, n)]
+        assert len(probes) == 1  # home's tunnel's ping of the gateway
     finally:
         lab.down()
     assert_gone(prefix, pids, wg_ifs)
+    assert not [p for p, start in probes if proc_start_time(p) == start]
     assert not lab.workdir.exists()
     lab.down()
     assert lab.namespaces == [] and lab.pids == [] and lab.overlay_namespaces() == []

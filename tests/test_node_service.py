@@ -50,6 +50,7 @@ class FakeReader:
     state: State = field(default_factory=dict)
     foreign: frozenset[str] = frozenset()
     asked: list[dict[str, Any]] = field(default_factory=list)
+    probes: Path | None = None  # the probes' PID file it was asked to read
 
     def read(
         self,
@@ -60,10 +61,12 @@ class FakeReader:
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = "eth0",
         tables: Iterable[str] = (),
+        probes: Path | None = None,
     ) -> LiveState:
         self.asked.append(
             {"node": node, "owned": set(owned), "also": list(also), "sysctls": sysctls}
         )
+        self.probes = probes
         return LiveState(self.state, self.foreign)
 
 

@@ -176,6 +176,8 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
         "peer.herc-prod/gw-gw-eu/unknown-key:gw-eu",
         "peer.herc-prod/gw-gw-us/unknown-key:gw-us",
         "peer.herc-prod/wg-prod/unknown-key:beta",
+        "probe.herc-prod/gw-gw-eu",  # the tunnels' liveness probes (state/probes.py)
+        "probe.herc-prod/gw-gw-us",
         "route.herc-prod/10.20.2.2/32",
         "route.herc-prod/100.127.0.1/32",
         "route.herc-prod/100.127.1.1/32",
@@ -331,7 +333,7 @@ def test_removed_workload_destroys_its_resources(tmp_path: Path, reference: ir.I
     tunnels = {a for a in old if "/gw-" in a or "/100.127." in a or "/fd68:" in a} | {
         "nft.herc-prod/inet/hercules-gateways"
     }  # web was gamma's only exposed workload: its gateway tunnels go with it
-    assert len(tunnels) == 10
+    assert len(tunnels) == 12
     assert gone == web | tunnels | {a for a in old if a.startswith("sysctl.")}
     assert "  - netns.herc-w-web\n" in render_plan(plan)
     assert node_plan(reference, new, "alpha").no_changes
@@ -590,7 +592,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 18 to add, 3 to change, 21 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 19 to add, 3 to change, 23 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

@@ -55,10 +55,12 @@ def test_beta_has_one_tunnel_per_gateway_in_its_network_namespace(model: ir.IR) 
             f"route.{NS}/100.127.0.1/32",
             f"route.{NS}/fd68:6572:6375::1/128",
             f"peer.{NS}/gw-gw-eu/{KEYS['gateway:gw-eu']}",
+            f"probe.{NS}/gw-gw-eu",
             f"wireguard.{NS}/gw-gw-us",
             f"address.{NS}/gw-gw-us/100.127.1.3/32",
             f"route.{NS}/100.127.1.1/32",
             f"peer.{NS}/gw-gw-us/{KEYS['gateway:gw-us']}",
+            f"probe.{NS}/gw-gw-us",
             TABLE,
         ]
     )
@@ -82,7 +84,7 @@ def test_the_table_is_the_build_file_and_its_attributes_describe_it(model: ir.IR
     table = tunnels_of(model, "beta")[TABLE]
     built = render_all(model, ["nftables"])["nodes/beta/nftables/prod.nft"]
     assert table.content == built  # one renderer, the same text under the default names
-    assert table.attrs["rules"] == "forward=5 input=1 prerouting=2"
+    assert table.attrs["rules"] == "forward=5 input=2 prerouting=2"
     assert f'\tcomment "hercules {table.attrs["digest"]}"\n' in built
     assert table.attrs["digest"].startswith("sha256:") and len(table.attrs["digest"]) == 23
     assert "content" in table.to_data() and Resource.from_data(table.to_data()) == table

@@ -12,7 +12,9 @@ interface (gw-<gateway>):
 * forward: exactly those (workload address, port) pairs are accepted from
   that gateway's tunnel address, and replies go back; anything else that
   comes in through a tunnel, or would leave through one, is dropped;
-* input: nothing that comes in through a tunnel reaches the node itself.
+* input: nothing that comes in through a tunnel reaches the node itself,
+  but the replies to what the node sent (its liveness probe's echo replies,
+  state/probes.py): a gateway can open nothing to the node.
 
 So a gateway reaches only what is exposed through it: no other workload,
 no node address, no other port. A network with no tunnel gets no file.
@@ -99,7 +101,10 @@ def _chains(
     ifaces = _ifset(sorted(set(ifnames)))
     return {
         "prerouting": dnat,
-        "input": [f"iifname {ifaces} drop"],
+        "input": [
+            f"iifname {ifaces} ct state established,related accept",
+            f"iifname {ifaces} drop",
+        ],
         "forward": [
             *accept,
             f"iifname {ifaces} drop",

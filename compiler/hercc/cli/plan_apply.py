@@ -234,6 +234,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 ctx.registry.load(),
                 ctx.system.reader,
                 ctx.naming.workload_ifname,
+                ctx.state_dir,
             )
             check_fresh(saved, live)
             plan = saved.plan

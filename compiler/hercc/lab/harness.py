@@ -256,6 +256,10 @@ class Lab:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 (WG_RUN_DIR / f"{ifname}.sock").unlink()
+        for node in self.node_names() if self.node_dir.is_dir() else []:
+            for pid, start in nodes.running_probes(self.node_dir, node):
+                if not stop(pid, start):
+                    errors.append(f"the tunnel probe of {node} (pid {pid}) did not exit")
         for ns in [*self.overlay_namespaces(), *reversed(self.namespaces)]:
             if not Path("/run/netns", ns).exists():
                 continue
@@ -284,13 +288,10 @@ class Lab:
         """Kill `gateway`'s HAProxy and wireguard-go, as a lost gateway."""
         self.public.stop_gateway(gateway, self.daemons)
 
-    def start_gateway(self, gateway: str, *, renew: bool = True) -> None:
-        """Bring `gateway` back: planned against what is left of it, and applied; with `renew`,
-        every node's peer for it is replaced (nodes.renew_gateway says why)."""
+    def start_gateway(self, gateway: str) -> None:
+        """Bring `gateway` back: planned against what is left of it, and applied. The nodes
+        are left as they are: their tunnels' probes (state/probes.py) handshake again."""
         self.public.start_gateway(gateway, self.keys, self.daemons)
-        if renew:
-            pubkey = next(g.pubkey for g in self.model.gateways if g.name == gateway)
-            nodes.renew_gateway(self._nodes, pubkey, gateway, self.node_dir, tune)
 
     def namespace(self, name: str) -> str:
         """The namespace behind a name.

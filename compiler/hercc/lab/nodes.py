@@ -9,9 +9,10 @@ exists and is not the node's is refused, wireguard-go runs in the node's
 underlay namespace (its --underlay-netns), and the lab's node directory is
 its --state-dir (the registry of the namespaces the node owns, `<node>.json`,
 its wireguard-go PIDs, `<node>.wireguard-go.json`, and their logs,
-`<node>.<interface>.log`).
+`<node>.<interface>.log`; its tunnels' probes, `<node>.probes.json`).
 
-`withheld` is a desired state without the peers' endpoints and keepalives:
+`withheld` is a desired state without the peers' endpoints and keepalives
+(and the tunnels' probes):
 `lab up` applies it first on every node, so that every port is open and
 every peer known everywhere before anyone dials (see hercc.lab.harness).
 """
@@ -35,7 +36,7 @@ from hercc.plan.node_service import LiveSystem, NameConflict, NetnsHook, NodeCon
 from hercc.resources.action import Action
 from hercc.resources.ids import PeerId
 from hercc.resources.model import State, state_of
-from hercc.sysio.procfs import read_pid_file
+from hercc.sysio.procfs import cmdline, proc_start_time, read_pid_file
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ def lab_nodes(
 
 
 def withheld(desired: State) -> State:
-    """`desired` with every peer's endpoint and keepalive left out: nobody dials."""
-    out = dict(desired)
+    """`desired` with every peer's endpoint and keepalive left out, and no tunnel probes:
+    nobody dials. (A probe's ping sent before its peer has an endpoint is a handshake
+    attempt that fails, and WireGuard then waits 5 s before it tries again.)"""
+    out = {a: r for a, r in desired.items() if r.kind != "probe"}
     for address, r in desired.items():
         if r.kind == "peer":
             attrs = {k: v for k, v in r.attrs.items() if k != "endpoint"}
@@ -140,6 +143,19 @@ def recorded_pids(state_dir: str | Path, node: str) -> dict[str, int]:
     return read_pid_file(wireguard_go_pid_file(state_dir, node))
 
 
+def running_probes(state_dir: str | Path, node: str) -> list[tuple[int, int]]:
+    """(PID, start time) of the tunnel probes the executor recorded for `node` that still run
+    as probes (state/probes.py): what `lab down` stops, by PID."""
+    from hercc.state.probes import probe_of, probe_pid_file
+
+    out = []
+    for pid in read_pid_file(probe_pid_file(state_dir, node)).values():
+        start = proc_start_time(pid)
+        if start is not None and probe_of(cmdline(pid) or []) is not None:
+            out.append((pid, start))
+    return out
+
+
 def log_file(state_dir: str | Path, node: str, ifname: str) -> Path:
     """The executor's log of the wireguard-go of `ifname` on `node`."""
     return Path(state_dir) / f"{node}.{ifname}.log"
@@ -153,8 +169,8 @@ def forget(state_dir: str | Path, node: str) -> None:
 
 
 def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, str]) -> Plan:
-    """`plan` with every peer of a re-created node (or gateway) replaced too (`replaced`:
-    pubkey -> "node X" or "gateway X", the reason shown).
+    """`plan` with every peer of a re-created node replaced too (`replaced`: pubkey ->
+    "node X", the reason shown).
 
     The peer's session keys belong to the node's old instance; the new one
     would drop every packet of them until the session times out (15 s or more).
@@ -171,29 +187,3 @@ def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, 
         return plan
     kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
     return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))
-
-
-def renew_gateway(
-    lab_nodes: Iterable[LabNode],
-    pubkey: str | None,
-    gateway: str,
-    state_dir: str | Path,
-    on_netns: NetnsHook,
-) -> None:
-    """Replace every node's peer for `gateway` (key `pubkey`), which was just brought back.
-
-    Its new wireguard-go has none of the old one's sessions and cannot dial
-    (it has no endpoints), and a node's keepalives in a session the gateway
-    has lost start no new handshake (only data does, and the nodes send none
-    of their own): without this the nodes come back only at WireGuard's
-    rekey time (two minutes). A new peer dials at once, as for a re-created
-    node (renew_peers).
-    """
-    if pubkey is None:
-        return
-    io = node_service.live_system()
-    for n in lab_nodes:
-        planned, live = plan_node(n, n.desired, state_dir, io)
-        plan = renew_peers(planned, n.desired, live, {pubkey: f"gateway {gateway}"})
-        if not plan.no_changes:
-            apply_node(n, plan, state_dir, io, on_netns=on_netns)

@@ -15,6 +15,9 @@ tunnel to gateway G (IF = naming.gw_ifname(G)):
   peer       NS/IF/<G's public key> (NS/IF/unknown-key:<G> while unknown):
              endpoint address:tunnel, allowed_ips G's tunnel addresses,
              keepalive 25, no preshared key; label "gateway G"
+  probe      NS/IF: target G's tunnel address of the family of the node's first
+             address on IF (the gateway answers only those), interval 5;
+             label "gateway G" (state/probes.py: why a tunnel needs one)
 
 and per namespace that holds tunnels, one table (backends/nftables.py's
 `gateway_table`, rendered for that namespace's tunnels under these names):
@@ -39,10 +42,19 @@ from hercc.resources.canonical import (
     canonical_nft_rules,
 )
 from hercc.resources.ids import AddressId, InterfaceId, NftId, PeerId, RouteId, format_id
-from hercc.resources.model import SENSITIVE, Resource
+from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource
 from hercc.resources.naming import Naming
+from hercc.state.probes import INTERVAL_S
 
 __all__ = ["tunnel_resources"]
+
+
+def _probe_target(gw: ir.Gateway, t: ir.Tunnel) -> str | None:
+    """What the probe pings: G's tunnel address in the family the node has an address in."""
+    mine = gateway_tunnels.node_addresses(t)
+    if not mine:
+        return None
+    return gw.tunnel_address6 if ":" in mine[0] else gw.tunnel_address
 
 
 def _tunnel(
@@ -78,6 +90,16 @@ def _tunnel(
         parent=wg.address,
         label=f"gateway {gw.name}",
     )
+    target = _probe_target(gw, t)
+    if target is not None:
+        yield Resource(
+            "probe",
+            wg.id,
+            {"target": target, "interval": INTERVAL_S},
+            forces_new=FORCES_NEW["probe"],
+            parent=wg.address,
+            label=f"gateway {gw.name}",
+        )
 
 
 def tunnel_resources(

@@ -4,7 +4,8 @@ A NodeContext says which node, under which names (Naming), with which keys
 (None: private and preshared keys are left as they are on the node; `psks`
 makes the preshared keys a plan wants and nobody has made yet), where
 its records live (state_dir: the registry of the namespaces it owns,
-`<node>.json`, and its wireguard-go PIDs and logs) and through what it is
+`<node>.json`, its wireguard-go PIDs and logs, and its tunnels' probes'
+PIDs) and through what it is
 read and changed (LiveSystem: the hercc.state reader, the WireGuard driver,
 and the resolver of host name endpoints).
 
@@ -54,6 +55,7 @@ from hercc.state import (
     WireGuardDriver,
     default_driver,
 )
+from hercc.state.probes import probe_pid_file
 from hercc.state.wireguard.model import resolved_endpoint
 
 SOCKET_DIR = "/var/run/wireguard"
@@ -73,6 +75,7 @@ class Reader(Protocol):
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = WORKLOAD_IFNAME,
         tables: Iterable[str] = (),
+        probes: Path | None = None,
     ) -> LiveState: ...
 
 
@@ -172,6 +175,7 @@ def read_live(
     owned: Iterable[str],
     reader: Reader,
     workload_ifname: str = WORKLOAD_IFNAME,
+    state_dir: str | Path | None = None,
 ) -> tuple[State, frozenset[str]]:
     """The live state of `node` in the form of `desired`, and the foreign names.
 
@@ -179,7 +183,8 @@ def read_live(
     being ours (they may hold an end of a veth of ours), and the managed
     sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
     tables in every network namespace and every owned one that is not
-    desired. The reader returns the
+    desired; the liveness probes recorded under `state_dir`
+    (state/probes.py). The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -197,6 +202,7 @@ def read_live(
         sysctls={ns: keys for ns in sysctl_ns},
         workload_ifname=workload_ifname,
         tables=sorted(sysctl_ns),
+        probes=None if state_dir is None else probe_pid_file(state_dir, node),
     )
     return dict(live.state), frozenset(live.foreign)
 
@@ -323,6 +329,7 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
         ctx.registry.load(),
         ctx.system.reader,
         ctx.naming.workload_ifname,
+        ctx.state_dir,
     )
     # a freed namespace goes with everything in it (ids start with their namespace)
     kept = frozenset(f for f in foreign if f.split("/", 1)[0] not in freed)

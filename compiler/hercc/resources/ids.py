@@ -41,7 +41,7 @@ class NetnsId(NamedTuple):
 
 
 class InterfaceId(NamedTuple):
-    """wireguard and veth "<NS>/<IF>"."""
+    """wireguard, veth and probe "<NS>/<IF>"."""
 
     ns: str
     ifname: str
@@ -105,6 +105,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "route": RouteId,
     "peer": PeerId,
     "nft": NftId,
+    "probe": InterfaceId,
     "haproxy": HaproxyId,
 }
 

@@ -31,6 +31,11 @@ typed shapes are in resources/ids.py):
                                           the table's comment), rules (per chain:
                                           "forward=5 input=1 prerouting=2"); content:
                                           the ruleset the executor loads
+  probe      "<NS>/<IF>"                  the liveness probe of a node's tunnel IF to a
+                                          gateway: `ping` of the gateway's tunnel address,
+                                          running in NS (state/probes.py says why); attrs:
+                                          target, interval (seconds); both force a new one.
+                                          After the nft table that lets its replies in
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -91,7 +96,18 @@ __all__ = [
     "state_of",
 ]
 
-KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft", "haproxy")
+KINDS = (
+    "netns",
+    "sysctl",
+    "wireguard",
+    "veth",
+    "address",
+    "route",
+    "peer",
+    "nft",
+    "probe",
+    "haproxy",
+)
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Per kind: the attributes that hold a fingerprint of a secret.
@@ -100,7 +116,10 @@ SENSITIVE: Mapping[str, frozenset[str]] = {
     "peer": frozenset({"preshared_key"}),
 }
 # Per kind: the attributes whose change replaces the resource.
-FORCES_NEW: Mapping[str, frozenset[str]] = {"veth": frozenset({"peer_netns", "peer_ifname"})}
+FORCES_NEW: Mapping[str, frozenset[str]] = {
+    "veth": frozenset({"peer_netns", "peer_ifname"}),
+    "probe": frozenset({"target", "interval"}),  # a process's arguments
+}
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created
 STATE_DIR = "/var/lib/hercules"

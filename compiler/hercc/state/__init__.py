@@ -9,6 +9,8 @@ reader     StateReader: namespaces, interfaces, addresses, routes, sysctls, peer
 netlink    Netlink: a namespace's links, addresses and routes as plain data (pyroute2)
 sysctl     Sysctl: the values under /proc/sys inside a namespace
 nftables   Nft: a namespace's nftables tables (ours by their comment), read with nft
+probes     the gateway tunnels' liveness probes: how one runs, the running ones (PID
+           file, /proc)
 registry   OwnedRegistry: the namespaces Hercules created (STATE_DIR/<node>.json)
 errors     the exception hierarchy (all OperationError)
 """

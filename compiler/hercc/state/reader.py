@@ -11,7 +11,10 @@ Three boundaries stand in front of the system, each swappable by a fake:
                    namespace);
   Nft              ruleset(ns): a namespace's nftables ruleset (hercc.state.nftables;
                    NftCli: `ip netns exec NS nft [-j] list ruleset`), read only in
-                   the namespaces asked for (`tables=`).
+                   the namespaces asked for (`tables=`);
+  Procs            argv_in(pid, ns): a recorded process's arguments, when it runs in
+                   NS (hercc.state.probes; ProcProbes: /proc), for the tunnels'
+                   liveness probes recorded in the PID file asked for (`probes=`).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -68,6 +71,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
 from hercc.resources.gateway_naming import HOST_NETNS
@@ -96,6 +100,7 @@ from hercc.state.netlink import (
     Route,
 )
 from hercc.state.nftables import Nft, NftCli, read_tables
+from hercc.state.probes import ProcProbes, Procs, read_probes
 from hercc.state.registry import is_owner_alias
 from hercc.state.sysctl import ProcSysctl, Sysctl
 from hercc.state.wireguard import default_driver
@@ -153,11 +158,13 @@ class StateReader:
         wireguard: WireGuardDriver | None = None,
         sysctl: Sysctl | None = None,
         nft: Nft | None = None,
+        procs: Procs | None = None,
     ) -> None:
         self.netlink: Netlink = netlink or PyrouteNetlink()
         self.wireguard: WireGuardDriver = wireguard or default_driver()
         self.sysctl: Sysctl = sysctl or ProcSysctl()
         self.nft: Nft = nft or NftCli()
+        self.procs: Procs = procs or ProcProbes()
 
     def read(
         self,
@@ -168,6 +175,7 @@ class StateReader:
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = WORKLOAD_IFNAME,
         tables: Iterable[str] = (),
+        probes: Path | None = None,
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -177,6 +185,7 @@ class StateReader:
         their default are left out). `workload_ifname`: the workload end of a
         veth pair (ids.veth_pair_end), Naming.workload_ifname. `tables`: the
         namespaces whose nftables tables to read (state/nftables.py).
+        `probes`: the PID file of the node's liveness probes (state/probes.py).
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -207,6 +216,8 @@ class StateReader:
             ours, others = read_tables(ns, self.nft)
             resources += ours
             foreign |= others
+        if probes is not None:
+            resources += read_probes(probes, self.procs)
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

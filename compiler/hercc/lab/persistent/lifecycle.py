@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hercc.diagnostics import LabError
+from hercc.lab import nodes
 from hercc.lab.daemons import stop_all
 from hercc.lab.harness import Lab
 from hercc.lab.internet import remove_etc
@@ -49,7 +50,7 @@ from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
 
 # what a lab runs in its namespaces, besides the nodes' wireguard-go
-_DAEMONS = ("wireguard-go", "named", "haproxy")
+_DAEMONS = ("wireguard-go", "named", "haproxy", "ping")  # ping: the tunnels' probes
 _SERVER_MODULE = "hercc.lab.servers"
 
 # ---------------------------------------------------------------- up
@@ -178,6 +179,8 @@ def _teardown(state: LabState) -> list[str]:
     what could not be removed."""
     errors = stop_all(state.daemons)
     victims = [(i.pid, i.start_time) for i in state.interfaces if i.pid and i.start_time]
+    if state.apply_dir:  # the nodes' tunnel probes, as the executor recorded them
+        victims += [p for h in state.hosts for p in nodes.running_probes(state.apply_dir, h.node)]
     if state.status != "up":
         victims += _strays(state)
     for pid, start in dict.fromkeys((p, s) for p, s in victims if p is not None and s):

@@ -1,7 +1,7 @@
 """The System boundary: every side effect of the executor, and its Linux implementation.
 
 `System` is one small interface (commands, a detached process, addresses
-and routes, nft, paths, PIDs), so tests put a recording fake in front of the
+and routes, nft, paths, PIDs and what they run), so tests put a recording fake in front of the
 executor. `LinuxSystem` is the real node: `ip`, `sysctl`, `nft` and `wireguard-go`
 as subprocesses with timeouts (hercc.sysio), addresses and routes through
 pyroute2. Kept apart from the executor, which decides what to change and
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from hercc.plan.executor.errors import CommandFailed, WireGuardStartError
 from hercc.resources.gateway_naming import netns_arg
+from hercc.state.probes import ProcProbes
 from hercc.sysio import process, procfs
 
 __all__ = ["LinuxSystem", "Process", "System", "ip_argv"]
@@ -66,6 +67,10 @@ class System(Protocol):
         ...
 
     def kill(self, pid: int, sig: int) -> None: ...
+
+    def argv_in(self, pid: int, ns: str) -> list[str] | None:
+        """The arguments of `pid` while it is alive and in namespace `ns`, else None."""
+        ...
 
 
 def ip_argv(ns: str | None, args: Sequence[str]) -> list[str]:
@@ -167,3 +172,6 @@ class LinuxSystem:
 
     def kill(self, pid: int, sig: int) -> None:
         procfs.kill(pid, sig)
+
+    def argv_in(self, pid: int, ns: str) -> list[str] | None:
+        return ProcProbes().argv_in(pid, ns)

@@ -25,6 +25,9 @@ Per kind (ids as in resources/model.py):
   nft        the table's ruleset (the resource's content) checked and loaded
              with `nft -f -` in NS, replacing it whole; delete `nft delete table`
              (NftTables, hercc.plan.executor.nft_tables).
+  probe      a tunnel's liveness probe, a detached `ping` in NS, its PID recorded in
+             STATE_DIR/<node>.probes.json; delete stops it by PID (Probes,
+             hercc.plan.executor.probes).
   haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
 
 A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
@@ -59,6 +62,7 @@ from hercc.plan.executor.errors import (
 )
 from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.plan.executor.nft_tables import NftTables
+from hercc.plan.executor.probes import Probes
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
 from hercc.plan.executor.wireguard_go import WireGuardGo
 from hercc.resources.canonical import canonical_private_key
@@ -123,6 +127,7 @@ class SystemExecutor:
         self._secrets: dict[str, str] = {}  # fingerprint -> key; memory only
         self.alias = owner_alias(node)
         self.nft = NftTables(self.sys)
+        self.probes = Probes(self.sys, node, Path(state_dir))
         self.haproxy = haproxy
 
     # ------------------------------------------------------------ protocol
@@ -178,6 +183,12 @@ class SystemExecutor:
 
     def _delete_haproxy(self, r: Resource) -> Restore:
         return self._haproxy(r).delete(r)
+
+    def _create_probe(self, r: Resource) -> None:
+        self.probes.create(r)
+
+    def _delete_probe(self, r: Resource) -> Restore:
+        return self.probes.delete(r)
 
     def _unknown(self, resource: Resource) -> Any:
         raise ExecutorError(f"{resource.address}: unknown kind {resource.kind!r}")

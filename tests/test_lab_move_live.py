@@ -94,6 +94,7 @@ def test_a_moved_workload_keeps_its_public_name(tmp_path: Path) -> None:
                 ("delete", "wireguard"): 2,  # its tunnels to gw1 and gw2
                 ("delete", "peer"): 2,
                 ("delete", "nft"): 1,
+                ("delete", "probe"): 2,  # the tunnels' liveness probes
             }
         )
         assert _changes(plan["nodes"]["b"]) == Counter(

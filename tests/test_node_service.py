@@ -60,9 +60,16 @@ class FakeReader:
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = "eth0",
         tables: Iterable[str] = (),
+        dataplane: Iterable[str] = (),
     ) -> LiveState:
         self.asked.append(
-            {"node": node, "owned": set(owned), "also": list(also), "sysctls": sysctls}
+            {
+                "node": node,
+                "owned": set(owned),
+                "also": list(also),
+                "sysctls": sysctls,
+                "dataplane": list(dataplane),
+            }
         )
         return LiveState(self.state, self.foreign)
 

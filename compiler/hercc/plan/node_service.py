@@ -41,7 +41,7 @@ from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
-from hercc.resources.ids import InterfaceId, NftId, PeerId, RouteId, SysctlId
+from hercc.resources.ids import BpfId, InterfaceId, NftId, PeerId, RouteId, SysctlId
 from hercc.resources.model import Resource, State, state_of
 from hercc.resources.naming import WORKLOAD_IFNAME, Naming
 from hercc.resources.sysctl import SYSCTL_DEFAULTS
@@ -73,6 +73,7 @@ class Reader(Protocol):
         sysctls: Mapping[str, Iterable[str]] | None = None,
         workload_ifname: str = WORKLOAD_IFNAME,
         tables: Iterable[str] = (),
+        dataplane: Iterable[str] = (),
     ) -> LiveState: ...
 
 
@@ -179,7 +180,8 @@ def read_live(
     being ours (they may hold an end of a veth of ours), and the managed
     sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
     tables in every network namespace and every owned one that is not
-    desired. The reader returns the
+    desired, and the eBPF attachments where the plan wants some (and where
+    the node pinned programs). The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -197,6 +199,7 @@ def read_live(
         sysctls={ns: keys for ns in sysctl_ns},
         workload_ifname=workload_ifname,
         tables=sorted(sysctl_ns),
+        dataplane=sorted({r.id_as(BpfId).ns for r in desired.values() if r.kind == "bpf"}),
     )
     return dict(live.state), frozenset(live.foreign)
 
@@ -237,6 +240,12 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
             out.append(
                 f"nftables table {family} {table} exists in namespace {ns} and is not "
                 "Hercules' (no hercules comment)"
+            )
+        elif r.kind == "bpf" and r.id in foreign:
+            ns, ifname, hook = r.id_as(BpfId)
+            out.append(
+                f"a program is attached at {hook} of {ifname} in namespace {ns} and is not "
+                "Hercules' (not pinned under its bpffs directory)"
             )
     return out
 

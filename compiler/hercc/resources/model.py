@@ -31,6 +31,14 @@ typed shapes are in resources/ids.py):
                                           the table's comment), rules (per chain:
                                           "forward=5 input=1 prerouting=2"); content:
                                           the ruleset the executor loads
+  bpf        "<NS>/<IF>/<hook>"           an eBPF program of the dataplane attached to IF
+                                          (hook "tc-ingress" or "xdp"); attrs: program (the
+                                          entry point), digest (of its C text with the
+                                          generated header, and the namespace's routes),
+                                          flow_entries, route_entries (map sizes); content:
+                                          what the executor compiles and fills (JSON);
+                                          label: the fallback to TC, when there is one
+                                          (dataplane/attach.py, plan/desired_dataplane.py)
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -91,7 +99,9 @@ __all__ = [
     "state_of",
 ]
 
-KINDS = ("netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft", "haproxy")
+KINDS = (
+    "netns", "sysctl", "wireguard", "veth", "address", "route", "peer", "nft", "bpf", "haproxy",
+)  # fmt: skip
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Per kind: the attributes that hold a fingerprint of a secret.
@@ -100,7 +110,10 @@ SENSITIVE: Mapping[str, frozenset[str]] = {
     "peer": frozenset({"preshared_key"}),
 }
 # Per kind: the attributes whose change replaces the resource.
-FORCES_NEW: Mapping[str, frozenset[str]] = {"veth": frozenset({"peer_netns", "peer_ifname"})}
+FORCES_NEW: Mapping[str, frozenset[str]] = {
+    "veth": frozenset({"peer_netns", "peer_ifname"}),
+    "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
+}
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created
 STATE_DIR = "/var/lib/hercules"

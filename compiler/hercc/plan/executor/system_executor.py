@@ -25,6 +25,9 @@ Per kind (ids as in resources/model.py):
   nft        the table's ruleset (the resource's content) checked and loaded
              with `nft -f -` in NS, replacing it whole; delete `nft delete table`
              (NftTables, hercc.plan.executor.nft_tables).
+  bpf        a dataplane program compiled, pinned and attached at a hook of an
+             interface; delete detaches exactly ours and unpins what nothing uses
+             (BpfAttachments, hercc.plan.executor.bpf_attach).
   haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
 
 A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
@@ -51,6 +54,7 @@ from typing import Any
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.desired import KeyLookup
+from hercc.plan.executor.bpf_attach import BpfAttachments
 from hercc.plan.executor.errors import (
     CommandFailed,
     ExecutorError,
@@ -123,6 +127,7 @@ class SystemExecutor:
         self._secrets: dict[str, str] = {}  # fingerprint -> key; memory only
         self.alias = owner_alias(node)
         self.nft = NftTables(self.sys)
+        self.bpf = BpfAttachments(self.sys, node)
         self.haproxy = haproxy
 
     # ------------------------------------------------------------ protocol
@@ -370,6 +375,12 @@ class SystemExecutor:
 
     def _delete_nft(self, r: Resource) -> Restore:
         return self.nft.delete(r)
+
+    def _create_bpf(self, r: Resource) -> None:
+        self.bpf.create(r)
+
+    def _delete_bpf(self, r: Resource) -> Restore:
+        return self.bpf.delete(r)
 
     # ------------------------------------------------------------ veth
 

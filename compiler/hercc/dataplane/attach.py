@@ -9,7 +9,7 @@ name things alike.
   HOOK_XDP ("xdp", generic mode).
 * Pins: the programs and maps of one namespace and hook live on the bpffs
   under `<BPFFS>/hercules/<node>/<NS>/<hook>-<digest>/`: each entry point as
-  `prog.<entry>`, each map as `map.<name>`. Every attachment of that
+  `prog_<entry>`, each map as `map_<name>` (bpffs refuses dots). Every attachment of that
   namespace and hook uses the programs of that one object, so they share its
   maps (routes4, routes6, flows, counters), which a flow exporter opens by
   path. They outlive hercc: a program stays attached after its loader exits.
@@ -46,8 +46,8 @@ __all__ = [
 BPFFS = "/sys/fs/bpf"
 HOOK_TC = "tc-ingress"
 HOOK_XDP = "xdp"
-PROG_PREFIX = "prog."
-MAP_PREFIX = "map."
+PROG_PREFIX = "prog_"
+MAP_PREFIX = "map_"
 _HOOK_IDS = {"tc": HOOK_TC, "xdp": HOOK_XDP}
 _DIGEST_LEN = 16
 

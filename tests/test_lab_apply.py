@@ -163,7 +163,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 0 to add, 4 to change, 23 to destroy on 2 of 4 nodes and 2 of 2 gateways."
+        f"Lab {name!r}: 1 to add, 4 to change, 27 to destroy on 2 of 4 nodes and 2 of 2 gateways."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -188,7 +188,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     ):
         assert line in gamma, line
     assert gamma.count(f"  - wireguard.{x}/") == 2
-    assert "Plan: 0 to add, 1 to change, 21 to destroy." in gamma
+    assert "Plan: 1 to add, 1 to change, 25 to destroy." in gamma  # bpf: 3 gone, 1 replaced
     for gw in ("gw-eu", "gw-us"):  # gamma's peer goes, HAProxy loses the shop backends
         block = out.split(f"# gateway {gw}\n", 1)[1].split("\n# ", 1)[0]
         assert f"  ~ haproxy.{p}-g-{gw}/{gw}" in block and "  - peer." in block
@@ -197,7 +197,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 0, "change": 4, "destroy": 23}
+    assert data["summary"] == {"add": 1, "change": 4, "destroy": 27}
     assert sorted(data["gateways"]) == ["gw-eu", "gw-us"]
     actions = {
         (node, c["kind"], c["action"])
@@ -215,12 +215,14 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
         ("gamma", "wireguard", "delete"),
         ("gamma", "peer", "delete"),
         ("gamma", "nft", "delete"),
+        ("gamma", "bpf", "delete"),
+        ("gamma", "bpf", "replace"),  # wg-prod's: its namespace's routes changed
     }
 
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
     assert (
-        "Apply complete: 0 added, 4 changed, 23 destroyed on 2 nodes (delta, gamma) "
+        "Apply complete: 1 added, 4 changed, 27 destroyed on 2 nodes (delta, gamma) "
         "and 2 gateway(s) (gw-eu, gw-us)." in err
     )
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
@@ -238,7 +240,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
     assert code == 0, err
-    assert "Apply complete: 23 added, 4 changed, 0 destroyed" in err
+    assert "Apply complete: 27 added, 4 changed, 1 destroyed" in err  # bpf: 1 replaced
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, out + err
     # web is back, with a new server: the gateways' health checks (every 5 s) take it back in

@@ -6,6 +6,7 @@ so that plan/executor/system.py only delegates.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from hercc.state import bpf_pins
 from hercc.state.dataplane import compile_program
 from hercc.state.errors import DataplaneError
 
-__all__ = ["attach", "fill", "load", "unpin"]
+__all__ = ["attach", "fill", "forget_namespace", "load", "unpin"]
+
+# BCC runs LLVM in-process, which is not safe to run twice at once: a lab
+# applies its nodes from several threads of one process.
+_COMPILING = threading.Lock()
 
 
 def _bpffs_mounted(bpffs: str) -> bool:
@@ -24,12 +29,48 @@ def _bpffs_mounted(bpffs: str) -> bool:
         return any(line.split()[1:3] == [bpffs, "bpf"] for line in f)
 
 
+def _remove_tree(directory: Path) -> None:
+    """A pinned directory and everything pinned under it (unlinking a pin frees nothing
+    that is still attached or open)."""
+    for f in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if f.is_dir():
+            f.rmdir()
+        else:
+            f.unlink()
+    directory.rmdir()
+    _remove_empty_parents(directory.parent)
+
+
+def _remove_empty_parents(parent: Path) -> None:
+    while parent != Path(BPFFS) and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+def forget_namespace(ns: str, bpffs: str = BPFFS) -> None:
+    """Unpin what any node pinned for namespace `ns`, deleted without an apply (a lab's
+    teardown): its programs went with its interfaces, its maps would stay."""
+    for node_dir in sorted(Path(bpffs, "hercules").glob("*")):
+        if (node_dir / ns).is_dir():
+            _remove_tree(node_dir / ns)
+
+
+def _sweep(node_root: Path) -> None:
+    """Unpin the node's objects of namespaces that exist no more."""
+    for ns_dir in sorted(node_root.glob("*")):
+        if ns_dir.is_dir() and not Path("/run/netns", ns_dir.name).exists():
+            _remove_tree(ns_dir)
+
+
 def load(hook: str, header: str, directory: Path, run: Callable[[Sequence[str]], str]) -> None:
     """Compile the `hook` program with `header` and pin it into `directory` (PLATFORM.md: no
-    bpffs is mounted by default; one is mounted at BPFFS when missing)."""
+    bpffs is mounted by default; one is mounted at BPFFS when missing). The node's objects
+    of namespaces deleted without an apply are unpinned first."""
     if directory.is_relative_to(BPFFS) and not _bpffs_mounted(BPFFS):
         run(["mount", "-t", "bpf", "bpf", BPFFS])
-    loaded = compile_program(PROGRAMS[hook], header)
+    _sweep(directory.parent.parent)
+    with _COMPILING:
+        loaded = compile_program(PROGRAMS[hook], header)
     try:
         bpf_pins.pin_loaded(loaded, directory)
     except (OSError, DataplaneError) as exc:
@@ -68,8 +109,5 @@ def attach(ns: str, ifname: str, hook: str, program: Path) -> None:
 def unpin(directory: Path) -> Callable[[], None]:
     """Unpin an object (bpf_pins.unpin), and the node's directories it leaves empty."""
     repin = bpf_pins.unpin(directory)
-    parent = directory.parent
-    while parent != Path(BPFFS) and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
+    _remove_empty_parents(directory.parent)
     return repin

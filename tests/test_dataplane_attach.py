@@ -90,6 +90,8 @@ def test_reader_parses_tc_and_ip_json() -> None:
     names, xdp = xdp_of(IP_JSON)
     assert names == ["lo", "v1"]
     assert xdp == [Attachment("v1", "xdp", 307)]
+    both = '[{"ifname":"v2","xdp":{"attached":[{"mode":1,"prog":{"id":5}},{"mode":2,"prog":{"id":6}}]}}]'
+    assert xdp_of(both)[1] == [Attachment("v2", "xdp", 5), Attachment("v2", "xdp", 6)]
 
 
 class FakeBpf:
@@ -184,3 +186,16 @@ def test_a_foreign_program_where_we_attach_is_a_conflict(reference: ir.IR) -> No
         "(not pinned under its bpffs directory)"
     ]
     assert PurePosixPath(pin_dir("gamma", "herc-prod", "xdp", DIGEST)).name == f"xdp-{DIGEST}"
+
+
+def test_two_of_ours_on_one_hook_read_as_one_to_replace() -> None:
+    tc = PinnedObject(f"tc-{DIGEST}", "tc", DIGEST, {"fastpath_tc_eth": 306}, {"routes4": 64})
+
+    class Twice(FakeBpf):
+        def filters(self, ns: str, ifname: str) -> str:
+            one = json.loads(TC_JSON)
+            return json.dumps([*one, dict(one[1], pref=49151)]) if ifname == "lo" else "[]"
+
+    ours, foreign = read_bpf(NODE, ["ns1"], [], Twice({"ns1": [tc]}))
+    assert [(r.id, r.attrs["digest"]) for r in ours] == [("ns1/lo/tc-ingress", "(2 attached)")]
+    assert foreign == {"ns1/v1/xdp"}  # program 307 is not ours here

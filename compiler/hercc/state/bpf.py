@@ -79,9 +79,10 @@ def xdp_of(links_json: str) -> tuple[list[str], list[Attachment]]:
     names, out = [], []
     for link in _json(links_json):
         names.append(link["ifname"])
-        prog = link.get("xdp", {}).get("prog")
-        if prog is not None:
-            out.append(Attachment(link["ifname"], HOOK_XDP, int(prog["id"])))
+        xdp = link.get("xdp", {})
+        # one program: "prog"; several (generic and native at once): only "attached"
+        progs = [xdp["prog"]] if "prog" in xdp else [a["prog"] for a in xdp.get("attached", [])]
+        out += [Attachment(link["ifname"], HOOK_XDP, int(p["id"])) for p in progs]
     return names, out
 
 
@@ -140,24 +141,31 @@ def read_bpf(
         if not pinned and ns not in wanted:
             continue
         owner = {pid: (obj, entry) for obj in pinned for entry, pid in obj.programs.items()}
+        mine: dict[str, list[tuple[PinnedObject, str]]] = {}
         for a in attachments_of(bpf, ns):
             rid = format_id(BpfId(ns, a.ifname, a.hook))
             if a.prog_id not in owner:
                 foreign.add(rid)
-                continue
-            obj, entry = owner[a.prog_id]
-            ours.append(
-                Resource(
-                    "bpf",
-                    rid,
-                    {
-                        "program": entry,
-                        "digest": obj.digest,
-                        "flow_entries": obj.map_sizes.get("flows"),
-                        "route_entries": obj.map_sizes.get("routes4"),
-                    },
-                    forces_new=FORCES_NEW["bpf"],
-                    parent=f"netns.{ns}",
-                )
-            )
+            else:
+                mine.setdefault(rid, []).append(owner[a.prog_id])
+        ours += [_resource(ns, rid, found) for rid, found in sorted(mine.items())]
     return ours, foreign
+
+
+def _resource(ns: str, rid: str, found: list[tuple[PinnedObject, str]]) -> Resource:
+    """One attachment of ours; several on one hook (a crash between attaching and
+    recording cannot make them, but a hand can) read as a digest no plan has, so the
+    plan replaces them with one."""
+    obj, entry = found[0]
+    return Resource(
+        "bpf",
+        rid,
+        {
+            "program": entry,
+            "digest": obj.digest if len(found) == 1 else f"({len(found)} attached)",
+            "flow_entries": obj.map_sizes.get("flows"),
+            "route_entries": obj.map_sizes.get("routes4"),
+        },
+        forces_new=FORCES_NEW["bpf"],
+        parent=f"netns.{ns}",
+    )

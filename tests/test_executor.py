@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -33,6 +33,8 @@ from hercc.resources.canonical import canonical_private_key
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
 from hercc.resources.model import Resource
 from hercc.resources.naming import Naming
+from hercc.state.bpf import Attachment
+from hercc.state.bpf_pins import PinnedObject
 from hercc.state.registry import OwnedRegistry, owner_alias
 from hercc.state.wireguard.model import WgDevice, WgPeer
 
@@ -84,6 +86,8 @@ class FakeSystem:
     tables: dict[str, str] = field(default_factory=dict)  # ns -> what `nft list table` prints
     # pid -> (namespace, argv) of what spawn started with `ip netns exec NS`
     running: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
+    pinned: dict[str, list[PinnedObject]] = field(default_factory=dict)  # ns -> bpf objects
+    attached: dict[str, list[Attachment]] = field(default_factory=dict)  # ns -> programs
 
     def run(self, argv: Sequence[str]) -> str:
         self.calls.append(("run", tuple(argv)))
@@ -91,7 +95,22 @@ class FakeSystem:
         for prefix, why in self.fail.items():
             if text.startswith(prefix):
                 raise CommandFailed(f"`{text}` failed: {why}")
+        if (text.startswith("tc ") and " filter del " in text) or text.endswith(" xdpgeneric off"):
+            self._detached(list(argv))
         return ""
+
+    def _detached(self, argv: list[str]) -> None:
+        """A program detached by `tc filter del` (exactly that pref and handle) or `ip`."""
+        ns, ifname = argv[2], argv[argv.index("dev") + 1]
+        if argv[0] == "tc":
+            gone = ("tc-ingress", int(argv[argv.index("pref") + 1]), argv[argv.index("handle") + 1])
+        else:
+            gone = ("xdp", None, None)
+        self.attached[ns] = [
+            a
+            for a in self.attached.get(ns, [])
+            if (a.ifname, (a.hook, a.pref, a.handle)) != (ifname, gone)
+        ]
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> FakeProcess:
         self.calls.append(("spawn", tuple(argv)))
@@ -137,6 +156,46 @@ class FakeSystem:
 
     def runs(self) -> list[tuple[Any, ...]]:
         return [args for what, args in self.calls if what == "run"]
+
+    def bpf_pinned(self, node: str, ns: str) -> list[PinnedObject]:
+        return list(self.pinned.get(ns, []))
+
+    def bpf_attachments(self, ns: str) -> list[Attachment]:
+        return list(self.attached.get(ns, []))
+
+    def bpf_load(self, hook: str, header: str, directory: PurePosixPath) -> None:
+        self.calls.append(("bpf_load", (hook, directory)))
+        ns, name = directory.parent.name, directory.name
+        entries = ("fastpath_xdp",) if hook == "xdp" else ("fastpath_tc_eth", "fastpath_tc_l3")
+        base = 100 * (1 + sum(len(v) for v in self.pinned.values()))
+        programs = {e: base + i for i, e in enumerate(entries)}
+        obj = PinnedObject(name, hook, name.split("-", 1)[1], programs, {"routes4": 64})
+        self.pinned.setdefault(ns, []).append(obj)
+
+    def bpf_fill(
+        self, ns: str, routes: Sequence[Mapping[str, Any]], directory: PurePosixPath
+    ) -> None:
+        self.calls.append(("bpf_fill", (ns, len(routes), directory)))
+
+    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
+        self.calls.append(("bpf_attach", (ns, ifname, hook, program)))
+        obj = next(o for o in self.pinned[ns] if o.name == program.parent.name)
+        pid = obj.programs[program.name.removeprefix("prog_")]
+        pref, handle = (49152, "0x1") if hook == "tc" else (None, None)
+        hook_id = "tc-ingress" if hook == "tc" else "xdp"
+        self.attached.setdefault(ns, []).append(Attachment(ifname, hook_id, pid, pref, handle))
+
+    def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
+        self.calls.append(("bpf_unpin", (directory,)))
+        ns = directory.parent.name
+        obj = next(o for o in self.pinned[ns] if o.name == directory.name)
+        self.pinned[ns].remove(obj)
+
+        def repin() -> None:
+            self.calls.append(("bpf_repin", (directory,)))
+            self.pinned[ns].append(obj)
+
+        return repin
 
 
 @dataclass

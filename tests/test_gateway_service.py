@@ -230,7 +230,13 @@ def test_the_gateway_is_read_in_its_namespace_only_and_a_new_one_is_all_creates(
     ctx, reader = _context(tmp_path, {})
     planned = plan_gateway(ctx, desired)
     assert reader.asked == [
-        {"node": "gateway:gw1", "owned": set(), "also": [HOST_NETNS], "sysctls": {}}
+        {
+            "node": "gateway:gw1",
+            "owned": set(),
+            "also": [HOST_NETNS],
+            "sysctls": {},
+            "dataplane": [],
+        }
     ]
     assert {c.action for c in planned.plan.changes} == {Action.CREATE}
     assert len(planned.plan.changes) == len(desired)

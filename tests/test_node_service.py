@@ -62,9 +62,16 @@ class FakeReader:
         workload_ifname: str = "eth0",
         tables: Iterable[str] = (),
         probes: Path | None = None,
+        dataplane: Iterable[str] = (),
     ) -> LiveState:
         self.asked.append(
-            {"node": node, "owned": set(owned), "also": list(also), "sysctls": sysctls}
+            {
+                "node": node,
+                "owned": set(owned),
+                "also": list(also),
+                "sysctls": sysctls,
+                "dataplane": list(dataplane),
+            }
         )
         self.probes = probes
         return LiveState(self.state, self.foreign)

@@ -170,6 +170,10 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
         "address.herc-prod/wg-prod/fd42:20:0:3::1/48",
         "address.herc-w-web/eth0/10.20.2.2/32",
         "address.herc-w-web/eth0/fd42:20:0:3::2/128",
+        "bpf.herc-prod/gw-gw-eu/tc-ingress",  # netflow: accounting on gateway tunnels
+        "bpf.herc-prod/gw-gw-us/tc-ingress",
+        "bpf.herc-prod/hv-web/xdp",  # fastpath xdp
+        "bpf.herc-prod/wg-prod/tc-ingress",  # a layer-3 device: TC
         "netns.herc-prod",
         "netns.herc-w-web",
         "nft.herc-prod/inet/hercules-gateways",
@@ -314,8 +318,11 @@ def test_port_change_updates_the_interface_in_place(tmp_path: Path, reference: i
 def test_removed_workload_destroys_its_resources(tmp_path: Path, reference: ir.IR) -> None:
     new = model_of(spec_copy(tmp_path, "new.herc", NO_WEB))
     plan = node_plan(reference, new, "gamma")
-    assert {c.action for c in plan.changes} == {Action.DELETE}
-    gone = {c.address for c in plan.changes}
+    # the namespace's routes changed: its dataplane programs are new ones
+    replaced = {c.address for c in plan.changes if c.action is Action.REPLACE}
+    assert replaced == {"bpf.herc-prod/wg-prod/tc-ingress"}
+    assert {c.action for c in plan.changes if c.address not in replaced} == {Action.DELETE}
+    gone = {c.address for c in plan.changes if c.address not in replaced}
     for address in (
         "netns.herc-w-web",
         "veth.herc-prod/hv-web",
@@ -333,7 +340,7 @@ def test_removed_workload_destroys_its_resources(tmp_path: Path, reference: ir.I
     tunnels = {a for a in old if "/gw-" in a or "/100.127." in a or "/fd68:" in a} | {
         "nft.herc-prod/inet/hercules-gateways"
     }  # web was gamma's only exposed workload: its gateway tunnels go with it
-    assert len(tunnels) == 12
+    assert len(tunnels) == 14  # with their probes and accounting programs (netflow)
     assert gone == web | tunnels | {a for a in old if a.startswith("sysctl.")}
     assert "  - netns.herc-w-web\n" in render_plan(plan)
     assert node_plan(reference, new, "alpha").no_changes
@@ -592,7 +599,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 19 to add, 3 to change, 23 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 25 to add, 3 to change, 30 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

@@ -245,6 +245,7 @@ class Lab:
     def down(self) -> None:
         """Stop this lab's processes and delete its namespaces. Idempotent."""
         from hercc.plan.executor.system import LinuxSystem
+        from hercc.state.bpf_load import forget_namespace
 
         errors = tear_down_public(self.topology, self.daemons)
         self.daemons = []
@@ -266,6 +267,7 @@ class Lab:
             done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
             if done.returncode != 0 and Path("/run/netns", ns).exists():
                 errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+            forget_namespace(ns)  # the dataplane's pinned maps of the namespace
         if errors:
             raise LabError("lab teardown incomplete: " + "; ".join(errors))
         self.namespaces = []

@@ -42,7 +42,7 @@ from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
-from hercc.resources.ids import InterfaceId, NftId, PeerId, RouteId, SysctlId
+from hercc.resources.ids import BpfId, InterfaceId, NftId, PeerId, RouteId, SysctlId
 from hercc.resources.model import Resource, State, state_of
 from hercc.resources.naming import WORKLOAD_IFNAME, Naming
 from hercc.resources.sysctl import SYSCTL_DEFAULTS
@@ -76,6 +76,7 @@ class Reader(Protocol):
         workload_ifname: str = WORKLOAD_IFNAME,
         tables: Iterable[str] = (),
         probes: Path | None = None,
+        dataplane: Iterable[str] = (),
     ) -> LiveState: ...
 
 
@@ -184,7 +185,8 @@ def read_live(
     sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
     tables in every network namespace and every owned one that is not
     desired; the liveness probes recorded under `state_dir`
-    (state/probes.py). The reader returns the
+    (state/probes.py); the eBPF attachments where the plan wants some (and
+    where the node pinned programs). The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -203,6 +205,7 @@ def read_live(
         workload_ifname=workload_ifname,
         tables=sorted(sysctl_ns),
         probes=None if state_dir is None else probe_pid_file(state_dir, node),
+        dataplane=sorted({r.id_as(BpfId).ns for r in desired.values() if r.kind == "bpf"}),
     )
     return dict(live.state), frozenset(live.foreign)
 
@@ -243,6 +246,12 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
             out.append(
                 f"nftables table {family} {table} exists in namespace {ns} and is not "
                 "Hercules' (no hercules comment)"
+            )
+        elif r.kind == "bpf" and r.id in foreign:
+            ns, ifname, hook = r.id_as(BpfId)
+            out.append(
+                f"a program is attached at {hook} of {ifname} in namespace {ns} and is not "
+                "Hercules' (not pinned under its bpffs directory)"
             )
     return out
 

@@ -19,6 +19,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 __all__ = [
     "SHAPES",
     "AddressId",
+    "BpfId",
     "HaproxyId",
     "IdT",
     "InterfaceId",
@@ -85,6 +86,14 @@ class NftId(NamedTuple):
     table: str
 
 
+class BpfId(NamedTuple):
+    """bpf "<NS>/<IF>/<hook>": a program attached at a hook of IF ("tc-ingress" or "xdp")."""
+
+    ns: str
+    ifname: str
+    hook: str
+
+
 class HaproxyId(NamedTuple):
     """haproxy "<NS>/<gateway>"."""
 
@@ -92,8 +101,12 @@ class HaproxyId(NamedTuple):
     gateway: str
 
 
-ResourceId = NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | HaproxyId
-IdT = TypeVar("IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, HaproxyId)
+ResourceId = (
+    NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | BpfId | HaproxyId
+)
+IdT = TypeVar(
+    "IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, BpfId, HaproxyId
+)
 
 # kind -> the shape of its ids
 SHAPES: Mapping[str, type[ResourceId]] = {
@@ -106,6 +119,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "peer": PeerId,
     "nft": NftId,
     "probe": InterfaceId,
+    "bpf": BpfId,
     "haproxy": HaproxyId,
 }
 

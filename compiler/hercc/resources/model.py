@@ -35,7 +35,15 @@ typed shapes are in resources/ids.py):
                                           gateway: `ping` of the gateway's tunnel address,
                                           running in NS (state/probes.py says why); attrs:
                                           target, interval (seconds); both force a new one.
-                                          After the nft table that lets its replies in
+                                          After the nft table that lets its replies in.
+  bpf        "<NS>/<IF>/<hook>"           an eBPF program of the dataplane attached to IF
+                                          (hook "tc-ingress" or "xdp"); attrs: program (the
+                                          entry point), digest (of its C text with the
+                                          generated header, and the namespace's routes),
+                                          flow_entries, route_entries (map sizes); content:
+                                          what the executor compiles and fills (JSON);
+                                          label: the fallback to TC, when there is one
+                                          (dataplane/attach.py, plan/desired_dataplane.py)
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -106,6 +114,7 @@ KINDS = (
     "peer",
     "nft",
     "probe",
+    "bpf",
     "haproxy",
 )
 # Creation order by kind (destruction runs it backwards).
@@ -119,6 +128,7 @@ SENSITIVE: Mapping[str, frozenset[str]] = {
 FORCES_NEW: Mapping[str, frozenset[str]] = {
     "veth": frozenset({"peer_netns", "peer_ifname"}),
     "probe": frozenset({"target", "interval"}),  # a process's arguments
+    "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
 }
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created

@@ -15,6 +15,9 @@ Three boundaries stand in front of the system, each swappable by a fake:
   Procs            argv_in(pid, ns): a recorded process's arguments, when it runs in
                    NS (hercc.state.probes; ProcProbes: /proc), for the tunnels'
                    liveness probes recorded in the PID file asked for (`probes=`).
+  Bpf              the eBPF programs attached in a namespace and those the node pinned
+                   (hercc.state.bpf; BpfCli: `ip -j`, `tc -j` and the bpffs), read only
+                   in the namespaces asked for (`dataplane=`).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -31,6 +34,7 @@ exists in the namespaces read is "foreign", by name:
   "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
                   static) on an interface that is not ours
   "<NS>/<family>/<table>"  an nftables table without our comment (state/nftables.py)
+  "<NS>/<IF>/<hook>"       a program at a hook that is not one we pinned (state/bpf.py)
 
 What the kernel adds by itself is neither ours nor foreign: the IPv6
 link-local address it gives every interface (`_is_kernel_address`: IFA_PROTO
@@ -87,6 +91,7 @@ from hercc.resources.ids import (
 from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource, State, state_of
 from hercc.resources.naming import WORKLOAD_IFNAME
 from hercc.resources.sysctl import sysctl_default
+from hercc.state.bpf import Bpf, BpfCli, read_bpf
 from hercc.state.errors import WireGuardUnavailable
 from hercc.state.netlink import (
     IFA_F_PERMANENT,
@@ -159,12 +164,14 @@ class StateReader:
         sysctl: Sysctl | None = None,
         nft: Nft | None = None,
         procs: Procs | None = None,
+        bpf: Bpf | None = None,
     ) -> None:
         self.netlink: Netlink = netlink or PyrouteNetlink()
         self.wireguard: WireGuardDriver = wireguard or default_driver()
         self.sysctl: Sysctl = sysctl or ProcSysctl()
         self.nft: Nft = nft or NftCli()
         self.procs: Procs = procs or ProcProbes()
+        self.bpf: Bpf = bpf or BpfCli()
 
     def read(
         self,
@@ -176,6 +183,7 @@ class StateReader:
         workload_ifname: str = WORKLOAD_IFNAME,
         tables: Iterable[str] = (),
         probes: Path | None = None,
+        dataplane: Iterable[str] = (),
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -186,6 +194,8 @@ class StateReader:
         veth pair (ids.veth_pair_end), Naming.workload_ifname. `tables`: the
         namespaces whose nftables tables to read (state/nftables.py).
         `probes`: the PID file of the node's liveness probes (state/probes.py).
+        `dataplane`: the namespaces whose eBPF attachments to read (state/bpf.py); they are
+        read too in those of `tables` where the node pinned programs.
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -218,6 +228,9 @@ class StateReader:
             foreign |= others
         if probes is not None:
             resources += read_probes(probes, self.procs)
+        bpf, others = read_bpf(node, set(dataplane) & existing, set(tables) & existing, self.bpf)
+        resources += bpf
+        foreign |= others
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

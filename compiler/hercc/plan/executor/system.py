@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from hercc.plan.executor.errors import CommandFailed, WireGuardStartError
 from hercc.resources.gateway_naming import netns_arg
+from hercc.state import bpf_load as bpf_objects
+from hercc.state.bpf import Attachment, BpfCli, attachments_of
+from hercc.state.bpf_pins import PinnedObject
 from hercc.state.probes import ProcProbes
 from hercc.sysio import process, procfs
 
@@ -70,6 +73,33 @@ class System(Protocol):
 
     def argv_in(self, pid: int, ns: str) -> list[str] | None:
         """The arguments of `pid` while it is alive and in namespace `ns`, else None."""
+        ...
+
+    def bpf_pinned(self, node: str, ns: str) -> list[PinnedObject]:
+        """The dataplane objects `node` pinned for namespace `ns` (state/bpf_pins.py)."""
+        ...
+
+    def bpf_attachments(self, ns: str) -> list[Attachment]:
+        """Every program attached at ingress or XDP in `ns` (state/bpf.py)."""
+        ...
+
+    def bpf_load(self, hook: str, header: str, directory: PurePosixPath) -> None:
+        """Compile the `hook` program with `header` (BCC) and pin it into `directory`,
+        mounting the bpffs first when none is."""
+        ...
+
+    def bpf_fill(
+        self, ns: str, routes: Sequence[Mapping[str, Any]], directory: PurePosixPath
+    ) -> None:
+        """Write maps.json's routes of `ns` into the pinned route tries."""
+        ...
+
+    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
+        """Attach the pinned `program` at `hook` ("tc" ingress or "xdp") of IFNAME in `ns`."""
+        ...
+
+    def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
+        """Unpin an object; what it returns pins it again."""
         ...
 
 
@@ -175,3 +205,23 @@ class LinuxSystem:
 
     def argv_in(self, pid: int, ns: str) -> list[str] | None:
         return ProcProbes().argv_in(pid, ns)
+
+    def bpf_pinned(self, node: str, ns: str) -> list[PinnedObject]:
+        return BpfCli().pinned(node, ns)
+
+    def bpf_attachments(self, ns: str) -> list[Attachment]:
+        return attachments_of(BpfCli(timeout=self.timeout), ns)
+
+    def bpf_load(self, hook: str, header: str, directory: PurePosixPath) -> None:
+        bpf_objects.load(hook, header, Path(directory), self.run)
+
+    def bpf_fill(
+        self, ns: str, routes: Sequence[Mapping[str, Any]], directory: PurePosixPath
+    ) -> None:
+        bpf_objects.fill(ns, routes, Path(directory))
+
+    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
+        bpf_objects.attach(ns, ifname, hook, Path(program))
+
+    def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
+        return bpf_objects.unpin(Path(directory))

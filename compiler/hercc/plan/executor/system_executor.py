@@ -28,6 +28,9 @@ Per kind (ids as in resources/model.py):
   probe      a tunnel's liveness probe, a detached `ping` in NS, its PID recorded in
              STATE_DIR/<node>.probes.json; delete stops it by PID (Probes,
              hercc.plan.executor.probes).
+  bpf        a dataplane program compiled, pinned and attached at a hook of an
+             interface; delete detaches exactly ours and unpins what nothing uses
+             (BpfAttachments, hercc.plan.executor.bpf_attach).
   haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
 
 A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
@@ -54,6 +57,7 @@ from typing import Any
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.desired import KeyLookup
+from hercc.plan.executor.bpf_attach import BpfAttachments
 from hercc.plan.executor.errors import (
     CommandFailed,
     ExecutorError,
@@ -128,6 +132,7 @@ class SystemExecutor:
         self.alias = owner_alias(node)
         self.nft = NftTables(self.sys)
         self.probes = Probes(self.sys, node, Path(state_dir))
+        self.bpf = BpfAttachments(self.sys, node)
         self.haproxy = haproxy
 
     # ------------------------------------------------------------ protocol
@@ -381,6 +386,12 @@ class SystemExecutor:
 
     def _delete_nft(self, r: Resource) -> Restore:
         return self.nft.delete(r)
+
+    def _create_bpf(self, r: Resource) -> None:
+        self.bpf.create(r)
+
+    def _delete_bpf(self, r: Resource) -> Restore:
+        return self.bpf.delete(r)
 
     # ------------------------------------------------------------ veth
 

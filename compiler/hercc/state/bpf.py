@@ -1,0 +1,171 @@
+"""Live eBPF attachments of a namespace as `bpf` Resources (hercc.resources).
+
+`Bpf` is the boundary: the attachments of a namespace (TC ingress filters
+from `tc -j filter show dev IF ingress`, XDP programs from `ip -j -d link
+show`), and the objects a node pinned there (state/bpf_pins.py). `BpfCli`
+is the real one.
+
+Ownership: an attachment is ours when its program's id is one of the
+programs pinned under the node's directory for that namespace
+(dataplane/attach.py pin_root); it then reads as
+
+  bpf  "<NS>/<IF>/<hook>": program (the pinned entry point's name), digest
+       (from the pinned object's directory name), flow_entries and
+       route_entries (max_entries of its pinned `flows` and `routes4` maps;
+       flow_entries None without a flow map)
+
+Any other program on a hook is foreign, by the same id: Hercules never
+detaches it, and refuses to attach where it sits (plan/node_service.conflicts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from hercc.dataplane.attach import BPFFS, HOOK_TC, HOOK_XDP, pin_root
+from hercc.resources.ids import BpfId, format_id
+from hercc.resources.model import FORCES_NEW, Resource
+from hercc.state.bpf_pins import PinnedObject, pinned_objects
+from hercc.state.errors import StateError
+from hercc.sysio.process import run
+
+__all__ = [
+    "Attachment",
+    "Bpf",
+    "BpfCli",
+    "attachments_of",
+    "filters_of",
+    "read_bpf",
+    "xdp_of",
+]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A program on a hook of an interface; TC filters also carry what deletes exactly them."""
+
+    ifname: str
+    hook: str  # HOOK_TC | HOOK_XDP
+    prog_id: int
+    pref: int | None = None
+    handle: str | None = None
+
+
+class Bpf(Protocol):
+    def links(self, ns: str) -> str:
+        """`ip -j -d link show` in `ns`."""
+        ...
+
+    def filters(self, ns: str, ifname: str) -> str:
+        """`tc -j filter show dev IFNAME ingress` in `ns`."""
+        ...
+
+    def pinned(self, node: str, ns: str) -> list[PinnedObject]: ...
+
+
+def _json(text: str) -> list[dict[str, Any]]:
+    data = json.loads(text) if text.strip() else []
+    if not isinstance(data, list):
+        raise StateError(f"unexpected JSON from ip/tc: {text[:80]!r}")
+    return data
+
+
+def xdp_of(links_json: str) -> tuple[list[str], list[Attachment]]:
+    """The interface names in `ip -j -d link show`, and their XDP programs."""
+    names, out = [], []
+    for link in _json(links_json):
+        names.append(link["ifname"])
+        xdp = link.get("xdp", {})
+        # one program: "prog"; several (generic and native at once): only "attached"
+        progs = [xdp["prog"]] if "prog" in xdp else [a["prog"] for a in xdp.get("attached", [])]
+        out += [Attachment(link["ifname"], HOOK_XDP, int(p["id"])) for p in progs]
+    return names, out
+
+
+def filters_of(ifname: str, filters_json: str) -> list[Attachment]:
+    """The ingress filters of IFNAME that run a program (`tc -j filter show`); a filter of
+    another kind counts as a foreign program too (prog_id 0)."""
+    out = []
+    for f in _json(filters_json):
+        options = f.get("options")
+        if options is None:
+            continue  # the line that opens a pref's chain
+        prog_id = int(options.get("prog", {}).get("id", 0))
+        out.append(Attachment(ifname, HOOK_TC, prog_id, int(f["pref"]), options.get("handle")))
+    return out
+
+
+def attachments_of(bpf: Bpf, ns: str) -> list[Attachment]:
+    """Every program attached at ingress or XDP in `ns`."""
+    names, out = xdp_of(bpf.links(ns))
+    for ifname in names:
+        out += filters_of(ifname, bpf.filters(ns, ifname))
+    return out
+
+
+class BpfCli:
+    """`ip` and `tc` with JSON output, bounded; pins read on the bpffs at `bpffs`."""
+
+    def __init__(self, bpffs: str = BPFFS, timeout: float = 10.0) -> None:
+        self.bpffs = bpffs
+        self.timeout = timeout
+
+    def links(self, ns: str) -> str:
+        argv = ["ip", "-n", ns, "-j", "-d", "link", "show"]
+        return run(argv, timeout=self.timeout, error=StateError).stdout
+
+    def filters(self, ns: str, ifname: str) -> str:
+        argv = ["tc", "-n", ns, "-j", "filter", "show", "dev", ifname, "ingress"]
+        return run(argv, timeout=self.timeout, error=StateError).stdout
+
+    def pinned(self, node: str, ns: str) -> list[PinnedObject]:
+        return pinned_objects(Path(pin_root(node, ns, self.bpffs)))
+
+
+def read_bpf(
+    node: str, wanted: Iterable[str], pinned_in: Iterable[str], bpf: Bpf
+) -> tuple[list[Resource], set[str]]:
+    """Our attachments and the foreign ones (module docstring), in the namespaces `wanted`
+    (where the plan attaches), and in those of `pinned_in` where the node pinned
+    objects (where it may have attached before): a namespace with neither costs no
+    `ip` or `tc` run."""
+    ours: list[Resource] = []
+    foreign: set[str] = set()
+    wanted = set(wanted)
+    for ns in sorted(wanted | set(pinned_in)):
+        pinned = bpf.pinned(node, ns)
+        if not pinned and ns not in wanted:
+            continue
+        owner = {pid: (obj, entry) for obj in pinned for entry, pid in obj.programs.items()}
+        mine: dict[str, list[tuple[PinnedObject, str]]] = {}
+        for a in attachments_of(bpf, ns):
+            rid = format_id(BpfId(ns, a.ifname, a.hook))
+            if a.prog_id not in owner:
+                foreign.add(rid)
+            else:
+                mine.setdefault(rid, []).append(owner[a.prog_id])
+        ours += [_resource(ns, rid, found) for rid, found in sorted(mine.items())]
+    return ours, foreign
+
+
+def _resource(ns: str, rid: str, found: list[tuple[PinnedObject, str]]) -> Resource:
+    """One attachment of ours; several on one hook (a crash between attaching and
+    recording cannot make them, but a hand can) read as a digest no plan has, so the
+    plan replaces them with one."""
+    obj, entry = found[0]
+    return Resource(
+        "bpf",
+        rid,
+        {
+            "program": entry,
+            "digest": obj.digest if len(found) == 1 else f"({len(found)} attached)",
+            "flow_entries": obj.map_sizes.get("flows"),
+            "route_entries": obj.map_sizes.get("routes4"),
+        },
+        forces_new=FORCES_NEW["bpf"],
+        parent=f"netns.{ns}",
+    )

@@ -26,9 +26,7 @@ from pathlib import Path
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.keys import psk_for
 from hercc.lab.daemons import Daemon, stop_daemon
-from hercc.lab.keys import key_path
 from hercc.lab.public import GatewayHost
 from hercc.plan.apply import ApplyFailed
 from hercc.plan.desired import KeyLookup
@@ -101,26 +99,6 @@ def apply(p: GatewayPlan) -> list[Daemon]:
         _daemon("haproxy", g, proxy, paths.log),
         _daemon("wireguard-go", g, tunnel, state_dir / f"{naming.owner}.{g.wg_if}.log"),
     ]
-
-
-class DirectoryKeys:
-    """The private keys of a lab's key directory as a KeyLookup, gateways' included
-    (`gateway:<name>`, hercc.lab.keys.key_path)."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def private_key(self, node: str) -> str | None:
-        path = key_path(self.directory, node)
-        try:
-            return path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise LabError(f"{path}: {exc.strerror or exc}") from None
-
-    def psk(self, network: str, a: str, b: str) -> str | None:
-        return psk_for(str(self.directory), network, a, b)
 
 
 def read_pid_file_int(path: Path) -> int | None:

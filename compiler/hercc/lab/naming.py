@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hercc.diagnostics import LabError
 from hercc.keys import psk_for
-from hercc.lab.keys import KeySource
+from hercc.lab.keys import KeySource, key_path
 from hercc.lab.topology import member_namespace, workload_namespace
 from hercc.resources.naming import Naming
 from hercc.sysio.files import write_atomic
@@ -90,7 +90,8 @@ class LabKeys:
         return path
 
     def private_key(self, node: str) -> str | None:
-        path = self.directory / f"{node}.key"
+        """A node's key, or a gateway's ("gateway:<name>", lab.keys.key_path); None if absent."""
+        path = key_path(self.directory, node)
         try:
             return path.read_text(encoding="ascii").strip()
         except FileNotFoundError:

@@ -297,7 +297,7 @@ def _gateway_plans(state: LabState, model: ir.IR) -> list[gateways.GatewayPlan]:
             f"the lab runs the gateways made at `up` ({', '.join(running) or 'none'}), the spec "
             f"has {', '.join(wanted) or 'none'}: take the lab down and up to change them"
         )
-    keys = gateways.DirectoryKeys(state.keys_dir)
+    keys = LabKeys(state.keys_dir)
     return [gateways.plan(model, g, Path(state.directory), keys) for g in state.gateways]
 
 

@@ -13,8 +13,12 @@ def measure(argv: list[str], cwd: str | None = None) -> tuple[float, float]:
     """Wall time and the child's own peak RSS (os.wait4 reports it per child).
 
     Standard error goes to a temporary file, not a pipe: a child that writes
-    more than a pipe holds would block while we wait for it to exit.
+    more than a pipe holds would block while we wait for it to exit. The
+    filesystems are synced first, outside the timing: a build syncs what it
+    wrote, and must not also pay for the gigabytes the run before it left
+    dirty.
     """
+    os.sync()
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)

@@ -27,9 +27,9 @@ from hercc.backends import render_all
 from hercc.pipeline import compile_spec
 from hercc.resources.naming import IFNAME_MAX
 from tests.conftest import EXAMPLES
+from tests.goldentools import match_golden
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "enterprise"
-UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 L2 = ["enterprise-networkd", "enterprise-netplan"]
 
 # Two enterprises on one node; a VLAN parent that is also a bridge port; a
@@ -69,15 +69,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]
 
 def test_golden_files_match_byte_for_byte(builds: dict[str, dict[str, str]]) -> None:
     files = {f"{spec}/{rel}": text for spec, out in builds.items() for rel, text in out.items()}
-    if UPDATE:
-        shutil.rmtree(GOLDEN, ignore_errors=True)
-        for rel, text in files.items():
-            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / rel).write_text(text, encoding="utf-8")
-    expected = {str(p.relative_to(GOLDEN)): p.read_text() for p in GOLDEN.rglob("*") if p.is_file()}
-    assert sorted(files) == sorted(expected)
-    for rel, text in files.items():
-        assert text == expected[rel], f"{rel} differs from its golden"
+    match_golden(files, GOLDEN)
 
 
 def test_reference_files_say_what_its_comments_mean(builds: dict[str, dict[str, str]]) -> None:

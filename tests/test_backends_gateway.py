@@ -19,10 +19,10 @@ import pytest
 from hercc import ir
 from hercc.backends import GLOBAL_BACKENDS, render_all
 from hercc.pipeline import compile_spec
+from tests.goldentools import match_golden
 from tests.test_backends_wireguard import _need_wg_tools, _parse_conf, wg_interface
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "gateways"
-UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 GATEWAY_BACKENDS = (
     "gateway-tunnels", "gateway-units", "gateway-json", "haproxy", "nftables", "dns",
 )  # fmt: skip
@@ -53,16 +53,7 @@ def _render(model: ir.IR) -> dict[str, str]:
 
 def test_golden_files_match_byte_for_byte() -> None:
     files = _render(_model())
-    root = GOLDEN / "out"
-    if UPDATE:
-        shutil.rmtree(root, ignore_errors=True)
-        for rel, text in files.items():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text(text)
-    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    assert on_disk == set(files)
-    for rel, text in files.items():
-        assert (root / rel).read_text() == text, rel
+    match_golden(files, GOLDEN / "out")
 
 
 def test_expected_paths() -> None:

@@ -10,9 +10,7 @@ exits 0 on some errors.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,9 @@ from hercc.diagnostics import OperationError
 from hercc.passes import secrets
 from tests import strongswan
 from tests.conftest import EXAMPLES, errors_of
+from tests.goldentools import match_golden
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ipsec"
-UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 SECRET = 'not "so" secret\\ #1'  # quotes, a backslash and a # travel base64-encoded
 
 EDGES = """
@@ -80,15 +78,7 @@ def test_golden_files_match_byte_for_byte(specs: dict[str, Path], tmp_path: Path
         secrets = {"hq-branch-psk": SECRET, "dc": "dc-key"}
         out = _build(tmp_path / name, spec, secrets)
         files |= {f"{name}/{rel}": text for rel, text in _tree(out).items()}
-    if UPDATE:
-        shutil.rmtree(GOLDEN, ignore_errors=True)
-        for rel, text in files.items():
-            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / rel).write_text(text, encoding="utf-8")
-    expected = {str(p.relative_to(GOLDEN)): p.read_text() for p in GOLDEN.rglob("*") if p.is_file()}
-    assert sorted(files) == sorted(expected)
-    for rel, text in files.items():
-        assert text == expected[rel], f"{rel} differs from its golden"
+    match_golden(files, GOLDEN)
 
 
 def test_secrets_only_with_the_flag_and_never_elsewhere(

@@ -23,9 +23,9 @@ from hercc import ir
 from hercc.backends import BACKENDS, Backend, wireguard
 from hercc.backends.memo import RenderMemo
 from hercc.resources.naming import wg_ifname
+from tests.goldentools import match_golden
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "backends"
-UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 
 RENDERERS: tuple[Backend, ...] = tuple(
     BACKENDS[name] for name in ("wireguard", "wg-quick", "networkd", "netplan")
@@ -208,19 +208,7 @@ def render_all(model: ir.IR) -> dict[str, str]:
 
 def test_golden_files_match_byte_for_byte() -> None:
     files = render_all(make_ir(GOLDEN_KEYS))
-    if UPDATE:
-        if GOLDEN.exists():
-            shutil.rmtree(GOLDEN)
-        for rel, content in files.items():
-            path = GOLDEN / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content.encode("utf-8"))
-    expected = {
-        str(p.relative_to(GOLDEN)): p.read_bytes() for p in sorted(GOLDEN.rglob("*")) if p.is_file()
-    }
-    assert sorted(expected) == sorted(files), "set of rendered files differs from the goldens"
-    for rel, content in files.items():
-        assert content.encode("utf-8") == expected[rel], f"{rel} differs from its golden"
+    match_golden(files, GOLDEN)
 
 
 def test_expected_paths() -> None:

@@ -8,9 +8,7 @@ examples/reference.herc; HERCC_UPDATE_GOLDEN=1 rewrites them.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,9 +30,9 @@ from hercc.dataplane.maps import node_maps
 from hercc.dataplane.program import PROGRAMS, SOURCE_DIR, TC, XDP, program_text
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES, compile_text
+from tests.goldentools import match_golden
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "dataplane"
-UPDATE = os.environ.get("HERCC_UPDATE_GOLDEN") == "1"
 
 SPEC = """\
 network n {{ range 10.9.0.0/16 }}
@@ -64,17 +62,7 @@ def test_golden_files_match_byte_for_byte(reference: ir.IR) -> None:
         for n in ("alpha", "beta", "delta", "gamma")
         for f in ("hercules_config.h", "maps.json")
     ]
-    if UPDATE:
-        shutil.rmtree(GOLDEN, ignore_errors=True)
-        for rel, text in files.items():
-            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / rel).write_text(text, encoding="utf-8")
-    on_disk = {
-        str(p.relative_to(GOLDEN)): p.read_text(encoding="utf-8")
-        for p in GOLDEN.rglob("*")
-        if p.is_file()
-    }
-    assert files == on_disk
+    match_golden(files, GOLDEN)
 
 
 def test_no_dataplane_no_files(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from hercc.cli.plan_common import (
     report_plan,
     require_root,
     run_steps,
+    saved_for,
     spec_model,
 )
 from hercc.cli.views.plan import render_plan
@@ -217,12 +218,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
             raise UsageError("apply SPEC needs --node NODE or --gateway GW")
         ctx = _context(args, args.node)
     else:
-        if args.node is not None and args.node != saved.node:
-            raise OperationError(
-                f"{args.target} was made for node {saved.node}, not {args.node}; "
-                f"plan again with --node {args.node}"
-            )
-        ctx = _context(args, saved.node)
+        ctx = _context(args, saved_for(args, saved, "node", args.node))
         check_made_like(saved, ctx.naming, with_keys=args.keys is not None)
     with owner_lock(args, ctx.node, f"node {ctx.node}", console.err, shared=False):
         if saved is None:

@@ -22,7 +22,7 @@ from hercc.cli.views.plan import plan_to_json, render_plan
 from hercc.diagnostics import OperationError, UsageError
 from hercc.plan.apply import ApplyFailed, Step, UndoLog, steps_of
 from hercc.plan.diff import Plan
-from hercc.plan.saved import save_plan
+from hercc.plan.saved import SavedPlan, save_plan
 from hercc.resources.gateway_naming import GatewayNaming
 from hercc.resources.naming import Naming
 from hercc.sysio.lock import LockTimeout, locked
@@ -70,6 +70,17 @@ def owner_lock(
         except OSError as exc:  # the lock file cannot be made or opened
             raise OperationError(f"{path}: cannot lock: {exc.strerror}") from None
         yield
+
+
+def saved_for(args: argparse.Namespace, saved: SavedPlan, kind: str, asked: str | None) -> str:
+    """The node (or gateway: `kind`) a saved plan was made for; OperationError when
+    --node (--gateway) names another."""
+    if asked is not None and asked != saved.node:
+        raise OperationError(
+            f"{args.target} was made for {kind} {saved.node}, not {asked}; "
+            f"plan again with --{kind} {asked}"
+        )
+    return saved.node
 
 
 def keys_dir(args: argparse.Namespace) -> str | None:

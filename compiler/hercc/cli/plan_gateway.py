@@ -31,10 +31,11 @@ from hercc.cli.plan_common import (
     report_plan,
     require_root,
     run_steps,
+    saved_for,
     spec_model,
 )
 from hercc.cli.views.plan import render_plan
-from hercc.diagnostics import OperationError, UsageError
+from hercc.diagnostics import UsageError
 from hercc.plan.diff import Plan
 from hercc.plan.saved import SavedPlan, check_fresh, check_made_like
 from hercc.resources.gateway_naming import GatewayNaming
@@ -109,12 +110,7 @@ def run_apply(args: argparse.Namespace, console: Console, saved: SavedPlan | Non
     if saved is None:
         ctx = _context(args, args.gateway)
     else:
-        if args.gateway is not None and args.gateway != saved.node:
-            raise OperationError(
-                f"{args.target} was made for gateway {saved.node}, not {args.gateway}; "
-                f"plan again with --gateway {args.gateway}"
-            )
-        ctx = _context(args, saved.node)
+        ctx = _context(args, saved_for(args, saved, "gateway", args.gateway))
         check_made_like(saved, ctx.naming, with_keys=args.keys is not None)
     with _lock(args, ctx, console, shared=False):
         if saved is None:

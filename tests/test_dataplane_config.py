@@ -23,11 +23,11 @@ from hercc.dataplane.layout import (
     FLOW_VALUE,
     ROUTE_L3_DEVICE,
     ROUTE_LOCAL,
-    decode_flow,
     route_entry,
 )
 from hercc.dataplane.maps import node_maps
 from hercc.dataplane.program import PROGRAMS, SOURCE_DIR, TC, XDP, program_text
+from hercc.flows.records import Direction, sum_cpus
 from hercc.pipeline import compile_spec
 from tests.conftest import EXAMPLES, compile_text
 from tests.goldentools import match_golden
@@ -179,7 +179,9 @@ def test_route_entry_bytes() -> None:
     assert route_entry(veth, 9, 2)[2] == u32(9) + u32(0)
 
 
-def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
+def test_a_flow_entry_is_decoded_and_its_cpus_summed_without_idle_ones() -> None:
+    from hercc.state.dataplane import flow_entry  # pure: bcc is imported only to compile
+
     key = FLOW_KEY.pack(
         bytes([10, 0, 0, 1]) + bytes(12), bytes([10, 0, 0, 2]) + bytes(12), 1234, 80, 5, 6, 4, 0
     )
@@ -188,8 +190,17 @@ def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
         FLOW_VALUE.pack(0, 0, 0, 0, 0),
         FLOW_VALUE.pack(3, 300, 400, 800, 0x10),
     ]
-    flow = decode_flow(key, cpus)
-    assert (flow.src, flow.dst, flow.sport, flow.dport, flow.ifindex, flow.proto) == (
+    flow_key, per_cpu = flow_entry(key, cpus)
+    flow = sum_cpus(per_cpu)
+    assert flow is not None and flow_key.direction is Direction.INGRESS
+    assert (
+        str(flow_key.src),
+        str(flow_key.dst),
+        flow_key.src_port,
+        flow_key.dst_port,
+        flow_key.ifindex,
+        flow_key.protocol,
+    ) == (
         "10.0.0.1",
         "10.0.0.2",
         1234,
@@ -197,7 +208,7 @@ def test_decode_flow_sums_cpus_and_skips_idle_ones() -> None:
         5,
         6,
     )
-    assert (flow.packets, flow.bytes, flow.first_seen_ns, flow.last_seen_ns, flow.tcp_flags) == (
+    assert (flow.packets, flow.octets, flow.first_ns, flow.last_ns, flow.tcp_flags) == (
         5,
         420,
         400,

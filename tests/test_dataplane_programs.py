@@ -29,10 +29,10 @@ from hercc.dataplane.layout import (
     TC_ACT_REDIRECT,
     XDP_PASS,
     XDP_REDIRECT,
-    Flow,
 )
 from hercc.dataplane.maps import node_maps
 from hercc.dataplane.program import TC, XDP, Program
+from hercc.flows.records import FlowCounters, FlowKey, merge
 from hercc.pipeline import compile_spec
 from hercc.state.dataplane import LoadedProgram, ProgramRun, compile_program
 from hercc.state.errors import BccUnavailable
@@ -301,8 +301,9 @@ def test_xdp_passes_truncated_frames_unchanged(
 # Accounting
 
 
-def flow_of(prog: LoadedProgram, sport: int) -> list[Flow]:
-    return [f for f in prog.flows() if f.sport == sport]
+def flow_of(prog: LoadedProgram, sport: int) -> list[tuple[FlowKey, FlowCounters]]:
+    """The flows from source port `sport`, summed over CPUs as the exporter sums them."""
+    return [(k, c) for k, c in merge(prog.flows()).items() if k.src_port == sport]
 
 
 @pytest.mark.parametrize("hook", ["tc", "xdp"])
@@ -321,19 +322,19 @@ def test_accounting_counts_packets_bytes_and_flags(
         run = run_tc(prog, frame) if hook == "tc" else run_xdp(prog, frame, netns)
         assert run.verdict in (TC_ACT_REDIRECT, XDP_REDIRECT)
     after = prog.counters()
-    (flow,) = flow_of(prog, sport)
+    ((key, flow),) = flow_of(prog, sport)
     assert flow.packets == len(flags)
-    assert flow.bytes == sum(lengths)
+    assert flow.octets == sum(lengths)
     assert flow.tcp_flags == 0x1B
-    assert (flow.src, flow.dst, flow.dport, flow.proto, flow.family) == (
+    assert (str(key.src), str(key.dst), key.dst_port, key.protocol, key.ipv6) == (
         "10.77.1.2",
         "10.77.2.2",
         443,
         TCP,
-        4,
+        False,
     )
-    assert flow.ifindex == (1 if hook == "tc" else netns["a0"][0])
-    assert 0 < flow.first_seen_ns <= flow.last_seen_ns
+    assert key.ifindex == (1 if hook == "tc" else netns["a0"][0])
+    assert 0 < flow.first_ns <= flow.last_ns
     delta = {k: after[k] - before[k] for k in after}
     assert delta == {
         "redirected": len(flags),
@@ -354,8 +355,8 @@ def test_a_gso_packet_counts_its_wire_segments(tc: LoadedProgram) -> None:
     with inside():
         run = tc.test_run("fastpath_tc_eth", ether(ETH_P_IP, packet), gso_segs=3, gso_size=1000)
     assert run.verdict == TC_ACT_REDIRECT
-    (flow,) = flow_of(tc, 45000)
-    assert (flow.packets, flow.bytes) == (3, len(packet) + 2 * 40)
+    ((_, flow),) = flow_of(tc, 45000)
+    assert (flow.packets, flow.octets) == (3, len(packet) + 2 * 40)
 
 
 def test_repeated_runs_are_each_accounted(tc: LoadedProgram) -> None:
@@ -365,8 +366,8 @@ def test_repeated_runs_are_each_accounted(tc: LoadedProgram) -> None:
     with inside():
         run = tc.test_run("fastpath_tc_eth", ether(ETH_P_IP, packet), repeat=1000)
     assert run.verdict == TC_ACT_OK and run.duration_ns > 0
-    (flow,) = flow_of(tc, 46000)
-    assert (flow.packets, flow.bytes) == (1000, 1000 * len(packet))
+    ((_, flow),) = flow_of(tc, 46000)
+    assert (flow.packets, flow.octets) == (1000, 1000 * len(packet))
     assert tc.counters()["passed"] - before == 1000
 
 
@@ -379,15 +380,20 @@ def test_passed_packets_are_counted_and_accounted(tc: LoadedProgram) -> None:
     after = tc.counters()
     assert after["passed"] - before["passed"] == 4
     assert after["redirected"] == before["redirected"]
-    (flow,) = flow_of(tc, 43000)
-    assert (flow.packets, flow.bytes, flow.tcp_flags) == (3, 3 * (len(frame) - 14), 0)
+    ((_, flow),) = flow_of(tc, 43000)
+    assert (flow.packets, flow.octets, flow.tcp_flags) == (3, 3 * (len(frame) - 14), 0)
 
 
 def test_ipv6_flow_key(tc: LoadedProgram) -> None:
     frame = ether(ETH_P_IPV6, ipv6("fd77:1::2", "fd77:2::2", UDP, udp(44000, 53, b"q")))
     run_tc(tc, frame)
-    (flow,) = flow_of(tc, 44000)
-    assert (flow.family, flow.src, flow.dst, flow.bytes) == (6, "fd77:1::2", "fd77:2::2", 40 + 9)
+    ((key, flow),) = flow_of(tc, 44000)
+    assert (key.ipv6, str(key.src), str(key.dst), flow.octets) == (
+        True,
+        "fd77:1::2",
+        "fd77:2::2",
+        40 + 9,
+    )
 
 
 def test_map_layouts_match_the_c(tc: LoadedProgram) -> None:
@@ -407,8 +413,8 @@ def test_accounting_only_programs_pass_everything(netns: dict[str, tuple[int, in
         frame = v4_frame("10.77.2.2")
         run = run_tc(prog, frame)
         assert (run.verdict, run.packet) == (TC_ACT_OK, frame)
-        (flow,) = prog.flows()
-        assert (flow.packets, flow.dst) == (1, "10.77.2.2")
+        ((key, flow),) = merge(prog.flows()).items()
+        assert (flow.packets, str(key.dst)) == (1, "10.77.2.2")
         assert prog.counters()["passed"] == 1
     finally:
         prog.close()

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from hercc.dataplane.maps import KIND_LOCAL
@@ -27,8 +26,6 @@ __all__ = [
     "XDP_ABORTED",
     "XDP_PASS",
     "XDP_REDIRECT",
-    "Flow",
-    "decode_flow",
     "route_entry",
 ]
 
@@ -66,57 +63,3 @@ def route_entry(route: Mapping[str, Any], ifindex: int, layer: int) -> tuple[int
     if layer == 3:
         flags |= ROUTE_L3_DEVICE
     return net.version, key, _ROUTE_VALUE.pack(ifindex, flags)
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One flow, summed over CPUs."""
-
-    family: int
-    src: str
-    dst: str
-    sport: int
-    dport: int  # ICMP: type << 8 | code
-    proto: int
-    ifindex: int
-    direction: int  # 0 ingress, 1 egress
-    packets: int  # wire segments
-    bytes: int  # L3 bytes
-    first_seen_ns: int  # CLOCK_MONOTONIC
-    last_seen_ns: int
-    tcp_flags: int
-
-
-def _address(family: int, raw: bytes) -> str:
-    return str(ipaddress.ip_address(raw[:4] if family == 4 else raw))
-
-
-def decode_flow(key: bytes, per_cpu: Iterable[bytes]) -> Flow:
-    """A flow from its key and its per-CPU values: sums, OR, earliest first, latest last."""
-    saddr, daddr, sport, dport, ifindex, proto, family, direction = FLOW_KEY.unpack(key)
-    packets = size = flags = last = 0
-    first: int | None = None
-    for raw in per_cpu:
-        p, b, f, la, fl = FLOW_VALUE.unpack(raw)
-        if not p:
-            continue  # a CPU that never saw the flow
-        packets += p
-        size += b
-        flags |= fl
-        last = max(last, la)
-        first = f if first is None else min(first, f)
-    return Flow(
-        family=family,
-        src=_address(family, saddr),
-        dst=_address(family, daddr),
-        sport=sport,
-        dport=dport,
-        proto=proto,
-        ifindex=ifindex,
-        direction=direction,
-        packets=packets,
-        bytes=size,
-        first_seen_ns=first or 0,
-        last_seen_ns=last,
-        tcp_flags=flags,
-    )

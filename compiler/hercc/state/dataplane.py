@@ -14,18 +14,30 @@ bcc 0.26 has no test-run call, so `LoadedProgram.test_run` calls libbpf's
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hercc.dataplane.layout import COUNTERS, FLOW_KEY, Flow, decode_flow, route_entry
+from hercc.dataplane.layout import COUNTERS, FLOW_KEY, FLOW_VALUE, route_entry
 from hercc.dataplane.program import SOURCE_DIR, Program, program_text
+from hercc.flows.records import Direction, FlowCounters, FlowKey
 from hercc.state.errors import BccUnavailable, DataplaneError
 
-__all__ = ["KERNEL_HEADERS", "LoadedProgram", "ProgramRun", "compile_program"]
+__all__ = [
+    "KERNEL_HEADERS",
+    "FlowEntry",
+    "LoadedProgram",
+    "ProgramRun",
+    "compile_program",
+    "flow_entry",
+]
+
+# one entry of the flow map: its key, and each CPU's counters (hercc.flows.records)
+FlowEntry = tuple[FlowKey, list[FlowCounters]]
 
 KERNEL_HEADERS = "/var/cache/hercules/kernel-headers"
 _LIBBPF = "libbpf.so.1"
@@ -179,12 +191,13 @@ class LoadedProgram:
             trie = tries[version]
             trie[trie.Key.from_buffer_copy(key)] = trie.Leaf.from_buffer_copy(value)
 
-    def flows(self) -> list[Flow]:
-        """Every flow in the flow map, summed over CPUs."""
+    def flows(self) -> list[FlowEntry]:
+        """Every entry of the flow map with each CPU's counters: what the exporter
+        (hercc.flows) takes as a snapshot, and `records.merge` sums."""
         table = self.table("flows")
         if ctypes.sizeof(table.Key) != FLOW_KEY.size:
             raise DataplaneError("flows: the key layout differs from hercc.dataplane.layout")
-        return [decode_flow(bytes(key), _per_cpu(values)) for key, values in table.items()]
+        return [flow_entry(bytes(key), _per_cpu(values)) for key, values in table.items()]
 
     def counters(self) -> dict[str, int]:
         """The per-reason counters, summed over CPUs."""
@@ -232,6 +245,22 @@ class LoadedProgram:
     def close(self) -> None:
         """Unload the programs and free the maps (nothing attached keeps them)."""
         self._bpf.cleanup()
+
+
+def flow_entry(key: bytes, per_cpu: Iterable[bytes]) -> FlowEntry:
+    """A flow map entry from its raw key and per-CPU values (dataplane/account.h's layout)."""
+    saddr, daddr, sport, dport, ifindex, proto, family, direction = FLOW_KEY.unpack(key)
+    size = 4 if family == 4 else 16
+    flow_key = FlowKey(
+        src=ipaddress.ip_address(saddr[:size]),
+        dst=ipaddress.ip_address(daddr[:size]),
+        src_port=sport,
+        dst_port=dport,
+        protocol=proto,
+        ifindex=ifindex,
+        direction=Direction(direction),
+    )
+    return flow_key, [FlowCounters(*FLOW_VALUE.unpack(raw)) for raw in per_cpu]
 
 
 def _per_cpu(values: Any) -> Iterator[bytes]:

@@ -264,3 +264,23 @@ def test_the_lock_lands_with_the_build(spec: Path, tmp_path: Path) -> None:
     assert code == 0 and err == f"wrote 8 files to {tmp_path}/out; updated {spec}.lock\n"
     assert json.loads((tmp_path / "demo.herc.lock").read_text())["lock_version"] == 1
     assert sorted(os.listdir(tmp_path)) == ["demo.herc", "demo.herc.lock", "out"]
+
+
+def test_an_ir_json_that_fails_its_schema_leaves_no_output_and_no_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema check runs while the nodes' files are written: its failure lands nothing."""
+    from hercc import schemas_check
+
+    def reject(data: object) -> None:
+        raise schemas_check.SchemaViolation("ir.json fails schemas/ir.schema.json at /nodes")
+
+    spec = tmp_path / "ref.herc"
+    shutil.copy(EXAMPLES / "reference.herc", spec)
+    monkeypatch.setattr(schemas_check, "validate_ir", reject)
+    code, err = hercc("build", str(spec), "-o", str(tmp_path / "out"))
+    assert code == 70 and "ir.json fails schemas/ir.schema.json" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.herc"]
+    monkeypatch.undo()
+    assert hercc("build", str(spec), "-o", str(tmp_path / "out"))[0] == 0
+    assert json.loads((tmp_path / "out" / "ir.json").read_text())["nodes"]

@@ -5,7 +5,7 @@ a global backend (GLOBAL_BACKENDS) renders the files that belong to no node:
 gateways/<gateway>/... and dns/<zone>.zone. Both get the render's RenderMemo,
 where backends that print the same peers for many nodes keep their text.
 render_files makes one memo per call and yields the files node by node, then
-the global ones, so a build holds one node's files at a time, never the whole
+the global ones, then ir.json, so a build holds one node's files at a time, never the whole
 output. A `--backend` name may have both kinds (a tunnel has two ends).
 """
 
@@ -67,19 +67,19 @@ def render_files(
     model: ir.IR,
     only: Collection[str] | None = None,
     nodes: Collection[str] | None = None,
-    ir_json: str | None = None,
+    ir_json: Callable[[], str] | None = None,
 ) -> Iterator[tuple[str, str]]:
-    """ir.json, then each node's files (every node's, or only those named), by node name,
-    then the global files (gateways and zones): only when every node is rendered,
-    as they belong to none of them.
+    """Each node's files (every node's, or only those named), by node name, then
+    the global files (gateways and zones): only when every node is rendered, as
+    they belong to none of them; then ir.json.
 
     Only the named backends render, when `only` is given. Files are rendered as
-    they are consumed: one node's at a time. `ir_json` is ir.to_json(model)
-    when the caller has it already (a build validates the data first).
+    they are consumed: one node's at a time. `ir_json` gives ir.to_json(model)
+    when the caller makes it: a build checks it against the schema on another
+    thread while the nodes' files are written, and asks for it last.
     """
     memo = RenderMemo()
     backends = [b for name, b in BACKENDS.items() if only is None or name in only]
-    yield "ir.json", ir.to_json(model) if ir_json is None else ir_json
     for node in sorted(model.nodes, key=lambda n: n.name):
         if nodes is None or node.name in nodes:
             for backend in backends:
@@ -88,6 +88,7 @@ def render_files(
         for name, global_backend in GLOBAL_BACKENDS.items():
             if only is None or name in only:
                 yield from global_backend(model, memo).items()
+    yield "ir.json", ir.to_json(model) if ir_json is None else ir_json()
 
 
 def render_all(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hercc import ir
 from hercc.backends import BACKEND_NAMES, render_files
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
-from hercc.cli.spec import add_spec_command, compile_validated
+from hercc.cli.spec import add_spec_command, checked_ir_json, compile_unchecked
 from hercc.diagnostics import UsageError
 
 # An unknown --node lists the nodes there are, up to this many: a spec may have 10,000.
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """
     from hercc.writer import write_tree
 
-    compiled, ir_data = compile_validated(args, console, peers_for=args.node)
+    compiled = compile_unchecked(args, console, peers_for=args.node)
     nodes = _selected_nodes(compiled.ir, args.node)
     secrets = {}
     if args.keys is not None:
@@ -99,8 +100,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.secrets is not None:
         secrets |= _ipsec_secrets(compiled.ir, args.secrets, nodes)
     lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
-    files = render_files(compiled.ir, args.backend, nodes, ir.dumps(ir_data))
-    count = write_tree(args.output, files, secrets, lock)
+    # The schema check of ir.json (a second at 10,000 nodes) runs while the
+    # writing threads wait on the disk; ir.json is the last file rendered.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hercc-ir-check") as pool:
+        ir_json = pool.submit(checked_ir_json, compiled.ir)
+        files = render_files(compiled.ir, args.backend, nodes, ir_json.result)
+        count = write_tree(args.output, files, secrets, lock)
     if args.format == "json":
         console.out.write(json.dumps({"ok": True, "output": args.output, "files": count}) + "\n")
     else:

@@ -51,23 +51,30 @@ def compile_args(
     `peers_for`: the nodes whose peers to compute (None: every node). Only
     outputs need per-node peers; check and route need paths alone.
     """
-    compiled, _ = compile_validated(args, console, peers_for)
+    compiled = compile_unchecked(args, console, peers_for)
+    checked_ir_json(compiled.ir)
     return compiled
 
 
-def compile_validated(
+def compile_unchecked(
     args: argparse.Namespace, console: Console, peers_for: Collection[str] | None
-) -> tuple[Compiled, dict[str, Any]]:
-    """compile_args, and the ir.json data it checked: a build writes it, not made twice."""
+) -> Compiled:
+    """compile_args but the schema check, which a build runs while it writes."""
     from hercc.pipeline import compile_spec
-    from hercc.schemas_check import validate_ir
 
     if not os.path.exists(args.spec):
         raise UsageError(f"{args.spec}: no such file")
     compiled = compile_spec(
         args.spec, console.sources, frozen=args.frozen, keys_dir=args.keys, peers_for=peers_for
     )
-    data = ir.to_data(compiled.ir)
-    validate_ir(data)
     console.err.write(render_warnings(compiled.warnings, console.sources))
-    return compiled, data
+    return compiled
+
+
+def checked_ir_json(model: ir.IR) -> str:
+    """ir.json's text, its data checked against schemas/ir.schema.json first."""
+    from hercc.schemas_check import validate_ir
+
+    data = ir.to_data(model)
+    validate_ir(data)
+    return ir.dumps(data)

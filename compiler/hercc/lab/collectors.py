@@ -15,7 +15,7 @@ host side of a real node.
 
 It runs one nfcapd per (address, port) (hercc.lab.collectors_up). The
 address must be IPv4 (the lab's underlay is IPv4 only), outside the lab's
-NAT ranges, and no node's, gateway's or the internet client's.
+NAT ranges (which hold the internet client's), and no node's or gateway's.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from hercc import ir
 from hercc.diagnostics import LabError, OperationError
 from hercc.flows.sender import parse_collector
-from hercc.lab.public import INTERNET_ADDRESS, GatewayHost
+from hercc.lab.public import GatewayHost
 
 # the lab's own ranges (hercc.lab.topology's NAT_INSIDE and NAT_OUTSIDE)
 _LAB_RANGES = (ipaddress.IPv4Network("100.64.0.0/10"), ipaddress.IPv4Network("198.18.0.0/15"))
@@ -62,32 +62,30 @@ def collectors_of(
     endpoints: Mapping[str, str],
     gateways: tuple[GatewayHost, ...] = (),
 ) -> tuple[Collector, ...]:
-    """The collectors of `model`'s `monitor netflow`; `endpoints`: public node IPs -> node."""
+    """The collectors of `model`'s `monitor netflow` (the IR holds one); `endpoints`: public
+    node IPs -> node."""
     if model.netflow is None:
         return ()
-    wanted = [model.netflow.collector]
-    out: list[Collector] = []
-    for text in wanted:
-        try:
-            host, port = parse_collector(text)
-            ip = ipaddress.ip_address(host)
-        except (OperationError, ValueError):
-            raise LabError(f"netflow collector {text!r}: the lab needs an IP address") from None
-        if ip.version != 4:
-            raise LabError(f"netflow collector {text}: the lab's underlay is IPv4 only")
-        address = str(ip)
-        taken = dict(endpoints) | {g.public_ip: f"gateway {g.gateway}" for g in gateways}
-        taken[INTERNET_ADDRESS] = "the lab's Internet client"
-        if address in taken:
-            who = taken[address]
-            who = who if " " in who else f"node {who}"
-            raise LabError(f"netflow collector {text}: {address} is {who}'s address")
-        if any(ip in net for net in _LAB_RANGES):
-            raise LabError(f"netflow collector {text}: {address} is inside the lab's NAT ranges")
-        out.append(
-            Collector(address, port, collector_namespace(prefix, address), bridge_port(address))
-        )
-    return tuple(out)
+    taken = {a: f"node {node}" for a, node in endpoints.items()}
+    taken |= {g.public_ip: f"gateway {g.gateway}" for g in gateways}
+    return (_placed(model.netflow.collector, prefix, taken),)
+
+
+def _placed(text: str, prefix: str, taken: Mapping[str, str]) -> Collector:
+    """The collector at `text` ("host:port"); `taken`: addresses the lab gives to others."""
+    try:
+        host, port = parse_collector(text)
+        ip = ipaddress.ip_address(host)
+    except (OperationError, ValueError):
+        raise LabError(f"netflow collector {text!r}: the lab needs an IP address") from None
+    if ip.version != 4:
+        raise LabError(f"netflow collector {text}: the lab's underlay is IPv4 only")
+    address = str(ip)
+    if address in taken:
+        raise LabError(f"netflow collector {text}: {address} is {taken[address]}'s address")
+    if any(ip in net for net in _LAB_RANGES):
+        raise LabError(f"netflow collector {text}: {address} is inside the lab's NAT ranges")
+    return Collector(address, port, collector_namespace(prefix, address), bridge_port(address))
 
 
 def collector_namespaces(collectors: tuple[Collector, ...]) -> list[str]:

@@ -94,17 +94,11 @@ def test_collectors_the_lab_cannot_place(tmp_path: Path, collector: str, why: st
         topology_of(model_with(tmp_path, collector), "hx1")
 
 
-def test_collectors_of_takes_the_ir_alone() -> None:
-    netflow = ir.Netflow("192.0.2.7:4739", "ipfix", 60_000, 15_000, 1)
-
-    class Spec:  # the only field collectors_of reads
-        pass
-
-    spec: Any = Spec()
-    spec.netflow = netflow
-    assert collectors_of(spec, "hq", {"192.0.2.8": "a"})[0].name == "192.0.2.7:4739"
+def test_collectors_of_checks_the_addresses_it_is_given(tmp_path: Path) -> None:
+    model = model_with(tmp_path, "192.0.2.7:4739")
+    assert collectors_of(model, "hq", {"192.0.2.8": "a"})[0].name == "192.0.2.7:4739"
     with pytest.raises(LabError, match="node a's address"):
-        collectors_of(spec, "hq", {"192.0.2.7": "a"})
+        collectors_of(model, "hq", {"192.0.2.7": "a"})
 
 
 def test_apply_adds_and_removes_what_changed() -> None:

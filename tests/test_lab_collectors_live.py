@@ -12,6 +12,7 @@ Every lab here has a per-run name and is taken down by its fixture, even when a 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -25,10 +26,12 @@ from typing import Any
 
 import pytest
 
+from hercc.diagnostics import LabError
 from hercc.lab import harness, persistent
 from hercc.lab.collectors_up import listening
 from hercc.lab.daemons import alive
 from hercc.lab.persistent.statefile import LabState
+from hercc.lab.topology import prefix_for_lab
 from tests.labtools import lab, netns_with
 
 REASON = harness.missing_requirements((*harness.TOOLS, "nfcapd", "nfdump"))
@@ -162,11 +165,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         assert code == 0, err
         yield name, spec
     finally:
-        state = persistent.load_state(name)
+        daemons = []
+        with contextlib.suppress(LabError):  # a failed `up` has left no state
+            daemons = persistent.load_state(name).daemons
         code, _, err = lab("down", "--name", name)
         assert code == 0, err
-        assert netns_with(state.prefix) == []
-        assert [d.pid for d in state.daemons if alive(d)] == []
+        assert netns_with(prefix_for_lab(name)) == []
+        assert [d.pid for d in daemons if alive(d)] == []
 
 
 def test_the_collector_listens_where_the_spec_says(running: tuple[str, Path]) -> None:

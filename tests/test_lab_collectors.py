@@ -66,7 +66,7 @@ def model_with(tmp_path: Path, collector: str | None) -> ir.IR:
 
 def test_a_collector_namespace_per_address_on_the_bridge(tmp_path: Path) -> None:
     t = topology_of(model_with(tmp_path, "192.0.2.99:9995"), "hx1")
-    c = Collector("192.0.2.99", 9995, "hx1-c-192.0.2.99", "cc0000263")
+    c = Collector("192.0.2.99", 9995, "hx1-c-192-0-2-99", "cc0000263")
     assert t.collectors == (c,) and c.name == "192.0.2.99:9995"
     assert t.underlay_namespaces()[-1] == c.ns  # made with the underlay, removed with it
     assert exec_targets(t)["collector:192.0.2.99"] == c.ns
@@ -102,8 +102,8 @@ def test_collectors_of_checks_the_addresses_it_is_given(tmp_path: Path) -> None:
 
 
 def test_apply_adds_and_removes_what_changed() -> None:
-    a = Collector("192.0.2.1", 2055, "p-c-192.0.2.1", "cc0000201")
-    b = Collector("192.0.2.2", 2055, "p-c-192.0.2.2", "cc0000202")
+    a = Collector("192.0.2.1", 2055, "p-c-192-0-2-1", "cc0000201")
+    b = Collector("192.0.2.2", 2055, "p-c-192-0-2-2", "cc0000202")
     b2 = dataclasses.replace(b, port=9995)
     assert collector_changes([a, b], [a, b]) == ([], [])
     assert collector_changes([a], [b]) == ([b], [a])
@@ -111,7 +111,7 @@ def test_apply_adds_and_removes_what_changed() -> None:
 
 
 def test_the_state_file_keeps_the_collectors() -> None:
-    c = Collector("192.0.2.99", 2055, "p-c-192.0.2.99", "cc0000263")
+    c = Collector("192.0.2.99", 2055, "p-c-192-0-2-99", "cc0000263")
     state = LabState("x", "p", "s", "/d", "/k", "now", collectors=[c])
     again = LabState.from_data(json.loads(state.to_json()))
     assert again.collectors == [c]
@@ -165,7 +165,7 @@ def test_summarise_sums_each_five_tuple() -> None:
 
 
 def flows(running: bool = True) -> CollectorFlows:
-    c = Collector("192.0.2.99", 2055, "p-c-192.0.2.99", "cc0000263")
+    c = Collector("192.0.2.99", 2055, "p-c-192-0-2-99", "cc0000263")
     stats: dict[str, int | str] = {"Flows": 4, "Packets": 18, "Bytes": 1988}
     stats["Sequence failures"] = 1
     return CollectorFlows(c, running, tuple(RECORDS), stats, 2)

@@ -177,7 +177,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 def test_the_collector_listens_where_the_spec_says(running: tuple[str, Path]) -> None:
     state = persistent.load_state(running[0])
     (c,) = state.collectors
-    assert (c.address, c.port, c.ns) == ("192.0.2.99", 2055, f"{state.prefix}-c-192.0.2.99")
+    assert (c.address, c.port, c.ns) == ("192.0.2.99", 2055, f"{state.prefix}-c-192-0-2-99")
     assert c.ns in netns_with(state.prefix) and c.ns in state.namespaces
     assert listening(c)
     (nfcapd,) = [d for d in state.daemons if d.role == "nfcapd"]
@@ -233,7 +233,7 @@ def test_lab_apply_moves_the_collector(running: tuple[str, Path]) -> None:
     state: LabState = persistent.load_state(name)
     (c,) = state.collectors
     assert c.name == "192.0.2.98:9995" and listening(c)
-    assert f"{state.prefix}-c-192.0.2.99" not in netns_with(state.prefix)
+    assert f"{state.prefix}-c-192-0-2-99" not in netns_with(state.prefix)
     assert [d for d in before.daemons if d.role == "nfcapd" and alive(d)] == []
     flows = make_flows(3, 5, 2000)
     send(state.hosts[0].ns, c.name, "ipfix", flows)

@@ -10,8 +10,10 @@ a node's overlay namespaces or its workloads, which route only the overlay.
 That is where a node's exporter sends from: its underlay namespace, the
 host side of a real node.
 
-  <p>-c-<address>   the collector, bridge port `c<address as 8 hex digits>`
-                    (unique on the bridge, and the same across `lab apply`)
+  <p>-c-<a-b-c-d>   the collector at a.b.c.d (no dots: the bpffs, where the
+                    dataplane pins per namespace, refuses names with one),
+                    bridge port `c<address as 8 hex digits>` (unique on the
+                    bridge, and the same across `lab apply`)
 
 It runs one nfcapd per (address, port) (hercc.lab.collectors_up). The
 address must be IPv4 (the lab's underlay is IPv4 only), outside the lab's
@@ -49,7 +51,7 @@ class Collector:
 
 
 def collector_namespace(prefix: str, address: str) -> str:
-    return f"{prefix}-c-{address}"
+    return f"{prefix}-c-{address.replace('.', '-')}"
 
 
 def bridge_port(address: str) -> str:

@@ -230,6 +230,7 @@ def test_lab_apply_moves_the_collector(running: tuple[str, Path]) -> None:
     assert code == 0, err
     assert "+ netflow collector 192.0.2.98:9995" in out
     assert "- netflow collector 192.0.2.99:2055" in out
+    assert "NetFlow collectors -192.0.2.99:2055 +192.0.2.98:9995." in err
     state: LabState = persistent.load_state(name)
     (c,) = state.collectors
     assert c.name == "192.0.2.98:9995" and listening(c)

@@ -344,6 +344,8 @@ def _apply_locked(name: str, spec: str, sources: dict[str, str], out: TextIO, er
     add, change, destroy = planned.counts()
     gateways = [g.gateway for g in planned.gateways if not g.plan.no_changes]
     also = f" and {len(gateways)} gateway(s) ({', '.join(gateways)})" if gateways else ""
+    if planned.collectors:
+        also += f", NetFlow collectors {' '.join(a.symbol + c.name for a, c in planned.collectors)}"
     err.write(
         f"Apply complete: {add} added, {change} changed, {destroy} destroyed "
         f"on {len(done)} node{'s' if len(done) != 1 else ''} ({', '.join(done)}){also}.\n"

@@ -171,6 +171,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         code, _, err = lab("down", "--name", name)
         assert code == 0, err
         assert netns_with(prefix_for_lab(name)) == []
+        # the accounting programs that `monitor netflow` attached: unpinned with the namespaces
+        assert list(Path("/sys/fs/bpf/hercules").glob(f"*/{prefix_for_lab(name)}-*")) == []
         assert [d.pid for d in daemons if alive(d)] == []
 
 

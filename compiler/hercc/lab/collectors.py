@@ -23,7 +23,7 @@ NAT ranges (which hold the internet client's), and no node's or gateway's.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from hercc import ir
@@ -90,6 +90,6 @@ def _placed(text: str, prefix: str, taken: Mapping[str, str]) -> Collector:
     return Collector(address, port, collector_namespace(prefix, address), bridge_port(address))
 
 
-def collector_namespaces(collectors: tuple[Collector, ...]) -> list[str]:
+def collector_namespaces(collectors: Iterable[Collector]) -> list[str]:
     """One namespace per address (two ports of one address share it), in order."""
     return list(dict.fromkeys(c.ns for c in collectors))

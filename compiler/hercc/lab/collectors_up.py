@@ -114,8 +114,8 @@ def remove_collectors(
             errors.append(f"nfcapd of {d.name} (pid {d.pid}) did not exit")
             continue
         daemons.remove(d)
-    kept = set(collector_namespaces(tuple(staying)))
-    for ns in collector_namespaces(tuple(gone)):
+    kept = set(collector_namespaces(staying))
+    for ns in collector_namespaces(gone):
         if ns in kept or not Path("/run/netns", ns).exists():
             continue
         done = run(["ip", "netns", "del", ns], check=False, timeout=TIMEOUT, error=LabError)

@@ -20,6 +20,7 @@ from hercc.cli.views.lab import (
     check_json,
     lab_plan_json,
     render_broken,
+    render_collectors,
     render_lab_plan,
     render_matrix,
     render_public,
@@ -48,13 +49,14 @@ _NEEDS = {
     "status": ("ip", "wg"),
     "exec": ("ip",),
     "down": ("ip",),
+    "flows": ("ip", "nfdump"),
     "plan": ("ip", "wg"),
     "apply": ("ip", "wg", "wireguard-go", "sysctl"),
 }
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register `lab up|check|status|exec|down|plan|apply` on the top-level sub-command set."""
+    """Register `lab up|check|status|exec|down|plan|apply|flows` on the top-level commands."""
     lab: argparse.ArgumentParser = subparsers.add_parser("lab", help=LAB_HELP, description=LAB_HELP)
     actions = lab.add_subparsers(
         dest="lab_command", required=True, metavar="ACTION", parser_class=type(lab)
@@ -80,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "check",
         "Ping every overlay address (IPv4 and IPv6) of every member and workload from "
         "every member and workload of the same network, and try every public path from "
-        "the internet namespace (http, https, tcp through each gateway; DNS per name); "
+        "the internet namespace (http, https, tcp through each gateway; DNS per name), and "
+        "check each NetFlow collector (nfcapd running, listening, reached from every node); "
         "exit 1 if any fails.",
     )
     a.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -118,6 +121,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "underlay, then change every node's overlay with `hercc apply`'s executor.",
     )
     a.add_argument("spec", metavar="SPEC", help="a .herc or .herc.yaml file")
+    a = action(
+        "flows",
+        "Print what the lab's NetFlow collectors received (nfcapd, read with nfdump once its "
+        "file rotates, within 2 s): a table per 5-tuple with packets, bytes, first and last, "
+        "and the sequence failures and bad packets that show loss.",
+    )
+    a.add_argument("--collector", metavar="ADDR", help="only the collector at ADDR or ADDR:PORT")
+    a.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: nfdump's records as it prints them, with its totals",
+    )
     lab.set_defaults(run=run)
 
 
@@ -154,6 +170,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return _plan(args.name, args.spec, args.json, args.detailed_exitcode, sources, out)
     if action == "apply":
         return _apply(args.name, args.spec, args.lock_timeout, sources, out, err)
+    if action == "flows":
+        return _flows(args.name, args.collector, args.format, out)
     return _down(args.name, args.lock_timeout, err)
 
 
@@ -218,11 +236,13 @@ def _check(name: str, as_json: bool, out: TextIO) -> int:
     state = _load(name)
     results = persistent.check_lab(state)
     public = persistent.check_public(state)
+    collectors = persistent.check_collectors(state)
     if as_json:
-        out.write(check_json(name, results, public))
+        out.write(check_json(name, results, public, collectors))
     else:
         out.write(render_matrix(state, results) + render_public(public))
-    ok = all(r.ok for r in results) and all(p.ok for p in public)
+        out.write(render_collectors(collectors))
+    ok = all(r.ok for r in results) and all(p.ok for p in public) and all(c.ok for c in collectors)
     return ExitCode.OK if ok else ExitCode.ERROR
 
 
@@ -324,10 +344,23 @@ def _apply_locked(name: str, spec: str, sources: dict[str, str], out: TextIO, er
     add, change, destroy = planned.counts()
     gateways = [g.gateway for g in planned.gateways if not g.plan.no_changes]
     also = f" and {len(gateways)} gateway(s) ({', '.join(gateways)})" if gateways else ""
+    if planned.collectors:
+        also += f", NetFlow collectors {' '.join(a.symbol + c.name for a, c in planned.collectors)}"
     err.write(
         f"Apply complete: {add} added, {change} changed, {destroy} destroyed "
         f"on {len(done)} node{'s' if len(done) != 1 else ''} ({', '.join(done)}){also}.\n"
     )
+    return ExitCode.OK
+
+
+def _flows(name: str, collector: str | None, fmt: str, out: TextIO) -> int:
+    import time
+
+    from hercc.cli.views.lab_flows import flows_json, render_flows
+    from hercc.lab.collector_flows import flows_of
+
+    flows = flows_of(_load(name), collector, time.time())
+    out.write(flows_json(name, flows) if fmt == "json" else render_flows(flows))
     return ExitCode.OK
 
 

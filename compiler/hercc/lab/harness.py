@@ -52,6 +52,7 @@ from types import TracebackType
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
+from hercc.lab.collectors_up import add_collectors
 from hercc.lab.daemons import Daemon
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
@@ -221,6 +222,8 @@ class Lab:
             for gw in self.model.gateways:  # written, so that `lab plan|apply` finds them
                 self.keys.private_key_file(gateway_owner(gw.name))
             build_underlay(self.topology, self.namespaces)
+            t = self.topology  # the collectors listen before any exporter starts
+            add_collectors(t.underlay_ns, t.collectors, self.workdir, self.namespaces, self.daemons)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)

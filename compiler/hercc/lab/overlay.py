@@ -27,7 +27,9 @@ that a node's new tunnel dials a gateway that knows it. The gateways
 themselves (their names and namespaces) are the lab's since `up`. After an
 apply, `lab check` tries the spec's public paths, `named` is restarted
 with the new zones when they changed, and every exposed workload has its
-server in its namespace as it is now (public_up.refresh_servers).
+server in its namespace as it is now (public_up.refresh_servers). The
+NetFlow collectors follow the spec's `monitor netflow` (collectors_up), set
+up before the nodes are applied, so a node's exporter finds them listening.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from pathlib import Path
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import dns, gateways, moves, nodes, topology
+from hercc.lab.collectors import Collector
+from hercc.lab.collectors_up import apply_collectors, collector_changes
 from hercc.lab.daemons import stop_all
 from hercc.lab.harness import tune, wait_ports
 from hercc.lab.keys import gateway_public_keys
@@ -114,6 +118,7 @@ class LabPlan:
     hosts: list[HostChange] = field(default_factory=list)
     blocks: list[tuple[str, Block | None]] = field(default_factory=list)  # drop rules to rewrite
     gateways: list[gateways.GatewayPlan] = field(default_factory=list)
+    collectors: list[tuple[Action, Collector]] = field(default_factory=list)  # added, removed
 
     def counts(self) -> tuple[int, int, int]:
         plans = [g.plan for g in self.gateways]
@@ -129,6 +134,7 @@ class LabPlan:
         return (
             not self.hosts
             and not self.blocks
+            and not self.collectors
             and all(n.plan.no_changes for n in self.nodes)
             and all(g.plan.no_changes for g in self.gateways)
         )
@@ -270,7 +276,13 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
         hosts,
         block_changes(state, topo.blocks, hosts),
         _gateway_plans(state, model),
+        _collector_plan(state, topo),
     )
+
+
+def _collector_plan(state: LabState, topo: topology.Topology) -> list[tuple[Action, Collector]]:
+    add, gone = collector_changes(state.collectors, topo.collectors)
+    return [(Action.DELETE, c) for c in gone] + [(Action.CREATE, c) for c in add]
 
 
 def _moves_onto_existing_nodes(plans: list[NodePlan]) -> None:
@@ -352,6 +364,12 @@ def apply_lab(
         if fresh:
             touched = True
             add_hosts(planned.topology, fresh, [])
+        if planned.collectors:
+            touched = True
+            t = planned.topology
+            apply_collectors(
+                t.underlay_ns, state.collectors, t.collectors, Path(state.directory), state.daemons
+            )
         for gp in planned.gateways:  # before the nodes' tunnels dial them
             if not gp.plan.no_changes:
                 touched = True

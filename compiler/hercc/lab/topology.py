@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.keys import GATEWAY_PREFIX
+from hercc.lab.collectors import Collector, collector_namespaces, collectors_of
 from hercc.lab.public import GatewayHost, Internet, public_of
 from hercc.resources.naming import IFNAME_MAX, Naming
 
@@ -146,10 +147,11 @@ class Topology:
     tunnels: tuple[tuple[str, str, str], ...] = ()  # (node, gateway, WireGuard name)
     gateways: tuple[GatewayHost, ...] = ()  # the public side (hercc.lab.public)
     internet: Internet | None = None
+    collectors: tuple[Collector, ...] = ()  # the NetFlow collectors (hercc.lab.collectors)
 
     def underlay_namespaces(self) -> tuple[str, ...]:
         """The harness's namespaces, in creation order: underlay, nodes, NAT routers,
-        gateways, internet."""
+        gateways, internet, collectors."""
         names = [self.underlay_ns]
         for h in self.hosts:
             names.append(h.ns)
@@ -158,6 +160,7 @@ class Topology:
         names += [g.ns for g in self.gateways]
         if self.internet is not None:
             names.append(self.internet.ns)
+        names += collector_namespaces(self.collectors)
         return tuple(names)
 
     def namespaces(self) -> tuple[str, ...]:
@@ -370,6 +373,7 @@ def topology_of(
         tunnels,
         gateways,
         internet,
+        collectors_of(model, prefix, public_seen, gateways),
     )
     _check_names(result)
     return result

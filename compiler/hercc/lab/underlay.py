@@ -32,6 +32,7 @@ NS_SYSCTLS = (
     "net.ipv6.conf.default.accept_redirects=0",
 )
 TIMEOUT = 10.0  # seconds, for one command
+Station = tuple[str, str, str, str | None]  # a namespace on the bridge: ns, port, address, address6
 
 
 def ip_batch(lines: Sequence[str], *, ns: str | None = None, timeout: float = 20.0) -> None:
@@ -57,20 +58,25 @@ def build_underlay(t: Topology, created: list[str]) -> None:
 def add_public(t: Topology, created: list[str]) -> None:
     """Plug the gateways' and the internet namespace into the bridge (hercc.lab.public):
     each at its public addresses, with an on-link default route, like a public node."""
-    stations = [(g.ns, g.port, g.address, g.address6) for g in t.gateways]
+    stations: list[Station] = [(g.ns, g.port, g.address, g.address6) for g in t.gateways]
     if t.internet is not None:
         i = t.internet
         stations.append((i.ns, i.port, f"{i.address}/32", f"{i.address6}/128"))
+    add_stations(t.underlay_ns, stations, created)
+
+
+def add_stations(underlay_ns: str, stations: Sequence[Station], created: list[str]) -> None:
+    """Plug namespaces into the bridge at their addresses (ns, bridge port, address, address6)."""
     for ns, *_ in stations:
         _netns_add(ns, created)
         run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
     ip_batch(
         [
-            f"link add ul netns {ns} type veth peer name {port} netns {t.underlay_ns}"
+            f"link add ul netns {ns} type veth peer name {port} netns {underlay_ns}"
             for ns, port, *_ in stations
         ]
     )
-    ip_batch([f"link set {port} master br0 up" for _, port, *_ in stations], ns=t.underlay_ns)
+    ip_batch([f"link set {port} master br0 up" for _, port, *_ in stations], ns=underlay_ns)
     for ns, _, address, address6 in stations:
         cmds = ["link set lo up", f"address add {address} dev ul", "link set ul up"]
         cmds += ["route add default dev ul"]

@@ -12,13 +12,20 @@ from hercc.resources.action import Action
 if TYPE_CHECKING:  # the lab is imported when a lab command runs
     from hercc.lab.overlay import HostChange, LabPlan, NodePlan
     from hercc.lab.persistent import LabState
-    from hercc.lab.persistent.probes import Probe, PublicProbe
+    from hercc.lab.persistent.probes import CollectorProbe, Probe, PublicProbe
     from hercc.lab.persistent.status import LabStatus
 
 
-def check_json(name: str, results: Sequence[Probe], public: Sequence[PublicProbe] = ()) -> str:
+def check_json(
+    name: str,
+    results: Sequence[Probe],
+    public: Sequence[PublicProbe] = (),
+    collectors: Sequence[CollectorProbe] = (),
+) -> str:
     data = {
-        "ok": all(r.ok for r in results) and all(p.ok for p in public),
+        "ok": all(r.ok for r in results)
+        and all(p.ok for p in public)
+        and all(c.ok for c in collectors),
         "lab": name,
         "results": [
             {
@@ -43,8 +50,41 @@ def check_json(name: str, results: Sequence[Probe], public: Sequence[PublicProbe
             }
             for p in public
         ],
+        "collectors": [
+            {
+                "collector": c.collector.name,
+                "namespace": c.collector.ns,
+                "running": c.running,
+                "listening": c.listening,
+                "unreachable_from": list(c.unreachable),
+                "ok": c.ok,
+            }
+            for c in collectors
+        ],
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def render_collectors(collectors: Sequence[CollectorProbe]) -> str:
+    """One line per NetFlow collector: its nfcapd, its port, the nodes that reach it."""
+    lines = []
+    for c in collectors:
+        what = [
+            "nfcapd running" if c.running else "nfcapd NOT RUNNING",
+            "listening" if c.listening else "NOT LISTENING",
+            f"unreachable from {', '.join(c.unreachable)}"
+            if c.unreachable
+            else "every node reaches it",
+        ]
+        lines.append(
+            f"  {'ok  ' if c.ok else 'FAIL'} collector {c.collector.name}: {'; '.join(what)}"
+        )
+    if not lines:
+        return ""
+    good = sum(c.ok for c in collectors)
+    return (
+        "\n".join(["netflow collectors:", *lines, f"{good}/{len(collectors)} collectors ok"]) + "\n"
+    )
 
 
 def render_public(public: Sequence[PublicProbe]) -> str:
@@ -150,8 +190,13 @@ def _host_text(c: HostChange) -> str:
 
 
 def _underlay_text(planned: LabPlan) -> str:
-    """`# underlay`: the nodes that come, go or are re-created, and rewritten drop rules."""
+    """`# underlay`: the nodes that come, go or are re-created, rewritten drop rules, and the
+    NetFlow collectors that come or go."""
     lines = [_host_text(c) for c in planned.hosts]
+    lines += [
+        f"{action.symbol:>3} netflow collector {c.name} (namespace {c.ns}, nfcapd)"
+        for action, c in planned.collectors
+    ]
     for ns, block in planned.blocks:
         what = "none" if block is None else ", ".join(block.peers)
         lines.append(f"  ~ drop rules of unreachable links in {ns}: {what}")
@@ -171,7 +216,8 @@ def _node_title(n: NodePlan) -> str:
 
 def render_lab_plan(planned: LabPlan) -> str:
     """The underlay's changes, `# node X` and its plan (views/plan.py) per node, the total."""
-    parts = [_underlay_text(planned)] if planned.hosts or planned.blocks else []
+    underlay = planned.hosts or planned.blocks or planned.collectors
+    parts = [_underlay_text(planned)] if underlay else []
     parts += [_node_title(n) + render_plan(n.plan) for n in planned.nodes]
     parts += [
         f"# gateway {g.gateway}\n" + render_plan(g.plan, gateway=True) for g in planned.gateways
@@ -194,6 +240,12 @@ def render_lab_plan(planned: LabPlan) -> str:
                 f"\nUnderlay: {count[Action.CREATE]} node(s) to add, "
                 f"{count[Action.REPLACE]} to replace, {count[Action.DELETE]} to remove."
             )
+        if planned.collectors:
+            added = sum(a is Action.CREATE for a, _ in planned.collectors)
+            total += (
+                f"\nNetFlow collectors: {added} to add, "
+                f"{len(planned.collectors) - added} to remove."
+            )
     return "\n".join(parts) + "\n" + total + "\n"
 
 
@@ -210,6 +262,9 @@ def lab_plan_json(planned: LabPlan) -> str:
                 for c in planned.hosts
             ],
             "drop_rules": [ns for ns, _ in planned.blocks],
+            "collectors": [
+                {"collector": c.name, "action": action.value} for action, c in planned.collectors
+            ],
         },
         "summary": {"add": add, "change": change, "destroy": destroy},
         "no_changes": planned.no_changes,

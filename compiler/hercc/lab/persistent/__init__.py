@@ -16,6 +16,7 @@ later command starts from the state file alone:
     address of its networks, IPv4 and IPv6, in parallel;
   - `check_public`: every public path (http, https, tcp through each
     gateway, DNS per name) from the internet namespace;
+  - `check_collectors`: every NetFlow collector's nfcapd runs and listens;
   - `lab_status`: namespaces present, recorded PIDs alive, handshake ages;
   - `target_namespace`: the namespace behind a node, node@network or workload;
   - `down_lab`: kills the recorded PIDs (only if their start time still
@@ -30,7 +31,7 @@ halfway is still known to `down` (state "starting").
   statefile  LabState and its file: load, save, claim, version; what a topology records
   locking    lab_locked: the lab's lock
   lifecycle  up_lab, down_lab
-  probes     check_lab, check_public
+  probes     check_lab, check_public, check_collectors
   status     lab_status
   targets    target_namespace, exec_in
 
@@ -40,7 +41,7 @@ modules (overlay) and the tests import the parts.
 
 from hercc.lab.persistent.lifecycle import down_lab, up_lab
 from hercc.lab.persistent.locking import LabLocked, lab_locked
-from hercc.lab.persistent.probes import check_lab, check_public
+from hercc.lab.persistent.probes import check_collectors, check_lab, check_public
 from hercc.lab.persistent.statefile import (
     LabState,
     NoSuchLab,
@@ -56,6 +57,7 @@ __all__ = [
     "LabState",
     "NoSuchLab",
     "NoSuchTarget",
+    "check_collectors",
     "check_lab",
     "check_name",
     "check_public",

@@ -46,11 +46,12 @@ from hercc.lab.public import internet_namespace
 from hercc.lab.public_paths import public_paths
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import prefix_for_lab
+from hercc.state.bpf_load import forget_namespace
 from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
 
 # what a lab runs in its namespaces, besides the nodes' wireguard-go
-_DAEMONS = ("wireguard-go", "named", "haproxy", "ping")  # ping: the tunnels' probes
+_DAEMONS = ("wireguard-go", "named", "haproxy", "ping", "nfcapd")  # ping: the tunnels' probes
 _SERVER_MODULE = "hercc.lab.servers"
 
 # ---------------------------------------------------------------- up
@@ -192,11 +193,12 @@ def _teardown(state: LabState) -> list[str]:
                 Path(iface.socket).unlink()
     remove_etc(internet_namespace(state.prefix))
     for ns in reversed(state.namespaces):
-        if not netns_exists(ns):
-            continue
-        done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
-        if done.returncode != 0 and netns_exists(ns):
-            errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+        if netns_exists(ns):
+            done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
+            if done.returncode != 0 and netns_exists(ns):
+                errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+        if not netns_exists(ns):  # the dataplane's pins of the namespace, as Lab.down does
+            forget_namespace(ns)
     return errors
 
 

@@ -8,8 +8,10 @@ public path the state file records (hercc.lab.public_paths) from the
 internet namespace: http and https by name through each gateway (curl
 --resolve, so SNI and Host are the name's, and the lab CA verifies the
 workload's certificate), tcp by a connect and the server's banner, and a
-DNS query per name. Kept apart from status: this sends traffic, status
-only reads.
+DNS query per name. `check_collectors`: each NetFlow collector's nfcapd runs
+and listens on its address and port, and every node's underlay namespace
+(where an exporter sends from) reaches its address. Kept apart from status:
+this sends traffic, status only reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from hercc.diagnostics import LabError
+from hercc.lab.collectors import Collector
+from hercc.lab.collectors_up import ROLE, listening
 from hercc.lab.daemons import alive
 from hercc.lab.persistent.statefile import LabState, netns_exists
 from hercc.lab.public_paths import PublicPath
@@ -151,3 +155,32 @@ def check_public(state: LabState) -> list[PublicProbe]:
     todo = [p for p in state.public if (named if p.kind == "dns" else p.gateway in running)]
     with ThreadPoolExecutor(max_workers=CHECK_PARALLEL) as pool:
         return list(pool.map(lambda p: _try(internet.ns, p, internet.address), todo))
+
+
+@dataclass(frozen=True)
+class CollectorProbe:
+    collector: Collector
+    running: bool  # its nfcapd, as recorded
+    listening: bool
+    unreachable: tuple[str, ...]  # the nodes whose underlay namespace gets no answer to a ping
+
+    @property
+    def ok(self) -> bool:
+        return self.running and self.listening and not self.unreachable
+
+
+def check_collectors(state: LabState) -> list[CollectorProbe]:
+    """Every collector: nfcapd alive and listening, its address answering every node."""
+    out = []
+    for c in state.collectors:
+        here = netns_exists(c.ns)
+        running = here and any(
+            d.role == ROLE and d.name == c.name and alive(d) for d in state.daemons
+        )
+        hosts = [h for h in state.hosts if netns_exists(h.ns)]
+        with ThreadPoolExecutor(max_workers=CHECK_PARALLEL) as pool:
+            pinged = [(h.ns, c.address, 4, 2.0) for h in hosts]
+            answered = list(pool.map(lambda p: _ping(*p), pinged))
+        unreachable = tuple(h.node for h, ok in zip(hosts, answered, strict=True) if not ok)
+        out.append(CollectorProbe(c, running, here and listening(c), unreachable))
+    return out

@@ -28,6 +28,7 @@ from typing import Any
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
+from hercc.lab.collectors import Collector
 from hercc.lab.daemons import Daemon
 from hercc.lab.harness import WG_RUN_DIR
 from hercc.lab.keys import gateway_owner
@@ -112,6 +113,7 @@ class LabState:
     internet: Internet | None = None  # the internet namespace (client, DNS server)
     daemons: list[Daemon] = field(default_factory=list)  # named, servers, gateways' processes
     public: list[PublicPath] = field(default_factory=list)  # what `check` tries from internet
+    collectors: list[Collector] = field(default_factory=list)  # NetFlow collectors (nfcapd)
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -132,6 +134,7 @@ class LabState:
         internet = data.get("internet")
         fields["internet"] = None if internet is None else Internet(**internet)
         fields["daemons"] = [Daemon(**d) for d in data.get("daemons", [])]
+        fields["collectors"] = [Collector(**c) for c in data.get("collectors", [])]
         fields["public"] = [
             PublicPath(**{**p, "answers": tuple(p["answers"])}) for p in data.get("public", [])
         ]
@@ -273,6 +276,7 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     state.blocks = list(p.blocks)
     state.gateways = list(p.gateways)
     state.internet = p.internet
+    state.collectors = list(p.collectors)
     state.namespaces = list(p.namespaces())
     state.interfaces = [
         Interface(
@@ -345,6 +349,8 @@ def exec_targets(p: Topology) -> dict[str, str]:
     for h in p.hosts:
         if h.router_ns is not None:
             targets[f"router:{h.node}"] = h.router_ns
+    for c in p.collectors:
+        targets[f"collector:{c.address}"] = c.ns
     for m in p.members:
         targets[f"{m.node}@{m.network}"] = m.ns
     return targets

@@ -167,7 +167,7 @@ def _link(lab: Lab, ns: str, dev: str) -> tuple[int, str]:
 
 
 def frame(src_mac: str, dst_mac: str) -> bytes:
-    """One FRAME_LEN-byte UDP frame from the sender to the receiver's SINK_PORT (no UDP checksum)."""
+    """A FRAME_LEN-byte UDP frame from the sender to the receiver's SINK_PORT (no checksum)."""
     payload = bytes(FRAME_LEN - 42)
     udp = struct.pack("!HHHH", BASE_PORT, SINK_PORT, 8 + len(payload), 0) + payload
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,

@@ -1,4 +1,4 @@
-"""Benchmark: hercc's fast path against kernel forwarding, with accounting off, on, and at 60k flows.
+"""Benchmark: hercc's fast path against kernel forwarding; accounting off, on, and at 60k flows.
 
 PLATFORM.md's topology (bench/bpf_bench.py): sender -> router -> receiver
 over veths; the router is a hercc node's namespace and runs hercc's own

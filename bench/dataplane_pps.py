@@ -17,10 +17,12 @@ attached in native (driver) mode; each fast path with accounting off, on
 (one flow) and on with 60,000 flows (the generator cycles source ports).
 A last pass with BPF run-time stats on gives the programs' own ns a packet.
 
-Targets: fastpath_ratio (XDP fast path pps / kernel forwarding pps) >= 1.5;
-accounting_overhead (ns a packet added by accounting / ns a packet of the
-fast path without it) <= 0.10; accounting_ns_60k (the same added ns with
-60,000 flows) <= 100. Ratios are taken within a round, then the median.
+Targets, for the XDP fast path as apply attaches it: fastpath_ratio (its
+pps / kernel forwarding's) >= 1.5; accounting_overhead (the ns a packet
+accounting adds to the program, by BPF run-time stats, / the path's ns a
+packet without it) <= 0.10; accounting_ns_60k (the ns it adds with 60,000
+flows) <= 100. The pps-based ns are printed beside them: on a shared
+machine they are noisier. Ratios are taken within a round, then the median.
 Ends with one JSON line. Needs root, BCC, ethtool. --quick: about 1 minute.
 
     python bench/dataplane_pps.py [--quick] [--frames N] [--rounds N] [--cpu N]
@@ -181,39 +183,45 @@ def per_round(rounds: list[dict[str, float]], f: Callable[[dict[str, float]], fl
 
 
 def results(rounds: list[dict[str, float]], program: dict[str, float]) -> dict[str, Any]:
+    """Medians over the rounds, and the accounting's cost per fast path: the ns a packet it
+    adds to the program (BPF run-time stats: stable on a shared machine), as a fraction of
+    the whole path's ns a packet without it; and the same ns as the pps show them (noisy)."""
+
     def ratio(path: str) -> float:
         return per_round(rounds, lambda r: r[path] / r["kernel forwarding"])
 
     def added(plain: str, accounted: str) -> float:
         return per_round(rounds, lambda r: ns(r[accounted]) - ns(r[plain]))
 
-    def overhead(plain: str, accounted: str) -> float:
-        return per_round(rounds, lambda r: ns(r[accounted]) / ns(r[plain]) - 1)
-
+    pps = {p.name: per_round(rounds, lambda r, n=p.name: r[n]) for p in PATHS}
     out: dict[str, Any] = {
-        "pps": {p.name: round(per_round(rounds, lambda r, n=p.name: r[n])) for p in PATHS},
+        "pps": {k: round(v) for k, v in pps.items()},
         "ratio_to_kernel": {p.name: round(ratio(p.name), 3) for p in PATHS},
         "program_ns": {k: round(v, 1) for k, v in program.items()},
     }
     for kind, label in (("xdp", "xdp"), ("xdp_native", "xdp native"), ("tc", "tc")):
-        out[f"accounting_overhead_{kind}"] = round(overhead(label, f"{label} + accounting"), 3)
-        out[f"accounting_ns_{kind}"] = round(added(label, f"{label} + accounting"), 1)
-        out[f"accounting_ns_60k_{kind}"] = round(
-            added(label, f"{label} + accounting, 60k flows"), 1
-        )
-    # The headline figures: the XDP fast path as apply attaches it.
+        one, many = f"{label} + accounting", f"{label} + accounting, 60k flows"
+        if program:
+            out[f"accounting_ns_{kind}"] = round(program[one] - program[label], 1)
+            out[f"accounting_ns_60k_{kind}"] = round(program[many] - program[label], 1)
+            out[f"accounting_overhead_{kind}"] = round(
+                (program[one] - program[label]) / ns(pps[label]), 3
+            )
+        out[f"accounting_ns_pps_{kind}"] = round(added(label, one), 1)
+        out[f"accounting_ns_60k_pps_{kind}"] = round(added(label, many), 1)
+    # The headline figures: the XDP fast path as apply attaches it (generic XDP).
     out["fastpath_ratio"] = out["ratio_to_kernel"]["xdp"]
     out["fastpath_ratio_native"] = out["ratio_to_kernel"]["xdp native"]
-    out["accounting_overhead"] = out["accounting_overhead_xdp"]
-    out["accounting_ns_60k"] = out["accounting_ns_60k_xdp"]
+    out["accounting_overhead"] = out.get("accounting_overhead_xdp")
+    out["accounting_ns_60k"] = out.get("accounting_ns_60k_xdp")
     out["targets"] = {
-        "fastpath_ratio": {"target": FASTPATH_TARGET,
-                           "met": out["fastpath_ratio"] >= FASTPATH_TARGET},
-        "accounting_overhead": {"target": OVERHEAD_TARGET,
-                                "met": out["accounting_overhead"] <= OVERHEAD_TARGET},
-        "accounting_ns_60k": {"target": NS_60K_TARGET,
-                              "met": out["accounting_ns_60k"] <= NS_60K_TARGET},
-    }  # fmt: skip
+        name: {"target": target, "met": out[name] is not None and ok(out[name], target)}
+        for name, target, ok in (
+            ("fastpath_ratio", FASTPATH_TARGET, float.__ge__),
+            ("accounting_overhead", OVERHEAD_TARGET, float.__le__),
+            ("accounting_ns_60k", NS_60K_TARGET, float.__le__),
+        )
+    }
     return out
 
 
@@ -226,9 +234,11 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
         own = f"{prog[p.name]:>8.1f}" if p.name in prog else f"{'-':>8}"
         print(f"{p.name:<36} {cells} {own}")
     for kind in ("xdp", "xdp_native", "tc"):
-        print(f"accounting on {kind}: +{res[f'accounting_ns_{kind}']:.1f} ns a packet "
-              f"({res[f'accounting_overhead_{kind}']:.1%}), at 60k flows "
-              f"+{res[f'accounting_ns_60k_{kind}']:.1f} ns")  # fmt: skip
+        print(f"accounting on {kind}: +{res[f'accounting_ns_{kind}']:.1f} ns a packet in the "
+              f"program ({res[f'accounting_overhead_{kind}']:.1%} of the path), "
+              f"+{res[f'accounting_ns_60k_{kind}']:.1f} ns at 60k flows; from the pps: "
+              f"+{res[f'accounting_ns_pps_{kind}']:.1f} and "
+              f"+{res[f'accounting_ns_60k_pps_{kind}']:.1f} ns")  # fmt: skip
     for name, v in res["targets"].items():
         print(f"  {name}: {res[name]} (target {'>=' if name == 'fastpath_ratio' else '<='} "
               f"{v['target']}): {'met' if v['met'] else 'NOT met'}")  # fmt: skip

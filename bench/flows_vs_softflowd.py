@@ -82,6 +82,7 @@ class Run:
     got: dict[FiveTuple, tuple[int, int]] = field(default_factory=dict)
     sequence_errors: int = 0
     collector_drops: int = 0  # datagrams the collector's socket had no room for
+    capture_drops: int = 0  # softflowd: packets libpcap dropped (its buffer was full)
 
 
 def snmp(lab: Lab, ns: str) -> dict[str, int]:
@@ -226,6 +227,8 @@ class Bench:
         run.exporter = kind
         time.sleep(self.args.settle)  # the capture drains its buffer
         control = None if kind == "hercc" else os.path.join(self.lab.workdir, f"{label}.ctl")
+        if control is not None:
+            run.capture_drops = softflowd_drops(control)
         cpu = self.stop(proc, control)
         if kind == "hercc":
             text = _read(os.path.join(self.lab.workdir, f"{label}.log"))
@@ -250,6 +253,14 @@ class Bench:
             for traffic in ("tcp", "udp")
             for kind in EXPORTERS
         ]
+
+
+def softflowd_drops(control: str) -> int:
+    """What `softflowctl statistics` says libpcap dropped."""
+    done = subprocess.run(["softflowctl", "-c", control, "statistics"], capture_output=True,
+                          text=True, timeout=30, check=False)  # fmt: skip
+    found = re.search(r"Packets dropped by libpcap: (\d+)", done.stdout)
+    return int(found[1]) if found else -1
 
 
 def _read(path: str) -> str:
@@ -321,6 +332,7 @@ def summary(runs: list[Run]) -> dict[str, Any]:
                 "records_flows": len(last.got),
                 "sequence_errors": max(r.sequence_errors for r in mine),
                 "collector_drops": max(r.collector_drops for r in mine),
+                "capture_drops": max(r.capture_drops for r in mine),
                 "ns_per_packet": round(_median(per_packet), 1),
                 "exporter_ns_per_packet": round(_median(own), 1),
                 "sender_added_ns_per_packet": round(_median(added), 1),
@@ -374,6 +386,8 @@ def report(res: dict[str, Any]) -> None:
                   f"{e['sender_added_ns_per_packet']:>7.1f}")  # fmt: skip
             if "exact_flows" in e:
                 print(f"{'':<16} flows exact: {e['exact_flows']} of {e['truth_flows']}")
+            if kind == "softflowd":
+                print(f"{'':<16} dropped by libpcap: {e['capture_drops']:,}")
     for traffic, ratio in res["cpu_ratio"].items():
         print(f"  {traffic}: hercc's CPU a packet is {ratio:.3f}x softflowd's (target <= "
               f"{CPU_TARGET}): {'met' if 0 <= ratio <= CPU_TARGET else 'NOT met'}")  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import json
 import os
 import struct
 import threading
@@ -70,7 +71,6 @@ class HerccProgram:
     loaded: Any  # hercc.state.dataplane.LoadedProgram
     namespace: dict[str, Any]  # maps.json's data of the router's namespace
     model: Any  # the IR
-    header: str
 
     def entry(self, ifname: str) -> tuple[str, str]:
         """(hook, entry point) hercc attaches on `ifname`."""
@@ -95,7 +95,7 @@ def compile_hercc(workdir: str, fastpath: str, netflow: str | None, hook: str) -
     maps = node_maps(model, node)
     header = header_text(node_config(model, maps))
     (namespace,) = maps["namespaces"].values()
-    return HerccProgram(compile_program(PROGRAMS[hook], header), namespace, model, header)
+    return HerccProgram(compile_program(PROGRAMS[hook], header), namespace, model)
 
 
 def veth_names() -> tuple[str, str, str]:
@@ -160,8 +160,6 @@ class Topology:
 
 
 def _link(lab: Lab, ns: str, dev: str) -> tuple[int, str]:
-    import json
-
     (link,) = json.loads(lab.run(ns, ["ip", "-j", "link", "show", dev]))
     return int(link["ifindex"]), str(link.get("address", ""))  # TUN: none
 

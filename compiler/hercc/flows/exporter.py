@@ -108,10 +108,12 @@ class Exporter:
     def run(
         self, *, stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep
     ) -> TableStats:
-        """Poll every poll_interval_ms until `stop()` says so, then flush; the final stats."""
+        """Poll every poll_interval_ms until `stop()` says so, then poll once more (what the map
+        counted since the last poll) and flush; the final stats."""
         while not stop():
             self.poll()
             sleep(self.config.poll_interval_ms / 1000)
+        self.poll()
         return self.flush().table
 
     def _send(self, records: list[FlowRecord], now_ns: int) -> PollResult:

@@ -30,6 +30,7 @@ from hercc.resources.model import State
 from hercc.resources.naming import Naming
 from hercc.resources.sysctl import FORWARD4, FORWARD6
 from hercc.state import LiveState, OwnedRegistry
+from hercc.state.ipsec import IpsecQuery
 from tests.conftest import EXAMPLES
 
 NODE = "gamma"
@@ -63,6 +64,7 @@ class FakeReader:
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        ipsec: IpsecQuery | None = None,
     ) -> LiveState:
         self.asked.append(
             {
@@ -71,6 +73,7 @@ class FakeReader:
                 "also": list(also),
                 "sysctls": sysctls,
                 "dataplane": list(dataplane),
+                "ipsec": ipsec,
             }
         )
         self.probes = probes

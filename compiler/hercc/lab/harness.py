@@ -53,6 +53,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
+from hercc.lab.enterprise_ipsec import ipsec_up
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
@@ -221,6 +222,7 @@ class Lab:
             for gw in self.model.gateways:  # written, so that `lab plan|apply` finds them
                 self.keys.private_key_file(gateway_owner(gw.name))
             build_underlay(self.topology, self.namespaces)
+            ipsec_up(self.model, self.topology, self.node_dir, self.namespaces, self.daemons)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)

@@ -33,6 +33,7 @@ from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource
 
 __all__ = [
     "CHILD_INSTALLED",
+    "DEFAULT_VICI",
     "PSK_LOADED",
     "IpsecContent",
     "config_digest",
@@ -40,6 +41,7 @@ __all__ = [
     "shared_id",
 ]
 
+DEFAULT_VICI = "/var/run/charon.vici"  # the system charon's VICI socket
 PSK_LOADED = "loaded"
 CHILD_INSTALLED = "INSTALLED"
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from hercc.diagnostics import OperationError
 from hercc.resources.ipsec import (
     CHILD_INSTALLED,
+    DEFAULT_VICI,
     PSK_LOADED,
     IpsecContent,
     config_digest,
@@ -46,7 +47,6 @@ __all__ = [
     "record_file",
 ]
 
-DEFAULT_VICI = "/var/run/charon.vici"
 TIMEOUT = 30.0  # seconds per VICI call; an initiate waits for IKE and the CHILD_SA
 
 

@@ -50,7 +50,7 @@ from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
 
 # what a lab runs in its namespaces, besides the nodes' wireguard-go
-_DAEMONS = ("wireguard-go", "named", "haproxy", "ping")  # ping: the tunnels' probes
+_DAEMONS = ("wireguard-go", "named", "haproxy", "ping", "charon")  # ping: the tunnels' probes
 _SERVER_MODULE = "hercc.lab.servers"
 
 # ---------------------------------------------------------------- up

@@ -9,7 +9,7 @@ Every connection loaded is recorded in the node's IpsecRecord
 carries no content.
 
   create  `load-shared` (the PSK, id `ike-<connection>`, owned by the remote's id),
-          `load-conn`, recorded; then `initiate` of its CHILD_SA, waited for: a
+          `load-conn` (without start_action: the initiate is ours), recorded; then `initiate` of its CHILD_SA, waited for: a
           tunnel that does not come up fails the apply (which rolls back).
   update  `child` alone: `initiate`. Anything else: load key and connection again
           (charon replaces one of the same name), `terminate` the IKE_SA that runs
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError, SecretUnavailable
@@ -37,6 +38,16 @@ __all__ = ["IpsecExecutor"]
 
 INITIATE_MS = 10000  # how long an initiate waits for the CHILD_SA
 TERMINATE_MS = 3000
+
+
+def _initiated_here(c: IpsecContent) -> dict[str, Any]:
+    """The tree without the CHILD_SA's start_action: loaded over VICI, the initiate below
+    starts it, once, and waits for it (start_action = start would start a second IKE_SA)."""
+    children = {
+        name: {k: v for k, v in child.items() if k != "start_action"}
+        for name, child in c.tree["children"].items()
+    }
+    return {**c.tree, "children": children}
 
 
 class IpsecExecutor:
@@ -70,7 +81,7 @@ class IpsecExecutor:
             "owners": [c.remote_id],
         }
         self.vici.request("load-shared", shared)
-        self.vici.request("load-conn", {c.connection: c.tree})
+        self.vici.request("load-conn", {c.connection: _initiated_here(c)})
         self.record.add(c)
 
     def _initiate(self, name: str) -> None:

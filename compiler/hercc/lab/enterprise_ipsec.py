@@ -11,8 +11,9 @@ How a link's addresses map onto the lab (prefix P, connection C = <enterprise>-<
   far side    P-ir-C is plugged into the underlay bridge like a public node, at the
               link's `remote` address (a /32, on-link default route), and runs a
               strongSwan responder: the node's connection mirrored (local_ts and
-              remote_ts swapped, same proposals, the same PSK, the port of
-              `remote_port` when there is one). A host P-ih-C stands behind it in
+              remote_ts swapped, same proposals and then strongSwan's defaults, so
+              that a proposal changed by `lab apply` still meets one; the same
+              PSK; the port of `remote_port` when there is one). A host P-ih-C stands behind it in
               the first remote_ts prefix, addressed like the local host.
 
 Each charon runs with its own strongswan.conf, in a private mount namespace
@@ -38,7 +39,9 @@ from pathlib import Path
 
 from hercc import ir
 from hercc.backends.swanctl import connections
+from hercc.backends.swanctl import local_addr as local_addr_of
 from hercc.diagnostics import LabError
+from hercc.ipsec_proposals import esp_of
 from hercc.lab.daemons import Daemon, start_daemon, wait_alive
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
@@ -91,17 +94,19 @@ def _pair(ts: str, what: str) -> tuple[str, str]:
     return f"{top - 1}/30", f"{top - 2}/30"
 
 
-def _mirrored(name: str, tree: dict[str, object], remote: str) -> dict[str, object]:
-    child = dict(tree["children"][name])  # type: ignore[index]
-    child["local_ts"], child["remote_ts"] = child["remote_ts"], child["local_ts"]
-    del child["start_action"]  # it answers
-    local = tree["local_addrs"]
+def _mirrored(name: str, link: ir.Ipsec, local: str) -> dict[str, object]:
+    """The responder's side of `link` (the node's is at `local`)."""
+    child = {
+        "local_ts": list(link.remote_ts),
+        "remote_ts": list(link.local_ts),
+        "esp_proposals": [*(esp_of(p) for p in link.proposals), "default"],
+    }
     return {
         "version": "2",
-        "local_addrs": [remote],
-        "remote_addrs": local if local != ["%any"] else ["%any"],
-        "proposals": tree["proposals"],
-        "local": {"auth": "psk", "id": remote},
+        "local_addrs": [link.remote],
+        "remote_addrs": [local],
+        "proposals": [*link.proposals, "default"],  # (lab apply may change them)
+        "local": {"auth": "psk", "id": link.remote},
         "remote": {"auth": "psk"},
         "children": {name: child},
     }
@@ -113,7 +118,7 @@ def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
     p = topo.prefix
     port = 0
     for node in sorted(model.nodes, key=lambda n: n.name):
-        for name, link, tree in connections(model, node):
+        for name, link, _tree in connections(model, node):
             local_addr, local_gw = _pair(link.local_ts[0], "local_ts")
             host_addr, host_gw = _pair(link.remote_ts[0], "remote_ts")
             out.append(
@@ -132,7 +137,7 @@ def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
                     f"{p}-ih-{name}",
                     host_addr,
                     host_gw,
-                    _mirrored(name, dict(tree), link.remote),
+                    _mirrored(name, link, local_addr_of(node)),
                     link.psk.secret,
                 )
             )

@@ -9,8 +9,9 @@ Every connection loaded is recorded in the node's IpsecRecord
 carries no content.
 
   create  `load-shared` (the PSK, id `ike-<connection>`, owned by the remote's id),
-          `load-conn` (without start_action: the initiate is ours), recorded; then `initiate` of its CHILD_SA, waited for: a
-          tunnel that does not come up fails the apply (which rolls back).
+          `load-conn` (without start_action: the initiate is ours), recorded; then
+          `initiate` of its CHILD_SA, waited for: a tunnel that does not come up
+          fails the apply (which rolls back).
   update  `child` alone: `initiate`. Anything else: load key and connection again
           (charon replaces one of the same name), `terminate` the IKE_SA that runs
           the old one, `initiate`.

@@ -345,8 +345,10 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
     NameConflict when it would create a name that exists and is not ours,
     unless it is in a namespace of `freed`: namespaces that another plan of
     the same apply deletes first (a workload moving between the nodes of a
-    lab, lab/moves.py).
+    lab, lab/moves.py). OperationError, before anything is read, when a
+    secret the IPsec links load cannot be resolved.
     """
+    ctx.ipsec.secrets(desired.values())
     live, foreign = read_live(
         ctx.node,
         desired,
@@ -362,11 +364,7 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
 
 
 def plan_against(ctx: NodeContext, desired: State, live: State, foreign: frozenset[str]) -> Planned:
-    """The plan from `live` to `desired`, secrets kept without keys; NameConflict as plan_node.
-
-    OperationError when a secret the IPsec links load cannot be resolved.
-    """
-    ctx.ipsec.secrets(desired.values())
+    """The plan from `live` to `desired`, secrets kept without keys; NameConflict as plan_node."""
     if ctx.keys is None:
         desired = _keep_live_secrets(desired, live)
     desired, written = resolve_endpoints(desired, ctx.system.resolve)

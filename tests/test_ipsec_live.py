@@ -10,7 +10,8 @@ ends. Plan
 after apply says "No changes"; a proposal change is planned as `~` and
 reloaded; a dropped link is unloaded with its SAs, and comes back. Through
 the CLI (`hercc lab`, `hercc plan`, `hercc build`), a unique secret value
-reaches no output, saved plan, log, ir.json or manifest. Needs root,
+reaches no output, saved plan, log, ir.json or manifest, and the lab's
+`up`, `plan` and `check` say what docs/lab.md shows. Needs root,
 iproute2, wireguard-go, strongSwan's charon and tshark; skips with the reason
 otherwise.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import secrets
 import subprocess
 import time
@@ -157,6 +159,17 @@ def test_a_proposal_change_is_reloaded_and_a_dropped_link_unloaded(ipsec_lab: La
     assert _ping(s.local_ns, remote).returncode == 0
 
 
+def _doc_output(command: str) -> str:
+    """The output docs/lab.md's IPsec section shows for `hercc COMMAND ...`."""
+    doc = (Path(__file__).parent.parent / "docs" / "lab.md").read_text()
+    section = doc.split("## IPsec links")[1].split("\n## ")[0]
+    for block in re.findall(r"```text\n(.*?)```", section, re.DOTALL):
+        first, _, rest = block.partition("\n")
+        if first.startswith(f"$ hercc {command} "):
+            return rest
+    raise AssertionError(f"docs/lab.md shows no `hercc {command}`")
+
+
 def _cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), out, err)
@@ -168,17 +181,21 @@ def test_no_secret_reaches_outputs_plans_logs_ir_or_manifest(
 ) -> None:
     marker = "leak-" + secrets.token_hex(12)
     monkeypatch.setenv("HERC_SECRET_HQ_BRANCH_PSK", marker)
-    name = "ipsecleak"
+    name = "ipsec"  # docs/lab.md's: its transcript is checked here too
     seen: list[str] = []
     code, out, err = lab("up", str(SPEC), "--name", name)
     assert code == 0, err
     state = persistent.load_state(name)
     try:
         seen += [out, err]
+        up = re.sub(r"up in [0-9.]+ s", "up in X s", out)
+        assert up == re.sub(r"up in [0-9.]+ s", "up in X s", _doc_output("lab up"))
         for argv in (("plan", str(SPEC)), ("plan", str(SPEC), "--json"), ("check",)):
             code, out, err = lab(*argv, "--name", name)
             assert code == 0, out + err
             seen += [out, err]
+            if "--json" not in argv:
+                assert out == _doc_output(f"lab {argv[0]}"), out
         assert "ipsec:hq-branch" in out  # lab check pinged across the tunnel
         saved = tmp_path / "beta.plan"
         common = ["--node", "beta", "--state-dir", state.apply_dir, "--netns-prefix", "leak-"]

@@ -195,7 +195,8 @@ def _conf(directory: Path, name: str, socket: Path, nat_port: int) -> Path:
         "  retransmit_timeout = 1.0\n"
         "  filelog {\n    stderr {\n      default = 1\n      flush_line = yes\n    }\n  }\n"
         f"  plugins {{\n    vici {{\n      socket = unix://{socket}\n    }}\n  }}\n"
-        "}\n",
+        "}\n"
+        "swanctl {\n  load = random openssl pem pkcs1 x509 pubkey\n}\n",  # for `swanctl --uri`
         mode=0o600,
     )
     return conf

@@ -52,6 +52,7 @@ class FakeReader:
     foreign: frozenset[str] = frozenset()
     asked: list[dict[str, Any]] = field(default_factory=list)
     probes: Path | None = None  # the probes' PID file it was asked to read
+    ipsec: IpsecQuery | None = None  # the charon it was asked to read
 
     def read(
         self,
@@ -73,10 +74,10 @@ class FakeReader:
                 "also": list(also),
                 "sysctls": sysctls,
                 "dataplane": list(dataplane),
-                "ipsec": ipsec,
             }
         )
         self.probes = probes
+        self.ipsec = ipsec
         return LiveState(self.state, self.foreign)
 
 

@@ -266,3 +266,29 @@ def test_a_tunnel_that_does_not_come_up_fails_and_an_unresolved_key_is_refused(
     with pytest.raises(SecretUnavailable, match="secret 'hq-branch-psk' was not resolved"):
         bare.create(_desired(model))
     assert vici.calls == []
+
+
+# ---------------------------------------------------------------- node service
+
+
+def test_the_node_service_asks_for_charon_only_where_there_are_links_and_secrets_first(
+    model: ir.IR, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hercc.plan.node_service import LiveSystem, NodeContext, desired_of, plan_node
+    from hercc.resources.naming import Naming
+    from tests.test_node_service import FakeReader
+
+    reader, vici = FakeReader(), FakeVici()
+    system = LiveSystem(reader, None, vici=lambda _socket: vici)  # type: ignore[arg-type]
+    ctx = NodeContext.of("beta", Naming(), None, tmp_path, system)
+    monkeypatch.delenv("HERC_SECRET_HQ_BRANCH_PSK", raising=False)
+    with pytest.raises(OperationError, match="missing secret"):
+        plan_node(ctx, desired_of(model, ctx))
+    assert reader.asked == []  # refused before anything was read
+    monkeypatch.setenv("HERC_SECRET_HQ_BRANCH_PSK", KEY)
+    planned = plan_node(ctx, desired_of(model, ctx))
+    assert reader.ipsec is not None and reader.ipsec.vici is vici
+    assert [c.address for c in planned.plan.changes if c.resource.kind == "ipsec"] == [ADDRESS]
+    alpha = NodeContext.of("alpha", Naming(), None, tmp_path, system)
+    plan_node(alpha, desired_of(model, alpha))
+    assert reader.ipsec is None  # no link, nothing recorded: charon is not asked

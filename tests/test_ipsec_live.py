@@ -188,7 +188,7 @@ def test_no_secret_reaches_outputs_plans_logs_ir_or_manifest(
     state = persistent.load_state(name)
     try:
         seen += [out, err]
-        up = re.sub(r"up in [0-9.]+ s", "up in X s", out)
+        up = re.sub(r"up in [0-9.]+ s", "up in X s", out + err)
         assert up == re.sub(r"up in [0-9.]+ s", "up in X s", _doc_output("lab up"))
         for argv in (("plan", str(SPEC)), ("plan", str(SPEC), "--json"), ("check",)):
             code, out, err = lab(*argv, "--name", name)

@@ -184,8 +184,9 @@ def _check_load(c: strongswan.Charon, conf: Path, conns: list[str], secrets: lis
 def test_real_charon_loads_every_generated_swanctl_conf(
     specs: dict[str, Path], tmp_path: Path
 ) -> None:
+    lab_spec = Path(__file__).parent / "lab_ipsec.herc"  # tests/test_ipsec_live.py's
     with strongswan.charon(tmp_path) as c:
-        for name, spec in specs.items():
+        for name, spec in {**specs, "lab": lab_spec}.items():
             for with_secrets in (False, True):
                 values = {"hq-branch-psk": SECRET, "dc": "dc-key"} if with_secrets else None
                 out = _build(tmp_path / f"{name}-{with_secrets}", spec, values)

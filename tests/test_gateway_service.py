@@ -462,7 +462,7 @@ def test_the_system_executor_hands_haproxy_over_and_keeps_the_host_namespace(
     executor = SystemExecutor(
         owner, Naming(), Keys(), wg, OwnedRegistry(owner, tmp_path / "state"), None,
         system=system, kernel_wireguard=True, state_dir=tmp_path / "state", fail_at="",
-        haproxy=ex,
+        kinds={"haproxy": ex},
     )  # fmt: skip
     executor.create(_resource(_text()))
     assert fake.master == 100
@@ -480,7 +480,7 @@ def test_the_system_executor_hands_haproxy_over_and_keeps_the_host_namespace(
         owner, Naming(), Keys(), wg, OwnedRegistry(owner, tmp_path / "state"), None,
         system=system, kernel_wireguard=True, state_dir=tmp_path / "state", fail_at="",
     )  # fmt: skip
-    with pytest.raises(ExecutorError, match="not a gateway"):
+    with pytest.raises(ExecutorError, match="unknown kind 'haproxy'"):
         bare.create(_resource(_text()))
 
 

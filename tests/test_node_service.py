@@ -30,6 +30,7 @@ from hercc.resources.model import State
 from hercc.resources.naming import Naming
 from hercc.resources.sysctl import FORWARD4, FORWARD6
 from hercc.state import LiveState, OwnedRegistry
+from hercc.state.ipsec import IpsecQuery
 from tests.conftest import EXAMPLES
 
 NODE = "gamma"
@@ -51,6 +52,7 @@ class FakeReader:
     foreign: frozenset[str] = frozenset()
     asked: list[dict[str, Any]] = field(default_factory=list)
     probes: Path | None = None  # the probes' PID file it was asked to read
+    ipsec: IpsecQuery | None = None  # the charon it was asked to read
 
     def read(
         self,
@@ -63,6 +65,7 @@ class FakeReader:
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        ipsec: IpsecQuery | None = None,
     ) -> LiveState:
         self.asked.append(
             {
@@ -74,6 +77,7 @@ class FakeReader:
             }
         )
         self.probes = probes
+        self.ipsec = ipsec
         return LiveState(self.state, self.foreign)
 
 

@@ -599,7 +599,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 25 to add, 3 to change, 30 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 25 to add, 4 to change, 30 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

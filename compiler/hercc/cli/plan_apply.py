@@ -1,6 +1,6 @@
 """`hercc plan` and `hercc apply`: compare a node with its spec, then change it.
 
-    hercc plan SPEC --node N [--keys DIR] [--json] [-o PLAN] [--detailed-exitcode]
+    hercc plan SPEC --node N [--keys DIR] [--secrets FILE] [--vici SOCKET] [--json] [-o PLAN]
     hercc apply SPEC --node N [--keys DIR] [--confirm-timeout S]
     hercc apply PLAN [--keys DIR]               a saved plan, exactly, or not at all
     hercc apply --confirm --node N              keep a change waiting in its confirm window
@@ -12,7 +12,10 @@ hercc.state (what the registry under --state-dir and the `hercules:<node>`
 aliases say is ours), and a plan refuses to create a name that exists and is
 not ours. `--netns-prefix P` puts P in front of every namespace name (tests,
 the lab); `--underlay-netns NS` runs wireguard-go in NS so that its UDP
-socket lives there (default: the host's namespace).
+socket lives there (default: the host's namespace). IPsec links go to the
+charon at `--vici SOCKET` (default /var/run/charon.vici), with their secrets
+from `--secrets FILE` (0600) or HERC_SECRET_<NAME>, resolved by plan and by
+apply and never written anywhere.
 
 A saved plan is known by its content, whatever its name (plan/saved.py). A
 plan holds a shared lock on the node (`<state-dir>/<node>.lock`), an apply
@@ -45,6 +48,7 @@ from hercc.diagnostics import OperationError, UsageError
 from hercc.plan.desired import DirKeys, KeyLookup
 from hercc.plan.diff import Plan
 from hercc.plan.saved import check_fresh, check_made_like, sniff_plan
+from hercc.resources.ipsec import DEFAULT_VICI
 from hercc.resources.model import STATE_DIR
 
 if TYPE_CHECKING:  # imported when run: hercc.state loads pyroute2, which other commands skip
@@ -70,6 +74,17 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=STATE_DIR,
         metavar="DIR",
         help=f"where Hercules records what it owns (default {STATE_DIR})",
+    )
+    p.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help='the values of secret("name") (0600; else HERC_SECRET_<NAME>)',
+    )
+    p.add_argument(
+        "--vici",
+        default=DEFAULT_VICI,
+        metavar="SOCKET",
+        help=f"charon's VICI socket, for IPsec links (default {DEFAULT_VICI})",
     )
     p.add_argument(
         "--lock-timeout",
@@ -130,6 +145,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _context(args: argparse.Namespace, node: str) -> NodeContext:
+    from hercc.plan.ipsec_setup import IpsecSetup
     from hercc.plan.node_service import NodeContext, live_system, naming_for
 
     require_root()
@@ -137,7 +153,8 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
     keys = DirKeys(where) if where is not None else None
     lookup: KeyLookup | None = keys
     naming = naming_for(args.netns_prefix)
-    return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), psks=keys)
+    ipsec = IpsecSetup(args.vici, args.secrets)
+    return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), keys, ipsec)
 
 
 def _make_plan(ctx: NodeContext, spec: str, console: Console, keys: str | None) -> Planned:
@@ -231,6 +248,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 ctx.system.reader,
                 ctx.naming.workload_ifname,
                 ctx.state_dir,
+                ctx.charon(),
             )
             check_fresh(saved, live)
             plan = saved.plan

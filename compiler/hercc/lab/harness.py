@@ -54,6 +54,7 @@ from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.collectors_up import add_collectors
 from hercc.lab.daemons import Daemon
+from hercc.lab.enterprise_ipsec import ipsec_up
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
@@ -224,6 +225,7 @@ class Lab:
             build_underlay(self.topology, self.namespaces)
             t = self.topology  # the collectors listen before any exporter starts
             add_collectors(t.underlay_ns, t.collectors, self.workdir, self.namespaces, self.daemons)
+            ipsec_up(self.model, self.topology, self.node_dir, self.namespaces, self.daemons)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)

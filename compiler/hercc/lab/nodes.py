@@ -27,6 +27,7 @@ from pathlib import Path
 from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import topology
+from hercc.lab.enterprise_ipsec import node_setup
 from hercc.lab.naming import LabNaming, lab_naming
 from hercc.plan import node_service
 from hercc.plan.apply import ApplyFailed, Step
@@ -49,7 +50,8 @@ class LabNode:
 
     def context(self, state_dir: str | Path, system: LiveSystem) -> NodeContext:
         """The node as `hercc plan|apply` sees it, with the lab's node directory as --state-dir."""
-        return NodeContext.of(self.node, self.naming, self.keys, state_dir, system)
+        ipsec = node_setup(state_dir, self.node)  # its charon (lab/enterprise_ipsec.py)
+        return NodeContext.of(self.node, self.naming, self.keys, state_dir, system, ipsec=ipsec)
 
 
 def lab_nodes(

@@ -19,6 +19,7 @@ preshared keys (`make_psks`), then carries the plan out with the executor
 A gateway is planned and applied through the same two seams, with its own
 live read and an executor that also runs HAProxy (plan/gateway_service.py).
 The confirm window of `apply --confirm-timeout` is plan/node_confirm.py.
+IPsec links: the node's charon and secrets are `ctx.ipsec` (plan/ipsec_setup.py).
 
 Nothing here prints: the CLI (hercc.cli.plan_apply) and the lab
 (hercc.lab.nodes) put results and errors in their own words.
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +41,7 @@ from hercc.plan.diff import Change, Plan, diff
 from hercc.plan.endpoints import Resolver, resolve_endpoints, with_written
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
 from hercc.plan.executor.haproxy import HaproxyExecutor
+from hercc.plan.ipsec_setup import IpsecSetup, ipsec_executor, ipsec_query
 from hercc.resources.action import Action
 from hercc.resources.fingerprints import fingerprint
 from hercc.resources.ids import BpfId, InterfaceId, NftId, PeerId, RouteId, SysctlId
@@ -55,6 +57,7 @@ from hercc.state import (
     WireGuardDriver,
     default_driver,
 )
+from hercc.state.ipsec import IpsecQuery, Vici, ViciSocket
 from hercc.state.probes import probe_pid_file
 from hercc.state.wireguard.model import resolved_endpoint
 
@@ -77,6 +80,7 @@ class Reader(Protocol):
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        ipsec: IpsecQuery | None = None,
     ) -> LiveState: ...
 
 
@@ -90,6 +94,7 @@ class LiveSystem:
     reader: Reader
     wireguard: WireGuardDriver
     resolve: Resolver = resolved_endpoint
+    vici: Callable[[str], Vici] = ViciSocket  # a charon by its VICI socket
 
 
 def live_system() -> LiveSystem:
@@ -108,6 +113,7 @@ class NodeContext:
     registry: OwnedRegistry
     system: LiveSystem
     psks: PskMaker | None = None
+    ipsec: IpsecSetup = field(default_factory=IpsecSetup)
 
     @classmethod
     def of(
@@ -118,10 +124,14 @@ class NodeContext:
         state_dir: str | Path,
         system: LiveSystem,
         psks: PskMaker | None = None,
+        ipsec: IpsecSetup | None = None,
     ) -> NodeContext:
         """The context of `node`; RegistryError for a name that cannot name its records."""
         registry = OwnedRegistry(node, state_dir)
-        return cls(node, naming, keys, state_dir, registry, system, psks)
+        return cls(node, naming, keys, state_dir, registry, system, psks, ipsec or IpsecSetup())
+
+    def charon(self) -> Vici:
+        return self.system.vici(self.ipsec.vici)
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,7 @@ def read_live(
     reader: Reader,
     workload_ifname: str = WORKLOAD_IFNAME,
     state_dir: str | Path | None = None,
+    vici: Vici | None = None,
 ) -> tuple[State, frozenset[str]]:
     """The live state of `node` in the form of `desired`, and the foreign names.
 
@@ -186,7 +197,8 @@ def read_live(
     tables in every network namespace and every owned one that is not
     desired; the liveness probes recorded under `state_dir`
     (state/probes.py); the eBPF attachments where the plan wants some (and
-    where the node pinned programs). The reader returns the
+    where the node pinned programs); the IPsec connections in charon (`vici`)
+    when the plan wants some or the node recorded some. The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -206,6 +218,7 @@ def read_live(
         tables=sorted(sysctl_ns),
         probes=None if state_dir is None else probe_pid_file(state_dir, node),
         dataplane=sorted({r.id_as(BpfId).ns for r in desired.values() if r.kind == "bpf"}),
+        ipsec=ipsec_query(vici, state_dir, node, desired),
     )
     return dict(live.state), frozenset(live.foreign)
 
@@ -247,6 +260,8 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
                 f"nftables table {family} {table} exists in namespace {ns} and is not "
                 "Hercules' (no hercules comment)"
             )
+        elif r.kind == "ipsec" and r.id in foreign:
+            out.append(f"charon has a connection {r.id} that is not Hercules' (not recorded)")
         elif r.kind == "bpf" and r.id in foreign:
             ns, ifname, hook = r.id_as(BpfId)
             out.append(
@@ -330,8 +345,10 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
     NameConflict when it would create a name that exists and is not ours,
     unless it is in a namespace of `freed`: namespaces that another plan of
     the same apply deletes first (a workload moving between the nodes of a
-    lab, lab/moves.py).
+    lab, lab/moves.py). OperationError, before anything is read, when a
+    secret the IPsec links load cannot be resolved.
     """
+    ctx.ipsec.secrets(desired.values())
     live, foreign = read_live(
         ctx.node,
         desired,
@@ -339,6 +356,7 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
         ctx.system.reader,
         ctx.naming.workload_ifname,
         ctx.state_dir,
+        ctx.charon(),
     )
     # a freed namespace goes with everything in it (ids start with their namespace)
     kept = frozenset(f for f in foreign if f.split("/", 1)[0] not in freed)
@@ -401,9 +419,14 @@ def apply_plan(
     A failed apply is rolled back and raised as plan.apply.ApplyFailed: the
     node is as it was. The undo log of a successful one is returned, for a
     confirm window. The preshared keys it wants are made first (make_psks).
-    `haproxy` carries out the `haproxy` resources (a gateway's).
+    `haproxy` carries out the `haproxy` resources (a gateway's); the `ipsec`
+    ones go to the node's charon, with their secrets resolved now.
     """
     plan = make_psks(ctx, plan)
+    kinds: dict[str, Executor] = {} if haproxy is None else {"haproxy": haproxy}
+    ipsec = ipsec_executor(plan, ctx.charon(), ctx.ipsec, ctx.state_dir, ctx.node)
+    if ipsec is not None:
+        kinds["ipsec"] = ipsec
     executor: Executor = SystemExecutor(
         ctx.node,
         ctx.naming,
@@ -412,7 +435,7 @@ def apply_plan(
         ctx.registry,
         underlay_netns,
         state_dir=ctx.state_dir,
-        haproxy=haproxy,
+        kinds=kinds,
     )
     if on_netns is not None:
         executor = _Watched(executor, on_netns)

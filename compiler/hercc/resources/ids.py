@@ -23,6 +23,7 @@ __all__ = [
     "HaproxyId",
     "IdT",
     "InterfaceId",
+    "IpsecId",
     "NetnsId",
     "NftId",
     "PeerId",
@@ -94,6 +95,12 @@ class BpfId(NamedTuple):
     hook: str
 
 
+class IpsecId(NamedTuple):
+    """ipsec "<connection>": a connection of the node's charon, named <enterprise>-<ipsec>."""
+
+    connection: str
+
+
 class HaproxyId(NamedTuple):
     """haproxy "<NS>/<gateway>"."""
 
@@ -102,10 +109,29 @@ class HaproxyId(NamedTuple):
 
 
 ResourceId = (
-    NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | BpfId | HaproxyId
+    NetnsId
+    | InterfaceId
+    | AddressId
+    | PeerId
+    | SysctlId
+    | RouteId
+    | NftId
+    | BpfId
+    | IpsecId
+    | HaproxyId
 )
 IdT = TypeVar(
-    "IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, BpfId, HaproxyId
+    "IdT",
+    NetnsId,
+    InterfaceId,
+    AddressId,
+    PeerId,
+    SysctlId,
+    RouteId,
+    NftId,
+    BpfId,
+    IpsecId,
+    HaproxyId,
 )
 
 # kind -> the shape of its ids
@@ -120,6 +146,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "nft": NftId,
     "probe": InterfaceId,
     "bpf": BpfId,
+    "ipsec": IpsecId,
     "haproxy": HaproxyId,
 }
 

@@ -44,6 +44,14 @@ typed shapes are in resources/ids.py):
                                           what the executor compiles and fills (JSON);
                                           label: the fallback to TC, when there is one
                                           (dataplane/attach.py, plan/desired_dataplane.py)
+  ipsec      "<connection>"               a connection of the node's charon (one per `ipsec`
+                                          link, <enterprise>-<ipsec>) with its CHILD_SA of the
+                                          same name, read over VICI (resources/ipsec.py);
+                                          attrs: local_addrs, remote_addrs, local_ts,
+                                          remote_ts, config (digest of what was loaded), psk
+                                          (a marker, never a fingerprint; sensitive), child
+                                          (the CHILD_SA's state); content: what the executor
+                                          loads, without the key
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -115,6 +123,7 @@ KINDS = (
     "nft",
     "probe",
     "bpf",
+    "ipsec",
     "haproxy",
 )
 # Creation order by kind (destruction runs it backwards).
@@ -123,6 +132,7 @@ ORDER = {kind: i for i, kind in enumerate(KINDS)}
 SENSITIVE: Mapping[str, frozenset[str]] = {
     "wireguard": frozenset({"private_key"}),
     "peer": frozenset({"preshared_key"}),
+    "ipsec": frozenset({"psk"}),
 }
 # Per kind: the attributes whose change replaces the resource.
 FORCES_NEW: Mapping[str, frozenset[str]] = {

@@ -18,6 +18,8 @@ Three boundaries stand in front of the system, each swappable by a fake:
   Bpf              the eBPF programs attached in a namespace and those the node pinned
                    (hercc.state.bpf; BpfCli: `ip -j`, `tc -j` and the bpffs), read only
                    in the namespaces asked for (`dataplane=`).
+  Vici             a charon's connections, keys and SAs (hercc.state.ipsec; ViciSocket:
+                   the VICI socket), read only when asked for (`ipsec=`).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -35,6 +37,7 @@ exists in the namespaces read is "foreign", by name:
                   static) on an interface that is not ours
   "<NS>/<family>/<table>"  an nftables table without our comment (state/nftables.py)
   "<NS>/<IF>/<hook>"       a program at a hook that is not one we pinned (state/bpf.py)
+  "<connection>"  a charon connection the node's record does not list (state/ipsec.py)
 
 What the kernel adds by itself is neither ours nor foreign: the IPv6
 link-local address it gives every interface (`_is_kernel_address`: IFA_PROTO
@@ -93,6 +96,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 from hercc.resources.sysctl import sysctl_default
 from hercc.state.bpf import Bpf, BpfCli, read_bpf
 from hercc.state.errors import WireGuardUnavailable
+from hercc.state.ipsec import IpsecQuery, read_ipsec
 from hercc.state.netlink import (
     IFA_F_PERMANENT,
     RT_TABLE_MAIN,
@@ -184,6 +188,7 @@ class StateReader:
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        ipsec: IpsecQuery | None = None,
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -196,6 +201,7 @@ class StateReader:
         `probes`: the PID file of the node's liveness probes (state/probes.py).
         `dataplane`: the namespaces whose eBPF attachments to read (state/bpf.py); they are
         read too in those of `tables` where the node pinned programs.
+        `ipsec`: the charon and the record of the node's IPsec connections (state/ipsec.py).
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -231,6 +237,10 @@ class StateReader:
         bpf, others = read_bpf(node, set(dataplane) & existing, set(tables) & existing, self.bpf)
         resources += bpf
         foreign |= others
+        if ipsec is not None:
+            conns, others = read_ipsec(ipsec)
+            resources += conns
+            foreign |= others
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

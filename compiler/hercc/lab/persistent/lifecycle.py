@@ -50,8 +50,8 @@ from hercc.state.bpf_load import forget_namespace
 from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
 
-# what a lab runs in its namespaces, besides the nodes' wireguard-go
-_DAEMONS = ("wireguard-go", "named", "haproxy", "ping", "nfcapd")  # ping: the tunnels' probes
+# what a lab runs in its namespaces, besides the nodes' wireguard-go (ping: the tunnels' probes)
+_DAEMONS = ("wireguard-go", "named", "haproxy", "ping", "nfcapd", "charon")
 _SERVER_MODULE = "hercc.lab.servers"
 
 # ---------------------------------------------------------------- up

@@ -27,7 +27,7 @@ from typing import Any
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.lab import nodes
+from hercc.lab import enterprise_ipsec, nodes
 from hercc.lab.collectors import Collector
 from hercc.lab.daemons import Daemon
 from hercc.lab.harness import WG_RUN_DIR
@@ -277,7 +277,7 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     state.gateways = list(p.gateways)
     state.internet = p.internet
     state.collectors = list(p.collectors)
-    state.namespaces = list(p.namespaces())
+    state.namespaces = list(p.namespaces()) + enterprise_ipsec.namespaces(model, p)
     state.interfaces = [
         Interface(
             name=m.wg_if,
@@ -324,7 +324,8 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
         )
         for w in p.workloads
     ]
-    state.targets = exec_targets(p)
+    state.targets = exec_targets(p) | enterprise_ipsec.targets(model, p)
+    state.endpoints += [Endpoint(*e) for e in enterprise_ipsec.endpoints(model, p)]
 
 
 def exec_targets(p: Topology) -> dict[str, str]:

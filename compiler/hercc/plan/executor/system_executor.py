@@ -31,7 +31,8 @@ Per kind (ids as in resources/model.py):
   bpf        a dataplane program compiled, pinned and attached at a hook of an
              interface; delete detaches exactly ours and unpins what nothing uses
              (BpfAttachments, hercc.plan.executor.bpf_attach).
-  haproxy    a gateway's HAProxy, by the HaproxyExecutor it is given (executor/haproxy.py).
+  haproxy    a gateway's HAProxy, and ipsec, a node's connections in charon: handed to the
+             executors in `kinds` (executor/haproxy.py, executor/ipsec.py).
 
 A resource in HOST_NETNS (resources/gateway_naming.py, a real gateway's) is
 in the host's own namespace: `ip` gets no `-n`, and a WireGuard interface
@@ -50,12 +51,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hercc.diagnostics import OperationError
-from hercc.plan.apply import Restore
+from hercc.plan.apply import Executor, Restore
 from hercc.plan.desired import KeyLookup
 from hercc.plan.executor.bpf_attach import BpfAttachments
 from hercc.plan.executor.errors import (
@@ -64,7 +65,6 @@ from hercc.plan.executor.errors import (
     InjectedFailure,
     SecretUnavailable,
 )
-from hercc.plan.executor.haproxy import HaproxyExecutor
 from hercc.plan.executor.nft_tables import NftTables
 from hercc.plan.executor.probes import Probes
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
@@ -112,7 +112,7 @@ class SystemExecutor:
         socket_dir: str | os.PathLike[str] = DEFAULT_SOCKET_DIR,
         state_dir: str | os.PathLike[str] = STATE_DIR,
         fail_at: str | None = None,
-        haproxy: HaproxyExecutor | None = None,
+        kinds: Mapping[str, Executor] | None = None,
     ) -> None:
         self.node = node
         self.naming = naming
@@ -133,17 +133,21 @@ class SystemExecutor:
         self.nft = NftTables(self.sys)
         self.probes = Probes(self.sys, node, Path(state_dir))
         self.bpf = BpfAttachments(self.sys, node)
-        self.haproxy = haproxy
+        self.kinds = dict(kinds or {})
 
     # ------------------------------------------------------------ protocol
 
     def create(self, resource: Resource) -> None:
         self._hook(resource.address)
+        if resource.kind in self.kinds:
+            return self.kinds[resource.kind].create(resource)
         getattr(self, f"_create_{resource.kind}", self._unknown)(resource)
 
     def update(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
         self._hook(after.address)
-        if after.kind == "wireguard":
+        if after.kind in self.kinds:
+            self.kinds[after.kind].update(before, after, changed)
+        elif after.kind == "wireguard":
             self._update_wireguard(before, after, changed)
         elif after.kind == "peer":
             self._update_peer(before, after, changed)
@@ -161,13 +165,13 @@ class SystemExecutor:
             self._create_route(after)
         elif after.kind == "nft":
             self.nft.update(after)
-        elif after.kind == "haproxy":
-            self._haproxy(after).update(before, after, changed)
         elif changed:
             raise ExecutorError(f"{after.address}: {', '.join(changed)} cannot change in place")
 
     def delete(self, resource: Resource) -> Restore:
         self._hook(resource.address)
+        if resource.kind in self.kinds:
+            return self.kinds[resource.kind].delete(resource)
         restore: Restore = getattr(self, f"_delete_{resource.kind}", self._unknown)(resource)
         return restore
 
@@ -178,17 +182,6 @@ class SystemExecutor:
             self.fail_at = None  # once: the rollback must go through
             raise InjectedFailure(f"injected failure at {address} ({FAIL_ENV})")
 
-    def _haproxy(self, resource: Resource) -> HaproxyExecutor:
-        if self.haproxy is None:
-            raise ExecutorError(f"{resource.address}: no HAProxy is run here (not a gateway)")
-        return self.haproxy
-
-    def _create_haproxy(self, r: Resource) -> None:
-        self._haproxy(r).create(r)
-
-    def _delete_haproxy(self, r: Resource) -> Restore:
-        return self._haproxy(r).delete(r)
-
     def _create_probe(self, r: Resource) -> None:
         self.probes.create(r)
 
@@ -196,7 +189,7 @@ class SystemExecutor:
         return self.probes.delete(r)
 
     def _unknown(self, resource: Resource) -> Any:
-        raise ExecutorError(f"{resource.address}: unknown kind {resource.kind!r}")
+        raise ExecutorError(f"{resource.address}: unknown kind {resource.kind!r} here")
 
     def _network(self, ns: str) -> str:
         prefix = self.naming.netns_prefix

@@ -25,7 +25,7 @@ from hercc.flows.records import merge
 from hercc.state.bpf_pins import pin_loaded
 from hercc.state.dataplane import LoadedProgram, compile_program
 from hercc.state.errors import BccUnavailable
-from hercc.state.flow_maps import FlowMaps, node_flow_maps
+from hercc.state.flow_maps import node_flow_maps
 from tests.packets import ETH_P_IP, UDP, ether, ipv4, udp
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="BPF programs need root")

@@ -63,6 +63,7 @@ class FakeReader:
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        exporter: Path | None = None,
     ) -> LiveState:
         self.asked.append(
             {
@@ -71,6 +72,7 @@ class FakeReader:
                 "also": list(also),
                 "sysctls": sysctls,
                 "dataplane": list(dataplane),
+                "exporter": exporter,
             }
         )
         self.probes = probes

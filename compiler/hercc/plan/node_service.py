@@ -77,6 +77,7 @@ class Reader(Protocol):
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        exporter: Path | None = None,
     ) -> LiveState: ...
 
 
@@ -185,8 +186,9 @@ def read_live(
     sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
     tables in every network namespace and every owned one that is not
     desired; the liveness probes recorded under `state_dir`
-    (state/probes.py); the eBPF attachments where the plan wants some (and
-    where the node pinned programs). The reader returns the
+    (state/probes.py) and its flow exporter (state/exporter_proc.py); the
+    eBPF attachments where the plan wants some (and where the node pinned
+    programs). The reader returns the
     state as is: the rules it shares with the desired state (veth pairs,
     sysctl defaults, private key fingerprints, link-local addresses) are
     applied by hercc.state and hercc.resources.
@@ -206,6 +208,7 @@ def read_live(
         tables=sorted(sysctl_ns),
         probes=None if state_dir is None else probe_pid_file(state_dir, node),
         dataplane=sorted({r.id_as(BpfId).ns for r in desired.values() if r.kind == "bpf"}),
+        exporter=None if state_dir is None else Path(state_dir),
     )
     return dict(live.state), frozenset(live.foreign)
 

@@ -20,6 +20,7 @@ __all__ = [
     "SHAPES",
     "AddressId",
     "BpfId",
+    "ExporterId",
     "HaproxyId",
     "IdT",
     "InterfaceId",
@@ -39,6 +40,12 @@ class NetnsId(NamedTuple):
     """netns "<NS>"."""
 
     ns: str
+
+
+class ExporterId(NamedTuple):
+    """exporter "<node>"."""
+
+    node: str
 
 
 class InterfaceId(NamedTuple):
@@ -102,10 +109,29 @@ class HaproxyId(NamedTuple):
 
 
 ResourceId = (
-    NetnsId | InterfaceId | AddressId | PeerId | SysctlId | RouteId | NftId | BpfId | HaproxyId
+    NetnsId
+    | InterfaceId
+    | AddressId
+    | PeerId
+    | SysctlId
+    | RouteId
+    | NftId
+    | BpfId
+    | ExporterId
+    | HaproxyId
 )
 IdT = TypeVar(
-    "IdT", NetnsId, InterfaceId, AddressId, PeerId, SysctlId, RouteId, NftId, BpfId, HaproxyId
+    "IdT",
+    NetnsId,
+    InterfaceId,
+    AddressId,
+    PeerId,
+    SysctlId,
+    RouteId,
+    NftId,
+    BpfId,
+    ExporterId,
+    HaproxyId,
 )
 
 # kind -> the shape of its ids
@@ -120,6 +146,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "nft": NftId,
     "probe": InterfaceId,
     "bpf": BpfId,
+    "exporter": ExporterId,
     "haproxy": HaproxyId,
 }
 

@@ -37,7 +37,7 @@ from hercc.flows.records import FlowKey
 from hercc.state.dataplane import FlowEntry, flow_entry
 from hercc.state.errors import BccUnavailable, DataplaneError
 
-__all__ = ["BATCH", "FlowMaps", "MapInfo", "node_flow_maps"]
+__all__ = ["BATCH", "FlowMaps", "MapInfo", "map_usage", "node_flow_maps", "read_counters"]
 
 BATCH = 4096
 _INFO = struct.Struct("=IIIII")  # struct bpf_map_info: type, id, key_size, value_size, max_entries
@@ -211,11 +211,7 @@ class FlowMaps:
         return out
 
     def _counter_cpus(self, index: int) -> list[int] | None:
-        value = ctypes.create_string_buffer(8 * self._cpus)
-        key = ctypes.c_uint32(index)
-        if self._lib.bpf_map_lookup_elem(self._counters_fd, ctypes.byref(key), value) != 0:
-            return None  # a program older than this counter
-        return [_U64.unpack_from(value.raw, 8 * i)[0] for i in range(self._cpus)]
+        return _counter_cpus(self._lib, self._counters_fd, index, self._cpus)
 
     def _add_deleted(self, n: int) -> None:
         cpus = self._counter_cpus(_DELETED)
@@ -229,12 +225,56 @@ class FlowMaps:
 
     def counters(self, live: int) -> dict[str, int]:
         """The per-reason counters summed over CPUs, and `evicted` given `live` entries."""
-        out = {}
-        for i, name in enumerate(COUNTERS):
-            cpus = self._counter_cpus(i)
-            out[name] = sum(cpus) if cpus is not None else 0
-        out["evicted"] = max(0, out["flows_created"] - live - out["flows_deleted"])
-        return out
+        return _counters(self._lib, self._counters_fd, self._cpus, live)
+
+
+def _counter_cpus(lib: Any, fd: int, index: int, cpus: int) -> list[int] | None:
+    value = ctypes.create_string_buffer(8 * cpus)
+    key = ctypes.c_uint32(index)
+    if lib.bpf_map_lookup_elem(fd, ctypes.byref(key), value) != 0:
+        return None  # a program older than this counter
+    return [_U64.unpack_from(value.raw, 8 * i)[0] for i in range(cpus)]
+
+
+def _counters(lib: Any, fd: int, cpus: int, live: int) -> dict[str, int]:
+    out = {}
+    for i, name in enumerate(COUNTERS):
+        values = _counter_cpus(lib, fd, i, cpus)
+        out[name] = sum(values) if values is not None else 0
+    out["evicted"] = max(0, out["flows_created"] - live - out["flows_deleted"])
+    return out
+
+
+def _count(lib: Any, fd: int, key_size: int) -> int:
+    key, nxt, n = None, ctypes.create_string_buffer(key_size), 0
+    while lib.bpf_map_get_next_key(fd, key, nxt) == 0:
+        key = ctypes.create_string_buffer(nxt.raw, key_size)
+        n += 1
+    return n
+
+
+def map_usage(directory: Path) -> list[tuple[MapInfo, int]]:
+    """Every map pinned in an object's directory and its entries in use (arrays: their
+    size), by name."""
+    lib = _lib()
+    out = []
+    for path in sorted(directory.glob(f"{MAP_PREFIX}*")):
+        fd, info = _open(lib, path)
+        try:
+            out.append((info, _count(lib, fd, info.key_size)))
+        finally:
+            os.close(fd)
+    return out
+
+
+def read_counters(directory: Path, live_flows: int) -> dict[str, int]:
+    """An object's per-reason counters (and `evicted`, given the flow map's live entries)."""
+    lib = _lib()
+    fd, _ = _open(lib, directory / f"{MAP_PREFIX}counters")
+    try:
+        return _counters(lib, fd, int(lib.libbpf_num_possible_cpus()), live_flows)
+    finally:
+        os.close(fd)
 
 
 def node_flow_maps(node: str, bpffs: str = BPFFS) -> list[FlowMaps]:

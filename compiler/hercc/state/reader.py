@@ -18,6 +18,9 @@ Three boundaries stand in front of the system, each swappable by a fake:
   Bpf              the eBPF programs attached in a namespace and those the node pinned
                    (hercc.state.bpf; BpfCli: `ip -j`, `tc -j` and the bpffs), read only
                    in the namespaces asked for (`dataplane=`).
+  the exporter     the node's flow exporter, by the PID and config recorded under the
+                   state directory asked for (`exporter=`; hercc.state.exporter_proc:
+                   /proc/PID/cmdline).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -93,6 +96,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 from hercc.resources.sysctl import sysctl_default
 from hercc.state.bpf import Bpf, BpfCli, read_bpf
 from hercc.state.errors import WireGuardUnavailable
+from hercc.state.exporter_proc import read_exporter
 from hercc.state.netlink import (
     IFA_F_PERMANENT,
     RT_TABLE_MAIN,
@@ -184,6 +188,7 @@ class StateReader:
         tables: Iterable[str] = (),
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
+        exporter: Path | None = None,
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -196,6 +201,8 @@ class StateReader:
         `probes`: the PID file of the node's liveness probes (state/probes.py).
         `dataplane`: the namespaces whose eBPF attachments to read (state/bpf.py); they are
         read too in those of `tables` where the node pinned programs.
+        `exporter`: the state directory where the node's flow exporter is recorded
+        (state/exporter_proc.py).
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -231,6 +238,8 @@ class StateReader:
         bpf, others = read_bpf(node, set(dataplane) & existing, set(tables) & existing, self.bpf)
         resources += bpf
         foreign |= others
+        if exporter is not None:
+            resources += read_exporter(node, exporter)
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

@@ -25,8 +25,9 @@ A restart continues: the sequence numbers go on from the state file when
 protocol, domain and collectors are the same (a collector then sees no
 sequence error), and what is in the map is new since a clean stop. After a
 crash (`clean: false`), the map still holds counts that were exported: the
-successor takes them as exported (`FlowTable.adopt`), losing at most what
-came in the crashed one's last interval instead of sending everything again.
+successor takes them as exported (`FlowTable.adopt`), losing what the
+crashed one had counted but not sent yet (at most an active timeout's worth
+per flow) rather than sending everything again.
 """
 
 from __future__ import annotations

@@ -17,6 +17,12 @@ node's pins (state/flow_maps.py). Every poll_interval_ms:
 * the state file records the PID, the sequence numbers so far and
   `clean: false`.
 
+A collector that cannot be reached (no route yet, a local port closed)
+costs its datagrams, not the exporter: a send that fails is counted per
+collector (`send_errors` in the state file, with the last error) and the
+next datagram is tried again, as any UDP exporter does; the sequence
+numbers go on, so the collector sees the loss.
+
 On stop (SIGTERM, or after one poll with `--once`), every flow is deleted
 from the map with its final counters and sent (forced end), and the state
 file says `clean: true`.
@@ -110,6 +116,25 @@ def _least_recent(entries: Sequence[FlowEntry], max_entries: int) -> list[FlowKe
     return [key for _, key in heapq.nsmallest(n, last)]
 
 
+class _Tolerant:
+    """A sender whose failures are counted, not raised (the module docstring)."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self.errors = 0
+        self.last_error = ""
+
+    def send(self, payload: bytes) -> None:
+        try:
+            self._sender.send(payload)
+        except OperationError as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+
+    def close(self) -> None:
+        self._sender.close()
+
+
 def load_config(files: ExporterFiles) -> ExportConfig:
     """The config apply wrote for the node; OperationError when there is none."""
     attrs = read_config(files.config)
@@ -149,7 +174,14 @@ def _stream(config: ExportConfig) -> list[Any]:
     return [config.protocol, config.domain_id, list(config.collectors)]
 
 
-def _save(path: Path, exporter: Exporter, stats: TableStats, *, clean: bool) -> None:
+def _save(
+    path: Path,
+    exporter: Exporter,
+    stats: TableStats,
+    senders: Sequence[_Tolerant],
+    *,
+    clean: bool,
+) -> None:
     encoder = exporter.encoder
     data = {
         "pid": os.getpid(),
@@ -162,6 +194,11 @@ def _save(path: Path, exporter: Exporter, stats: TableStats, *, clean: bool) -> 
             "open_records": stats.open_records,
             "records": stats.records,
             "evicted": stats.evicted,
+        },
+        "send_errors": {
+            collector: {"count": s.errors, "last": s.last_error}
+            for collector, s in zip(exporter.config.collectors, senders, strict=True)
+            if s.errors
         },
     }
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -193,7 +230,7 @@ def serve(
         _enter_netns(netns)
     make_dirs(state_dir, 0o700)
     saved = _read_saved(files.state)
-    senders = list(open_senders(config))
+    senders = [_Tolerant(sender) for sender in open_senders(config)]
     maps = NodeMaps(node, bpffs)
     try:
         exporter = Exporter(config, maps.entries, senders, maps=maps)
@@ -204,11 +241,11 @@ def serve(
             exporter.table.adopt(merge(maps.entries()))
         while True:
             stats = exporter.poll().table
-            _save(files.state, exporter, stats, clean=False)
+            _save(files.state, exporter, stats, senders, clean=False)
             if once or stop.wait(config.poll_interval_ms / 1000):
                 break
         stats = exporter.stop().table
-        _save(files.state, exporter, stats, clean=True)
+        _save(files.state, exporter, stats, senders, clean=True)
         return stats
     finally:
         maps.close()

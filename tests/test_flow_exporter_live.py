@@ -162,11 +162,16 @@ def test_apply_runs_an_exporter_whose_records_are_exact(node: Node, protocol: st
 
         warm_up(web_ns)
         add(expected, send(web_ns, 0))
-        rc, top, err = env.hercc("flows", "top", "--node", "a", "--count", "1", "--limit", "500")
+        rc, top, err = env.hercc(
+            "flows", "top", "--node", "a", "--state-dir", str(env.state), "--count", "1",
+            "--limit", "500",
+        )  # fmt: skip
         assert rc == 0, err
         assert f"{WEB}:{PORT0}" in top and f"{OTHER}:{PORT0 + FLOWS}" in top
         assert "\x1b[" not in top  # not a terminal: plain tables
-        rc, out, err = env.hercc("dataplane", "status", "--node", "a", "--format", "json")
+        rc, out, err = env.hercc(
+            "dataplane", "status", "--node", "a", "--state-dir", str(env.state), "--format", "json"
+        )
         assert rc == 0, err
         (obj,) = json.loads(out)["objects"]
         maps = {m["name"]: m for m in obj["maps"]}

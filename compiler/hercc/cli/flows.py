@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="The node's flows ranked by rate, refreshed in place like top.",
     )
     t.add_argument("--node", required=True)
+    t.add_argument("--state-dir", default=STATE_DIR, help=f"default {STATE_DIR}")
     t.add_argument("--interval", type=float, default=2.0, metavar="S", help="default 2")
     t.add_argument("--count", type=int, metavar="K", help="stop after K refreshes")
     t.add_argument("--sort", choices=("bytes", "packets"), default="bytes")
@@ -78,7 +79,7 @@ def run_top(args: argparse.Namespace, console: Console) -> int:
     if args.interval <= 0 or (args.count is not None and args.count < 1) or args.limit < 1:
         raise UsageError("--interval, --count and --limit must be positive")
     tty = console.out.isatty()
-    maps = NodeMaps(args.node)
+    maps = NodeMaps(args.node, Path(args.state_dir))
     previous, before, shown = None, 0.0, 0
     try:
         while True:

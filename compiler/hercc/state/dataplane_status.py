@@ -10,6 +10,7 @@ object's when its program id is one of the object's programs.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +48,17 @@ class ObjectStatus:
     counters: dict[str, int]
 
 
-def node_status(node: str, bpf: Bpf | None = None, bpffs: str = BPFFS) -> list[ObjectStatus]:
-    """Every object `node` pinned, in every namespace, sorted by namespace and directory."""
+def node_status(
+    node: str, namespaces: Collection[str], bpf: Bpf | None = None, bpffs: str = BPFFS
+) -> list[ObjectStatus]:
+    """Every object `node` pinned in `namespaces` (those it owns), sorted by namespace and
+    directory."""
     root = Path(node_root(node, bpffs))
     if not root.is_dir():
         return []
     bpf = bpf or BpfCli(bpffs)
     out: list[ObjectStatus] = []
-    for ns_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for ns_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name in namespaces):
         objects = pinned_objects(ns_dir)
         if not objects:
             continue

@@ -6,8 +6,10 @@ wrote (state/exporter_proc.py `ExporterFiles.config`), the maps from the
 node's pins (state/flow_maps.py). Every poll_interval_ms:
 
 * `NodeMaps.entries` opens the node's objects afresh (apply may have
-  replaced one since: a new digest is a new directory) and reads every flow
-  map; the exporter's table applies the timeouts and sends
+  replaced one since: a new digest is a new directory) in the namespaces
+  the node owns (its registry in the state directory: another node of the
+  same name, in a lab or a test beside it, is not this one) and reads every
+  flow map; the exporter's table applies the timeouts and sends
   (hercc.flows.exporter);
 * flows exported and idle are deleted from their map (`NodeMaps.take`), so
   the LRU only evicts when the live flows outgrow it; a map fuller than
@@ -56,6 +58,7 @@ from hercc.flows.table import TableStats
 from hercc.state.dataplane import FlowEntry
 from hercc.state.exporter_proc import ExporterFiles, read_config
 from hercc.state.flow_maps import FlowMaps, node_flow_maps
+from hercc.state.registry import OwnedRegistry
 from hercc.sysio.files import make_dirs, write_atomic
 
 __all__ = ["HIGH_WATER", "LOW_WATER", "NodeMaps", "load_config", "serve"]
@@ -67,16 +70,17 @@ LOW_WATER = 0.75
 class NodeMaps:
     """Every flow map of a node (the module docstring); implements flows.exporter.MapAccess."""
 
-    def __init__(self, node: str, bpffs: str = BPFFS) -> None:
+    def __init__(self, node: str, state_dir: Path, bpffs: str = BPFFS) -> None:
         self.node = node
         self.bpffs = bpffs
+        self._registry = OwnedRegistry(node, state_dir)
         self._maps: list[FlowMaps] = []
         self._where: dict[FlowKey, FlowMaps] = {}
         self._crowded: list[FlowKey] = []
 
     def entries(self) -> list[FlowEntry]:
         self.close()
-        self._maps = node_flow_maps(self.node, self.bpffs)
+        self._maps = node_flow_maps(self.node, self.bpffs, self._registry.load())
         self._where, self._crowded = {}, []
         out: list[FlowEntry] = []
         for maps in self._maps:
@@ -231,7 +235,7 @@ def serve(
     make_dirs(state_dir, 0o700)
     saved = _read_saved(files.state)
     senders = [_Tolerant(sender) for sender in open_senders(config)]
-    maps = NodeMaps(node, bpffs)
+    maps = NodeMaps(node, state_dir, bpffs)
     try:
         exporter = Exporter(config, maps.entries, senders, maps=maps)
         if saved is not None and saved.stream == _stream(config):

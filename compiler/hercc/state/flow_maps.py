@@ -26,7 +26,7 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,14 +277,19 @@ def read_counters(directory: Path, live_flows: int) -> dict[str, int]:
         os.close(fd)
 
 
-def node_flow_maps(node: str, bpffs: str = BPFFS) -> list[FlowMaps]:
-    """The flow maps of every object `node` pinned (any namespace), opened; sorted by path."""
+def node_flow_maps(
+    node: str, bpffs: str = BPFFS, namespaces: Collection[str] | None = None
+) -> list[FlowMaps]:
+    """The flow maps of every object `node` pinned in `namespaces` (None: in any), opened;
+    sorted by path."""
     root = Path(node_root(node, bpffs))
     if not root.is_dir():
         return []
     out: list[FlowMaps] = []
     try:
         for ns_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            if namespaces is not None and ns_dir.name not in namespaces:
+                continue
             for obj in sorted(ns_dir.iterdir()):
                 if parse_object_name(obj.name) and (obj / f"{MAP_PREFIX}flows").exists():
                     out.append(FlowMaps(obj))

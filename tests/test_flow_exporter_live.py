@@ -10,7 +10,8 @@ captures; the exporter sends from there (`--netns`). Then, for v9 and for IPFIX:
 - a known number of UDP packets and bytes over FLOWS flows goes from workload web to workload
   other through the fast path, in two halves; between them the exporter is stopped by SIGTERM
   (it sends what it holds and deletes it from the map) and apply starts a successor, which
-  continues the sequence numbers;
+  continues the sequence numbers; a changed idle timeout replaces it, and the successor
+  continues them too;
 - `flows top --count 1` and `dataplane status` show the traffic;
 - dropping `monitor` stops the exporter (it sends the rest; its state file says so);
 - nfdump shows exactly the packets and bytes sent per 5-tuple, tshark decodes the same from
@@ -95,9 +96,9 @@ def add(
         row[1] += b
 
 
-def netflow_spec(port: int, protocol: str) -> str:
-    netflow = f"monitor {{\n  netflow {{\n    collector 127.0.0.1:{port}\n    protocol {protocol}\n  }}\n}}\n"
-    return spec_text("tc") + "\n" + netflow
+def netflow_spec(port: int, protocol: str, extra: str = "") -> str:
+    netflow = f"    collector 127.0.0.1:{port}\n    protocol {protocol}\n{extra}"
+    return spec_text("tc") + f"\nmonitor {{\n  netflow {{\n{netflow}  }}\n}}\n"
 
 
 def exporter_pid(env: Node) -> int | None:
@@ -187,6 +188,16 @@ def test_apply_runs_an_exporter_whose_records_are_exact(node: Node, protocol: st
         applied(env, spec)
         assert exporter_pid(env) not in (None, first)
         add(expected, send(web_ns, 1))
+
+        # its config changed: replaced, and the successor goes on with the sequence
+        changed = env.tmp / "changed.herc"
+        changed.write_text(netflow_spec(port, protocol, "    idle_timeout 20s\n"), "utf-8")
+        assert plan_kinds(env, changed) == {"exporter.a": "replace"}
+        second = exporter_pid(env)
+        applied(env, changed)
+        assert exporter_pid(env) not in (None, second)
+        assert plan_kinds(env, changed) == {}
+        add(expected, send(web_ns, 2))
 
         # monitor dropped: the exporter goes, after sending what it holds
         assert plan_kinds(env, off) == {"exporter.a": "delete"}

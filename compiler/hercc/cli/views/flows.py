@@ -44,7 +44,7 @@ def render_top(node: str, talkers: Sequence[Talker], flows: int, when: str) -> s
         for t in talkers
     ]
     widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
-    left = 2  # source and destination are left-aligned, the numbers right-aligned
+    left = 3  # addresses and protocol are left-aligned, the numbers right-aligned
 
     def line(row: Sequence[str]) -> str:
         cells = [

@@ -21,7 +21,7 @@ from hercc.dataplane.attach import node_root, pin_dir
 from hercc.dataplane.config import DataplaneConfig, header_text
 from hercc.dataplane.layout import TC_ACT_OK
 from hercc.dataplane.program import TC
-from hercc.flows.records import merge
+from hercc.flows.records import FlowKey, merge
 from hercc.state.bpf_pins import pin_loaded
 from hercc.state.dataplane import LoadedProgram, compile_program
 from hercc.state.errors import BccUnavailable
@@ -79,6 +79,9 @@ def test_the_pinned_maps_hold_what_the_loader_sees(prog: LoadedProgram) -> None:
         assert set(taken) == set(gone)
         first = next(k for k in gone if k.src_port == 1)
         assert taken[first].packets == batch[first].packets + 1
+        known: dict[bytes, FlowKey] = {}
+        assert merge(maps.entries(known)) == merge(maps.entries(known))  # keys decoded once
+        assert set(known.values()) == set(batch) - set(gone)  # only the keys still there
         left = merge(maps.entries())
         assert set(left) == set(batch) - set(gone)
         counters = maps.counters(len(left))

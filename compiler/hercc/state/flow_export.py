@@ -74,6 +74,7 @@ class NodeMaps:
         self.node = node
         self.bpffs = bpffs
         self._registry = OwnedRegistry(node, state_dir)
+        self._known: dict[Path, dict[bytes, FlowKey]] = {}  # per object: its keys decoded
         self._maps: list[FlowMaps] = []
         self._where: dict[FlowKey, FlowMaps] = {}
         self._crowded: list[FlowKey] = []
@@ -83,8 +84,9 @@ class NodeMaps:
         self._maps = node_flow_maps(self.node, self.bpffs, self._registry.load())
         self._where, self._crowded = {}, []
         out: list[FlowEntry] = []
+        self._known = {m.directory: self._known.get(m.directory, {}) for m in self._maps}
         for maps in self._maps:
-            entries = maps.entries()
+            entries = maps.entries(self._known[maps.directory])
             for key, _ in entries:
                 self._where[key] = maps
             self._crowded += _least_recent(entries, maps.flows.max_entries)

@@ -5,9 +5,11 @@ The dataplane pins each object's maps under
 `node_flow_maps` opens every object of a node that has a flow map. Through
 libbpf (libbpf.so.1) with ctypes, as state/bpf_pins.py does:
 
-* `entries`: the flow map's entries with each CPU's counters, decoded by
-  state/dataplane.py's `flow_entry`. A per-CPU map's value is its value size
-  rounded up to 8 bytes, times the possible CPUs. Read with
+* `entries`: the flow map's entries with the counters of each CPU that saw
+  the flow (keys decoded by state/dataplane.py's `flow_key`, once per entry's
+  life: a caller that polls hands the same `known` dict back each time). A
+  per-CPU map's value is its value size rounded up to 8 bytes, times the
+  possible CPUs, unpacked in one pass (`FLOW_VALUE.iter_unpack`). Read with
   bpf_map_lookup_batch (one syscall per BATCH entries instead of two per
   entry: 60,000 flows in a few milliseconds), or key by key with
   bpf_map_get_next_key and bpf_map_lookup_elem where batches are refused.
@@ -33,8 +35,8 @@ from typing import Any
 
 from hercc.dataplane.attach import BPFFS, MAP_PREFIX, node_root, parse_object_name
 from hercc.dataplane.layout import COUNTERS, FLOW_KEY, FLOW_VALUE
-from hercc.flows.records import FlowKey
-from hercc.state.dataplane import FlowEntry, flow_entry
+from hercc.flows.records import FlowCounters, FlowKey
+from hercc.state.dataplane import FlowEntry, flow_key
 from hercc.state.errors import BccUnavailable, DataplaneError
 
 __all__ = ["BATCH", "FlowMaps", "MapInfo", "map_usage", "node_flow_maps", "read_counters"]
@@ -115,9 +117,9 @@ class FlowMaps:
         except DataplaneError:
             os.close(self._flows_fd)
             raise
-        if self.flows.key_size != FLOW_KEY.size:
+        if (self.flows.key_size, self.flows.value_size) != (FLOW_KEY.size, FLOW_VALUE.size):
             self.close()
-            raise DataplaneError(f"{directory}: the flow key layout differs from hercc's")
+            raise DataplaneError(f"{directory}: the flow map's layout differs from hercc's")
         self._raw: dict[FlowKey, bytes] = {}  # the last read's keys as the map holds them
         self._batches = True
 
@@ -139,22 +141,29 @@ class FlowMaps:
     def _stride(self, value_size: int) -> int:
         return (value_size + 7) // 8 * 8
 
-    def _split(self, raw: bytes) -> list[bytes]:
-        stride = self._stride(self.flows.value_size)
-        return [raw[i * stride : i * stride + FLOW_VALUE.size] for i in range(self._cpus)]
+    def _counters(self, raw: bytes) -> list[FlowCounters]:
+        """Each CPU's counters in a per-CPU value, those of CPUs that never saw the flow
+        left out (as `records.sum_cpus` would)."""
+        return [FlowCounters(*v) for v in FLOW_VALUE.iter_unpack(raw) if v[0]]
 
-    def entries(self) -> list[FlowEntry]:
-        """Every entry of the flow map, each CPU's counters apart."""
+    def entries(self, known: dict[bytes, FlowKey] | None = None) -> list[FlowEntry]:
+        """Every entry of the flow map with its CPUs' counters. `known`: raw key -> FlowKey
+        from the previous call, updated to this one's keys (decoding them is most of the cost)."""
         pairs = self._batch() if self._batches else None
         if pairs is None:
             self._batches = False
             pairs = list(self._one_by_one())
+        before = known.copy() if known is not None else {}
+        if known is not None:
+            known.clear()
         out: list[FlowEntry] = []
         self._raw = {}
-        for key, value in pairs:
-            entry = flow_entry(key, self._split(value))
-            self._raw[entry[0]] = key
-            out.append(entry)
+        for raw, value in pairs:
+            key = before.get(raw) or flow_key(raw)
+            if known is not None:
+                known[raw] = key
+            self._raw[key] = raw
+            out.append((key, self._counters(value)))
         return out
 
     def _batch(self) -> list[tuple[bytes, bytes]] | None:
@@ -205,7 +214,7 @@ class FlowMaps:
             if raw is None:
                 continue
             if self._lib.bpf_map_lookup_and_delete_elem(self._flows_fd, raw, value) == 0:
-                out.append(flow_entry(raw, self._split(value.raw)))
+                out.append((key, self._counters(value.raw)))
         if out:
             self._add_deleted(len(out))
         return out

@@ -51,6 +51,7 @@ class FakeReader:
     foreign: frozenset[str] = frozenset()
     asked: list[dict[str, Any]] = field(default_factory=list)
     probes: Path | None = None  # the probes' PID file it was asked to read
+    exporter: Path | None = None  # the state directory of the exporter it was asked to read
 
     def read(
         self,
@@ -72,10 +73,10 @@ class FakeReader:
                 "also": list(also),
                 "sysctls": sysctls,
                 "dataplane": list(dataplane),
-                "exporter": exporter,
             }
         )
         self.probes = probes
+        self.exporter = exporter
         return LiveState(self.state, self.foreign)
 
 

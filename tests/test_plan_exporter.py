@@ -25,12 +25,14 @@ from hercc.plan.desired import desired_state
 from hercc.plan.desired_exporter import exporter_resources
 from hercc.plan.executor.flow_exporter import ExporterFailed, FlowExporters
 from hercc.plan.executor.system import System
+from hercc.plan.node_service import read_live
 from hercc.resources.gateway_naming import HOST_NETNS
 from hercc.resources.model import ORDER, Resource
 from hercc.state.dataplane_status import MapStatus, ObjectStatus, ProgramStatus
 from hercc.state.exporter_proc import ExporterFiles, exporter_argv, exporter_of, read_exporter
 from hercc.sysio import procfs
 from tests.conftest import EXAMPLES
+from tests.test_node_service import FakeReader
 
 ATTRS = {
     "protocol": "v9",
@@ -94,6 +96,14 @@ def test_the_reader_keeps_only_a_recorded_exporter_that_runs(tmp_path: Path) -> 
     assert read_exporter("b", tmp_path, running.get) == []  # another node's
     other = {7: exporter_argv("a", tmp_path / "elsewhere", None)}
     assert read_exporter("a", tmp_path, other.get) == []  # another state directory's
+
+
+def test_read_live_asks_for_the_nodes_exporter_records(tmp_path: Path) -> None:
+    reader = FakeReader({})
+    read_live("a", {}, set(), reader, state_dir=tmp_path)
+    assert reader.exporter == tmp_path
+    read_live("a", {}, set(), reader, state_dir=None)
+    assert reader.exporter is None
 
 
 @dataclass

@@ -211,7 +211,10 @@ def test_apply_runs_an_exporter_whose_records_are_exact(node: Node, protocol: st
     assert files
     got: dict[tuple[str, str, int, int, int], list[int]] = {}
     for flow_file in files:
-        assert "Sequence failures: 0" in run(["nfdump", "-r", str(flow_file), "-I"])
+        stats = run(["nfdump", "-r", str(flow_file), "-I"])
+        assert "Sequence failures: 0" in stats
+        if "\nFlows: 0\n" in stats:
+            continue  # a minute without records: nfdump -o json says "No matching flows"
         add(got, {k: v[:2] for k, v in nfdump_counts(flow_file).items() if k in expected})
     errors = re.findall(r"Sequence Errors: (\d+), Bad Packets: (\d+)", nf_log.read_text())
     assert errors and all(e == ("0", "0") for e in errors), errors

@@ -10,7 +10,9 @@
  * no callback and no per-map eviction count. The programs count every flow
  * they insert (COUNT_FLOWS_CREATED) and every insert the map refused
  * (COUNT_FLOWS_FAILED); evictions = created - live entries - entries the
- * exporter deleted, which only the reader can work out.
+ * exporter deleted, which only the reader can work out. The exporter counts
+ * what it deletes in COUNT_FLOWS_DELETED (on CPU 0's slot), which no
+ * program touches, so every reader can work it out.
  */
 #ifndef HERCULES_ACCOUNT_H
 #define HERCULES_ACCOUNT_H
@@ -28,7 +30,8 @@ enum counter {
     COUNT_DROPPED = 2,
     COUNT_FLOWS_CREATED = 3,
     COUNT_FLOWS_FAILED = 4,
-    COUNTER_COUNT = 5,
+    COUNT_FLOWS_DELETED = 5,  /* written by the exporter (hercc.state.flow_maps) only */
+    COUNTER_COUNT = 6,
 };
 
 struct flow_key {

@@ -28,6 +28,7 @@ import pytest
 
 from hercc.cli.views.plan import NO_CHANGES
 from hercc.resources.naming import Naming
+from hercc.state.exporter_proc import exporter_of
 from hercc.state.probes import probe_of
 from hercc.sysio import procfs
 
@@ -125,6 +126,11 @@ class Node:
                 start = procfs.proc_start_time(pid)
                 if start is not None and probe_of(procfs.cmdline(pid) or []) is not None:
                     procfs.stop(pid, start)
+        for pids in self.state.glob("*.exporter.json"):  # the flow exporters
+            for pid in procfs.read_pid_file(pids).values():
+                start = procfs.proc_start_time(pid)
+                if start is not None and exporter_of(procfs.cmdline(pid) or []) is not None:
+                    procfs.stop(pid, start, timeout=10)
         deadline = time.monotonic() + 5
         for ns in sorted(p.name for p in Path("/run/netns").glob(f"{PREFIX}*")):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)

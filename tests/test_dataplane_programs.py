@@ -342,6 +342,7 @@ def test_accounting_counts_packets_bytes_and_flags(
         "dropped": 0,
         "flows_created": 1,
         "flows_failed": 0,
+        "flows_deleted": 0,
     }
 
 

@@ -588,8 +588,10 @@ def _synopsis() -> dict[str, str]:
             if not path:  # hercc --version, --help
                 last = ""
                 continue
-            # `lab` and `keys` have sub-commands: their path is two words
-            last = " ".join(path[:2]) if path[0] in ("lab", "keys") else path[0]
+            # `lab`, `keys`, `flows` and `dataplane` have sub-commands: their path is two words
+            last = (
+                " ".join(path[:2]) if path[0] in ("lab", "keys", "flows", "dataplane") else path[0]
+            )
             out[last] = out.get(last, "") + " " + line
         elif line.startswith(" ") and last:
             out[last] += " " + line

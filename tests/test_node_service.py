@@ -53,6 +53,7 @@ class FakeReader:
     asked: list[dict[str, Any]] = field(default_factory=list)
     probes: Path | None = None  # the probes' PID file it was asked to read
     ipsec: IpsecQuery | None = None  # the charon it was asked to read
+    exporter: Path | None = None  # the state directory of the exporter it was asked to read
 
     def read(
         self,
@@ -66,6 +67,7 @@ class FakeReader:
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
         ipsec: IpsecQuery | None = None,
+        exporter: Path | None = None,
     ) -> LiveState:
         self.asked.append(
             {
@@ -78,6 +80,7 @@ class FakeReader:
         )
         self.probes = probes
         self.ipsec = ipsec
+        self.exporter = exporter
         return LiveState(self.state, self.foreign)
 
 

@@ -174,6 +174,7 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
         "bpf.herc-prod/gw-gw-us/tc-ingress",
         "bpf.herc-prod/hv-web/xdp",  # fastpath xdp
         "bpf.herc-prod/wg-prod/tc-ingress",  # a layer-3 device: TC
+        "exporter.gamma",  # monitor netflow: the node's flow exporter (state/exporter_proc.py)
         "netns.herc-prod",
         "netns.herc-w-web",
         "nft.herc-prod/inet/hercules-gateways",
@@ -204,6 +205,14 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
     assert st["address.herc-w-web/eth0/10.20.2.2/32"].parent == veth.address
     assert st["wireguard.herc-prod/wg-prod"].attrs["private_key"] is None  # no keys given
     assert st["sysctl.herc-prod/net.ipv4.ip_forward"].attrs == {"value": "1"}
+    assert dict(st["exporter.gamma"].attrs) == {
+        "protocol": "ipfix",
+        "collectors": ["192.0.2.99:2055"],
+        "active_timeout_ms": 60_000,
+        "idle_timeout_ms": 15_000,
+        "sampling": 1,
+    }
+    assert st["exporter.gamma"].forces_new == set(st["exporter.gamma"].attrs)
 
 
 def test_sysctls_only_where_forwarding_or_workloads(reference: ir.IR) -> None:
@@ -599,7 +608,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 25 to add, 4 to change, 30 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 26 to add, 4 to change, 30 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

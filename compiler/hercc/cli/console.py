@@ -23,6 +23,10 @@ class Output(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def isatty(self) -> bool:
+        """Whether the stream it wraps is a terminal (`flows top` redraws in place there)."""
+        return self._stream.isatty()
+
     def write(self, text: str) -> int:
         if not self.lost:
             try:

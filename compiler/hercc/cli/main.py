@@ -31,7 +31,20 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import NoReturn, TextIO, cast
 
 from hercc import __version__
-from hercc.cli import build, check, diff, fmt, graph, keys, lab, plan_apply, route, summary
+from hercc.cli import (
+    build,
+    check,
+    dataplane,
+    diff,
+    flows,
+    fmt,
+    graph,
+    keys,
+    lab,
+    plan_apply,
+    route,
+    summary,
+)
 from hercc.cli.console import Console, Output
 from hercc.cli.exitcode import ExitCode
 from hercc.diagnostics import HerccError, SpecError, UsageError, render_json, render_text
@@ -57,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hercc {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for command in (check, build, fmt, route, graph, summary, keys, lab, diff, plan_apply):
+        command.register(sub)
+    for command in (flows, dataplane):
         command.register(sub)
     return p
 

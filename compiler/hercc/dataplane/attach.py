@@ -36,6 +36,7 @@ __all__ = [
     "PROG_PREFIX",
     "digest",
     "hook_id",
+    "node_root",
     "object_name",
     "parse_object_name",
     "pin_dir",
@@ -69,9 +70,14 @@ def digest(text: str, routes: Sequence[Mapping[str, Any]]) -> str:
     return h.hexdigest()[:_DIGEST_LEN]
 
 
+def node_root(node: str, bpffs: str = BPFFS) -> PurePosixPath:
+    """The directory of all a node's pinned objects (a directory per namespace)."""
+    return PurePosixPath(bpffs) / "hercules" / node
+
+
 def pin_root(node: str, ns: str, bpffs: str = BPFFS) -> PurePosixPath:
     """The directory of a node's pinned objects in namespace `ns`."""
-    return PurePosixPath(bpffs) / "hercules" / node / ns
+    return node_root(node, bpffs) / ns
 
 
 def object_name(hook: str, digest_: str) -> str:

@@ -40,8 +40,8 @@ XDP_REDIRECT = 4
 ROUTE_LOCAL = 1
 ROUTE_L3_DEVICE = 2
 
-# enum counter, in index order.
-COUNTERS = ("redirected", "passed", "dropped", "flows_created", "flows_failed")
+# enum counter, in index order (flows_deleted: written by the exporter, never by a program).
+COUNTERS = ("redirected", "passed", "dropped", "flows_created", "flows_failed", "flows_deleted")
 
 _ROUTE4_KEY = struct.Struct("=I4s")
 _ROUTE6_KEY = struct.Struct("=I16s")

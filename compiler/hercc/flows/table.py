@@ -8,9 +8,11 @@ time and returns the records due:
   the difference between the snapshot and what earlier records covered, so
   nothing is lost or counted twice however often snapshots are taken;
 - idle timeout: a flow whose last packet is idle_timeout old is exported and
-  its record closed. Its key stays in the map (the exporter does not delete
-  from it), so the table remembers how much it covered: if packets come
-  again, they start a new record;
+  its record closed. While its key stays in the map, the table remembers how
+  much it covered: if packets come again, they start a new record. An
+  exporter that deletes from the map (hercc.state.flow_export) asks which
+  flows are `idle`, deletes them with their final counters and hands those
+  to `retire`, which sends what came meanwhile and forgets the flow;
 - active timeout: a flow whose open record began active_timeout ago is
   exported with what it has, and a new record starts;
 - eviction: a key gone from the map (the LRU dropped it), or back with a
@@ -89,6 +91,48 @@ class FlowTable:
                 entry.seen = counters
             self._expire(key, entry, now_ns, out)
         self._last_poll_ns = now_ns
+        return out
+
+    def adopt(self, snapshot: Mapping[FlowKey, FlowCounters]) -> None:
+        """Take these counts as exported already (a successor to an exporter that died
+        without deleting what it had sent: counting them again would double them)."""
+        for key, counters in snapshot.items():
+            self._entries[key] = _Entry(counters, counters.packets, counters.octets)
+
+    def keys(self) -> list[FlowKey]:
+        return list(self._entries)
+
+    def idle(self, now_ns: int) -> list[FlowKey]:
+        """The flows with nothing pending whose last packet is idle_timeout old: what an
+        exporter deletes from the map, so that the LRU never has to evict a live flow."""
+        return [
+            key
+            for key, e in self._entries.items()
+            if e.record_first_ns is None and now_ns - e.seen.last_ns >= self._idle_ns
+        ]
+
+    def retire(
+        self, key: FlowKey, final: FlowCounters | None, reason: EndReason
+    ) -> list[FlowRecord]:
+        """The flow's map entry was deleted with `final` counters (None: it was gone
+        already): its last record, with what came since the snapshot, and the table forgets
+        it. An entry made again since the snapshot is the old one evicted and a new one."""
+        out: list[FlowRecord] = []
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return out
+        if final is None:
+            self._evict(key, entry, out)
+            return out
+        if final.first_ns != entry.seen.first_ns or final.packets < entry.seen.packets:
+            self._evict(key, entry, out)
+            entry = _Entry(final, record_first_ns=final.first_ns)
+        elif final.packets > entry.done_packets:
+            if entry.record_first_ns is None:
+                since = max(entry.seen.last_ns, self._last_poll_ns)
+                entry.record_first_ns = min(since, final.last_ns)
+            entry.seen = final
+        self._emit(key, entry, reason, out)
         return out
 
     def flush(self) -> list[FlowRecord]:

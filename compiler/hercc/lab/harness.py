@@ -266,6 +266,9 @@ class Lab:
             for pid, start in nodes.running_probes(self.node_dir, node):
                 if not stop(pid, start):
                     errors.append(f"the tunnel probe of {node} (pid {pid}) did not exit")
+            for pid, start in nodes.running_exporters(self.node_dir, node):
+                if not stop(pid, start, timeout=10):  # it sends what it holds first
+                    errors.append(f"the flow exporter of {node} (pid {pid}) did not exit")
         for ns in [*self.overlay_namespaces(), *reversed(self.namespaces)]:
             if not Path("/run/netns", ns).exists():
                 continue

@@ -9,7 +9,8 @@ exists and is not the node's is refused, wireguard-go runs in the node's
 underlay namespace (its --underlay-netns), and the lab's node directory is
 its --state-dir (the registry of the namespaces the node owns, `<node>.json`,
 its wireguard-go PIDs, `<node>.wireguard-go.json`, and their logs,
-`<node>.<interface>.log`; its tunnels' probes, `<node>.probes.json`).
+`<node>.<interface>.log`; its tunnels' probes, `<node>.probes.json`; its
+flow exporter, `<node>.exporter.json`).
 
 `withheld` is a desired state without the peers' endpoints and keepalives
 (and the tunnels' probes):
@@ -154,6 +155,19 @@ def running_probes(state_dir: str | Path, node: str) -> list[tuple[int, int]]:
     for pid in read_pid_file(probe_pid_file(state_dir, node)).values():
         start = proc_start_time(pid)
         if start is not None and probe_of(cmdline(pid) or []) is not None:
+            out.append((pid, start))
+    return out
+
+
+def running_exporters(state_dir: str | Path, node: str) -> list[tuple[int, int]]:
+    """(PID, start time) of the flow exporter the executor recorded for `node`, if it still
+    runs as one (state/exporter_proc.py): what `lab down` stops, by PID."""
+    from hercc.state.exporter_proc import ExporterFiles, exporter_of
+
+    out = []
+    for pid in read_pid_file(ExporterFiles(Path(state_dir), node).pid).values():
+        start = proc_start_time(pid)
+        if start is not None and exporter_of(cmdline(pid) or []) is not None:
             out.append((pid, start))
     return out
 

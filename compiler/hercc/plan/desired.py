@@ -66,6 +66,7 @@ from hercc import ir
 from hercc.backends import wireguard
 from hercc.diagnostics import OperationError
 from hercc.plan.desired_dataplane import dataplane_resources
+from hercc.plan.desired_exporter import exporter_resources
 from hercc.plan.desired_ipsec import ipsec_resources
 from hercc.plan.desired_tunnels import tunnel_resources
 from hercc.resources.canonical import canonical_allowed_ips, canonical_endpoint
@@ -294,7 +295,9 @@ def desired_state(
         here = [w for w in mine if w.network == m.network]
         out.extend(_membership(model, me, m, here, naming, keys))
     out.extend(tunnel_resources(model, me, naming, _private_fp(me, keys)))
-    out.extend(dataplane_resources(model, me, naming))
+    programs = list(dataplane_resources(model, me, naming))
+    out.extend(programs)
+    out.extend(exporter_resources(model, me, programs))
     out.extend(ipsec_resources(model, me))
     try:
         state_of(out)

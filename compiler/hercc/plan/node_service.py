@@ -81,6 +81,7 @@ class Reader(Protocol):
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
         ipsec: IpsecQuery | None = None,
+        exporter: Path | None = None,
     ) -> LiveState: ...
 
 
@@ -196,12 +197,13 @@ def read_live(
     sysctls (model.SYSCTL_DEFAULTS, plus any desired) and the nftables
     tables in every network namespace and every owned one that is not
     desired; the liveness probes recorded under `state_dir`
-    (state/probes.py); the eBPF attachments where the plan wants some (and
-    where the node pinned programs); the IPsec connections in charon (`vici`)
-    when the plan wants some or the node recorded some. The reader returns the
-    state as is: the rules it shares with the desired state (veth pairs,
-    sysctl defaults, private key fingerprints, link-local addresses) are
-    applied by hercc.state and hercc.resources.
+    (state/probes.py) and its flow exporter (state/exporter_proc.py); the
+    eBPF attachments where the plan wants some (and where the node pinned
+    programs); the IPsec connections in charon (`vici`) when the plan wants
+    some or the node recorded some. The reader returns the state as is: the
+    rules it shares with the desired state (veth pairs, sysctl defaults,
+    private key fingerprints, link-local addresses) are applied by
+    hercc.state and hercc.resources.
     """
     owned = frozenset(owned)
     desired_ns = {r.id for r in desired.values() if r.kind == "netns"}
@@ -219,6 +221,7 @@ def read_live(
         probes=None if state_dir is None else probe_pid_file(state_dir, node),
         dataplane=sorted({r.id_as(BpfId).ns for r in desired.values() if r.kind == "bpf"}),
         ipsec=ipsec_query(vici, state_dir, node, desired),
+        exporter=None if state_dir is None else Path(state_dir),
     )
     return dict(live.state), frozenset(live.foreign)
 

@@ -20,6 +20,7 @@ __all__ = [
     "SHAPES",
     "AddressId",
     "BpfId",
+    "ExporterId",
     "HaproxyId",
     "IdT",
     "InterfaceId",
@@ -40,6 +41,12 @@ class NetnsId(NamedTuple):
     """netns "<NS>"."""
 
     ns: str
+
+
+class ExporterId(NamedTuple):
+    """exporter "<node>"."""
+
+    node: str
 
 
 class InterfaceId(NamedTuple):
@@ -118,6 +125,7 @@ ResourceId = (
     | NftId
     | BpfId
     | IpsecId
+    | ExporterId
     | HaproxyId
 )
 IdT = TypeVar(
@@ -131,6 +139,7 @@ IdT = TypeVar(
     NftId,
     BpfId,
     IpsecId,
+    ExporterId,
     HaproxyId,
 )
 
@@ -147,6 +156,7 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "probe": InterfaceId,
     "bpf": BpfId,
     "ipsec": IpsecId,
+    "exporter": ExporterId,
     "haproxy": HaproxyId,
 }
 

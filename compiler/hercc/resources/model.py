@@ -52,6 +52,11 @@ typed shapes are in resources/ids.py):
                                           (a marker, never a fingerprint; sensitive), child
                                           (the CHILD_SA's state); content: what the executor
                                           loads, without the key
+  exporter   "<node>"                     the node's flow exporter, `hercc flows export`, a
+                                          process (state/exporter_proc.py); attrs: protocol,
+                                          collectors (list), active_timeout_ms,
+                                          idle_timeout_ms, sampling; all force a new one.
+                                          After the programs whose maps it reads.
   haproxy    "<NS>/<gateway>"             a gateway's HAProxy running in NS; attrs: config
                                           (digest), servers (resources/haproxy.py)
 
@@ -123,6 +128,7 @@ KINDS = (
     "nft",
     "probe",
     "bpf",
+    "exporter",
     "ipsec",
     "haproxy",
 )
@@ -139,6 +145,9 @@ FORCES_NEW: Mapping[str, frozenset[str]] = {
     "veth": frozenset({"peer_netns", "peer_ifname"}),
     "probe": frozenset({"target", "interval"}),  # a process's arguments
     "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
+    "exporter": frozenset(
+        {"protocol", "collectors", "active_timeout_ms", "idle_timeout_ms", "sampling"}
+    ),  # a process's config, read once when it starts
 }
 
 OWNER_ALIAS = "hercules"  # interface alias prefix marking what Hercules created

@@ -34,6 +34,7 @@ __all__ = [
     "ProgramRun",
     "compile_program",
     "flow_entry",
+    "flow_key",
 ]
 
 # one entry of the flow map: its key, and each CPU's counters (hercc.flows.records)
@@ -249,9 +250,14 @@ class LoadedProgram:
 
 def flow_entry(key: bytes, per_cpu: Iterable[bytes]) -> FlowEntry:
     """A flow map entry from its raw key and per-CPU values (dataplane/account.h's layout)."""
+    return flow_key(key), [FlowCounters(*FLOW_VALUE.unpack(raw)) for raw in per_cpu]
+
+
+def flow_key(key: bytes) -> FlowKey:
+    """A flow map's raw key as a FlowKey (the key half of `flow_entry`)."""
     saddr, daddr, sport, dport, ifindex, proto, family, direction = FLOW_KEY.unpack(key)
     size = 4 if family == 4 else 16
-    flow_key = FlowKey(
+    return FlowKey(
         src=ipaddress.ip_address(saddr[:size]),
         dst=ipaddress.ip_address(daddr[:size]),
         src_port=sport,
@@ -260,7 +266,6 @@ def flow_entry(key: bytes, per_cpu: Iterable[bytes]) -> FlowEntry:
         ifindex=ifindex,
         direction=Direction(direction),
     )
-    return flow_key, [FlowCounters(*FLOW_VALUE.unpack(raw)) for raw in per_cpu]
 
 
 def _per_cpu(values: Any) -> Iterator[bytes]:

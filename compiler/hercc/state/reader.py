@@ -20,6 +20,9 @@ Three boundaries stand in front of the system, each swappable by a fake:
                    in the namespaces asked for (`dataplane=`).
   Vici             a charon's connections, keys and SAs (hercc.state.ipsec; ViciSocket:
                    the VICI socket), read only when asked for (`ipsec=`).
+  the exporter     the node's flow exporter, by the PID and config recorded under the
+                   state directory asked for (`exporter=`; hercc.state.exporter_proc:
+                   /proc/PID/cmdline).
 
 `StateReader.read` turns them into a `LiveState`: the owned resources and the
 names that exist but are not ours.
@@ -96,6 +99,7 @@ from hercc.resources.naming import WORKLOAD_IFNAME
 from hercc.resources.sysctl import sysctl_default
 from hercc.state.bpf import Bpf, BpfCli, read_bpf
 from hercc.state.errors import WireGuardUnavailable
+from hercc.state.exporter_proc import read_exporter
 from hercc.state.ipsec import IpsecQuery, read_ipsec
 from hercc.state.netlink import (
     IFA_F_PERMANENT,
@@ -189,6 +193,7 @@ class StateReader:
         probes: Path | None = None,
         dataplane: Iterable[str] = (),
         ipsec: IpsecQuery | None = None,
+        exporter: Path | None = None,
     ) -> LiveState:
         """The owned state of `node` and the foreign names next to it.
 
@@ -202,6 +207,8 @@ class StateReader:
         `dataplane`: the namespaces whose eBPF attachments to read (state/bpf.py); they are
         read too in those of `tables` where the node pinned programs.
         `ipsec`: the charon and the record of the node's IPsec connections (state/ipsec.py).
+        `exporter`: the state directory where the node's flow exporter is recorded
+        (state/exporter_proc.py).
         """
         owned_set = set(owned)
         existing = set(self.netlink.namespaces())
@@ -241,6 +248,8 @@ class StateReader:
             conns, others = read_ipsec(ipsec)
             resources += conns
             foreign |= others
+        if exporter is not None:
+            resources += read_exporter(node, exporter)
         return LiveState(state=state_of(resources), foreign=frozenset(foreign))
 
     def _snapshot(self, ns: str, cache: dict[str, NsSnapshot | None]) -> NsSnapshot | None:

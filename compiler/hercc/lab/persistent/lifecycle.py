@@ -182,6 +182,9 @@ def _teardown(state: LabState) -> list[str]:
     victims = [(i.pid, i.start_time) for i in state.interfaces if i.pid and i.start_time]
     if state.apply_dir:  # the nodes' tunnel probes, as the executor recorded them
         victims += [p for h in state.hosts for p in nodes.running_probes(state.apply_dir, h.node)]
+        victims += [
+            p for h in state.hosts for p in nodes.running_exporters(state.apply_dir, h.node)
+        ]
     if state.status != "up":
         victims += _strays(state)
     for pid, start in dict.fromkeys((p, s) for p, s in victims if p is not None and s):

@@ -20,7 +20,8 @@ Per kind (ids as in resources/model.py):
   address    pyroute2 addr add/del (IPv6 with nodad).
   peer       driver.set_peer / remove_peer; secrets resolved from fingerprints (a
              preshared key through the KeyLookup by the peer's node, its label).
-  veth       the pair with both ends in their namespaces, aliased and up.
+  veth       the pair with both ends in their namespaces, aliased and up (Veths,
+             hercc.plan.executor.veths); an MTU changes in place.
   route      pyroute2 route add/del (onlink when `via` is given).
   nft        the table's ruleset (the resource's content) checked and loaded
              with `nft -f -` in NS, replacing it whole; delete `nft delete table`
@@ -31,6 +32,10 @@ Per kind (ids as in resources/model.py):
   bpf        a dataplane program compiled, pinned and attached at a hook of an
              interface; delete detaches exactly ours and unpins what nothing uses
              (BpfAttachments, hercc.plan.executor.bpf_attach).
+  exporter   the node's flow exporter, `hercc flows export` detached, its sockets
+             in the underlay namespace, its PID recorded in
+             STATE_DIR/<node>.exporter.json; delete stops it by PID, after its
+             last export (FlowExporters, hercc.plan.executor.flow_exporter).
   haproxy    a gateway's HAProxy, and ipsec, a node's connections in charon: handed to the
              executors in `kinds` (executor/haproxy.py, executor/ipsec.py).
 
@@ -53,7 +58,7 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Executor, Restore
@@ -65,9 +70,11 @@ from hercc.plan.executor.errors import (
     InjectedFailure,
     SecretUnavailable,
 )
+from hercc.plan.executor.flow_exporter import FlowExporters
 from hercc.plan.executor.nft_tables import NftTables
 from hercc.plan.executor.probes import Probes
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
+from hercc.plan.executor.veths import Veths
 from hercc.plan.executor.wireguard_go import WireGuardGo
 from hercc.resources.canonical import canonical_private_key
 from hercc.resources.errors import MalformedId
@@ -86,6 +93,14 @@ from hercc.sysio.process import netns_argv
 __all__ = ["SystemExecutor"]
 
 FAIL_ENV = "HERCC_FAIL_AT"
+
+
+class _Kind(Protocol):
+    """A kind's own executor (Veths, NftTables, Probes, BpfAttachments, FlowExporters)."""
+
+    def create(self, r: Resource) -> None: ...
+
+    def delete(self, r: Resource) -> Restore: ...
 
 
 def _id(resource: Resource, shape: type[IdT]) -> IdT:
@@ -133,6 +148,16 @@ class SystemExecutor:
         self.nft = NftTables(self.sys)
         self.probes = Probes(self.sys, node, Path(state_dir))
         self.bpf = BpfAttachments(self.sys, node)
+        self.exporters = FlowExporters(self.sys, node, Path(state_dir), underlay_ns)
+        # the kinds whose create and delete are another object's, as they are
+        self._delegates: dict[str, _Kind] = {
+            "veth": Veths(self.sys, self.alias),
+            "nft": self.nft,
+            "probe": self.probes,
+            "bpf": self.bpf,
+            "exporter": self.exporters,
+        }
+        # the kinds that are another executor's whole, update too (haproxy, ipsec)
         self.kinds = dict(kinds or {})
 
     # ------------------------------------------------------------ protocol
@@ -141,6 +166,8 @@ class SystemExecutor:
         self._hook(resource.address)
         if resource.kind in self.kinds:
             return self.kinds[resource.kind].create(resource)
+        if resource.kind in self._delegates:
+            return self._delegates[resource.kind].create(resource)
         getattr(self, f"_create_{resource.kind}", self._unknown)(resource)
 
     def update(self, before: Resource, after: Resource, changed: Sequence[str]) -> None:
@@ -172,6 +199,8 @@ class SystemExecutor:
         self._hook(resource.address)
         if resource.kind in self.kinds:
             return self.kinds[resource.kind].delete(resource)
+        if resource.kind in self._delegates:
+            return self._delegates[resource.kind].delete(resource)
         restore: Restore = getattr(self, f"_delete_{resource.kind}", self._unknown)(resource)
         return restore
 
@@ -181,12 +210,6 @@ class SystemExecutor:
         if self.fail_at is not None and address == self.fail_at:
             self.fail_at = None  # once: the rollback must go through
             raise InjectedFailure(f"injected failure at {address} ({FAIL_ENV})")
-
-    def _create_probe(self, r: Resource) -> None:
-        self.probes.create(r)
-
-    def _delete_probe(self, r: Resource) -> Restore:
-        return self.probes.delete(r)
 
     def _unknown(self, resource: Resource) -> Any:
         raise ExecutorError(f"{resource.address}: unknown kind {resource.kind!r} here")
@@ -373,54 +396,6 @@ class SystemExecutor:
         ns, dst = _id(r, RouteId)
         self.sys.route("del", ns, dst, str(r.attrs["dev"]), r.attrs.get("via"))
         return lambda: self._create_route(r)
-
-    def _create_nft(self, r: Resource) -> None:
-        self.nft.create(r)
-
-    def _delete_nft(self, r: Resource) -> Restore:
-        return self.nft.delete(r)
-
-    def _create_bpf(self, r: Resource) -> None:
-        self.bpf.create(r)
-
-    def _delete_bpf(self, r: Resource) -> Restore:
-        return self.bpf.delete(r)
-
-    # ------------------------------------------------------------ veth
-
-    def _create_veth(self, r: Resource) -> None:
-        ns, host = _id(r, InterfaceId)
-        peer_ns = r.attrs.get("peer_netns")
-        peer_if = r.attrs.get("peer_ifname")
-        if not peer_ns or not peer_if:
-            raise ExecutorError(f"{r.address}: needs peer_netns and peer_ifname")
-        mtu = [*(["mtu", str(r.attrs["mtu"])] if r.attrs.get("mtu") else [])]
-        peer = ["peer", "name", peer_if, *mtu, "netns", peer_ns]
-        self.sys.run(ip_argv(ns, ["link", "add", host, *mtu, "type", "veth", *peer]))
-        try:
-            self.sys.run(ip_argv(ns, ["link", "set", host, "alias", self.alias, "up"]))
-            self.sys.run(ip_argv(peer_ns, ["link", "set", peer_if, "alias", self.alias, "up"]))
-            self.sys.run(ip_argv(peer_ns, ["link", "set", "lo", "up"]))
-        except OperationError:
-            with contextlib.suppress(OperationError):
-                self.sys.run(ip_argv(ns, ["link", "del", host]))
-            raise
-
-    def _delete_veth(self, r: Resource) -> Restore:
-        ns, host = _id(r, InterfaceId)
-        try:
-            self.sys.run(ip_argv(ns, ["link", "del", host]))
-        except CommandFailed:
-            if not self._gone(ns, host):
-                raise
-        return lambda: self._create_veth(r)
-
-    def _gone(self, ns: str, ifname: str) -> bool:
-        try:
-            self.sys.run(ip_argv(ns, ["link", "show", ifname]))
-        except CommandFailed:
-            return True
-        return False
 
     # ------------------------------------------------------------ peer
 

@@ -50,7 +50,8 @@ A route with a `via` outside the prefixes of its `dev` is added onlink.
 And per gateway tunnel of the node, in the namespace of the network it
 serves: its WireGuard interface, addresses, route, peer, and per such
 namespace its nftables table (plan/desired_tunnels.py). With a dataplane, the
-attachments of its eBPF programs (plan/desired_dataplane.py).
+attachments of its eBPF programs (plan/desired_dataplane.py). Its enterprise
+links: bridges, their ports, VXLANs and VLANs (plan/desired_links.py).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from hercc import ir
 from hercc.backends import wireguard
 from hercc.diagnostics import OperationError
 from hercc.plan.desired_dataplane import dataplane_resources
+from hercc.plan.desired_links import link_resources
 from hercc.plan.desired_tunnels import tunnel_resources
 from hercc.resources.canonical import canonical_allowed_ips, canonical_endpoint
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
@@ -293,6 +295,7 @@ def desired_state(
         out.extend(_membership(model, me, m, here, naming, keys))
     out.extend(tunnel_resources(model, me, naming, _private_fp(me, keys)))
     out.extend(dataplane_resources(model, me, naming))
+    out.extend(link_resources(model, me, naming))
     try:
         state_of(out)
     except ValueError as exc:

@@ -42,7 +42,7 @@ class NetnsId(NamedTuple):
 
 
 class InterfaceId(NamedTuple):
-    """wireguard, veth and probe "<NS>/<IF>"."""
+    """wireguard, veth, probe, bridge, vxlan, vlan and port "<NS>/<IF>"."""
 
     ns: str
     ifname: str
@@ -119,6 +119,10 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "peer": PeerId,
     "nft": NftId,
     "probe": InterfaceId,
+    "bridge": InterfaceId,
+    "vxlan": InterfaceId,
+    "vlan": InterfaceId,
+    "port": InterfaceId,
     "bpf": BpfId,
     "haproxy": HaproxyId,
 }

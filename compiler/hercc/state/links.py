@@ -7,18 +7,29 @@ come back as `port` resources (and stay foreign by name: the plan never
 creates or deletes them). Attributes as plan/desired_links.py writes them;
 a VXLAN's `dev` is the name of its underlay interface (IFLA_VXLAN_LINK), None
 when it has none.
+
+`vlan_unavailable_reason` says whether this kernel can make 802.1Q
+sub-interfaces at all, by trying in a throwaway namespace (the only sure
+test: 8021q may be built in, a loadable module, or missing).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
+
 from hercc.resources.ids import InterfaceId, format_id
 from hercc.resources.model import FORCES_NEW, Resource
+from hercc.state.errors import StateError
 from hercc.state.netlink import Link, NsSnapshot
 from hercc.state.registry import is_owner_alias
+from hercc.sysio.process import run
 
-__all__ = ["L2_KINDS", "l2_link", "ports"]
+__all__ = ["L2_KINDS", "VLAN_UNSUPPORTED", "l2_link", "ports", "vlan_unavailable_reason"]
 
 L2_KINDS = frozenset({"bridge", "vxlan", "vlan"})
+VLAN_UNSUPPORTED = "the kernel has no 802.1Q VLAN support (8021q): Operation not supported"
 
 
 def _names(snap: NsSnapshot) -> dict[int, str]:
@@ -80,3 +91,30 @@ def ports(snap: NsSnapshot, node: str) -> list[Resource]:
         for lk in snap.links
         if lk.master in ours and not is_owner_alias(lk.alias, node)
     ]
+
+
+def vlan_unavailable_reason() -> str | None:
+    """Why 802.1Q sub-interfaces cannot be made here (EOPNOTSUPP: no 8021q), or None."""
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+    ns = f"hercc-vlan-probe-{os.getpid()}-{threading.get_ident() % 100000}"
+    run(["ip", "netns", "add", ns], timeout=10, error=StateError)
+    try:
+        with IPRoute(netns=ns, flags=0) as ipr:
+            ipr.link("add", ifname="p0", kind="veth", peer="p1")
+            try:
+                ipr.link(
+                    "add",
+                    ifname="p0.2",
+                    kind="vlan",
+                    link=ipr.link_lookup(ifname="p0")[0],
+                    vlan_id=2,
+                )
+            except NetlinkError as exc:
+                if exc.code == errno.EOPNOTSUPP:
+                    return VLAN_UNSUPPORTED
+                raise StateError(f"cannot try a VLAN here: {os.strerror(exc.code)}") from None
+        return None
+    finally:
+        run(["ip", "netns", "del", ns], timeout=10, error=StateError, check=False)

@@ -23,15 +23,15 @@ from hercc.resources.gateway_naming import netns_arg
 from hercc.state import bpf_load as bpf_objects
 from hercc.state.bpf import Attachment, BpfCli, attachments_of
 from hercc.state.bpf_pins import PinnedObject
+from hercc.state.links import VLAN_UNSUPPORTED
 from hercc.state.probes import ProcProbes
 from hercc.sysio import process, procfs
 
-__all__ = ["VLAN_UNSUPPORTED", "LinuxSystem", "Process", "System", "ip_argv"]
+__all__ = ["LinuxSystem", "Process", "System", "ip_argv"]
 
 TIMEOUT = 15.0
 IFA_F_NODAD = 0x02
 RTNH_F_ONLINK = 0x04
-VLAN_UNSUPPORTED = "the kernel has no 802.1Q VLAN support (8021q): Operation not supported"
 
 
 class Process(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hercc.cli import plan_gateway
@@ -64,6 +65,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="",
         metavar="P",
         help="put P in front of every namespace name (tests, labs)",
+    )
+    p.add_argument(
+        "--links-netns",
+        metavar="NS",
+        help="where the enterprise links (VXLAN, VLAN, bridges) live (default: the host's)",
     )
     p.add_argument(
         "--state-dir",
@@ -136,7 +142,7 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
     where = keys_dir(args)
     keys = DirKeys(where) if where is not None else None
     lookup: KeyLookup | None = keys
-    naming = naming_for(args.netns_prefix)
+    naming = replace(naming_for(args.netns_prefix), links_netns=args.links_netns)
     return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), psks=keys)
 
 

@@ -53,6 +53,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
+from hercc.lab.far_sides import build_all, far_sides, join_all
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
@@ -221,6 +222,8 @@ class Lab:
             for gw in self.model.gateways:  # written, so that `lab plan|apply` finds them
                 self.keys.private_key_file(gateway_owner(gw.name))
             build_underlay(self.topology, self.namespaces)
+            far = far_sides(self.model, self.topology)  # enterprise links' far ends
+            build_all(far, self.namespaces)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
@@ -235,6 +238,7 @@ class Lab:
             self.public.gateways_up(self.keys, self.daemons)  # listening before the nodes dial
             self.timings["gateways"] = time.monotonic() - start
             self._apply_all(io, withhold=False)
+            join_all(far)
             self.timings["dialling"] = time.monotonic() - start
             self._wait_handshakes(io)
             self.timings["handshakes"] = time.monotonic() - start

@@ -29,6 +29,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.daemons import Daemon
+from hercc.lab.far_sides import far_namespaces, far_sides
 from hercc.lab.harness import WG_RUN_DIR
 from hercc.lab.keys import gateway_owner
 from hercc.lab.public import GatewayHost, Internet
@@ -80,10 +81,11 @@ class Interface:
 
 @dataclass
 class Endpoint:
-    """A source and destination of `check`: a node's member namespace or a workload."""
+    """A source and destination of `check`: a node's member namespace, a workload, or an
+    end of an enterprise link (lab/far_sides.py)."""
 
-    name: str  # node@network or the workload's name
-    kind: str  # node | workload
+    name: str  # node@network, the workload's name, or near:<link> / far:<link>
+    kind: str  # node | workload | enterprise
     network: str
     ns: str
     addresses: list[str]
@@ -273,7 +275,8 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     state.blocks = list(p.blocks)
     state.gateways = list(p.gateways)
     state.internet = p.internet
-    state.namespaces = list(p.namespaces())
+    far = far_sides(model, p)
+    state.namespaces = [*p.namespaces(), *far_namespaces(far)]
     state.interfaces = [
         Interface(
             name=m.wg_if,
@@ -321,6 +324,11 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
         for w in p.workloads
     ]
     state.targets = exec_targets(p)
+    for end in (e for side in far for e in side.endpoints()):  # enterprise links' two ends
+        state.endpoints.append(
+            Endpoint(end.name, "enterprise", end.network, end.ns, [*end.addresses], end.node)
+        )
+        state.targets[end.name] = end.ns
 
 
 def exec_targets(p: Topology) -> dict[str, str]:

@@ -31,8 +31,8 @@ before Hercules: a veth whose other end `eth0` is in `<p>-ep-<node>-<IF>`.
 
 `lab check` pings across each VXLAN's segment both ways (`near:<name>`,
 `far:<name>`, also `lab exec` targets). This kernel has no 8021q: there the
-lab's nodes leave their VLANs out (`runnable`), saying so in the lab's
-plan, and a machine with it runs them.
+lab's nodes leave their VLANs (and their addresses) out of their desired
+state (`runnable`), and a machine with it runs them.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ class VxlanFar:
 
     def build(self, created: list[str]) -> None:
         """Made afresh: what a `lab apply` finds of it goes first (its VNI may have changed)."""
+        if _has_link(self.underlay_ns, self.underlay_port):
+            # a namespace goes in the background: its veths' other ends with it, later
+            ip_batch([f"link del {self.underlay_port}"], ns=self.underlay_ns)
         for ns in reversed(self.namespaces()):
             if _exists(ns):
                 run(["ip", "netns", "del", ns], timeout=TIMEOUT, error=LabError)

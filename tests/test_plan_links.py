@@ -5,7 +5,7 @@ snapshots (ports of our bridges read, never owned); the differ (a VNI or
 remote change is a replacement, "-/+", a port's bridge an in-place update);
 conflicts (a missing port, a name that is not ours); and the exact netlink
 requests the executor sends, both as it names them and as pyroute2's
-arguments (golden: tests/golden/enterprise/netlink/, HERCC_UPDATE_GOLDEN=1).
+arguments (golden: tests/golden/netlink/, HERCC_UPDATE_GOLDEN=1).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.goldentools import match_golden
 from tests.test_executor import NODE, rig
 from tests.test_state import FakeNetlink, FakeSysctl, FakeWireGuard
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "enterprise" / "netlink"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "netlink"
 L2 = ("bridge", "vxlan", "vlan", "port")
 HOST = "(host)"
 ALIAS = f"{OWNER_ALIAS}:{NODE}"

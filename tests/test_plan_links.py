@@ -240,3 +240,22 @@ def test_update_and_failed_creation(model: ir.IR, tmp_path: Path) -> None:
     with pytest.raises(OperationError, match="EPERM"):
         r.executor.create(vx)
     assert [args[1] for _, args in r.system.calls] == ["add", "set", "del"]
+
+
+def test_links_netns_is_an_option_of_nodes(tmp_path: Path) -> None:
+    import io
+
+    from hercc.cli import main as cli
+
+    args = cli.parser().parse_args(["plan", "s.herc", "--node", "a", "--links-netns", "lab-n-a"])
+    assert args.links_netns == "lab-n-a"
+    spec = tmp_path / "spec.herc"
+    spec.write_text(
+        "network prod { range 10.20.0.0/16 }\n"
+        "node a { network prod; endpoint 192.0.2.10:51820 }\n"
+        "gateway gw1 { address 203.0.113.1; listen 80; tunnel 7443 }\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["apply", str(spec), "--gateway", "gw1", "--links-netns", "x"]
+    assert cli.main(argv, out, err) == 2
+    assert "--links-netns is for nodes" in err.getvalue()

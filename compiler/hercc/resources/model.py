@@ -30,8 +30,9 @@ typed shapes are in resources/ids.py):
   vxlan      "<NS>/<IF>"                  an enterprise VXLAN device; attrs: vni, local,
                                           remote, port, mtu (its underlay's less the 50-byte
                                           overhead), bridge (its master, or null), up; live
-                                          also dev (the underlay interface holding `local`);
-                                          vni, local, remote, port and dev force a new one
+                                          also dev (the underlay interface holding `local`,
+                                          never compared); vni, local, remote and port
+                                          force a new one
   vlan       "<NS>/<IF>"                  an 802.1Q sub-interface; attrs: parent (an existing
                                           interface), vlan_id (both force a new one), up
   port       "<NS>/<IF>"                  an existing interface attached to a bridge of ours:
@@ -146,7 +147,7 @@ FORCES_NEW: Mapping[str, frozenset[str]] = {
     "veth": frozenset({"peer_netns", "peer_ifname"}),
     "probe": frozenset({"target", "interval"}),  # a process's arguments
     # the kernel cannot change these on a live VXLAN (networkd ignores a VNI change in place)
-    "vxlan": frozenset({"vni", "local", "remote", "port", "dev"}),
+    "vxlan": frozenset({"vni", "local", "remote", "port"}),
     "vlan": frozenset({"parent", "vlan_id"}),
     "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
 }

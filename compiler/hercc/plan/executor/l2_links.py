@@ -18,7 +18,7 @@ A device Hercules makes carries the node's alias (`hercules:<node>`), set in
 the second request, since the kernel ignores IFLA_IFALIAS on a new link; if
 that fails, the new device is deleted again. Delete is `del {ifname}`
 (already gone is fine), restored by creating it again from the live
-resource. A VXLAN's vni, local, remote, port and dev never change in place
+resource. A VXLAN's vni, local, remote and port never change in place
 (resources/model.FORCES_NEW): the plan replaces it.
 """
 

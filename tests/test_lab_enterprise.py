@@ -107,6 +107,12 @@ def test_what_the_lab_cannot_run(tmp_path: Path) -> None:
         model = compile_spec(str(_vxlan_spec(tmp_path, node, remote)), use_lock=False).ir
         with pytest.raises(LabError, match=why):
             l2_far_sides(model, topology.topology_of(model, "hx"))
+    six = _vxlan_spec(tmp_path).read_text().replace("local 192.0.2.11", "local 2001:db8::1")
+    six = six.replace("remote 192.0.2.200", "remote 2001:db8::2")
+    (tmp_path / "six.herc").write_text(six)
+    model = compile_spec(str(tmp_path / "six.herc"), use_lock=False).ir
+    with pytest.raises(LabError, match="the lab's underlay is IPv4 only"):
+        l2_far_sides(model, topology.topology_of(model, "hx"))
 
 
 def test_vlans_are_left_out_without_8021q(monkeypatch: pytest.MonkeyPatch) -> None:

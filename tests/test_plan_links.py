@@ -259,3 +259,36 @@ def test_links_netns_is_an_option_of_nodes(tmp_path: Path) -> None:
     argv = ["apply", str(spec), "--gateway", "gw1", "--links-netns", "x"]
     assert cli.main(argv, out, err) == 2
     assert "--links-netns is for nodes" in err.getvalue()
+
+
+def test_a_vxlan_over_ipv6(tmp_path: Path) -> None:
+    """Its addresses go in vxlan_local6 and vxlan_group6, and are read back from them."""
+    r = rig(tmp_path)
+    attrs = {"vni": 7, "local": "2001:db8::1", "remote": "2001:db8::2", "port": 4789}
+    vx = Resource("vxlan", f"{HOST}/vx-six", {**attrs, "mtu": 1450, "bridge": None, "up": True})
+    r.executor.create(vx)
+    assert r.system.calls[0] == (
+        "link",
+        (
+            HOST,
+            "add",
+            {
+                "ifname": "vx-six",
+                "kind": "vxlan",
+                "vxlan_id": 7,
+                "vxlan_local6": "2001:db8::1",
+                "vxlan_group6": "2001:db8::2",
+                "vxlan_port": 4789,
+                "mtu": 1450,
+            },
+        ),
+    )
+    data = (
+        ("IFLA_VXLAN_GROUP6", "2001:db8::2"),
+        ("IFLA_VXLAN_ID", 7),
+        ("IFLA_VXLAN_LOCAL6", "2001:db8::1"),
+        ("IFLA_VXLAN_PORT", 4789),
+    )
+    snap = NsSnapshot(HOST, links=(Link(3, "vx-six", "vxlan", ALIAS, 1450, True, data=data),))
+    (live,) = _read(snap).state.values()
+    assert {k: live.attrs[k] for k in attrs} == attrs

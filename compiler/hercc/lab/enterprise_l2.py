@@ -22,7 +22,8 @@ address (reference.herc's alpha) nothing is added, and otherwise `local/32`
 is (the far end finds it by ARP on the bridge, as it finds every /32 there).
 A nat node's uplink is behind its NAT router, which the far end cannot
 reach: such a VXLAN cannot run in the lab (LabError), nor can a `remote`
-that is another lab address.
+that is another lab address, nor a VXLAN over IPv6 (the lab's underlay is
+IPv4).
 
 For each node with links (PortStandIns), every existing interface they
 name (a bridge's port, a VLAN's parent: NodeLinks.attachments) that the
@@ -230,6 +231,8 @@ def l2_far_sides(model: ir.IR, t: Topology) -> Sequence[FarSide]:
                 f"vxlan {v.name}: node {v.node} is behind NAT in the lab, where its far end "
                 f"at {v.remote} could not reach its local address {v.local}"
             )
+        if ipaddress.ip_address(v.local).version != 4:
+            raise LabError(f"vxlan {v.name}: the lab's underlay is IPv4 only ({v.local})")
         if v.remote in taken:
             raise LabError(f"vxlan {v.name}: its remote {v.remote} is {taken[v.remote]}'s")
         taken[v.remote] = f"the far end of vxlan {v.name}"

@@ -54,8 +54,8 @@ def l2_link(link: Link, snap: NsSnapshot) -> Resource:
             ident,
             {
                 "vni": data.get("IFLA_VXLAN_ID"),
-                "local": data.get("IFLA_VXLAN_LOCAL"),
-                "remote": data.get("IFLA_VXLAN_GROUP"),
+                "local": data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6"),
+                "remote": data.get("IFLA_VXLAN_GROUP") or data.get("IFLA_VXLAN_GROUP6"),
                 "port": data.get("IFLA_VXLAN_PORT"),
                 "mtu": link.mtu,
                 "bridge": master,

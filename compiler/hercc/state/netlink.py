@@ -38,7 +38,9 @@ INFO_DATA = frozenset(
     {
         "IFLA_VXLAN_ID",
         "IFLA_VXLAN_LOCAL",
+        "IFLA_VXLAN_LOCAL6",
         "IFLA_VXLAN_GROUP",
+        "IFLA_VXLAN_GROUP6",
         "IFLA_VXLAN_PORT",
         "IFLA_VXLAN_LINK",
         "IFLA_VLAN_ID",

@@ -7,8 +7,9 @@ compare the requests by name, without a kernel):
 
   bridge  add {ifname, kind: bridge}; set {ifname, ifalias, state: up}
   vxlan   add {ifname, kind: vxlan, vxlan_id, vxlan_local, vxlan_group (the unicast
-          remote), vxlan_port, vxlan_link (the interface holding `local`, when one
-          does), mtu}; set {ifname, ifalias, master (its bridge), state: up}
+          remote; vxlan_local6 and vxlan_group6 over IPv6), vxlan_port, vxlan_link
+          (the interface holding `local`, when one does), mtu}; set {ifname, ifalias,
+          master (its bridge), state: up}
   vlan    add {ifname, kind: vlan, link (the parent), vlan_id}; set {ifname, ifalias,
           state: up}
   port    set {ifname, master}: attached only. Its delete detaches it (master None:
@@ -25,6 +26,7 @@ resource. A VXLAN's vni, local, remote and port never change in place
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,10 +58,11 @@ class L2Links:
         request: dict[str, Any] = {"ifname": ifname, "kind": r.kind}
         finish: dict[str, Any] = {"ifname": ifname, "ifalias": self.alias}
         if r.kind == "vxlan":
+            six = "6" if ipaddress.ip_address(a["local"]).version == 6 else ""
             request |= {
                 "vxlan_id": a["vni"],
-                "vxlan_local": a["local"],
-                "vxlan_group": a["remote"],
+                f"vxlan_local{six}": a["local"],
+                f"vxlan_group{six}": a["remote"],
                 "vxlan_port": a["port"],
             }
             dev = self.sys.interface_of(ns, str(a["local"]))

@@ -88,6 +88,7 @@ class FakeSystem:
     running: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
     pinned: dict[str, list[PinnedObject]] = field(default_factory=dict)  # ns -> bpf objects
     attached: dict[str, list[Attachment]] = field(default_factory=dict)  # ns -> programs
+    holding: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, address) -> ifname
 
     def run(self, argv: Sequence[str]) -> str:
         self.calls.append(("run", tuple(argv)))
@@ -127,6 +128,16 @@ class FakeSystem:
 
     def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
         self.calls.append(("route", (action, ns, dst, dev, via)))
+
+    def link(self, ns: str, command: str, request: Mapping[str, Any]) -> None:
+        self.calls.append(("link", (ns, command, dict(request))))
+        text = f"link {command} {request['ifname']}"
+        for prefix, why in self.fail.items():
+            if text.startswith(prefix):
+                raise CommandFailed(f"{text} in {ns}: {why}")
+
+    def interface_of(self, ns: str, address: str) -> str | None:
+        return self.holding.get((ns, address))
 
     def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
         self.calls.append(("nft", (ns, tuple(args), ruleset)))
@@ -669,8 +680,8 @@ def test_address_and_route_create_update_delete_restore(tmp_path: Path) -> None:
 
 def test_errors_are_typed_operation_errors(tmp_path: Path) -> None:
     r = rig(tmp_path)
-    with pytest.raises(ExecutorError, match="unknown kind 'bridge'"):
-        r.executor.create(Resource("bridge", f"{NS}/br0"))
+    with pytest.raises(ExecutorError, match="unknown kind 'bond'"):
+        r.executor.create(Resource("bond", f"{NS}/bond0"))
     with pytest.raises(ExecutorError, match="malformed resource id"):
         r.executor.create(Resource("address", f"{NS}/only-two"))
     with pytest.raises(ExecutorError, match="cannot change in place"):

@@ -106,7 +106,8 @@ def test_a_new_node_is_all_creates_and_reads_what_it_would_touch(
     assert planned.plan.add == len(desired) and planned.live == {}
     (asked,) = reader.asked
     assert asked["node"] == NODE and asked["owned"] == {"herc-old"}
-    assert asked["also"] == ["herc-prod", "herc-w-web"]  # desired, not (yet) ours
+    # desired, not (yet) ours; and the host's own, where enterprise links live
+    assert asked["also"] == ["(host)", "herc-prod", "herc-w-web"]
     assert set(asked["sysctls"]) == {"herc-prod", "herc-old"}  # networks, and owned leftovers
     assert {FORWARD4, FORWARD6} <= set(asked["sysctls"]["herc-prod"])
 

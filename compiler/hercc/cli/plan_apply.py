@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from hercc.cli import plan_gateway
@@ -68,6 +69,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="",
         metavar="P",
         help="put P in front of every namespace name (tests, labs)",
+    )
+    p.add_argument(
+        "--links-netns",
+        metavar="NS",
+        help="where the enterprise links (VXLAN, VLAN, bridges) live (default: the host's)",
     )
     p.add_argument(
         "--state-dir",
@@ -152,7 +158,7 @@ def _context(args: argparse.Namespace, node: str) -> NodeContext:
     where = keys_dir(args)
     keys = DirKeys(where) if where is not None else None
     lookup: KeyLookup | None = keys
-    naming = naming_for(args.netns_prefix)
+    naming = replace(naming_for(args.netns_prefix), links_netns=args.links_netns)
     ipsec = IpsecSetup(args.vici, args.secrets)
     return NodeContext.of(node, naming, lookup, args.state_dir, live_system(), keys, ipsec)
 

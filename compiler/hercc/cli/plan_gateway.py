@@ -51,6 +51,7 @@ def _refuse_node_options(args: argparse.Namespace) -> None:
     for option, value in (
         ("--confirm-timeout", getattr(args, "confirm_timeout", None)),
         ("--underlay-netns", getattr(args, "underlay_netns", None)),
+        ("--links-netns", getattr(args, "links_netns", None)),
     ):
         if value is not None:
             raise UsageError(

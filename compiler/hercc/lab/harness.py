@@ -55,6 +55,7 @@ from hercc.lab import nodes
 from hercc.lab.collectors_up import add_collectors
 from hercc.lab.daemons import Daemon
 from hercc.lab.enterprise_ipsec import ipsec_up
+from hercc.lab.far_sides import build_all, far_sides, join_all
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
@@ -226,6 +227,8 @@ class Lab:
             t = self.topology  # the collectors listen before any exporter starts
             add_collectors(t.underlay_ns, t.collectors, self.workdir, self.namespaces, self.daemons)
             ipsec_up(self.model, self.topology, self.node_dir, self.namespaces, self.daemons)
+            far = far_sides(self.model, self.topology)  # enterprise links' far ends
+            build_all(far, self.namespaces)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
@@ -240,6 +243,7 @@ class Lab:
             self.public.gateways_up(self.keys, self.daemons)  # listening before the nodes dial
             self.timings["gateways"] = time.monotonic() - start
             self._apply_all(io, withhold=False)
+            join_all(far)
             self.timings["dialling"] = time.monotonic() - start
             self._wait_handshakes(io)
             self.timings["handshakes"] = time.monotonic() - start

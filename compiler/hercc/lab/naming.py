@@ -12,6 +12,8 @@ uses (desired_state(model, node, naming)) must be unique per node:
                        would clash between the nodes)
   gateway tunnel       <p>w<i> too, per (node, gateway) (Naming's `gw-<gateway>`
                        would clash between the nodes that tunnel to one gateway)
+  enterprise links     in the node's underlay namespace <p>-n-<node> (links_netns),
+                       which stands in for the machine's own
 
 Naming has no field for the WireGuard names (wg_ifname and gw_ifname are
 methods, the same on every node), so LabNaming overrides those two methods
@@ -28,7 +30,7 @@ from pathlib import Path
 from hercc.diagnostics import LabError
 from hercc.keys import psk_for
 from hercc.lab.keys import KeySource, key_path
-from hercc.lab.topology import member_namespace, workload_namespace
+from hercc.lab.topology import member_namespace, node_namespace, workload_namespace
 from hercc.resources.naming import Naming
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
@@ -66,6 +68,7 @@ def lab_naming(
         veth_prefix=base.veth_prefix,
         veth_hashed_prefix=base.veth_hashed_prefix,
         workload_ifname=base.workload_ifname,
+        links_netns=node_namespace(prefix, node),
         interfaces=tuple(sorted(interfaces.items())),
         tunnels=tuple(sorted((tunnels or {}).items())),
     )

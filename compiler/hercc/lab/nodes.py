@@ -29,6 +29,7 @@ from hercc import ir
 from hercc.diagnostics import LabError
 from hercc.lab import topology
 from hercc.lab.enterprise_ipsec import node_setup
+from hercc.lab.enterprise_l2 import runnable
 from hercc.lab.naming import LabNaming, lab_naming
 from hercc.plan import node_service
 from hercc.plan.apply import ApplyFailed, Step
@@ -70,7 +71,7 @@ def lab_nodes(
             {m.network: m.wg_if for m in topo.members if m.node == node},
             {gw: name for n, gw, name in topo.tunnels if n == node},
         )
-        desired = state_of(desired_state(model, node, naming, keys))
+        desired = runnable(state_of(desired_state(model, node, naming, keys)))  # no 8021q: no VLAN
         out.append(LabNode(node, naming, topo.host(node).ns, keys, desired))
     return out
 

@@ -11,6 +11,10 @@ files its keys. The lab's names are a Naming per node (hercc.lab.naming);
 the per-node plan and apply are hercc.lab.nodes', the very code that brought
 the lab's overlay up (`lab up`).
 
+The far ends of enterprise links (lab/far_sides.py) follow: the ports a
+node's links name are made before the nodes are planned, and the far ends
+are made afresh once the nodes are applied.
+
 Nodes come and go: a node the spec adds is plugged into the underlay
 (hercc.lab.underlay.add_hosts: its namespace, a NAT router for a nat node,
 its bridge port, drop rules) and then gets its overlay like any node; a node
@@ -44,6 +48,7 @@ from hercc.lab import dns, gateways, moves, nodes, topology
 from hercc.lab.collectors import Collector
 from hercc.lab.collectors_up import apply_collectors, collector_changes
 from hercc.lab.daemons import stop_all
+from hercc.lab.far_sides import build_all, far_sides, join_all, prepare_all
 from hercc.lab.harness import tune, wait_ports
 from hercc.lab.keys import gateway_public_keys
 from hercc.lab.naming import LabKeys, LabNaming, lab_naming
@@ -240,6 +245,7 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     names = {(i.node, kept_name(i)): i.name for i in state.interfaces}
     running = {h.node: h for h in state.hosts}
     topo = topology.topology_of(model, state.prefix, names, running)
+    prepare_all(far_sides(model, topo))  # the ports a node's plan must find, as on a machine
     hosts = host_changes(state, running, topo.hosts)
     change_of = {c.node: c for c in hosts}
     replaced = {
@@ -370,6 +376,8 @@ def apply_lab(
             apply_collectors(
                 t.underlay_ns, state.collectors, t.collectors, Path(state.directory), state.daemons
             )
+        far = far_sides(planned.model, planned.topology)
+        prepare_all(far)
         for gp in planned.gateways:  # before the nodes' tunnels dial them
             if not gp.plan.no_changes:
                 touched = True
@@ -392,6 +400,8 @@ def apply_lab(
             if not rest.no_changes:
                 run(n.lab_node, rest)
             done.append(n.node)
+        build_all(far, [])  # the far ends as the spec says now (a VNI may have changed)
+        join_all(far)
     finally:
         if done or touched:
             rerecord(state, planned.topology, planned.spec, planned.model)

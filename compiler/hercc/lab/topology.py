@@ -204,6 +204,11 @@ def _with_len(address: str, cidr: str | None) -> str:
     return f"{address}/{length}"
 
 
+def node_namespace(prefix: str, node: str) -> str:
+    """A node's underlay namespace: where its wireguard-go and its enterprise links live."""
+    return f"{prefix}-n-{node}"
+
+
 def member_namespace(prefix: str, node: str, network: str) -> str:
     return f"{prefix}-x-{node}-{network}"
 
@@ -251,7 +256,7 @@ def topology_of(
     hosts: list[Host] = []
     public_seen: dict[str, str] = {}
     for node in model.nodes:
-        ns = f"{prefix}-n-{node.name}"
+        ns = node_namespace(prefix, node.name)
         was = old.get(node.name)
         if node.kind == "public":
             endpoints = {endpoint_host(m.endpoint) for m in node.networks if m.endpoint}

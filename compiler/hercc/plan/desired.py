@@ -51,7 +51,8 @@ And per gateway tunnel of the node, in the namespace of the network it
 serves: its WireGuard interface, addresses, route, peer, and per such
 namespace its nftables table (plan/desired_tunnels.py). With a dataplane, the
 attachments of its eBPF programs (plan/desired_dataplane.py). Its IPsec
-links' connections (plan/desired_ipsec.py).
+links' connections (plan/desired_ipsec.py). Its enterprise
+L2 links: bridges, their ports, VXLANs and VLANs (plan/desired_links.py).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from hercc.diagnostics import OperationError
 from hercc.plan.desired_dataplane import dataplane_resources
 from hercc.plan.desired_exporter import exporter_resources
 from hercc.plan.desired_ipsec import ipsec_resources
+from hercc.plan.desired_links import link_resources
 from hercc.plan.desired_tunnels import tunnel_resources
 from hercc.resources.canonical import canonical_allowed_ips, canonical_endpoint
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
@@ -299,6 +301,7 @@ def desired_state(
     out.extend(programs)
     out.extend(exporter_resources(model, me, programs))
     out.extend(ipsec_resources(model, me))
+    out.extend(link_resources(model, me, naming))
     try:
         state_of(out)
     except ValueError as exc:

@@ -37,6 +37,7 @@ from hercc import ir
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Executor, Restore, Step, UndoLog, apply_steps, steps_of
 from hercc.plan.desired import PSK_UNKNOWN, KeyLookup, PskMaker, desired_state
+from hercc.plan.desired_links import links_netns
 from hercc.plan.diff import Change, Plan, diff
 from hercc.plan.endpoints import Resolver, resolve_endpoints, with_written
 from hercc.plan.executor import SystemExecutor, wireguard_unavailable_reason
@@ -189,6 +190,7 @@ def read_live(
     workload_ifname: str = WORKLOAD_IFNAME,
     state_dir: str | Path | None = None,
     vici: Vici | None = None,
+    links_ns: str | None = None,
 ) -> tuple[State, frozenset[str]]:
     """The live state of `node` in the form of `desired`, and the foreign names.
 
@@ -214,7 +216,7 @@ def read_live(
     live = reader.read(
         node,
         owned,
-        also=sorted(desired_ns - owned),
+        also=sorted((desired_ns - owned) | ({links_ns} if links_ns is not None else set())),
         sysctls={ns: keys for ns in sysctl_ns},
         workload_ifname=workload_ifname,
         tables=sorted(sysctl_ns),
@@ -235,7 +237,13 @@ def conflicts(plan: Plan, foreign: frozenset[str], socket_dir: str = SOCKET_DIR)
         r = c.after
         if r.kind == "netns" and r.id in foreign:
             out.append(f"namespace {r.id} exists and is not Hercules' (not in the registry)")
-        elif r.kind in ("wireguard", "veth"):
+        elif r.kind == "port" and r.id not in foreign:
+            ns, ifname = r.id_as(InterfaceId)
+            out.append(
+                f"interface {ifname} (a port of bridge {r.attrs.get('bridge')}) does not exist "
+                f"in namespace {ns}: ports are attached, never created"
+            )
+        elif r.kind in ("wireguard", "veth", "bridge", "vxlan", "vlan"):
             ns, ifname = r.id_as(InterfaceId)
             if r.id in foreign:
                 out.append(
@@ -360,6 +368,7 @@ def plan_node(ctx: NodeContext, desired: State, freed: frozenset[str] = frozense
         ctx.naming.workload_ifname,
         ctx.state_dir,
         ctx.charon(),
+        links_netns(ctx.naming),
     )
     # a freed namespace goes with everything in it (ids start with their namespace)
     kept = frozenset(f for f in foreign if f.split("/", 1)[0] not in freed)

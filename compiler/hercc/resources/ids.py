@@ -50,7 +50,7 @@ class ExporterId(NamedTuple):
 
 
 class InterfaceId(NamedTuple):
-    """wireguard, veth and probe "<NS>/<IF>"."""
+    """wireguard, veth, probe, bridge, vxlan, vlan and port "<NS>/<IF>"."""
 
     ns: str
     ifname: str
@@ -154,6 +154,10 @@ SHAPES: Mapping[str, type[ResourceId]] = {
     "peer": PeerId,
     "nft": NftId,
     "probe": InterfaceId,
+    "bridge": InterfaceId,
+    "vxlan": InterfaceId,
+    "vlan": InterfaceId,
+    "port": InterfaceId,
     "bpf": BpfId,
     "ipsec": IpsecId,
     "exporter": ExporterId,

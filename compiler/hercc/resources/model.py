@@ -24,6 +24,20 @@ typed shapes are in resources/ids.py):
   veth       "<NS>/<IF>"                  a veth pair, named by the end `veth_pair_end`
                                           picks; attrs: peer_netns, peer_ifname (the other
                                           end), mtu
+  bridge     "<NS>/<IF>"                  an enterprise bridge (plan/desired_links.py; NS is
+                                          Naming.links_netns: the host's own on a real node);
+                                          attrs: up
+  vxlan      "<NS>/<IF>"                  an enterprise VXLAN device; attrs: vni, local,
+                                          remote, port, mtu (its underlay's less the 50-byte
+                                          overhead), bridge (its master, or null), up; live
+                                          also dev (the underlay interface holding `local`,
+                                          never compared); vni, local, remote and port
+                                          force a new one
+  vlan       "<NS>/<IF>"                  an 802.1Q sub-interface; attrs: parent (an existing
+                                          interface), vlan_id (both force a new one), up
+  port       "<NS>/<IF>"                  an existing interface attached to a bridge of ours:
+                                          never owned, so never deleted; deleting the
+                                          resource detaches it (nomaster); attrs: bridge
   route      "<NS>/<dst>"                 a route in NS; attrs: dev, via (or null)
   nft        "<NS>/<family>/<table>"      an nftables table in NS (today only
                                           "inet/hercules-gateways", a node's gateway
@@ -122,6 +136,10 @@ KINDS = (
     "sysctl",
     "wireguard",
     "veth",
+    "bridge",
+    "vxlan",
+    "vlan",
+    "port",
     "address",
     "route",
     "peer",
@@ -144,6 +162,9 @@ SENSITIVE: Mapping[str, frozenset[str]] = {
 FORCES_NEW: Mapping[str, frozenset[str]] = {
     "veth": frozenset({"peer_netns", "peer_ifname"}),
     "probe": frozenset({"target", "interval"}),  # a process's arguments
+    # the kernel cannot change these on a live VXLAN (networkd ignores a VNI change in place)
+    "vxlan": frozenset({"vni", "local", "remote", "port"}),
+    "vlan": frozenset({"parent", "vlan_id"}),
     "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
     "exporter": frozenset(
         {"protocol", "collectors", "active_timeout_ms", "idle_timeout_ms", "sampling"}

@@ -79,6 +79,9 @@ class Naming:
     veth_prefix: str = "hv-"
     veth_hashed_prefix: str = "hv."
     workload_ifname: str = WORKLOAD_IFNAME
+    # where the enterprise links (VXLAN, VLAN, bridges) live: None for the host's own
+    # namespace (gateway_naming.HOST_NETNS); a lab node's underlay namespace in the lab
+    links_netns: str | None = None
 
     def netns(self, network: str) -> str:
         return self.netns_prefix + network

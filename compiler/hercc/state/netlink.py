@@ -34,6 +34,18 @@ IFF_UP = 0x1
 IFA_F_PERMANENT = 0x80
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
+INFO_DATA = frozenset(
+    {
+        "IFLA_VXLAN_ID",
+        "IFLA_VXLAN_LOCAL",
+        "IFLA_VXLAN_LOCAL6",
+        "IFLA_VXLAN_GROUP",
+        "IFLA_VXLAN_GROUP6",
+        "IFLA_VXLAN_PORT",
+        "IFLA_VXLAN_LINK",
+        "IFLA_VLAN_ID",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,9 @@ class Link:
     up: bool = False
     peer_index: int | None = None  # IFLA_LINK: a veth's peer, in peer_netns
     peer_netns: str | None = None  # the peer's namespace name; None when unnamed or unknown
+    master: int | None = None  # IFLA_MASTER: the bridge it is a port of
+    # IFLA_INFO_DATA of a VXLAN or VLAN, the attributes state/links.py reads (INFO_DATA)
+    data: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,8 @@ class PyrouteNetlink:
         nsid = _attr(msg, "IFLA_LINK_NETNSID")
         peer_index = _attr(msg, "IFLA_LINK")
         peer_netns: str | None = ns if nsid is None else nsids.get(nsid)
+        data = _attr(info, "IFLA_INFO_DATA") if info is not None else None
+        fields = () if data is None or isinstance(data, (str, bytes)) else data["attrs"]
         return Link(
             index=msg["index"],
             name=_attr(msg, "IFLA_IFNAME"),
@@ -171,6 +188,8 @@ class PyrouteNetlink:
             up=bool(msg["flags"] & IFF_UP),
             peer_index=peer_index if peer_index else None,
             peer_netns=peer_netns if peer_index else None,
+            master=_attr(msg, "IFLA_MASTER") or None,
+            data=tuple(sorted((k, v) for k, v in fields if k in INFO_DATA)),
         )
 
     @staticmethod

@@ -35,7 +35,8 @@ exists in the namespaces read is "foreign", by name:
   "<NS>"          an existing namespace that is not ours
   "<NS>/<IF>"     an interface without our alias (`lo` included), or with our alias
                   but of a kind Hercules does not make (then the planner must not
-                  reuse the name either)
+                  reuse the name either); a port of a bridge of ours too, which
+                  is also read as a `port` resource (state/links.py)
   "<NS>/<dst>"    a route we could have made (main table, unicast, proto boot or
                   static) on an interface that is not ours
   "<NS>/<family>/<table>"  an nftables table without our comment (state/nftables.py)
@@ -74,6 +75,7 @@ Attribute forms (the desired state must write the same):
                peer_ifname (None when unknown), mtu
   sysctl       value: the text under /proc/sys, stripped (e.g. "1"); only when it
                is not the default
+  bridge, vxlan, vlan, port   as state/links.py reads them
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ from hercc.state.bpf import Bpf, BpfCli, read_bpf
 from hercc.state.errors import WireGuardUnavailable
 from hercc.state.exporter_proc import read_exporter
 from hercc.state.ipsec import IpsecQuery, read_ipsec
+from hercc.state.links import L2_KINDS, l2_link, ports
 from hercc.state.netlink import (
     IFA_F_PERMANENT,
     RT_TABLE_MAIN,
@@ -320,8 +323,13 @@ class StateReader:
                 wg = self._wireguard(ident, link, device, ns)
                 out += wg
                 managed[link.index] = (link.name, wg[0].address)
+            elif link.kind in L2_KINDS:
+                l2 = l2_link(link, snap)
+                out.append(l2)
+                managed[link.index] = (link.name, l2.address)
             else:
                 foreign.add(ident)
+        out += ports(snap, node)  # attached to a bridge of ours, still not ours (foreign)
         for addr in snap.addresses:
             if addr.index not in managed or _is_kernel_address(addr):
                 continue

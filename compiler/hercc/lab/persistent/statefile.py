@@ -30,6 +30,7 @@ from hercc.diagnostics import LabError
 from hercc.lab import enterprise_ipsec, nodes
 from hercc.lab.collectors import Collector
 from hercc.lab.daemons import Daemon
+from hercc.lab.far_sides import far_namespaces, far_sides
 from hercc.lab.harness import WG_RUN_DIR
 from hercc.lab.keys import gateway_owner
 from hercc.lab.public import GatewayHost, Internet
@@ -81,10 +82,11 @@ class Interface:
 
 @dataclass
 class Endpoint:
-    """A source and destination of `check`: a node's member namespace or a workload."""
+    """A source and destination of `check`: a node's member namespace, a workload, or an
+    end of an enterprise link (lab/far_sides.py)."""
 
-    name: str  # node@network or the workload's name
-    kind: str  # node | workload
+    name: str  # node@network, the workload's name, or near:<link> / far:<link>
+    kind: str  # node | workload | enterprise
     network: str
     ns: str
     addresses: list[str]
@@ -277,7 +279,12 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     state.gateways = list(p.gateways)
     state.internet = p.internet
     state.collectors = list(p.collectors)
-    state.namespaces = list(p.namespaces()) + enterprise_ipsec.namespaces(model, p)
+    far = far_sides(model, p)
+    state.namespaces = [
+        *p.namespaces(),
+        *far_namespaces(far),
+        *enterprise_ipsec.namespaces(model, p),
+    ]
     state.interfaces = [
         Interface(
             name=m.wg_if,
@@ -326,6 +333,11 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     ]
     state.targets = exec_targets(p) | enterprise_ipsec.targets(model, p)
     state.endpoints += [Endpoint(*e) for e in enterprise_ipsec.endpoints(model, p)]
+    for end in (e for side in far for e in side.endpoints()):  # enterprise links' two ends
+        state.endpoints.append(
+            Endpoint(end.name, "enterprise", end.network, end.ns, [*end.addresses], end.node)
+        )
+        state.targets[end.name] = end.ns
 
 
 def exec_targets(p: Topology) -> dict[str, str]:

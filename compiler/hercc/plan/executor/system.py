@@ -10,6 +10,7 @@ only says so through this interface.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -17,10 +18,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from hercc.plan.executor.errors import CommandFailed, WireGuardStartError
+from hercc.plan.executor.link_requests import link_kwargs
 from hercc.resources.gateway_naming import netns_arg
 from hercc.state import bpf_load as bpf_objects
 from hercc.state.bpf import Attachment, BpfCli, attachments_of
 from hercc.state.bpf_pins import PinnedObject
+from hercc.state.links import VLAN_UNSUPPORTED
 from hercc.state.probes import ProcProbes
 from hercc.sysio import process, procfs
 
@@ -56,6 +59,15 @@ class System(Protocol):
 
     def route(self, action: str, ns: str, dst: str, dev: str, via: str | None) -> None:
         """action "add" or "del"; deleting an absent route is fine."""
+        ...
+
+    def link(self, ns: str, command: str, request: Mapping[str, Any]) -> None:
+        """One netlink link request in `ns`: command "add", "set" or "del", `request`
+        naming interfaces by name (plan/executor/l2_links.py); deleting an absent one is fine."""
+        ...
+
+    def interface_of(self, ns: str, address: str) -> str | None:
+        """The interface in `ns` that holds `address`, or None."""
         ...
 
     def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
@@ -186,6 +198,31 @@ class LinuxSystem:
                 raise CommandFailed(
                     f"route {action} {dst} dev {dev} in {ns}: {os.strerror(exc.code)}"
                 ) from None
+
+    def link(self, ns: str, command: str, request: Mapping[str, Any]) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        name = str(request["ifname"])
+        with self._ipr(ns) as ipr:
+            if command == "del" and not ipr.link_lookup(ifname=name):
+                return
+            kwargs = link_kwargs(command, request, lambda n: self._index(ipr, ns, n))
+            try:
+                ipr.link(command, **kwargs)
+            except NetlinkError as exc:
+                if command == "del" and exc.code == 19:  # ENODEV: gone meanwhile
+                    return
+                why = os.strerror(exc.code)
+                if request.get("kind") == "vlan" and exc.code == errno.EOPNOTSUPP:
+                    why = VLAN_UNSUPPORTED
+                raise CommandFailed(f"link {command} {name} in {ns}: {why}") from None
+
+    def interface_of(self, ns: str, address: str) -> str | None:
+        with self._ipr(ns) as ipr:
+            for msg in ipr.get_addr(address=address):
+                found = ipr.get_links(msg["index"])
+                return str(found[0].get_attr("IFLA_IFNAME")) if found else None
+        return None
 
     def nft(self, ns: str, args: Sequence[str], ruleset: str | None = None) -> str:
         done = process.run(

@@ -6,11 +6,9 @@ WireGuardGo (hercc.plan.executor.wireguard_go).
 
 Per kind (ids as in resources/model.py):
 
-  netns      `ip netns add` (+ lo up) and OwnedRegistry.add; delete: `ip netns del`,
-             OwnedRegistry.remove; restore recreates it (its children come back
-             through their own undo entries).
-  sysctl     `ip netns exec NS sysctl -q -w key=value`; delete writes the default
-             (resources.sysctl: a sysctl at its default is no resource).
+  netns      `ip netns add` (+ lo up), recorded in the OwnedRegistry; and
+  sysctl     written inside NS, its default on delete (Namespaces,
+             hercc.plan.executor.namespaces).
   wireguard  wireguard-go started in the underlay namespace (its UDP socket stays
              there), its TUN moved into NS; or a kernel link where the kernel has
              WireGuard. Alias `hercules:<node>`, MTU, key and port through the
@@ -22,6 +20,8 @@ Per kind (ids as in resources/model.py):
              preshared key through the KeyLookup by the peer's node, its label).
   veth       the pair with both ends in their namespaces, aliased and up (Veths,
              hercc.plan.executor.veths); an MTU changes in place.
+  bridge, vxlan, vlan, port   the enterprise L2 links as pyroute2 link requests; a
+             port is only attached and detached (L2Links, hercc.plan.executor.l2_links).
   route      pyroute2 route add/del (onlink when `via` is given).
   nft        the table's ruleset (the resource's content) checked and loaded
              with `nft -f -` in NS, replacing it whole; delete `nft delete table`
@@ -71,6 +71,8 @@ from hercc.plan.executor.errors import (
     SecretUnavailable,
 )
 from hercc.plan.executor.flow_exporter import FlowExporters
+from hercc.plan.executor.l2_links import L2_KINDS, L2Links
+from hercc.plan.executor.namespaces import Namespaces
 from hercc.plan.executor.nft_tables import NftTables
 from hercc.plan.executor.probes import Probes
 from hercc.plan.executor.system import LinuxSystem, System, ip_argv
@@ -80,15 +82,13 @@ from hercc.resources.canonical import canonical_private_key
 from hercc.resources.errors import MalformedId
 from hercc.resources.fingerprints import fingerprint, private_key_fingerprint
 from hercc.resources.gateway_naming import netns_arg
-from hercc.resources.ids import AddressId, IdT, InterfaceId, PeerId, RouteId, SysctlId
+from hercc.resources.ids import AddressId, IdT, InterfaceId, PeerId, RouteId
 from hercc.resources.model import STATE_DIR, Resource
 from hercc.resources.naming import Naming
-from hercc.resources.sysctl import sysctl_default
 from hercc.state.registry import OwnedRegistry, owner_alias
 from hercc.state.wireguard.kernel import kernel_unavailable_reason
 from hercc.state.wireguard.model import WgDevice, WireGuardDriver
 from hercc.state.wireguard.uapi import DEFAULT_SOCKET_DIR
-from hercc.sysio.process import netns_argv
 
 __all__ = ["SystemExecutor"]
 
@@ -149,13 +149,17 @@ class SystemExecutor:
         self.probes = Probes(self.sys, node, Path(state_dir))
         self.bpf = BpfAttachments(self.sys, node)
         self.exporters = FlowExporters(self.sys, node, Path(state_dir), underlay_ns)
+        self.namespaces = Namespaces(self.sys, registry)
+        self.veths = Veths(self.sys, self.alias)
+        self.l2 = L2Links(self.sys, self.alias)
         # the kinds whose create and delete are another object's, as they are
         self._delegates: dict[str, _Kind] = {
-            "veth": Veths(self.sys, self.alias),
+            "veth": self.veths,
             "nft": self.nft,
             "probe": self.probes,
             "bpf": self.bpf,
             "exporter": self.exporters,
+            **dict.fromkeys(L2_KINDS, self.l2),
         }
         # the kinds that are another executor's whole, update too (haproxy, ipsec)
         self.kinds = dict(kinds or {})
@@ -181,12 +185,9 @@ class SystemExecutor:
         elif after.kind == "sysctl":
             self._create_sysctl(after)
         elif after.kind == "veth":
-            ns, ifname = _id(after, InterfaceId)
-            if "mtu" in changed:
-                mtu = str(after.attrs["mtu"])
-                self.sys.run(ip_argv(ns, ["link", "set", ifname, "mtu", mtu]))
-                peer_ns, peer_if = after.attrs["peer_netns"], after.attrs["peer_ifname"]
-                self.sys.run(ip_argv(peer_ns, ["link", "set", peer_if, "mtu", mtu]))
+            self.veths.update(after, changed)
+        elif after.kind in L2_KINDS:
+            self.l2.update(before, after, changed)
         elif after.kind == "route":
             self._delete_route(before)
             self._create_route(after)
@@ -274,40 +275,19 @@ class SystemExecutor:
             )
         return self._secrets[fp]
 
-    # ------------------------------------------------------------ netns
+    # ------------------------------------------------------------ netns, sysctl
 
     def _create_netns(self, r: Resource) -> None:
-        ns = r.id
-        self.sys.run(["ip", "netns", "add", ns])
-        try:
-            self.registry.add(ns)
-            self.sys.run(ip_argv(ns, ["link", "set", "lo", "up"]))
-        except OperationError:
-            with contextlib.suppress(OperationError):
-                self.sys.run(["ip", "netns", "del", ns])
-            raise
+        self.namespaces.create_netns(r)
 
     def _delete_netns(self, r: Resource) -> Restore:
-        ns = r.id
-        if self.sys.exists(Path("/run/netns") / ns):
-            self.sys.run(["ip", "netns", "del", ns])
-        self.registry.remove(ns)
-        return lambda: self._create_netns(r)
-
-    # ------------------------------------------------------------ sysctl
-
-    def _write_sysctl(self, ns: str, key: str, value: str) -> None:
-        self.sys.run(netns_argv(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
+        return self.namespaces.delete_netns(r)
 
     def _create_sysctl(self, r: Resource) -> None:
-        ns, key = _id(r, SysctlId)
-        self._write_sysctl(ns, key, str(r.attrs["value"]))
+        self.namespaces.create_sysctl(r)
 
     def _delete_sysctl(self, r: Resource) -> Restore:
-        ns, key = _id(r, SysctlId)
-        if self.sys.exists(Path("/run/netns") / ns):
-            self._write_sysctl(ns, key, sysctl_default(key))
-        return lambda: self._write_sysctl(ns, key, str(r.attrs["value"]))
+        return self.namespaces.delete_sysctl(r)
 
     # ------------------------------------------------------------ wireguard
 

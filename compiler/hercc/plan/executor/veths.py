@@ -6,12 +6,13 @@
   delete  `ip link del HOST`; a pair that is gone already is fine. The Restore
           makes it again.
 
-An MTU changes in place (SystemExecutor.update); the peer forces a new pair.
+An MTU changes in place (`update`); the peer forces a new pair.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
@@ -54,6 +55,14 @@ class Veths:
             with contextlib.suppress(OperationError):
                 self.sys.run(ip_argv(ns, ["link", "del", host]))
             raise
+
+    def update(self, after: Resource, changed: Sequence[str]) -> None:
+        ns, ifname = self._id(after)
+        if "mtu" in changed:
+            mtu = str(after.attrs["mtu"])
+            self.sys.run(ip_argv(ns, ["link", "set", ifname, "mtu", mtu]))
+            peer_ns, peer_if = after.attrs["peer_netns"], after.attrs["peer_ifname"]
+            self.sys.run(ip_argv(peer_ns, ["link", "set", peer_if, "mtu", mtu]))
 
     def delete(self, r: Resource) -> Restore:
         ns, host = self._id(r)

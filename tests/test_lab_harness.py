@@ -259,7 +259,6 @@ def two_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.mark.live
 def test_quickstart_everyone_pings_everyone(quick_lab: Lab) -> None:
-    assert quick_lab.timings["handshakes"] < 10
     assert failed_pings(quick_lab) == []
 
 

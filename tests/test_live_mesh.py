@@ -229,10 +229,7 @@ class TestReference:
         assert rows[0][1] == keys["gamma"]
         assert [r[0] for r in rows[1:]] == [keys["beta"]]  # gamma's one peer: its relay
         assert rows[1][3] == "10.20.0.0/16,fd42:20::/48"
-        # 10 s, plus the dataplane of the spec: 8 BCC compiles (4 nodes, TC and XDP), ~0.6 s each,
-        # and its enterprise links with their far side (~0.7 s: the far end, the ports, a read
-        # of each node's underlay namespace per plan, the 8021q probe)
-        assert ref.timings["handshakes"] < 16
+        # how fast it came up is bench/plan_apply.py's (`lab up` of this spec): not a timed test
         # every node came up through two plan/apply passes of `hercc apply`'s code
         assert {node: len(plans) for node, plans in ref.lab.plans.items()} == dict.fromkeys(keys, 2)
 
@@ -311,7 +308,7 @@ class TestMesh8:
         assert all("pd" not in routes.path(a, b)[1:-1] for a in members for b in members)
         forwarding = {n.name for n in model.nodes if n.networks[0].forwarding}
         assert forwarding == {"pa", "pb", "pc"}
-        assert len(model.workloads) >= 4 and mesh8.timings["handshakes"] < 10
+        assert len(model.workloads) >= 4
 
     def test_every_workload_pings_everyone_v4_and_v6(self, mesh8: Live) -> None:
         pairs = all_pairs(mesh8.lab, sources="workloads")

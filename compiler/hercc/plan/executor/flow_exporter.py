@@ -27,13 +27,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError
+from hercc.plan.executor.stopping import stop_process
 from hercc.plan.executor.system import Process, System
 from hercc.plan.executor.wireguard_go import last_line
 from hercc.resources.gateway_naming import HOST_NETNS
@@ -101,16 +100,5 @@ class FlowExporters:
         return lambda: self.create(r)
 
     def _stop(self, pid: int, proc: Process | None) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not self._runs(pid):
-                break
-            self.sys.kill(pid, sig)
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=STOP_TIMEOUT)
-                continue
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while self._runs(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        if self._runs(pid):
+        if not stop_process(self.sys, pid, lambda: self._runs(pid), proc, STOP_TIMEOUT):
             raise ExporterFailed(f"exporter.{self.node}: the exporter (PID {pid}) did not stop")

@@ -17,15 +17,13 @@ one, so there is no update.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError
+from hercc.plan.executor.stopping import stop_process
 from hercc.plan.executor.system import Process, System
 from hercc.plan.executor.wireguard_go import last_line
 from hercc.resources.errors import MalformedId
@@ -103,16 +101,7 @@ class Probes:
         return lambda: self.create(r)
 
     def _stop(self, pid: int, rid: InterfaceId, argv: list[str], proc: Process | None) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not self._runs(pid, rid, argv):
-                break
-            self.sys.kill(pid, sig)
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=STOP_TIMEOUT)
-                continue
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while self._runs(pid, rid, argv) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        if self._runs(pid, rid, argv):
+        if not stop_process(
+            self.sys, pid, lambda: self._runs(pid, rid, argv), proc, STOP_TIMEOUT, 0.02
+        ):
             raise ProbeFailed(f"probe.{rid.ns}/{rid.ifname}: ping (PID {pid}) did not stop")

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from hercc import codes
@@ -67,8 +67,8 @@ def check(data: bytes, *, ca: bool, now: datetime.datetime) -> x509.Certificate 
     (cert,) = certs
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
-        kind = type(key).__name__.removeprefix("_").replace("PublicKey", "")
-        return f"has a {kind} key: the strongSwan plugins of a node verify RSA only"
+        kind = "EC" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        return f"holds no RSA key ({kind}): the strongSwan plugins of a node verify RSA only"
     if now < cert.not_valid_before_utc:
         return f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
     if now > cert.not_valid_after_utc:

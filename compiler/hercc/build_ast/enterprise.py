@@ -8,8 +8,8 @@ from hercc.syntax import Stmt, Value
 
 from .fields import Option, label, read_block, read_head
 
-PSK_USAGE = 'auth psk secret("NAME")'
-CERT_USAGE = 'auth cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"]'
+PSK_USAGE = 'psk secret("NAME")'
+CERT_USAGE = 'cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"]'
 _CERT_FIELDS = ("ca", "key", "remote_id")
 _ID_FORBIDDEN = set('"#{}\n\\')  # what would end or break a swanctl.conf value
 
@@ -30,22 +30,23 @@ def _cert_fields(stmt: Stmt, diags: Collector) -> dict[str, Value] | None:
     fields: dict[str, Value] = {}
     for word, v in zip(rest[::2], rest[1::2], strict=False):
         if word.kind != "atom" or word.text not in _CERT_FIELDS:
-            diags.error(codes.ARGUMENTS, f"auth cert takes: {CERT_USAGE}", word.span)
+            diags.error(codes.ARGUMENTS, f"auth takes: {CERT_USAGE}", word.span)
             return None
         if word.text in fields:
             diags.error(codes.REPEATED, f"auth cert: {word.text} given twice", word.span)
             return None
         fields[word.text] = v
     if len(rest) % 2 or not {"ca", "key"} <= set(fields):
-        diags.error(codes.ARGUMENTS, f"auth cert takes: {CERT_USAGE}", stmt.span)
+        diags.error(codes.ARGUMENTS, f"auth takes: {CERT_USAGE}", stmt.span)
         return None
     return fields
 
 
 def _cert(stmt: Stmt, diags: Collector) -> tuple[str, str, ast.IpsecCertDecl] | None:
-    """auth cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"]."""
+    """auth cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"], in this order but for
+    the pairs after the file, which any order reads alike."""
     if len(stmt.args) < 2:
-        diags.error(codes.ARGUMENTS, f"auth cert takes: {CERT_USAGE}", stmt.span)
+        diags.error(codes.ARGUMENTS, f"auth takes: {CERT_USAGE}", stmt.span)
         return None
     fields = _cert_fields(stmt, diags)
     if fields is None:
@@ -79,7 +80,7 @@ def _auth(stmt: Stmt, diags: Collector) -> tuple[str, str, ast.IpsecCertDecl | N
     if method is None:
         return None
     if len(stmt.args) != 2:
-        diags.error(codes.ARGUMENTS, f"auth psk takes: {PSK_USAGE}", stmt.span)
+        diags.error(codes.ARGUMENTS, f"auth takes: {PSK_USAGE}", stmt.span)
         return None
     ref = values.secret_ref(stmt.args[1], diags)
     return ("psk", ref, None) if ref else None

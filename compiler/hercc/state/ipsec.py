@@ -121,11 +121,27 @@ class ViciSocket:
     def stream(
         self, command: str, event: str, message: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self._call(
-            command,
-            lambda s: list(s.streamed_request(command, event, dict(message) if message else None)),
-        )
-        return events
+        events: list[dict[str, Any]] = []
+
+        def run(s: Any) -> list[dict[str, Any]]:
+            for e in s.streamed_request(command, event, dict(message) if message else None):
+                events.append(_text(e))
+            return events
+
+        try:
+            return list(self._call(command, run))
+        except ViciError as exc:
+            said = _reason(events)
+            raise ViciError(f"{exc} ({said})" if said else str(exc)) from None
+
+
+def _reason(events: list[dict[str, Any]]) -> str:
+    """charon's last IKE and CFG log lines of a failed command (`control-log` events): why an
+    initiate failed ("no trusted RSA public key found for ...", "received AUTHENTICATION_FAILED")."""
+    lines = [
+        str(e["msg"]).strip() for e in events if e.get("group") in ("IKE", "CFG") and "msg" in e
+    ]
+    return "; ".join(lines[-2:])
 
 
 def record_file(state_dir: str | Path, node: str) -> Path:

@@ -136,8 +136,9 @@ class ViciSocket:
 
 
 def _reason(events: list[dict[str, Any]]) -> str:
-    """charon's last IKE and CFG log lines of a failed command (`control-log` events): why an
-    initiate failed ("no trusted RSA public key found for ...", "received AUTHENTICATION_FAILED")."""
+    """charon's last IKE and CFG log lines of a failed command (`control-log` events): why
+    an initiate failed ("no trusted RSA public key found for ...", "received
+    AUTHENTICATION_FAILED notify error")."""
     lines = [
         str(e["msg"]).strip() for e in events if e.get("group") in ("IKE", "CFG") and "msg" in e
     ]

@@ -200,6 +200,10 @@ def test_the_build_writes_certificates_beside_swanctl_conf_and_the_key_only_in_s
         "    local {\n      auth = pubkey\n      certs = hq-branch.pem\n    }\n"
         "    remote {\n      auth = pubkey\n      id = 192.0.2.254\n      cacerts = hq-branch.pem\n    }\n"
     ) in conf
+    doc = (Path(__file__).parent.parent / "docs" / "outputs.md").read_text()
+    section = doc.split("### With certificates (`auth cert`)")[1].split("\n## ")[0]
+    shown = section.split("```text\n")[1].split("```")[0]
+    assert shown in conf  # outputs.md shows the build's own lines
     ca = (plain / "nodes/beta/ipsec/x509ca/hq-branch.pem").read_text()
     assert cert_fingerprint(ca) == cert_fingerprint((certs / "certs/hq-ca.pem").read_text())
     out = _build(certs, tmp_path, with_secrets=True)

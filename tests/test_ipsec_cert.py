@@ -311,3 +311,44 @@ def test_a_key_that_is_not_the_certificates_is_refused_without_showing_it(
         executor.create(r)
     assert "is not the private key of its certificate" in str(info.value)
     assert other.splitlines()[1][:20] not in str(info.value) and vici.calls == []
+
+
+def test_a_new_certificate_is_a_change_of_cert_and_apply_loads_it(
+    certs: Path, tmp_path: Path
+) -> None:
+    key = (certs / "certs/beta.key").read_text()
+    vici, record = KeyedVici(), IpsecRecord(tmp_path / "beta.ipsec.json")
+    old = _resource(certs)
+    IpsecExecutor(vici, record, {"beta-key": key}).create(old)
+    renewed = tmp_path / "renewed"
+    (renewed / "certs").mkdir(parents=True)
+    ca = pki.Pair(certs / "certs/own-ca.pem", certs / "certs/own-ca.key")
+    fresh = pki.make_cert(renewed / "certs", "beta", ca)
+    (renewed / "certs/hq-ca.pem").write_text((certs / "certs/hq-ca.pem").read_text())
+    new = _resource(renewed)
+    live = {r.address: r for r in read_ipsec(IpsecQuery(vici, record))[0]}
+    plan = diff({new.address: new}, live)
+    shown = render_plan(plan)
+    assert "~ ipsec.hq-branch" in shown and re.search(r"~ cert +=", shown), shown
+    assert [[name for name, *_ in c.changed] for c in plan.changes] == [["cert"]]
+    secrets = {"beta-key": fresh.key.read_text()}
+    IpsecExecutor(vici, record, secrets).update(live[new.address], new, ["cert"])
+    assert vici.calls[-4][0] == "load-key"
+    assert vici.calls[-3][1]["hq-branch"]["local"]["certs"] == [fresh.cert.read_text()]
+    after = {r.address: r for r in read_ipsec(IpsecQuery(vici, record))[0]}
+    assert diff({new.address: new}, after).no_changes
+    undo = IpsecExecutor(vici, record, secrets)  # its undo: the old certificate, the new key
+    undo.update(after[new.address], old, ["cert"])
+    assert vici.calls[-3][1]["hq-branch"]["local"]["certs"] == [
+        (certs / "certs/beta.pem").read_text()
+    ]
+
+
+def test_the_lab_refuses_a_certificate_link_by_name(certs: Path) -> None:
+    from hercc.diagnostics import LabError
+    from hercc.lab.enterprise_ipsec import sites
+    from hercc.lab.topology import topology_of
+
+    model = compile_text(certs, LINK.format(auth=AUTH)).ir
+    with pytest.raises(LabError, match="takes auth psk only, not hq-branch's auth cert"):
+        sites(model, topology_of(model, "hx"))

@@ -16,7 +16,8 @@ carries no content.
           fails the apply (which rolls back).
   update  `child` alone: `initiate`. Anything else: load key and connection again
           (charon replaces one of the same name), `terminate` the IKE_SA that runs
-          the old one, `initiate`.
+          the old one, `initiate`. An old private key stays loaded: the undo, which
+          loads the old certificate, needs it while the secret is the new key.
   delete  `terminate` its IKE_SA (and so its CHILD_SAs), `unload-conn`,
           `unload-shared` (`unload-key` unless another recorded connection uses it),
           unrecorded; the Restore loads it again.
@@ -85,12 +86,15 @@ class IpsecExecutor:
                 "(pass --secrets FILE or set its HERC_SECRET_ variable)"
             )
         if c.cert is not None:
-            if not key_matches(key, c.cert):
+            if key_matches(key, c.cert):
+                self.vici.request("load-key", {"type": "any", "data": key})
+            elif key_id(c.cert) not in set(self.vici.request("get-keys").get("keys") or ()):
+                # (an undo loads the old certificate while the secret is the new key: the
+                # old key is still in charon then, as an update never unloads it)
                 raise SecretUnavailable(
                     f"ipsec.{c.connection}: secret {c.secret!r} is not the private key of its "
                     "certificate (an unencrypted PEM key whose public half the certificate holds)"
                 )
-            self.vici.request("load-key", {"type": "any", "data": key})
         else:
             shared = {
                 "id": shared_id(c.connection),

@@ -23,12 +23,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hercc import codes, ipsec_certs
 from hercc.cli import main as cli
 from hercc.cli.views.plan import render_plan
+from hercc.diagnostics import LabError, OperationError
 from hercc.fmt import format_source
+from hercc.lab.enterprise_ipsec import sites
+from hercc.lab.topology import topology_of
 from hercc.parser import parse_text
 from hercc.plan.desired import desired_state
 from hercc.plan.diff import diff
 from hercc.plan.executor.errors import SecretUnavailable
 from hercc.plan.executor.ipsec import IpsecExecutor
+from hercc.plan.ipsec_setup import IpsecSetup
 from hercc.resources.ipsec import IpsecContent, cert_fingerprint, key_id
 from hercc.resources.model import state_of
 from hercc.state.ipsec import IpsecQuery, IpsecRecord, read_ipsec
@@ -345,10 +349,22 @@ def test_a_new_certificate_is_a_change_of_cert_and_apply_loads_it(
 
 
 def test_the_lab_refuses_a_certificate_link_by_name(certs: Path) -> None:
-    from hercc.diagnostics import LabError
-    from hercc.lab.enterprise_ipsec import sites
-    from hercc.lab.topology import topology_of
-
     model = compile_text(certs, LINK.format(auth=AUTH)).ir
     with pytest.raises(LabError, match="takes auth psk only, not hq-branch's auth cert"):
         sites(model, topology_of(model, "hx"))
+
+
+def test_plan_refuses_a_key_that_is_not_the_certificates_and_names_only_the_secret(
+    certs: Path, tmp_path: Path
+) -> None:
+
+    r = _resource(certs)
+    right, wrong = (certs / "certs/beta.key").read_text(), (certs / "certs/own-ca.key").read_text()
+    assert IpsecSetup(secrets_file=str(_secrets(tmp_path, {"beta-key": right}))).secrets([r]) == {
+        "beta-key": right
+    }
+    setup = IpsecSetup(secrets_file=str(_secrets(tmp_path, {"beta-key": wrong})))
+    with pytest.raises(OperationError) as info:
+        setup.secrets([r])
+    assert str(info.value).startswith("ipsec.hq-branch: secret 'beta-key' is not the private key")
+    assert wrong.splitlines()[1][:20] not in str(info.value)

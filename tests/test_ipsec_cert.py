@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hercc import codes, ipsec_certs
+from hercc import codes, ipsec_certs, ir
 from hercc.cli import main as cli
 from hercc.cli.views.plan import render_plan
 from hercc.diagnostics import LabError, OperationError
@@ -368,3 +368,11 @@ def test_plan_refuses_a_key_that_is_not_the_certificates_and_names_only_the_secr
         setup.secrets([r])
     assert str(info.value).startswith("ipsec.hq-branch: secret 'beta-key' is not the private key")
     assert wrong.splitlines()[1][:20] not in str(info.value)
+
+
+def test_ir_json_holds_the_certificates_and_reads_back(certs: Path) -> None:
+    model = compile_text(certs, LINK.format(auth=AUTH + ' remote_id "CN=hq-gw"')).ir
+    data = ir.to_data(model)
+    (link,) = data["enterprise"][0]["ipsec"]
+    assert link["psk"] is None and link["cert"]["key"] == {"secret": "beta-key"}
+    assert ir.from_data(data).enterprise == model.enterprise

@@ -43,30 +43,26 @@ def _cert_fields(stmt: Stmt, diags: Collector) -> dict[str, Value] | None:
 
 
 def _cert(stmt: Stmt, diags: Collector) -> tuple[str, str, ast.IpsecCertDecl] | None:
-    """auth cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"], in this order but for
-    the pairs after the file, which any order reads alike."""
+    """auth cert "FILE" ca "FILE" key secret("NAME") [remote_id "ID"]: the certificate first,
+    then the pairs in any order. The files are read here (ipsec_certs.py)."""
     if len(stmt.args) < 2:
         diags.error(codes.ARGUMENTS, f"auth takes: {CERT_USAGE}", stmt.span)
         return None
     fields = _cert_fields(stmt, diags)
     if fields is None:
         return None
-    cert_name, ca_name = values.string(stmt.args[1], diags), values.string(fields["ca"], diags)
+    pems = []
+    for v, ca in ((stmt.args[1], False), (fields["ca"], True)):
+        name = values.string(v, diags)
+        pems.append(ipsec_certs.read_certificate(name, v.span, diags, ca=ca) if name else None)
     ref = values.secret_ref(fields["key"], diags)
     remote_id = _remote_id(fields["remote_id"], diags) if "remote_id" in fields else None
-    cert = (
-        ipsec_certs.read_certificate(cert_name, stmt.args[1].span, diags, ca=False)
-        if cert_name
-        else None
-    )
-    ca = (
-        ipsec_certs.read_certificate(ca_name, fields["ca"].span, diags, ca=True)
-        if ca_name
-        else None
-    )
-    if cert is None or ca is None or ref is None or ("remote_id" in fields and remote_id is None):
+    cert, ca_pem = pems
+    if cert is None or ca_pem is None or ref is None:
         return None
-    return "pubkey", ref, ast.IpsecCertDecl(cert, ca, remote_id)
+    if "remote_id" in fields and remote_id is None:
+        return None
+    return "pubkey", ref, ast.IpsecCertDecl(cert, ca_pem, remote_id)
 
 
 def _auth(stmt: Stmt, diags: Collector) -> tuple[str, str, ast.IpsecCertDecl | None] | None:

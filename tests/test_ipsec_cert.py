@@ -178,9 +178,16 @@ def _secrets(tmp: Path, values: dict[str, str]) -> Path:
     return file
 
 
-def _build(certs: Path, tmp: Path, with_secrets: bool) -> Path:
+def _build(certs: Path, tmp: Path, with_secrets: bool, auth: str = AUTH) -> Path:
     out = tmp / ("with" if with_secrets else "plain")
-    args = ["build", str(_spec(certs)), "-o", str(out), "--backend", "ipsec"]
+    args = [
+        "build",
+        str(_spec(certs, auth, f"{tmp.name}.herc")),
+        "-o",
+        str(out),
+        "--backend",
+        "ipsec",
+    ]
     if with_secrets:
         key = (certs / "certs/beta.key").read_text()
         args += ["--secrets", str(_secrets(tmp, {"beta-key": key}))]
@@ -220,7 +227,7 @@ def test_the_build_writes_certificates_beside_swanctl_conf_and_the_key_only_in_s
 
 @pytest.mark.skipif(strongswan.available() is not None, reason=str(strongswan.available()))
 def test_a_real_charon_loads_the_certificates_and_the_key(certs: Path, tmp_path: Path) -> None:
-    out = _build(certs, tmp_path, with_secrets=True)
+    out = _build(certs, tmp_path, with_secrets=True, auth=AUTH + ' remote_id "CN=hq-gw, O=Acme"')
     node = out / "nodes/beta"
     with strongswan.charon(tmp_path) as c:
         creds = c.swanctl("--load-creds", "--file", str(node / "secrets/ipsec.secrets.conf"))
@@ -234,6 +241,7 @@ def test_a_real_charon_loads_the_certificates_and_the_key(certs: Path, tmp_path:
     assert "certs: O=Hercules test, CN=beta" in listed.stdout
     assert "id: O=Hercules test, CN=beta" in listed.stdout  # the certificate's subject
     assert "cacerts: O=Hercules test, CN=hq-ca" in listed.stdout
+    assert "id: CN=hq-gw, O=Acme" in listed.stdout  # a DN with a comma stays one id
 
 
 # ---------------------------------------------------------------- plan and apply

@@ -3,7 +3,9 @@
 charon's pid file is fixed at /var/run/charon.pid, so it runs under `unshare
 -m -n` with a private tmpfs on /run (../shared/PLATFORM.md); its VICI socket
 and config live in the test's directory. The system's /etc/swanctl and
-/etc/strongswan.conf are never read. Stopped by its PID.
+/etc/strongswan.conf are never read. Stopped by its PID. Given `netns`, it
+runs in that (test-made) network namespace instead, installs its routes and
+names its files after `name`, so several can talk to each other.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 CHARON = "/usr/lib/ipsec/charon"
 PLUGINS = (
-    "random nonce aes sha1 sha2 hmac md5 gmp gcm xcbc openssl pem pkcs1 x509 pubkey "
+    "random nonce aes sha1 sha2 hmac md5 gmp gcm xcbc kdf openssl pem pkcs1 x509 pubkey "
     "kernel-libipsec kernel-netlink socket-default vici"
 )
 # Lines of `swanctl --load-all` that mean something was not loaded (it may still exit 0).
@@ -66,21 +68,25 @@ class Charon:
 
 
 @contextmanager
-def charon(tmp: Path) -> Iterator[Charon]:
-    socket = tmp / "charon.vici"
-    conf = tmp / "strongswan.conf"
+def charon(tmp: Path, netns: str | None = None, name: str = "charon") -> Iterator[Charon]:
+    socket = tmp / f"{name}.vici"
+    conf = tmp / ("strongswan.conf" if netns is None else f"{name}.strongswan.conf")
     conf.write_text(
         "charon {\n"
         f"  load = {PLUGINS}\n"
-        "  install_routes = no\n"
+        + ("  install_routes = no\n" if netns is None else "")
+        + "  filelog {\n    stderr {\n      default = 1\n    }\n  }\n"
         f"  plugins {{\n    vici {{\n      socket = unix://{socket}\n    }}\n  }}\n"
         "}\n"
         "swanctl {\n  load = random openssl pem pkcs1 x509 pubkey\n}\n"
     )
-    log = (tmp / "charon.log").open("w")
+    log = (tmp / f"{name}.log").open("w")
     env = dict(os.environ, STRONGSWAN_CONF=str(conf))
+    start = ["sh", "-c", f"mount -t tmpfs tmpfs /run && exec {CHARON}"]
+    where = ["unshare", "-m", "-n"] if netns is None else ["ip", "netns", "exec", netns, "unshare"]
+    private = [] if netns is None else ["-m", "--propagation", "private"]
     proc = subprocess.Popen(
-        ["unshare", "-m", "-n", "sh", "-c", f"mount -t tmpfs tmpfs /run && exec {CHARON}"],
+        [*where, *private, *start],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -88,7 +94,7 @@ def charon(tmp: Path) -> Iterator[Charon]:
     try:
         deadline = time.monotonic() + 15
         while not socket.exists():
-            assert proc.poll() is None, (tmp / "charon.log").read_text()
+            assert proc.poll() is None, (tmp / f"{name}.log").read_text()
             assert time.monotonic() < deadline, "charon opened no VICI socket"
             time.sleep(0.05)
         yield Charon(conf, f"unix://{socket}")

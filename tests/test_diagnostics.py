@@ -77,6 +77,13 @@ CASES: list[tuple[str, str, str]] = [
         + '    remote_ts 172.16.0.0/12; auth psk secret("k")\n'
         + '    proposals "aes256-sha256-modp2048", @@"aes256-sha256"\n  }\n}\n',
     ),
+    (
+        codes.BAD_CERTIFICATE,
+        "ipsec certificate file missing",
+        TWO
+        + "enterprise hq {\n  ipsec b {\n    node a; remote 192.0.2.9; local_ts 10.0.0.0/8\n"
+        + '    remote_ts 172.16.0.0/12\n    auth cert @@"a.pem" ca "ca.pem" key secret("k")\n  }\n}\n',
+    ),
     (codes.INCLUDE_MISSING, "include missing", TWO + 'include @@"nope.herc"\n'),
     (codes.DUPLICATE, "node twice", TWO + "node @@a {\n  network prod\n  endpoint 192.0.2.3\n}\n"),
     (codes.DUPLICATE, "workload named like a node", TWO + "workload @@a {\n  node b\n}\n"),

@@ -130,7 +130,7 @@ def test_a_link_is_one_connection_with_its_selectors_and_a_marker_for_its_key(
         "psk": "loaded",
         "child": "INSTALLED",
     }
-    assert r.sensitive == SENSITIVE["ipsec"] == {"psk"}
+    assert r.sensitive == SENSITIVE["ipsec"] == {"psk", "key"}
     assert content.secret == "hq-branch-psk" and content.remote_id == "192.0.2.254"
     assert content.tree["proposals"] == ["aes256-sha256-modp2048"]
     assert secret_names([r]) == ["hq-branch-psk"]

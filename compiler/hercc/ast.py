@@ -143,10 +143,20 @@ class IpsecDecl:
     remote: Endpoint
     local_ts: tuple[IPNetwork, ...]
     remote_ts: tuple[IPNetwork, ...]
-    auth: str  # psk
-    secret: str  # the name of the secret, never its value
+    auth: str  # psk or pubkey
+    secret: str  # the name of the secret (the PSK, or the private key), never its value
     proposals: tuple[str, ...]
     spans: Spans = field(repr=False)
+    cert: IpsecCertDecl | None = None  # with auth pubkey
+
+
+@dataclass(frozen=True)
+class IpsecCertDecl:
+    """`auth cert`: the certificates as PEM text, read and checked while compiling."""
+
+    cert: str
+    ca: str
+    remote_id: str | None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ BAD_DURATION = "E115"
 BAD_VALUE = "E116"  # another malformed value: number, name, choice, key
 BAD_ENDPOINT = "E117"
 BAD_PROPOSAL = "E118"  # an IKE proposal strongSwan would refuse
+BAD_CERTIFICATE = "E119"  # an ipsec certificate file charon could not use
 INCLUDE_MISSING = "E120"
 INCLUDE_CYCLE = "E121"
 YAML_SCHEMA = "E130"  # a YAML spec does not match schemas/spec.schema.json
@@ -80,6 +81,7 @@ ALL: dict[str, str] = {
     BAD_VALUE: "invalid value",
     BAD_ENDPOINT: "invalid endpoint",
     BAD_PROPOSAL: "invalid IPsec proposal",
+    BAD_CERTIFICATE: "unusable IPsec certificate file",
     INCLUDE_MISSING: "included file cannot be read",
     INCLUDE_CYCLE: "include cycle",
     YAML_SCHEMA: "YAML spec does not match the schema",

@@ -215,9 +215,29 @@ class Ipsec:
     remote_port: int | None
     local_ts: tuple[str, ...]
     remote_ts: tuple[str, ...]
-    auth: str
-    psk: SecretRef
+    auth: str  # psk or pubkey
+    psk: SecretRef | None  # with psk
     proposals: tuple[str, ...]
+    cert: IpsecCert | None  # with pubkey
+
+    @property
+    def secret(self) -> str:
+        """The name of the secret the link loads: its PSK, or its certificate's private key."""
+        if self.cert is not None:
+            return self.cert.key.secret
+        assert self.psk is not None  # one of the two, by construction
+        return self.psk.secret
+
+
+@dataclass(frozen=True)
+class IpsecCert:
+    """Certificate authentication: the node's certificate and the remote's CA (PEM, public),
+    the private key by secret name only, the identity the remote must prove."""
+
+    cert: str
+    ca: str
+    key: SecretRef
+    remote_id: str | None
 
 
 @dataclass(frozen=True)

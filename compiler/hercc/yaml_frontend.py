@@ -416,8 +416,21 @@ class _Builder:
         return self.stmt("health", key, tuple(args), node)
 
     def auth(self, key: Node, node: Node) -> Stmt:
-        """`{psk: NAME}` -> `auth psk secret("NAME")`."""
-        method, name = node.value[0]  # the schema allows exactly one key
-        ref = Value("string", str(name.value), self.span(name))
-        call = Value("call", "secret", self.span(name), (ref,))
-        return self.stmt("auth", key, (self.scalar(method), call), node)
+        """`{psk: NAME}` -> `auth psk secret("NAME")`; `{cert: FILE, ca: FILE, key: NAME,
+        remote_id: ID}` -> `auth cert "FILE" ca "FILE" key secret("NAME") remote_id "ID"`."""
+        f = _fields(node)
+        method = "psk" if "psk" in f else "cert"  # the schema allows these two shapes
+        method_key, first = f[method]
+        args = [self.scalar(method_key), self._auth_value(method, first)]
+        for word in ("ca", "key", "remote_id"):
+            if word in f:
+                word_key, value = f[word]
+                args += [Value("atom", word, self.span(word_key)), self._auth_value(word, value)]
+        return self.stmt("auth", key, tuple(args), node)
+
+    def _auth_value(self, word: str, node: Node) -> Value:
+        """A secret's name as secret("NAME"); a file or an id as a string."""
+        text = Value("string", str(node.value), self.span(node))
+        if word in ("psk", "key"):
+            return Value("call", "secret", self.span(node), (text,))
+        return text

@@ -96,6 +96,8 @@ def _pair(ts: str, what: str) -> tuple[str, str]:
 
 def _mirrored(name: str, link: ir.Ipsec, local: str) -> dict[str, object]:
     """The responder's side of `link` (the node's is at `local`)."""
+    if link.cert is not None:  # its certificate would need the key of the spec's CA
+        raise LabError(f"the lab's IPsec far side takes auth psk only, not {name}'s auth cert")
     child = {
         "local_ts": list(link.remote_ts),
         "remote_ts": list(link.local_ts),
@@ -138,7 +140,7 @@ def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
                     host_addr,
                     host_gw,
                     _mirrored(name, link, local_addr_of(node)),
-                    link.psk.secret,
+                    link.secret,
                 )
             )
             port += 1
@@ -225,7 +227,7 @@ def start_charon(ns: str, directory: Path, name: str, nat_port: int = 4500) -> D
 
 
 def _secrets(model: ir.IR, directory: Path) -> dict[str, str]:
-    names = sorted({i.psk.secret for e in model.enterprise for i in e.ipsec})
+    names = sorted({i.secret for e in model.enterprise for i in e.ipsec})
     values = {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in names}
     text = "".join(f'{n}: "{v}"\n' for n, v in values.items())
     write_atomic(directory / SECRETS_FILE, text, mode=0o600)

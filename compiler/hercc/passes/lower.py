@@ -143,8 +143,11 @@ def _enterprise(e: ast.EnterpriseDecl) -> ir.Enterprise:
                 tuple(str(t) for t in i.local_ts),
                 tuple(str(t) for t in i.remote_ts),
                 i.auth,
-                ir.SecretRef(i.secret),
+                ir.SecretRef(i.secret) if i.cert is None else None,
                 i.proposals,
+                None
+                if i.cert is None
+                else ir.IpsecCert(i.cert.cert, i.cert.ca, ir.SecretRef(i.secret), i.cert.remote_id),
             )
             for i in sorted(e.ipsecs, key=lambda i: i.name)
         ),

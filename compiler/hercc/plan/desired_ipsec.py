@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from hercc import ir
-from hercc.backends.swanctl import connections
+from hercc.backends.swanctl import cert_files, connections, remote_id
 from hercc.resources.ipsec import IpsecContent, ipsec_resource
 from hercc.resources.model import Resource
 
 
 def ipsec_resources(model: ir.IR, node: ir.Node) -> Iterator[Resource]:
     for name, link, tree in connections(model, node):
-        yield ipsec_resource(IpsecContent(name, tree, link.psk.secret, link.remote))
+        content = IpsecContent(name, tree, link.secret, remote_id(link), cert_files(name, link))
+        yield ipsec_resource(content)
 
 
 def secret_names(resources: Iterable[Resource]) -> list[str]:

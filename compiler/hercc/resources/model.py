@@ -156,7 +156,7 @@ ORDER = {kind: i for i, kind in enumerate(KINDS)}
 SENSITIVE: Mapping[str, frozenset[str]] = {
     "wireguard": frozenset({"private_key"}),
     "peer": frozenset({"preshared_key"}),
-    "ipsec": frozenset({"psk"}),
+    "ipsec": frozenset({"psk", "key"}),
 }
 # Per kind: the attributes whose change replaces the resource.
 FORCES_NEW: Mapping[str, frozenset[str]] = {

@@ -9,8 +9,8 @@ a fake.
 
 Which connections are ours: the node's record `<state_dir>/<node>.ipsec.json`
 (`IpsecRecord`), written by the executor, maps each connection it loaded to
-its content (resources/ipsec.py: the tree and the secret's name, never the
-key). A connection charon holds that the record does not list is foreign, by
+its content (resources/ipsec.py: the tree, the secret's name and the
+certificates, never the key). A connection charon holds that the record does not list is foreign, by
 its name. The record also gives the live side its `config` digest:
 `list-conns` reports neither proposals nor ports.
 """
@@ -28,10 +28,9 @@ from hercc.diagnostics import OperationError
 from hercc.resources.ipsec import (
     CHILD_INSTALLED,
     DEFAULT_VICI,
-    PSK_LOADED,
     IpsecContent,
     config_digest,
-    shared_id,
+    credentials,
 )
 from hercc.resources.model import FORCES_NEW, SENSITIVE, Resource
 from hercc.sysio.files import write_atomic
@@ -122,11 +121,28 @@ class ViciSocket:
     def stream(
         self, command: str, event: str, message: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self._call(
-            command,
-            lambda s: list(s.streamed_request(command, event, dict(message) if message else None)),
-        )
-        return events
+        events: list[dict[str, Any]] = []
+
+        def run(s: Any) -> list[dict[str, Any]]:
+            for e in s.streamed_request(command, event, dict(message) if message else None):
+                events.append(_text(e))
+            return events
+
+        try:
+            return list(self._call(command, run))
+        except ViciError as exc:
+            said = _reason(events)
+            raise ViciError(f"{exc} ({said})" if said else str(exc)) from None
+
+
+def _reason(events: list[dict[str, Any]]) -> str:
+    """charon's last IKE and CFG log lines of a failed command (`control-log` events): why
+    an initiate failed ("no trusted RSA public key found for ...", "received
+    AUTHENTICATION_FAILED notify error")."""
+    lines = [
+        str(e["msg"]).strip() for e in events if e.get("group") in ("IKE", "CFG") and "msg" in e
+    ]
+    return "; ".join(lines[-2:])
 
 
 def record_file(state_dir: str | Path, node: str) -> Path:
@@ -189,6 +205,9 @@ def read_ipsec(query: IpsecQuery) -> tuple[list[Resource], set[str]]:
     """The node's connections in charon as `ipsec` resources, and the foreign ones' names."""
     ours = query.record.load()
     shared = set(query.vici.request("get-shared").get("keys") or ())
+    keys: set[str] = set()
+    if any(c.certs for c in ours.values()):  # private keys by id: only certificates need them
+        keys = set(query.vici.request("get-keys").get("keys") or ())
     installed = _installed(query.vici)
     resources: list[Resource] = []
     foreign: set[str] = set()
@@ -203,9 +222,8 @@ def read_ipsec(query: IpsecQuery) -> tuple[list[Resource], set[str]]:
             "local_ts": list(child.get("local-ts") or ()),
             "remote_ts": list(child.get("remote-ts") or ()),
             "config": config_digest(ours[name].tree),
+            **credentials(ours[name], shared, keys),
         }
-        if shared_id(name) in shared:
-            attrs["psk"] = PSK_LOADED
         if name in installed:
             attrs["child"] = CHILD_INSTALLED
         resources.append(

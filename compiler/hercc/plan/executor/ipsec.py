@@ -8,15 +8,19 @@ Every connection loaded is recorded in the node's IpsecRecord
 (state/ipsec.py), which also keeps what an undo needs: a live resource
 carries no content.
 
-  create  `load-shared` (the PSK, id `ike-<connection>`, owned by the remote's id),
-          `load-conn` (without start_action: the initiate is ours), recorded; then
+  create  `load-shared` (the PSK, id `ike-<connection>`, owned by the remote's id), or
+          with certificates `load-key` (the private key, checked first to be the
+          certificate's); `load-conn` (without start_action: the initiate is ours; the
+          certificates in it as PEM, as swanctl sends them), recorded; then
           `initiate` of its CHILD_SA, waited for: a tunnel that does not come up
           fails the apply (which rolls back).
   update  `child` alone: `initiate`. Anything else: load key and connection again
           (charon replaces one of the same name), `terminate` the IKE_SA that runs
-          the old one, `initiate`.
+          the old one, `initiate`. An old private key stays loaded: the undo, which
+          loads the old certificate, needs it while the secret is the new key.
   delete  `terminate` its IKE_SA (and so its CHILD_SAs), `unload-conn`,
-          `unload-shared`, unrecorded; the Restore loads it again.
+          `unload-shared` (`unload-key` unless another recorded connection uses it),
+          unrecorded; the Restore loads it again.
 
 Messages never carry the key outside the `load-shared` call, and errors name
 the connection, never the key.
@@ -31,7 +35,7 @@ from typing import Any
 
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError, SecretUnavailable
-from hercc.resources.ipsec import IpsecContent, shared_id
+from hercc.resources.ipsec import IpsecContent, key_id, key_matches, shared_id
 from hercc.resources.model import Resource
 from hercc.state.ipsec import IpsecRecord, Vici, ViciError
 
@@ -48,7 +52,13 @@ def _initiated_here(c: IpsecContent) -> dict[str, Any]:
         name: {k: v for k, v in child.items() if k != "start_action"}
         for name, child in c.tree["children"].items()
     }
-    return {**c.tree, "children": children}
+    tree = {**c.tree, "children": children}
+    if c.certs:  # file names (swanctl.conf's) -> the certificates themselves
+        local, remote = c.tree["local"], c.tree["remote"]
+        certs = [c.certs[f"x509/{n}"] for n in local["certs"]]
+        cacerts = [c.certs[f"x509ca/{n}"] for n in remote["cacerts"]]
+        tree |= {"local": {**local, "certs": certs}, "remote": {**remote, "cacerts": cacerts}}
+    return tree
 
 
 class IpsecExecutor:
@@ -75,15 +85,36 @@ class IpsecExecutor:
                 f"ipsec.{c.connection}: secret {c.secret!r} was not resolved "
                 "(pass --secrets FILE or set its HERC_SECRET_ variable)"
             )
-        shared = {
-            "id": shared_id(c.connection),
-            "type": "IKE",
-            "data": key,
-            "owners": [c.remote_id],
-        }
-        self.vici.request("load-shared", shared)
+        if c.cert is not None:
+            if key_matches(key, c.cert):
+                self.vici.request("load-key", {"type": "any", "data": key})
+            elif key_id(c.cert) not in set(self.vici.request("get-keys").get("keys") or ()):
+                # (an undo loads the old certificate while the secret is the new key: the
+                # old key is still in charon then, as an update never unloads it)
+                raise SecretUnavailable(
+                    f"ipsec.{c.connection}: secret {c.secret!r} is not the private key of its "
+                    "certificate (an unencrypted PEM key whose public half the certificate holds)"
+                )
+        else:
+            shared = {
+                "id": shared_id(c.connection),
+                "type": "IKE",
+                "data": key,
+                "owners": [c.remote_id],
+            }
+            self.vici.request("load-shared", shared)
         self.vici.request("load-conn", {c.connection: _initiated_here(c)})
         self.record.add(c)
+
+    def _unload_key(self, c: IpsecContent) -> None:
+        """The connection's private key, unless another recorded connection loads it too."""
+        if c.cert is None:
+            return
+        kid = key_id(c.cert)
+        others = self.record.load().values()
+        if not any(o.cert is not None and key_id(o.cert) == kid for o in others):
+            with contextlib.suppress(ViciError):
+                self.vici.request("unload-key", {"id": kid})
 
     def _initiate(self, name: str) -> None:
         message = {"child": name, "ike": name, "timeout": str(INITIATE_MS)}
@@ -121,6 +152,7 @@ class IpsecExecutor:
             self.vici.request("unload-shared", {"id": shared_id(r.id)})
         self.record.remove(r.id)
         if content is not None:
+            self._unload_key(content)
             self._loaded[r.id] = content
 
         def restore() -> None:

@@ -144,7 +144,17 @@ SENSITIVE: Mapping[str, frozenset[str]] = {
 FORCES_NEW: Mapping[str, frozenset[str]] = {
     "veth": frozenset({"peer_netns", "peer_ifname"}),
     "probe": frozenset({"target", "interval"}),  # a process's arguments
-    "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
+    "bpf": frozenset(
+        {
+            "program",
+            "digest",
+            "flow_entries",
+            "route_entries",
+            "mode",
+            "peer_tx_checksum",
+            "peer_gro",
+        }
+    ),
     "exporter": frozenset(
         {"protocol", "collectors", "active_timeout_ms", "idle_timeout_ms", "sampling"}
     ),  # a process's config, read once when it starts

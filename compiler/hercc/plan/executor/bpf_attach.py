@@ -128,7 +128,7 @@ class BpfAttachments:
         def restore() -> None:
             if repin is not None:
                 repin()
-            if native:
+            if native and peer:
                 self._offloads(r, peer, NATIVE_PEER_OFFLOADS)
             self.sys.bpf_attach(rid.ns, rid.ifname, hook, self._program(rid, r), native=native)
 

@@ -29,6 +29,7 @@ from hercc.dataplane.maps import NATIVE_XDP_MAX_MTU, node_maps
 from hercc.dataplane.program import PROGRAMS, SOURCE_DIR, TC, XDP, program_text
 from hercc.flows.records import Direction, sum_cpus
 from hercc.pipeline import compile_spec
+from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES, compile_text
 from tests.goldentools import match_golden
 
@@ -112,6 +113,9 @@ def test_an_mtu_too_big_for_native_xdp_falls_back_to_generic(tmp_path: Path) -> 
     _, veth, _ = node_maps(model, model.node("a"))["namespaces"]["herc-n"]["interfaces"]
     assert veth["xdp_mode"] == "generic" and "peer" not in veth
     assert veth["fallback"] == "MTU 3507 is above the 3506 native XDP on a veth takes"
+    (xdp,) = [r for r in desired_state(model, "a") if r.id == "herc-n/hv-w/xdp"]
+    assert dict(xdp.attrs)["mode"] == "generic" and "peer_tx_checksum" not in xdp.attrs
+    assert xdp.label == f"fallback to generic XDP: {veth['fallback']}"
 
 
 def test_routes_of_a_node_with_a_workload(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ A lab (hercc.lab.Lab, a per-run prefix, torn down by the lab even when a
 test fails) of two nodes with a workload each, with `dataplane { fastpath
 tc }`, with `fastpath xdp`, and without a dataplane (the control). Between
 the workloads, that is across both nodes' network namespaces and the
-WireGuard tunnel between them: pings over IPv4 and IPv6, and a TCP
-transfer of TRANSFER bytes checked byte-exact (length and SHA-256 at the
-receiver). The kernel's forwarding counters of both nodes' network
+WireGuard tunnel between them: pings over IPv4 and IPv6, and TCP transfers
+of TRANSFER bytes over IPv4 and IPv6 checked byte-exact (length and SHA-256
+at the receiver), also between two workloads of one node (where native XDP
+redirects from veth to veth). The kernel's forwarding counters of both nodes' network
 namespaces (/proc/net/snmp ForwDatagrams, /proc/net/snmp6
 Ip6OutForwDatagrams) are read before and after: with a fast path the
 stacks forward none of it (the programs do: TC on the WireGuard device
@@ -69,9 +70,10 @@ workload w3 {
 # the receiver: one connection, every byte hashed; prints "<length> <sha256>"
 RECEIVER = """
 import hashlib, socket, sys
-s = socket.socket(socket.AF_INET)
+s = socket.socket(socket.AF_INET6)  # and IPv4, mapped (IPV6_V6ONLY off)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1])))
 s.listen(1)
 s.settimeout(60)
 print("ready", flush=True)
@@ -88,7 +90,7 @@ SENDER = """
 import hashlib, socket, sys
 host, port, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].encode()
 block = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(256)) * 8
-s = socket.create_connection((host, port), timeout=30)
+s = socket.create_connection((host, port), timeout=30)  # IPv4 or IPv6, as `host` is
 sent = 0
 while sent < size:
     part = block[: size - sent]
@@ -199,8 +201,14 @@ def test_pings_across_nodes(running: tuple[str | None, Lab]) -> None:
         assert growth == dict.fromkeys(growth, 0), growth
 
 
-@pytest.mark.parametrize("src,dst", [("w1", "w2"), ("w3", "w1")], ids=["across", "same-node"])
-def test_tcp_transfer_is_byte_exact(running: tuple[str | None, Lab], src: str, dst: str) -> None:
+@pytest.mark.parametrize(
+    "src,dst,version",
+    [("w1", "w2", 4), ("w3", "w1", 4), ("w1", "w2", 6), ("w3", "w1", 6)],
+    ids=["across-v4", "same-node-v4", "across-v6", "same-node-v6"],
+)
+def test_tcp_transfer_is_byte_exact(
+    running: tuple[str | None, Lab], src: str, dst: str, version: int
+) -> None:
     """Across nodes, and between two workloads of n1 (native XDP redirects from veth to veth
     there: the checksums the workloads leave to offload must be filled in before)."""
     fastpath, lab = running
@@ -214,7 +222,7 @@ def test_tcp_transfer_is_byte_exact(running: tuple[str | None, Lab], src: str, d
     try:
         assert receiver.stdout is not None
         assert receiver.stdout.readline().strip() == "ready"
-        to = addresses(lab, dst)[0]
+        to = addresses(lab, dst)[0 if version == 4 else 1]
         argv = [sys.executable, "-c", SENDER, to, str(PORT), str(TRANSFER), SEED.decode()]
         sent = lab.exec(src, argv, timeout=90)
         assert sent.returncode == 0, sent.stderr
@@ -229,6 +237,6 @@ def test_tcp_transfer_is_byte_exact(running: tuple[str | None, Lab], src: str, d
     segments = TRANSFER // 1500  # at least this many data segments crossed each node
     nodes = ["n1"] if dst == "w1" else ["n1", "n2"]
     if fastpath is None:  # GSO packets count once: at least one for 64 segments
-        assert all(growth[f"{n}/v4"] >= segments // 64 for n in nodes), growth
+        assert all(growth[f"{n}/v{version}"] >= segments // 64 for n in nodes), growth
     else:
         assert growth == dict.fromkeys(growth, 0), growth

@@ -1,12 +1,16 @@
 /* The TC fast path: a cls_bpf classifier in direct-action mode on the ingress
  * of every overlay device of a network namespace.
  *
- * Three entry points share one body: fastpath_tc_eth for Ethernet devices
+ * Four entry points share one body: fastpath_tc_eth for Ethernet devices
  * (workload veths), fastpath_tc_l3 for layer-3 devices (WireGuard over TUN,
- * whose packets start at the IP header), and account_tc_l3, which only
+ * whose packets start at the IP header), account_tc_l3, which only
  * accounts: for gateway tunnels, whose traffic the stack's nftables rules
- * must see. TC is the hook that works on every device, and the one that sees
- * GSO super-packets whole (gso_segs wire segments).
+ * must see, and fastpath_tc_after_xdp, which only forwards: on a veth behind
+ * the XDP program (`fastpath xdp`), which accounted every packet already and
+ * passes what it cannot redirect, a layer-3 egress above all (XDP cannot hand
+ * a frame to WireGuard over TUN; TC can). TC is the hook that works on every
+ * device, and the one that sees GSO super-packets whole (gso_segs wire
+ * segments).
  *
  * Verdicts: TC_ACT_REDIRECT (forwarded), TC_ACT_OK (to the stack),
  * TC_ACT_SHOT (dropped, only when a packet was already half rewritten).
@@ -89,8 +93,10 @@ static __always_inline int forward(struct __sk_buff *skb, struct packet *p, __u3
 #endif
 
 /* l2_len: ETH_HLEN on Ethernet devices, 0 on L3 devices; forwarding: 0 to
- * account only. Both are constants, so each entry point is its own code. */
-static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len, int forwarding)
+ * account only; accounting: 0 where XDP in front of it accounted the packet.
+ * All are constants, so each entry point is its own code. */
+static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len, int forwarding,
+                                    int accounting)
 {
     struct cursor c = {
         .pos = (void *)(long)skb->data,
@@ -110,7 +116,8 @@ static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len, int for
     /* One segment's L3 bytes are its IP length; a GSO packet's segments each
      * carry their own copy of the headers. */
     bytes = segments > 1 ? skb->len - l2_len + (segments - 1) * p.hdr_len : p.l3_len;
-    account(&p, skb->ifindex, DIRECTION_INGRESS, segments, bytes);
+    if (accounting)
+        account(&p, skb->ifindex, DIRECTION_INGRESS, segments, bytes);
 #if FASTPATH_TC
     if (forwarding)
         return verdict(forward(skb, &p, l2_len));
@@ -120,15 +127,20 @@ static __always_inline int fastpath(struct __sk_buff *skb, __u32 l2_len, int for
 
 int fastpath_tc_eth(struct __sk_buff *skb)
 {
-    return fastpath(skb, ETH_HLEN, 1);
+    return fastpath(skb, ETH_HLEN, 1, 1);
 }
 
 int fastpath_tc_l3(struct __sk_buff *skb)
 {
-    return fastpath(skb, 0, 1);
+    return fastpath(skb, 0, 1, 1);
 }
 
 int account_tc_l3(struct __sk_buff *skb)
 {
-    return fastpath(skb, 0, 0);
+    return fastpath(skb, 0, 0, 1);
+}
+
+int fastpath_tc_after_xdp(struct __sk_buff *skb)
+{
+    return fastpath(skb, ETH_HLEN, 1, 0);
 }

@@ -89,7 +89,7 @@ def test_dataplane_targets_from_made_up_rounds() -> None:
     # at 60k flows
     rounds = [{p.name: 1e6 for p in dataplane_pps.PATHS} | {"xdp": 1.6e6}] * 3
     program = {p.name: 200.0 for p in dataplane_pps.PATHS if p.kind != "kernel"}
-    for label in ("xdp", "xdp native", "tc"):
+    for label in ("xdp", "xdp generic", "tc"):
         program |= {f"{label} + accounting": 250.0, f"{label} + accounting, 60k flows": 320.0}
     res = dataplane_pps.results(rounds, program)
     assert res["fastpath_ratio"] == 1.6

@@ -5,8 +5,9 @@ namespace). Node a of a small spec with two workloads gets its programs:
 attached once, `plan` then says No changes, and a second `hercc apply` (a
 fresh process, which reads what runs) attaches nothing twice. Turning
 netflow on changes the header (the flow map appears): the programs are
-replaced. `fastpath xdp` moves the veths to XDP and keeps TC on the
-WireGuard device (the fallback shows in the plan). A foreign filter on
+replaced. `fastpath xdp` puts native XDP on the veths, with TC behind it
+(what XDP passes, TC forwards), and keeps TC on the WireGuard device (the
+fallback shows in the plan). A foreign filter on
 another device is never touched, and one on a hook we want is refused.
 Dropping the `dataplane` block detaches everything and unpins it. And a
 ping between two workloads crosses the namespace without its stack
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.live
 
 NS = f"{PREFIX}herc-{NET}"
 VETHS = ("hv-web", "hv-other")
+WORKLOAD_NS = (f"{PREFIX}herc-w-web", f"{PREFIX}herc-w-other")
 FOREIGN_DEV = "fx0"
 CBPF_PASS = "1,6 0 0 0"  # a classic BPF filter (return 0), someone else's
 NETFLOW = "monitor {\n  netflow {\n    collector 192.0.2.99:2055\n  }\n}\n"
@@ -91,6 +93,17 @@ def xdp_prog(dev: str) -> dict[str, object] | None:
     (link,) = json.loads(sh("ip", "-n", NS, "-j", "-d", "link", "show", dev))
     prog = link.get("xdp", {}).get("prog")
     return prog if isinstance(prog, dict) else None
+
+
+def xdp_mode(dev: str) -> object:
+    (link,) = json.loads(sh("ip", "-n", NS, "-j", "-d", "link", "show", dev))
+    return link.get("xdp", {}).get("mode")
+
+
+def offloads(ns: str) -> list[bool]:
+    """TX checksum offload and GRO of a workload's end of its veth."""
+    (features,) = json.loads(sh("ip", "netns", "exec", ns, "ethtool", "--json", "-k", "eth0"))
+    return [features[f]["active"] for f in ("tx-checksumming", "generic-receive-offload")]
 
 
 def bpf_names(dev: str) -> list[str]:
@@ -162,23 +175,31 @@ def test_attach_no_double_attach_replace_and_detach(node: Node) -> None:
     assert bpf_names(WG) == ["fastpath_tc_l3"]
     assert [len(filters(v)) for v in VETHS] == [1, 1]
 
-    # xdp: the veths move to XDP, the WireGuard device stays on TC (its fallback)
+    # xdp: the veths get native XDP with TC behind it, the WireGuard device stays on TC
     xdp = env.tmp / "xdp.herc"
     xdp.write_text(spec_text("xdp", netflow=True), encoding="utf-8")
     rc, out, err = env.plan(xdp)
     assert rc == 0, err
     assert f"bpf.{NS}/{WG}/tc-ingress # fallback to TC: layer-3 device" in out
+    assert f"bpf.{NS}/hv-web/tc-ingress # TC behind XDP: forwards what XDP passes" in out
     assert plan_changes(env, xdp) == {
         f"bpf.{NS}/{WG}/tc-ingress": "replace",
-        f"bpf.{NS}/hv-web/tc-ingress": "delete",
-        f"bpf.{NS}/hv-other/tc-ingress": "delete",
+        f"bpf.{NS}/hv-web/tc-ingress": "replace",
+        f"bpf.{NS}/hv-other/tc-ingress": "replace",
         f"bpf.{NS}/hv-web/xdp": "create",
         f"bpf.{NS}/hv-other/xdp": "create",
     }
     applied(env, xdp)
     no_changes(env, xdp)
-    assert [filters(v) for v in VETHS] == [[], []]
+    assert [bpf_names(v) for v in VETHS] == [["fastpath_tc_after_xdp"]] * 2
     assert [(xdp_prog(v) or {}).get("name") for v in VETHS] == ["fastpath_xdp"] * 2
+    assert [xdp_mode(v) for v in VETHS] == [1, 1]  # native (driver) mode
+    assert [offloads(w) for w in WORKLOAD_NS] == [[False, True]] * 2  # tx off, GRO on
+    # someone turns TX checksum offload back on: the plan puts it right
+    sh("ip", "netns", "exec", WORKLOAD_NS[0], "ethtool", "-K", "eth0", "tx", "on")
+    assert plan_changes(env, xdp) == {f"bpf.{NS}/hv-web/xdp": "replace"}
+    applied(env, xdp)
+    assert offloads(WORKLOAD_NS[0]) == [False, True]
     assert sorted(p.split("-")[0] for p in pins()) == ["tc", "xdp"]
 
     # the dataplane block dropped: everything of ours detached and unpinned
@@ -188,6 +209,7 @@ def test_attach_no_double_attach_replace_and_detach(node: Node) -> None:
     applied(env, off)
     no_changes(env, off)
     assert filters(WG) == [] and [xdp_prog(v) for v in VETHS] == [None, None]
+    assert [offloads(w) for w in WORKLOAD_NS] == [[True, False]] * 2  # the veths' defaults back
     assert not Path(pin_root("a", NS)).exists()
     assert [f["options"].get("prog") for f in filters(FOREIGN_DEV)] == [None]  # type: ignore[union-attr]
 

@@ -18,7 +18,7 @@ from hercc.plan.node_service import conflicts
 from hercc.resources.action import Action
 from hercc.resources.model import Resource, state_of
 from hercc.resources.naming import Naming
-from hercc.state.bpf import Attachment, filters_of, read_bpf, xdp_of
+from hercc.state.bpf import Attachment, filters_of, offloads_of, read_bpf, xdp_of
 from hercc.state.bpf_pins import PinnedObject
 from tests.test_executor import NODE, NS, rig
 
@@ -31,6 +31,11 @@ TC_JSON = (
     '"kind":"bpf","chain":0,"options":{"handle":"0x1","flowid":":1","bpf_name":"herc_x",'
     '"direct-action":true,"not_in_hw":true,"prog":{"id":306,"name":"herc_x",'
     '"tag":"59f4a931744dcdc6","jited":1}}}]'
+)
+# `ethtool --json -k eth0` (trimmed), with TX checksum offload off and GRO on
+ETHTOOL_JSON = (
+    '[{"ifname":"eth0","tx-checksumming":{"active":false,"fixed":false,"requested":false},'
+    '"generic-receive-offload":{"active":true,"fixed":false,"requested":true}}]'
 )
 # `ip -j -d link show` (trimmed): lo, and v1 with a generic XDP program
 IP_JSON = (
@@ -54,12 +59,24 @@ def test_desired_attachments_of_gamma(reference: ir.IR) -> None:
     assert tunnel.attrs["program"] == "account_tc_l3"  # netflow: accounting only
     assert wg.attrs["digest"] == tunnel.attrs["digest"] != xdp.attrs["digest"]
     assert wg.attrs["flow_entries"] == 65536 and wg.attrs["route_entries"] == 64
-    assert wg.forces_new == {"program", "digest", "flow_entries", "route_entries"}
+    assert wg.forces_new == {
+        "program", "digest", "flow_entries", "route_entries", "mode", "peer_tx_checksum", "peer_gro"
+    }  # fmt: skip
     assert wg.label is not None and wg.label.startswith("fallback to TC: layer-3 device")
     assert xdp.label is None
     assert (wg.parent, xdp.parent) == ("wireguard.herc-prod/wg-prod", "veth.herc-prod/hv-web")
+    # native XDP, with what it needs of the veth's other end; TC behind it on the same veth
+    assert {k: xdp.attrs[k] for k in ("mode", "peer_tx_checksum", "peer_gro")} == {
+        "mode": "native", "peer_tx_checksum": "off", "peer_gro": "on"
+    }  # fmt: skip
+    assert "mode" not in wg.attrs and "peer_gro" not in wg.attrs
+    behind = st["bpf.herc-prod/hv-web/tc-ingress"]
+    assert behind.attrs["program"] == "fastpath_tc_after_xdp"
+    assert behind.attrs["digest"] == wg.attrs["digest"]  # the namespace's one TC object
+    assert behind.label is not None and behind.label.startswith("TC behind XDP: forwards what")
     content = json.loads(str(xdp.content))
     assert content["hook"] == "xdp" and "#define FASTPATH_XDP 1" in content["header"]
+    assert content["peer"] == "herc-w-web/eth0"
     assert {r["kind"] for r in content["routes"]} == {"local", "veth", "wireguard"}
 
 
@@ -89,9 +106,13 @@ def test_reader_parses_tc_and_ip_json() -> None:
     assert filters_of("v0", "") == []
     names, xdp = xdp_of(IP_JSON)
     assert names == ["lo", "v1"]
-    assert xdp == [Attachment("v1", "xdp", 307)]
+    assert xdp == [Attachment("v1", "xdp", 307, mode="generic")]
     both = '[{"ifname":"v2","xdp":{"attached":[{"mode":1,"prog":{"id":5}},{"mode":2,"prog":{"id":6}}]}}]'
-    assert xdp_of(both)[1] == [Attachment("v2", "xdp", 5), Attachment("v2", "xdp", 6)]
+    assert xdp_of(both)[1] == [
+        Attachment("v2", "xdp", 5, mode="native"),
+        Attachment("v2", "xdp", 6, mode="generic"),
+    ]
+    assert offloads_of(ETHTOOL_JSON) == {"peer_tx_checksum": "off", "peer_gro": "on"}
 
 
 class FakeBpf:
@@ -110,6 +131,14 @@ class FakeBpf:
     def pinned(self, node: str, ns: str) -> list[PinnedObject]:
         return self.pinned_.get(ns, [])
 
+    def netns_ids(self, ns: str) -> str:
+        self.asked.append(f"netns ids {ns}")
+        return '[{"nsid":0,"name":"wns"}]'
+
+    def features(self, ns: str, ifname: str) -> str:
+        self.asked.append(f"features {ns} {ifname}")
+        return ETHTOOL_JSON
+
 
 def test_reader_owns_what_it_pinned_and_nothing_else() -> None:
     xdp = PinnedObject(f"xdp-{DIGEST}", "xdp", DIGEST, {"fastpath_xdp": 307}, {"routes4": 64})
@@ -121,9 +150,30 @@ def test_reader_owns_what_it_pinned_and_nothing_else() -> None:
         "digest": DIGEST,
         "flow_entries": None,
         "route_entries": 64,
+        "mode": "generic",
     }
     assert foreign == {"ns1/lo/tc-ingress"}  # program 306 is no pin of ours
     assert bpf.asked == ["links ns1", "filters ns1 lo", "filters ns1 v1"]  # ns2: no pins
+
+
+def test_reader_reads_native_xdp_and_its_veths_other_end() -> None:
+    native = IP_JSON.replace('"mode":2', '"mode":1').replace(
+        '"ifname":"v1",', '"ifname":"v1","link_index":7,"link_netnsid":0,'
+    )
+
+    class Native(FakeBpf):
+        def links(self, ns: str) -> str:
+            self.asked.append(f"links {ns}")
+            return native if ns == "ns1" else '[{"ifindex":7,"ifname":"eth0"}]'
+
+    xdp = PinnedObject(f"xdp-{DIGEST}", "xdp", DIGEST, {"fastpath_xdp": 307}, {"routes4": 64})
+    bpf = Native({"ns1": [xdp]})
+    (ours,), _ = read_bpf(NODE, ["ns1"], [], bpf)
+    assert {k: ours.attrs[k] for k in ("mode", "peer_tx_checksum", "peer_gro")} == {
+        "mode": "native", "peer_tx_checksum": "off", "peer_gro": "on"
+    }  # fmt: skip
+    assert json.loads(str(ours.content)) == {"peer": "wns/eth0"}
+    assert bpf.asked[-3:] == ["netns ids ns1", "links wns", "features wns eth0"]
 
 
 def _bpf(ifname: str, hook: str = "tc-ingress", program: str = "fastpath_tc_eth") -> Resource:
@@ -175,6 +225,29 @@ def test_executor_xdp_and_a_plan_without_content(tmp_path: Path) -> None:
     assert ("ip", "-n", NS, "link", "set", "dev", "hv-web", "xdpgeneric", "off") in r.system.runs()
     with pytest.raises(Exception, match="nothing to load"):
         r.executor.create(Resource("bpf", web.id, web.attrs))
+
+
+def test_executor_native_xdp_sets_and_restores_the_other_ends_offloads(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    plain = _bpf("hv-web", "xdp", "fastpath_xdp")
+    content = {**json.loads(str(plain.content)), "peer": "wns/eth0"}
+    attrs = {**plain.attrs, "mode": "native", "peer_tx_checksum": "off", "peer_gro": "on"}
+    web = Resource("bpf", plain.id, attrs, content=json.dumps(content))
+    r.executor.create(web)
+    ethtool = ("ip", "netns", "exec", "wns", "ethtool", "-K", "eth0")
+    assert r.system.runs() == [(*ethtool, "gro", "on", "tx", "off")]  # before attaching
+    assert r.system.calls[-1][0] == "bpf_attach" and r.system.calls[-1][1][-1] == "native"
+    r.system.calls.clear()
+    live = Resource("bpf", plain.id, attrs, content=json.dumps({"peer": "wns/eth0"}))
+    restore = r.executor.delete(live)
+    assert r.system.runs() == [
+        ("ip", "-n", NS, "link", "set", "dev", "hv-web", "xdpdrv", "off"),
+        (*ethtool, "gro", "off", "tx", "on"),  # the veth's defaults back
+    ]
+    r.system.calls.clear()
+    restore()
+    assert r.system.runs() == [(*ethtool, "gro", "on", "tx", "off")]
+    assert r.system.calls[-1][0] == "bpf_attach"
 
 
 def test_a_foreign_program_where_we_attach_is_a_conflict(reference: ir.IR) -> None:

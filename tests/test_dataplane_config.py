@@ -25,10 +25,11 @@ from hercc.dataplane.layout import (
     ROUTE_LOCAL,
     route_entry,
 )
-from hercc.dataplane.maps import node_maps
+from hercc.dataplane.maps import NATIVE_XDP_MAX_MTU, node_maps
 from hercc.dataplane.program import PROGRAMS, SOURCE_DIR, TC, XDP, program_text
 from hercc.flows.records import Direction, sum_cpus
 from hercc.pipeline import compile_spec
+from hercc.plan.desired import desired_state
 from tests.conftest import EXAMPLES, compile_text
 from tests.goldentools import match_golden
 
@@ -93,9 +94,28 @@ def test_fastpath_modes(tmp_path: Path, mode: str, xdp: int, tc: int, veth_hook:
     header = header_text(node_config(model, maps))
     assert f"#define FASTPATH_XDP {xdp}\n#define FASTPATH_TC {tc}\n" in header
     assert "#define ACCOUNTING 0\n" in header
-    wg, veth = maps["namespaces"]["herc-n"]["interfaces"]
+    wg, veth, *behind = maps["namespaces"]["herc-n"]["interfaces"]
     assert wg["hook"] == "tc" and ("fallback" in wg) == (mode == "xdp")
     assert veth["hook"] == veth_hook
+    if mode == "xdp":  # native XDP, its veth's other end named; TC behind it on the same veth
+        assert (veth["xdp_mode"], veth["peer"]) == ("native", "herc-w-w/eth0")
+        (tc,) = behind
+        assert (tc["name"], tc["hook"], tc["program"]) == ("hv-w", "tc", "fastpath_tc_after_xdp")
+        assert tc["behind_xdp"].startswith("forwards what XDP passes")
+    else:
+        assert behind == [] and "xdp_mode" not in veth
+
+
+def test_an_mtu_too_big_for_native_xdp_falls_back_to_generic(tmp_path: Path) -> None:
+    spec = SPEC.format(extra="dataplane { fastpath xdp }")
+    spec = spec.replace("range 10.9.0.0/16", f"range 10.9.0.0/16\n  mtu {NATIVE_XDP_MAX_MTU + 1}")
+    model = compile_text(tmp_path, spec).ir
+    _, veth, _ = node_maps(model, model.node("a"))["namespaces"]["herc-n"]["interfaces"]
+    assert veth["xdp_mode"] == "generic" and "peer" not in veth
+    assert veth["fallback"] == "MTU 3507 is above the 3506 native XDP on a veth takes"
+    (xdp,) = [r for r in desired_state(model, "a") if r.id == "herc-n/hv-w/xdp"]
+    assert dict(xdp.attrs)["mode"] == "generic" and "peer_tx_checksum" not in xdp.attrs
+    assert xdp.label == f"fallback to generic XDP: {veth['fallback']}"
 
 
 def test_routes_of_a_node_with_a_workload(tmp_path: Path) -> None:

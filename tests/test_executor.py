@@ -188,13 +188,20 @@ class FakeSystem:
     ) -> None:
         self.calls.append(("bpf_fill", (ns, len(routes), directory)))
 
-    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
-        self.calls.append(("bpf_attach", (ns, ifname, hook, program)))
+    def bpf_attach(
+        self, ns: str, ifname: str, hook: str, program: PurePosixPath, *, native: bool = False
+    ) -> None:
+        self.calls.append(
+            ("bpf_attach", (ns, ifname, hook, program, *(["native"] if native else [])))
+        )
         obj = next(o for o in self.pinned[ns] if o.name == program.parent.name)
         pid = obj.programs[program.name.removeprefix("prog_")]
         pref, handle = (49152, "0x1") if hook == "tc" else (None, None)
         hook_id = "tc-ingress" if hook == "tc" else "xdp"
-        self.attached.setdefault(ns, []).append(Attachment(ifname, hook_id, pid, pref, handle))
+        mode = ("native" if native else "generic") if hook == "xdp" else None
+        self.attached.setdefault(ns, []).append(
+            Attachment(ifname, hook_id, pid, pref, handle, mode)
+        )
 
     def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
         self.calls.append(("bpf_unpin", (directory,)))

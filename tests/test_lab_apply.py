@@ -167,7 +167,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
     assert code == 2, err
     assert out.splitlines()[-1] == (
-        f"Lab {name!r}: 1 to add, 4 to change, 29 to destroy on 2 of 4 nodes and 2 of 2 gateways."
+        f"Lab {name!r}: 1 to add, 4 to change, 30 to destroy on 2 of 4 nodes and 2 of 2 gateways."
     )
     for node in ("alpha", "beta"):
         assert node_block(out, node).startswith("No changes.")
@@ -193,7 +193,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     ):
         assert line in gamma, line
     assert gamma.count(f"  - wireguard.{x}/") == 2 == gamma.count(f"  - probe.{x}/")
-    assert "Plan: 1 to add, 1 to change, 27 to destroy." in gamma  # bpf: 3 gone, 1 replaced
+    assert "Plan: 1 to add, 1 to change, 28 to destroy." in gamma  # bpf: 4 gone, 1 replaced
     for gw in ("gw-eu", "gw-us"):  # gamma's peer goes, HAProxy loses the shop backends
         block = out.split(f"# gateway {gw}\n", 1)[1].split("\n# ", 1)[0]
         assert f"  ~ haproxy.{p}-g-{gw}/{gw}" in block and "  - peer." in block
@@ -202,7 +202,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("plan", "--name", name, str(changed), "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["summary"] == {"add": 1, "change": 4, "destroy": 29}
+    assert data["summary"] == {"add": 1, "change": 4, "destroy": 30}
     assert sorted(data["gateways"]) == ["gw-eu", "gw-us"]
     actions = {
         (node, c["kind"], c["action"])
@@ -228,7 +228,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     code, out, err = lab("apply", "--name", name, str(changed))
     assert code == 0, err
     assert (
-        "Apply complete: 1 added, 4 changed, 29 destroyed on 2 nodes (delta, gamma) "
+        "Apply complete: 1 added, 4 changed, 30 destroyed on 2 nodes (delta, gamma) "
         "and 2 gateway(s) (gw-eu, gw-us)." in err
     )
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")
@@ -246,7 +246,7 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     # and back: the workload is created by the executor, the ports move back
     code, out, err = lab("apply", "--name", name, str(REFERENCE))
     assert code == 0, err
-    assert "Apply complete: 29 added, 4 changed, 1 destroyed" in err  # bpf: 1 replaced
+    assert "Apply complete: 30 added, 4 changed, 1 destroyed" in err  # bpf: 1 replaced
     code, out, err = lab("plan", "--name", name, str(REFERENCE), "--detailed-exitcode")
     assert code == 0, out + err
     # web is back, with a new server: the gateways' health checks (every 5 s) take it back in

@@ -172,6 +172,7 @@ def test_desired_state_of_gamma_in_detail(reference: ir.IR) -> None:
         "address.herc-w-web/eth0/fd42:20:0:3::2/128",
         "bpf.herc-prod/gw-gw-eu/tc-ingress",  # netflow: accounting on gateway tunnels
         "bpf.herc-prod/gw-gw-us/tc-ingress",
+        "bpf.herc-prod/hv-web/tc-ingress",  # TC behind XDP
         "bpf.herc-prod/hv-web/xdp",  # fastpath xdp
         "bpf.herc-prod/wg-prod/tc-ingress",  # a layer-3 device: TC
         "exporter.gamma",  # monitor netflow: the node's flow exporter (state/exporter_proc.py)
@@ -608,7 +609,7 @@ def test_hercc_diff_specs_and_build_dirs_agree(tmp_path: Path) -> None:
     assert code == 2
     assert text.startswith("# node alpha\n")
     assert "# node eps\n" in text
-    assert text.endswith("5 of 5 nodes differ. Plan: 26 to add, 4 to change, 30 to destroy.\n")
+    assert text.endswith("5 of 5 nodes differ. Plan: 27 to add, 4 to change, 32 to destroy.\n")
     _golden("diff_reference.txt", text)
     old_dir = _build(old, str(tmp_path / "build-old"))
     new_dir = _build(new, str(tmp_path / "build-new"))

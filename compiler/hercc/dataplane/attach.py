@@ -6,7 +6,10 @@ name things alike.
 
 * Hooks, as they appear in a `bpf` resource's id: HOOK_TC ("tc-ingress": a
   cls_bpf filter, direct action, on the clsact qdisc's ingress) and
-  HOOK_XDP ("xdp", generic mode).
+  HOOK_XDP ("xdp", native or generic mode: its `mode` attribute). Native XDP
+  on a veth needs its other end's TX checksum offload off and GRO on
+  (NATIVE_PEER_OFFLOADS, as attributes; VETH_DEFAULT_OFFLOADS is what a
+  delete puts back).
 * Pins: the programs and maps of one namespace and hook live on the bpffs
   under `<BPFFS>/hercules/<node>/<NS>/<hook>-<digest>/`: each entry point as
   `prog_<entry>`, each map as `map_<name>` (bpffs refuses dots). Every attachment of that
@@ -30,10 +33,14 @@ from typing import Any
 
 __all__ = [
     "BPFFS",
+    "ETHTOOL_FEATURES",
+    "ETHTOOL_JSON_FEATURES",
     "HOOK_TC",
     "HOOK_XDP",
     "MAP_PREFIX",
+    "NATIVE_PEER_OFFLOADS",
     "PROG_PREFIX",
+    "VETH_DEFAULT_OFFLOADS",
     "digest",
     "hook_id",
     "node_root",
@@ -50,6 +57,14 @@ HOOK_XDP = "xdp"
 PROG_PREFIX = "prog_"
 MAP_PREFIX = "map_"
 _HOOK_IDS = {"tc": HOOK_TC, "xdp": HOOK_XDP}
+# attribute -> value, and each attribute's ethtool feature (ethtool -K NAME on|off)
+NATIVE_PEER_OFFLOADS = {"peer_tx_checksum": "off", "peer_gro": "on"}
+VETH_DEFAULT_OFFLOADS = {"peer_tx_checksum": "on", "peer_gro": "off"}
+ETHTOOL_FEATURES = {"peer_tx_checksum": "tx", "peer_gro": "gro"}
+ETHTOOL_JSON_FEATURES = {
+    "peer_tx_checksum": "tx-checksumming",
+    "peer_gro": "generic-receive-offload",
+}
 _DIGEST_LEN = 16
 
 

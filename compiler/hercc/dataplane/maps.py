@@ -4,11 +4,17 @@ Every network a node is in has its own namespace (Naming.netns), with its
 WireGuard interface and its workloads' veths, so each gets its own programs
 and maps. Per namespace:
 
-* interfaces: where programs attach, and with which entry point. A WireGuard
-  device is layer 3 (TUN under wireguard-go): always TC, and with
-  `fastpath xdp` the entry says so in `fallback`. A workload veth takes XDP
-  with `fastpath xdp`, else TC. A gateway tunnel only accounts (its traffic
-  must pass the node's nftables rules), and is attached only with netflow on.
+* interfaces: one entry per program on a hook of an interface, with its
+  entry point. A WireGuard device is layer 3 (TUN under wireguard-go):
+  always TC, and with `fastpath xdp` the entry says so in `fallback`. A
+  workload veth takes TC with `fastpath tc`; with `fastpath xdp` it takes
+  XDP, then TC behind it (`behind_xdp`: what XDP passes, a packet towards
+  the WireGuard device above all, TC forwards). Its XDP runs in native
+  (driver) mode, `xdp_mode`, which needs the veth's other end, `peer`
+  ("NS/IF"), with TX checksum offload off and GRO on (PLATFORM.md), and a
+  frame that fits a page: above NATIVE_XDP_MAX_MTU it is generic, with the
+  reason in `fallback`. A gateway tunnel only accounts (its traffic must
+  pass the node's nftables rules), and is attached only with netflow on.
 * routes: the LPM trie. The node's own addresses (on its WireGuard device
   and on its gateway tunnels) are `local`: the stack takes them. A workload's
   address goes to its veth; the rest of the network's range to the WireGuard
@@ -26,16 +32,34 @@ import ipaddress
 from typing import Any
 
 from hercc import ir
-from hercc.dataplane.program import ACCOUNT_TC_L3, FASTPATH_TC_ETH, FASTPATH_TC_L3, FASTPATH_XDP
+from hercc.dataplane.program import (
+    ACCOUNT_TC_L3,
+    FASTPATH_TC_AFTER_XDP,
+    FASTPATH_TC_ETH,
+    FASTPATH_TC_L3,
+    FASTPATH_XDP,
+)
 from hercc.resources.naming import Naming
 
-__all__ = ["KIND_LOCAL", "node_maps", "route_count"]
+__all__ = [
+    "KIND_LOCAL",
+    "NATIVE_XDP_MAX_MTU",
+    "XDP_GENERIC",
+    "XDP_NATIVE",
+    "node_maps",
+    "route_count",
+]
 
 KIND_LOCAL = "local"
 KIND_WIREGUARD = "wireguard"
 KIND_VETH = "veth"
 KIND_GATEWAY_TUNNEL = "gateway-tunnel"
 XDP_FALLBACK = "layer-3 device (no Ethernet header): XDP cannot run here, TC does"
+BEHIND_XDP = "forwards what XDP passes: XDP cannot redirect to a layer-3 device (WireGuard), TC can"
+XDP_NATIVE = "native"
+XDP_GENERIC = "generic"
+# veth's native XDP takes a frame in one page: 4096 - 256 headroom - 320 skb_shared_info - 14
+NATIVE_XDP_MAX_MTU = 3506
 
 
 def _host(address: str) -> str:
@@ -50,6 +74,14 @@ def _route_key(route: dict[str, Any]) -> tuple[int, int, int]:
 
 def _present(*addresses: str | None) -> list[str]:
     return [a for a in addresses if a is not None]
+
+
+def _xdp_mode(m: ir.Membership, peer: str) -> dict[str, Any]:
+    """Native XDP on a workload veth, unless its MTU is too big for it."""
+    if m.mtu > NATIVE_XDP_MAX_MTU:
+        reason = f"MTU {m.mtu} is above the {NATIVE_XDP_MAX_MTU} native XDP on a veth takes"
+        return {"xdp_mode": XDP_GENERIC, "fallback": reason}
+    return {"xdp_mode": XDP_NATIVE, "peer": peer}
 
 
 def _interfaces(
@@ -71,14 +103,14 @@ def _interfaces(
         wg["fallback"] = XDP_FALLBACK
     interfaces = [wg]
     for w in workloads:
+        veth = {"name": naming.veth_host(w.name), "kind": KIND_VETH, "layer": 2}
+        if not xdp:
+            interfaces.append({**veth, "hook": "tc", "program": FASTPATH_TC_ETH})
+            continue
+        peer = f"{naming.workload_netns(w.name)}/{naming.veth_workload(w.name)}"
+        interfaces.append({**veth, "hook": "xdp", "program": FASTPATH_XDP, **_xdp_mode(m, peer)})
         interfaces.append(
-            {
-                "name": naming.veth_host(w.name),
-                "kind": KIND_VETH,
-                "layer": 2,
-                "hook": "xdp" if xdp else "tc",
-                "program": FASTPATH_XDP if xdp else FASTPATH_TC_ETH,
-            }
+            {**veth, "hook": "tc", "program": FASTPATH_TC_AFTER_XDP, "behind_xdp": BEHIND_XDP}
         )
     if model.netflow is not None:
         for gateway in gateways:

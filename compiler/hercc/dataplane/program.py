@@ -20,6 +20,7 @@ from pathlib import Path
 
 __all__ = [
     "ACCOUNT_TC_L3",
+    "FASTPATH_TC_AFTER_XDP",
     "FASTPATH_TC_ETH",
     "FASTPATH_TC_L3",
     "FASTPATH_XDP",
@@ -37,6 +38,8 @@ SOURCE_DIR = Path(__file__).resolve().parent / "sources"
 
 FASTPATH_TC_ETH = "fastpath_tc_eth"  # TC on Ethernet devices (workload veths)
 FASTPATH_TC_L3 = "fastpath_tc_l3"  # TC on layer-3 devices (WireGuard over TUN)
+# TC behind XDP on a veth: forwards what XDP passed (a layer-3 egress), never accounts
+FASTPATH_TC_AFTER_XDP = "fastpath_tc_after_xdp"
 ACCOUNT_TC_L3 = "account_tc_l3"  # TC, accounting only: gateway tunnels, which nftables filters
 FASTPATH_XDP = "fastpath_xdp"  # XDP on Ethernet devices
 
@@ -52,7 +55,9 @@ class Program:
     entries: tuple[str, ...]
 
 
-TC = Program("tc", "fastpath_tc.c", (FASTPATH_TC_ETH, FASTPATH_TC_L3, ACCOUNT_TC_L3))
+TC = Program(
+    "tc", "fastpath_tc.c", (FASTPATH_TC_ETH, FASTPATH_TC_L3, ACCOUNT_TC_L3, FASTPATH_TC_AFTER_XDP)
+)
 XDP = Program("xdp", "fastpath_xdp.c", (FASTPATH_XDP,))
 PROGRAMS = {p.hook: p for p in (TC, XDP)}
 

@@ -11,13 +11,20 @@ plan's Naming) in namespace NS:
                 expanded, and of NS's routes (dataplane/attach.py `digest`)
        flow_entries, route_entries  the map sizes of the header (flow_entries
                 None without accounting: the programs have no flow map then)
+       mode     XDP only: "native" (driver mode) or "generic"
+       peer_tx_checksum, peer_gro  native XDP only: "off" and "on", what
+                native XDP on a veth needs of its other end (PLATFORM.md); the
+                executor sets them, and restores the veth's defaults on delete
        content  JSON: hook, header and routes, what the executor compiles,
-                pins and fills (never compared)
-       label    the fallback to TC (a WireGuard device under `fastpath xdp`)
+                pins and fills, and the veth's other end ("NS/IF") for
+                native XDP (never compared)
+       label    the fallback to TC (a WireGuard device under `fastpath xdp`),
+                to generic XDP (and why), or TC behind XDP on a veth
        parent   the interface: replacing it replaces the attachment
 
-All four attributes force a replacement: a program is loaded whole, and a
-changed header (a map size) or route set is a new program.
+Every attribute forces a replacement: a program is loaded whole, and a
+changed header (a map size) or route set is a new program; an offload
+someone turned back on is put right by attaching again.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from hercc import ir
-from hercc.dataplane.attach import digest, hook_id
+from hercc.dataplane.attach import NATIVE_PEER_OFFLOADS, digest, hook_id
 from hercc.dataplane.config import header_text, node_config, wanted
-from hercc.dataplane.maps import KIND_VETH, node_maps
+from hercc.dataplane.maps import KIND_VETH, XDP_NATIVE, node_maps
 from hercc.dataplane.program import PROGRAMS, SOURCE_DIR, program_text
 from hercc.diagnostics import OperationError
 from hercc.resources.ids import BpfId, InterfaceId, format_id
@@ -51,6 +58,25 @@ def _parent(ns: str, iface: dict[str, Any]) -> str:
     return f"{kind}.{format_id(InterfaceId(ns, iface['name']))}"
 
 
+def _label(iface: dict[str, Any]) -> str | None:
+    if "behind_xdp" in iface:
+        return f"TC behind XDP: {iface['behind_xdp']}"
+    if "fallback" in iface:
+        to = "TC" if iface["hook"] == "tc" else "generic XDP"
+        return f"fallback to {to}: {iface['fallback']}"
+    return None
+
+
+def _xdp(iface: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    """An XDP attachment's mode, and for native mode what it needs of the veth's other end."""
+    if iface["hook"] != "xdp":
+        return {}
+    if iface["xdp_mode"] != XDP_NATIVE:
+        return {"mode": iface["xdp_mode"]}
+    content["peer"] = iface["peer"]
+    return {"mode": XDP_NATIVE, **NATIVE_PEER_OFFLOADS}
+
+
 def dataplane_resources(model: ir.IR, node: ir.Node, naming: Naming) -> Iterator[Resource]:
     """The `bpf` resources of `node` (the module docstring); none without a dataplane."""
     if not wanted(model):
@@ -63,7 +89,8 @@ def dataplane_resources(model: ir.IR, node: ir.Node, naming: Naming) -> Iterator
         routes = data["routes"]
         for iface in data["interfaces"]:
             hook = iface["hook"]
-            content = {"hook": hook, "header": header, "routes": routes}
+            content: dict[str, Any] = {"hook": hook, "header": header, "routes": routes}
+            xdp = _xdp(iface, content)
             yield Resource(
                 "bpf",
                 format_id(BpfId(ns, iface["name"], hook_id(hook))),
@@ -72,9 +99,10 @@ def dataplane_resources(model: ir.IR, node: ir.Node, naming: Naming) -> Iterator
                     "digest": digest(texts[hook], routes),
                     "flow_entries": config.flow_entries if config.accounting else None,
                     "route_entries": config.route_entries,
+                    **xdp,
                 },
                 forces_new=FORCES_NEW["bpf"],
                 parent=_parent(ns, iface),
-                label=f"fallback to TC: {iface['fallback']}" if "fallback" in iface else None,
+                label=_label(iface),
                 content=json.dumps(content, sort_keys=True),
             )

@@ -165,7 +165,17 @@ FORCES_NEW: Mapping[str, frozenset[str]] = {
     # the kernel cannot change these on a live VXLAN (networkd ignores a VNI change in place)
     "vxlan": frozenset({"vni", "local", "remote", "port"}),
     "vlan": frozenset({"parent", "vlan_id"}),
-    "bpf": frozenset({"program", "digest", "flow_entries", "route_entries"}),
+    "bpf": frozenset(
+        {
+            "program",
+            "digest",
+            "flow_entries",
+            "route_entries",
+            "mode",
+            "peer_tx_checksum",
+            "peer_gro",
+        }
+    ),
     "exporter": frozenset(
         {"protocol", "collectors", "active_timeout_ms", "idle_timeout_ms", "sampling"}
     ),  # a process's config, read once when it starts

@@ -99,9 +99,9 @@ def fill(ns: str, routes: Sequence[Mapping[str, Any]], directory: Path) -> None:
     bpf_pins.fill_routes(directory, routes, _interfaces(ns))
 
 
-def attach(ns: str, ifname: str, hook: str, program: Path) -> None:
+def attach(ns: str, ifname: str, hook: str, program: Path, *, native: bool = False) -> None:
     if hook == "xdp":
-        bpf_pins.attach_xdp(ns, ifname, program)
+        bpf_pins.attach_xdp(ns, ifname, program, native=native)
     else:
         bpf_pins.attach_tc(ns, ifname, program)
 

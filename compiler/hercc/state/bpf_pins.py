@@ -42,6 +42,7 @@ _PROG_ID_OFFSET = 4  # struct bpf_prog_info: type, id
 _MAP_MAX_ENTRIES_OFFSET = 16  # struct bpf_map_info: type, id, key_size, value_size, max_entries
 TC_INGRESS_PARENT = 0xFFFFFFF2
 XDP_FLAGS_SKB_MODE = 2
+XDP_FLAGS_DRV_MODE = 4
 
 
 @dataclass(frozen=True)
@@ -201,18 +202,21 @@ def attach_tc(ns: str, ifname: str, program: Path) -> None:
         os.close(fd)
 
 
-def attach_xdp(ns: str, ifname: str, program: Path) -> None:
-    """The pinned XDP `program` on IF, generic mode."""
+def attach_xdp(ns: str, ifname: str, program: Path, *, native: bool = False) -> None:
+    """The pinned XDP `program` on IF, in native (driver) mode when `native`, else generic;
+    the kernel's refusal of native mode is an error, never a silent generic attachment."""
     from pyroute2.netlink.exceptions import NetlinkError
 
     fd = _open(program)
     try:
         with _ipr(ns) as ipr:
             index = _index(ipr, ns, ifname)
-            attrs = [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", XDP_FLAGS_SKB_MODE)]
+            flags = XDP_FLAGS_DRV_MODE if native else XDP_FLAGS_SKB_MODE
+            attrs = [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]
             try:
                 ipr.link("set", index=index, xdp={"attrs": attrs})
             except NetlinkError as exc:
-                raise DataplaneError(f"XDP on {ifname} in {ns}: {exc}") from None
+                mode = "native" if native else "generic"
+                raise DataplaneError(f"{mode} XDP on {ifname} in {ns}: {exc}") from None
     finally:
         os.close(fd)

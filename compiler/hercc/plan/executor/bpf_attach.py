@@ -22,9 +22,20 @@ compared, kept in saved plans. Names and paths are dataplane/attach.py's.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from hercc.dataplane.attach import PROG_PREFIX, object_name, pin_dir, program_hook
+from hercc.dataplane.attach import (
+    ETHTOOL_FEATURES,
+    NATIVE_PEER_OFFLOADS,
+    PROG_PREFIX,
+    VETH_DEFAULT_OFFLOADS,
+    object_name,
+    pin_dir,
+    program_hook,
+)
+from hercc.dataplane.maps import XDP_NATIVE
+from hercc.diagnostics import OperationError
 from hercc.plan.apply import Restore
 from hercc.plan.executor.errors import ExecutorError
 from hercc.plan.executor.system import System
@@ -68,7 +79,18 @@ class BpfAttachments:
         if object_name(hook, str(r.attrs["digest"])) not in pinned:
             self.sys.bpf_load(hook, content["header"], directory)
         self.sys.bpf_fill(rid.ns, content["routes"], directory)
-        self.sys.bpf_attach(rid.ns, rid.ifname, hook, self._program(rid, r))
+        native = r.attrs.get("mode") == XDP_NATIVE
+        if native:
+            self._offloads(r, content.get("peer"), NATIVE_PEER_OFFLOADS)
+        self.sys.bpf_attach(rid.ns, rid.ifname, hook, self._program(rid, r), native=native)
+
+    def _offloads(self, r: Resource, peer: str | None, values: Mapping[str, str]) -> None:
+        """Set the veth's other end's offloads ("NS/IF"; ethtool -K)."""
+        if not peer or "/" not in peer:
+            raise ExecutorError(f"{r.address}: native XDP, but no other end of the veth known")
+        ns, ifname = peer.split("/", 1)
+        features = [w for attr, v in sorted(values.items()) for w in (ETHTOOL_FEATURES[attr], v)]
+        self.sys.run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, *features])
 
     def _detach(self, ns: str, a: Attachment) -> None:
         if a.pref is not None and a.handle is not None:  # a TC filter, exactly this one
@@ -77,7 +99,8 @@ class BpfAttachments:
                  "protocol", "all", "pref", str(a.pref), "handle", a.handle, "bpf"]
             )  # fmt: skip
         else:
-            self.sys.run(["ip", "-n", ns, "link", "set", "dev", a.ifname, "xdpgeneric", "off"])
+            mode = "xdpdrv" if a.mode == XDP_NATIVE else "xdpgeneric"
+            self.sys.run(["ip", "-n", ns, "link", "set", "dev", a.ifname, mode, "off"])
 
     def delete(self, r: Resource) -> Restore:
         rid = self._id(r)
@@ -93,10 +116,28 @@ class BpfAttachments:
         repin = None
         if mine is not None and not set(mine.programs.values()) & still:
             repin = self.sys.bpf_unpin(self._dir(rid, r))
+        native = r.attrs.get("mode") == XDP_NATIVE
+        peer = json.loads(r.content).get("peer") if r.content else None
+        if native and peer:
+            try:
+                self._offloads(r, peer, VETH_DEFAULT_OFFLOADS)
+            except OperationError:
+                if self._peer_present(peer):  # an end that is gone has nothing to restore
+                    raise
 
         def restore() -> None:
             if repin is not None:
                 repin()
-            self.sys.bpf_attach(rid.ns, rid.ifname, hook, self._program(rid, r))
+            if native and peer:
+                self._offloads(r, peer, NATIVE_PEER_OFFLOADS)
+            self.sys.bpf_attach(rid.ns, rid.ifname, hook, self._program(rid, r), native=native)
 
         return restore
+
+    def _peer_present(self, peer: str) -> bool:
+        ns, ifname = peer.split("/", 1)
+        try:
+            self.sys.run(["ip", "-n", ns, "link", "show", ifname])
+        except OperationError:
+            return False
+        return True

@@ -106,8 +106,11 @@ class System(Protocol):
         """Write maps.json's routes of `ns` into the pinned route tries."""
         ...
 
-    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
-        """Attach the pinned `program` at `hook` ("tc" ingress or "xdp") of IFNAME in `ns`."""
+    def bpf_attach(
+        self, ns: str, ifname: str, hook: str, program: PurePosixPath, *, native: bool = False
+    ) -> None:
+        """Attach the pinned `program` at `hook` ("tc" ingress or "xdp", in native (driver)
+        mode when `native`, else generic) of IFNAME in `ns`."""
         ...
 
     def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
@@ -257,8 +260,10 @@ class LinuxSystem:
     ) -> None:
         bpf_objects.fill(ns, routes, Path(directory))
 
-    def bpf_attach(self, ns: str, ifname: str, hook: str, program: PurePosixPath) -> None:
-        bpf_objects.attach(ns, ifname, hook, Path(program))
+    def bpf_attach(
+        self, ns: str, ifname: str, hook: str, program: PurePosixPath, *, native: bool = False
+    ) -> None:
+        bpf_objects.attach(ns, ifname, hook, Path(program), native=native)
 
     def bpf_unpin(self, directory: PurePosixPath) -> Callable[[], None]:
         return bpf_objects.unpin(Path(directory))

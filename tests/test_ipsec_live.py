@@ -55,7 +55,7 @@ def ipsec_lab() -> Iterator[Lab]:
 
 
 def _site(lab_: Lab) -> IpsecSite:
-    (site,) = sites(lab_.model, lab_.topology)
+    (site,) = sites(lab_.model, lab_.topology, lab_.node_dir)
     return site
 
 

@@ -1,4 +1,4 @@
-"""The lab's IPsec links: a charon per node, and the far side of every link.
+"""The lab's IPsec links: a charon per node, and the far side of every link (`FarSide`s).
 
 How a link's addresses map onto the lab (prefix P, connection C = <enterprise>-<ipsec>):
 
@@ -22,11 +22,15 @@ in the lab's node directory (`<nodes>/<node>.charon.vici`, where a node's plan
 and apply find it: `node_setup`), started and stopped by PID like the lab's
 other daemons. The links' secrets are taken from HERC_SECRET_<NAME> when set,
 else made at random, into `<nodes>/ipsec.secrets.yaml` (0600), which the nodes'
-plan and apply read as their --secrets.
+plan and apply read as their --secrets, and the responders too.
 
-`lab check` pings between the two hosts of each link (`endpoints`: network
-"ipsec:C"); `lab exec ipsec:C:local|ipsec:C:remote` runs a command there.
-IPv4 traffic selectors only.
+`ipsec_far_sides` is the maker (lab/far_sides.py): `NodeCharons` (the secrets
+file and the nodes' charons) first, then an `IpsecSite` per link. Both are
+built once, by `lab up`: `lab apply` keeps what runs, since the responder and
+the node's charon hold the link's SAs (docs/lab.md says what that means for
+a changed link). `lab check` pings between the two hosts of each link (network
+"ipsec:C"); `lab exec ipsec:C:local|ipsec:C:remote|ipsec:C:responder` runs a
+command there. IPv4 traffic selectors only.
 """
 
 from __future__ import annotations
@@ -43,16 +47,17 @@ from hercc.backends.swanctl import local_addr as local_addr_of
 from hercc.diagnostics import LabError
 from hercc.ipsec_proposals import esp_of
 from hercc.lab.daemons import Daemon, start_daemon, wait_alive
+from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
-from hercc.passes.secrets import env_name
+from hercc.passes.secrets import env_name, resolve
 from hercc.plan.ipsec_setup import IpsecSetup
 from hercc.resources.ipsec import shared_id
 from hercc.state.ipsec import ViciSocket
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
-__all__ = ["IpsecSite", "endpoints", "ipsec_up", "namespaces", "node_setup", "sites", "targets"]
+__all__ = ["IpsecSite", "NodeCharons", "charon_socket", "ipsec_far_sides", "node_setup", "sites"]
 
 CHARON = "/usr/lib/ipsec/charon"
 PLUGINS = (
@@ -65,7 +70,7 @@ SOCKET_MAX = 107  # sun_path, with its NUL
 
 @dataclass(frozen=True)
 class IpsecSite:
-    """One link in the lab (see the module docstring)."""
+    """One link in the lab (see the module docstring): its responder and its two hosts."""
 
     connection: str
     node: str
@@ -83,6 +88,84 @@ class IpsecSite:
     host_gw: str
     tree: dict[str, object]  # the responder's connection
     secret: str
+    underlay_ns: str
+    directory: Path  # the lab's node directory: the responder's files, the secrets file
+
+    def namespaces(self) -> tuple[str, ...]:
+        return (self.far_ns, self.host_ns, self.local_ns)
+
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
+        """Made once: a responder that runs (`lab apply`) is kept, with the node's SAs."""
+        if _exists(self.far_ns):
+            return
+        for ns in self.namespaces():
+            _netns(ns, created)
+        ul = f"link add ul netns {self.far_ns} type veth peer name {self.far_port}"
+        ip_batch([ul, f"link set {self.far_port} master br0 up"], ns=self.underlay_ns)
+        up = ["link set lo up", f"address add {self.remote}/32 dev ul", "link set ul up"]
+        ip_batch([*up, "route add default dev ul"], ns=self.far_ns)
+        _host_behind(self.far_ns, "lan", self.host_ns, self.host_addr, self.host_gw)
+        _host_behind(self.node_ns, self.local_if, self.local_ns, self.local_addr, self.local_gw)
+        name = f"ir-{self.connection}"
+        daemons.append(start_charon(self.far_ns, self.directory, name, self.remote_port))
+        file = str(self.directory / SECRETS_FILE)  # written by NodeCharons.build
+        key = {"id": shared_id(self.connection), "type": "IKE"}
+        key["data"] = resolve([self.secret], file, os.environ)[self.secret]
+        vici = ViciSocket(str(self.directory / f"{name}.charon.vici"))
+        vici.request("load-shared", key)
+        vici.request("load-conn", {self.connection: self.tree})
+
+    def prepare(self) -> None:
+        """Nothing: the node's plan needs its charon (NodeCharons), not the responder."""
+
+    def join(self) -> None:
+        """Nothing: both hosts are routed by `build`."""
+
+    def endpoints(self) -> tuple[FarEndpoint, ...]:
+        """The two hosts ping each other through the tunnel."""
+        net = f"ipsec:{self.connection}"
+        local, remote = self.local_addr.split("/")[0], self.host_addr.split("/")[0]
+        return (
+            FarEndpoint(f"{net}:local", net, self.local_ns, (local,), self.node),
+            FarEndpoint(f"{net}:remote", net, self.host_ns, (remote,), self.node),
+        )
+
+    def targets(self) -> dict[str, str]:
+        return {f"ipsec:{self.connection}:responder": self.far_ns}
+
+
+@dataclass(frozen=True)
+class NodeCharons:
+    """The nodes' end of the lab's IPsec links: their secrets file and a charon per node."""
+
+    directory: Path
+    secrets: tuple[str, ...]  # the links' secret names
+    nodes: tuple[tuple[str, str], ...]  # (node, its underlay namespace) of the nodes with links
+
+    def namespaces(self) -> tuple[str, ...]:
+        return ()
+
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
+        """Made once: the secrets and the charons that run (`lab apply`) are kept, since the
+        nodes' loaded links use them."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (self.directory / SECRETS_FILE).exists():
+            _write_secrets(self.secrets, self.directory)
+        for node, ns in self.nodes:
+            if not charon_socket(self.directory, node).exists():
+                daemons.append(start_charon(ns, self.directory, node))
+
+    def prepare(self) -> None:
+        """Nothing: `build` made the charons and secrets a node's plan reads."""
+
+    def join(self) -> None:
+        """Nothing: a node's apply loads its links into its charon."""
+
+    def endpoints(self) -> tuple[FarEndpoint, ...]:
+        return ()
+
+    def targets(self) -> dict[str, str]:
+        return {}
 
 
 def _pair(ts: str, what: str) -> tuple[str, str]:
@@ -112,8 +195,8 @@ def _mirrored(name: str, link: ir.Ipsec, local: str) -> dict[str, object]:
     }
 
 
-def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
-    """Every IPsec link of `model` in the lab `topo` (pure)."""
+def sites(model: ir.IR, topo: Topology, directory: Path) -> list[IpsecSite]:
+    """Every IPsec link of `model` in the lab `topo` with node directory `directory` (pure)."""
     out: list[IpsecSite] = []
     p = topo.prefix
     port = 0
@@ -139,38 +222,22 @@ def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
                     host_gw,
                     _mirrored(name, link, local_addr_of(node)),
                     link.psk.secret,
+                    topo.underlay_ns,
+                    directory,
                 )
             )
             port += 1
     return out
 
 
-def namespaces(model: ir.IR, topo: Topology) -> list[str]:
-    return [ns for s in sites(model, topo) for ns in (s.far_ns, s.host_ns, s.local_ns)]
-
-
-def targets(model: ir.IR, topo: Topology) -> dict[str, str]:
-    """`lab exec` names: ipsec:C:local (the host in local_ts), ipsec:C:remote, ipsec:C:responder."""
-    out: dict[str, str] = {}
-    for s in sites(model, topo):
-        out |= {
-            f"ipsec:{s.connection}:local": s.local_ns,
-            f"ipsec:{s.connection}:remote": s.host_ns,
-            f"ipsec:{s.connection}:responder": s.far_ns,
-        }
-    return out
-
-
-def endpoints(model: ir.IR, topo: Topology) -> list[tuple[str, str, str, str, list[str], str]]:
-    """`lab check`'s probes of each link, as the state file's Endpoint fields
-    (name, kind, network, namespace, addresses, node): the two hosts ping each other."""
-    out: list[tuple[str, str, str, str, list[str], str]] = []
-    for s in sites(model, topo):
-        net = f"ipsec:{s.connection}"
-        local, remote = s.local_addr.split("/")[0], s.host_addr.split("/")[0]
-        out.append((f"{net}:local", "ipsec", net, s.local_ns, [local], s.node))
-        out.append((f"{net}:remote", "ipsec", net, s.host_ns, [remote], s.node))
-    return out
+def ipsec_far_sides(model: ir.IR, topo: Topology, directory: Path) -> list[FarSide]:
+    """The nodes' charons and every link's far side (see the module docstring)."""
+    links = sites(model, topo, directory)
+    if not links:
+        return []
+    names = tuple(sorted({i.psk.secret for e in model.enterprise for i in e.ipsec}))
+    nodes = tuple((n, topo.host(n).ns) for n in sorted({s.node for s in links}))
+    return [NodeCharons(directory, names, nodes), *links]
 
 
 def charon_socket(state_dir: str | Path, node: str) -> Path:
@@ -224,12 +291,14 @@ def start_charon(ns: str, directory: Path, name: str, nat_port: int = 4500) -> D
     return d
 
 
-def _secrets(model: ir.IR, directory: Path) -> dict[str, str]:
-    names = sorted({i.psk.secret for e in model.enterprise for i in e.ipsec})
+def _write_secrets(names: tuple[str, ...], directory: Path) -> None:
     values = {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in names}
     text = "".join(f'{n}: "{v}"\n' for n, v in values.items())
     write_atomic(directory / SECRETS_FILE, text, mode=0o600)
-    return values
+
+
+def _exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
 
 
 def _netns(ns: str, created: list[str]) -> None:
@@ -245,39 +314,3 @@ def _host_behind(ns: str, ifname: str, host_ns: str, addr: str, gw: str) -> None
     cmds = ["link set lo up", f"address add {addr} dev eth0", "link set eth0 up"]
     ip_batch([*cmds, f"route add default via {gateway}"], ns=host_ns)
     run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=ns, timeout=TIMEOUT, error=LabError)
-
-
-def ipsec_up(
-    model: ir.IR, topo: Topology, state_dir: Path, created: list[str], daemons: list[Daemon]
-) -> None:
-    """Build every link's far side and hosts, and a charon per node with links.
-
-    Namespaces go into `created` and processes into `daemons` as soon as they
-    exist, so the caller's teardown removes them.
-    """
-    links = sites(model, topo)
-    if not links:
-        return
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    values = _secrets(model, state_dir)
-    for s in links:
-        for ns in (s.far_ns, s.host_ns, s.local_ns):
-            _netns(ns, created)
-        ul = f"link add ul netns {s.far_ns} type veth peer name {s.far_port}"
-        ip_batch([ul, f"link set {s.far_port} master br0 up"], ns=topo.underlay_ns)
-        up = ["link set lo up", f"address add {s.remote}/32 dev ul", "link set ul up"]
-        ip_batch([*up, "route add default dev ul"], ns=s.far_ns)
-        _host_behind(s.far_ns, "lan", s.host_ns, s.host_addr, s.host_gw)
-        _host_behind(s.node_ns, s.local_if, s.local_ns, s.local_addr, s.local_gw)
-        d = start_charon(s.far_ns, state_dir, f"ir-{s.connection}", s.remote_port)
-        daemons.append(d)
-        _respond(ViciSocket(str(state_dir / f"ir-{s.connection}.charon.vici")), s, values)
-    for node in sorted({s.node for s in links}):
-        ns = topo.host(node).ns
-        daemons.append(start_charon(ns, state_dir, node))
-
-
-def _respond(vici: ViciSocket, s: IpsecSite, values: dict[str, str]) -> None:
-    key = {"id": shared_id(s.connection), "type": "IKE", "data": values[s.secret]}
-    vici.request("load-shared", key)
-    vici.request("load-conn", {s.connection: s.tree})

@@ -29,7 +29,12 @@ def test_a_link_maps_onto_the_lab_at_its_remote_and_inside_both_selectors() -> N
     )
     assert (s.local_addr, s.local_gw) == ("10.20.255.254/30", "10.20.255.253/30")
     assert (s.host_addr, s.host_gw) == ("172.31.255.254/30", "172.31.255.253/30")
-    assert (s.remote, s.remote_port, s.far_port, s.local_if) == ("192.0.2.254", 4500, "ir0", "il0")
+    assert (s.remote, s.remote_port, s.far_port, s.local_if) == (
+        "192.0.2.254",
+        4500,
+        "ir-hq-branch",
+        "il-hq-branch",
+    )
     child = s.tree["children"]["hq-branch"]  # type: ignore[index]
     assert child == {
         "local_ts": ["172.16.0.0/12"],

@@ -6,15 +6,17 @@ How a link's addresses map onto the lab (prefix P, connection C = <enterprise>-<
               endpoint address is (the swanctl.conf's local_addrs); kernel-libipsec
               makes its `ipsec0` there. A host P-il-C stands inside local_ts: the
               last address of the first local_ts prefix (x.x.x.254 of a /24), behind
-              a veth `il<i>` whose node end has the address before it (a /30), so
+              a veth `il-C` whose node end has the address before it (a /30), so
               the underlay namespace routes for it (ip_forward) into the tunnel.
-  far side    P-ir-C is plugged into the underlay bridge like a public node, at the
-              link's `remote` address (a /32, on-link default route), and runs a
+  far side    P-ir-C is plugged into the underlay bridge like a public node (port
+              `ir-C`; `il.`/`ir.` and a hash when too long), at the link's
+              `remote` address (a /32, on-link default route), and runs a
               strongSwan responder: the node's connection mirrored (local_ts and
               remote_ts swapped, same proposals and then strongSwan's defaults, so
               that a proposal changed by `lab apply` still meets one; the same
-              PSK; the port of `remote_port` when there is one). A host P-ih-C stands behind it in
-              the first remote_ts prefix, addressed like the local host.
+              PSK; the port of `remote_port` when there is one). A host P-ih-C
+              stands behind it in the first remote_ts prefix, addressed like the
+              local host.
 
 Each charon runs with its own strongswan.conf, in a private mount namespace
 with a private /run (its PID file is fixed at /run/charon.pid), its VICI socket
@@ -25,34 +27,44 @@ else made at random, into `<nodes>/ipsec.secrets.yaml` (0600), which the nodes'
 plan and apply read as their --secrets, and the responders too.
 
 `ipsec_far_sides` is the maker (lab/far_sides.py): `NodeCharons` (the secrets
-file and the nodes' charons) first, then an `IpsecSite` per link. Both are
-built once, by `lab up`: `lab apply` keeps what runs, since the responder and
-the node's charon hold the link's SAs (docs/lab.md says what that means for
-a changed link). `lab check` pings between the two hosts of each link (network
-"ipsec:C"); `lab exec ipsec:C:local|ipsec:C:remote|ipsec:C:responder` runs a
-command there. IPv4 traffic selectors only.
+file and the nodes' charons) first, then an `IpsecSite` per link. `lab up`
+builds them before the nodes are applied; `lab plan|apply` adds the secrets
+of new links before the nodes are planned, and `lab apply` builds a new
+link's far side, and a changed one's afresh, before the nodes are applied (so
+the responder answers the node's initiate). A link that did not change keeps
+its responder and so the node's SAs: each link's description is recorded
+next to its responder (`ir-C.site.json`, no secret value). A node's charon is
+started where none runs, but only `lab up` gets that far for a node's first
+link: the node's plan reads its charon. `lab check` pings between the two
+hosts of each link (network "ipsec:C"); `lab exec ipsec:C:local|
+ipsec:C:remote|ipsec:C:responder` runs a command there. IPv4 traffic
+selectors only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 import secrets as random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hercc import ir
 from hercc.backends.swanctl import connections
 from hercc.backends.swanctl import local_addr as local_addr_of
 from hercc.diagnostics import LabError
 from hercc.ipsec_proposals import esp_of
-from hercc.lab.daemons import Daemon, start_daemon, wait_alive
+from hercc.lab.daemons import Daemon, start_daemon, stop_daemon, wait_alive
 from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
-from hercc.passes.secrets import env_name, resolve
+from hercc.passes.secrets import env_name, read_secrets_file, resolve
 from hercc.plan.ipsec_setup import IpsecSetup
 from hercc.resources.ipsec import shared_id
+from hercc.resources.naming import ifname
 from hercc.state.ipsec import ViciSocket
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
@@ -95,9 +107,13 @@ class IpsecSite:
         return (self.far_ns, self.host_ns, self.local_ns)
 
     def build(self, created: list[str], daemons: list[Daemon]) -> None:
-        """Made once: a responder that runs (`lab apply`) is kept, with the node's SAs."""
-        if _exists(self.far_ns):
+        """As the spec says now: kept while it runs as described (its responder holds the
+        node's SAs), else made afresh (`lab apply`: a new or changed link)."""
+        record = self.directory / f"ir-{self.connection}.site.json"
+        was = json.loads(record.read_text()) if record.exists() else None
+        if _exists(self.far_ns) and was == self._described():
             return
+        self._take_down(was, daemons)
         for ns in self.namespaces():
             _netns(ns, created)
         ul = f"link add ul netns {self.far_ns} type veth peer name {self.far_port}"
@@ -108,12 +124,39 @@ class IpsecSite:
         _host_behind(self.node_ns, self.local_if, self.local_ns, self.local_addr, self.local_gw)
         name = f"ir-{self.connection}"
         daemons.append(start_charon(self.far_ns, self.directory, name, self.remote_port))
-        file = str(self.directory / SECRETS_FILE)  # written by NodeCharons.build
+        file = str(self.directory / SECRETS_FILE)  # NodeCharons' (built first)
         key = {"id": shared_id(self.connection), "type": "IKE"}
         key["data"] = resolve([self.secret], file, os.environ)[self.secret]
         vici = ViciSocket(str(self.directory / f"{name}.charon.vici"))
         vici.request("load-shared", key)
         vici.request("load-conn", {self.connection: self.tree})
+        write_atomic(record, json.dumps(self._described(), sort_keys=True), mode=0o600)
+
+    def _described(self) -> dict[str, Any]:
+        """What the link is, as recorded next to its responder (no secret value)."""
+        fields = dataclasses.asdict(self)
+        del fields["directory"]
+        described: dict[str, Any] = json.loads(json.dumps(fields))  # as read back: no tuples
+        return described
+
+    def _take_down(self, was: dict[str, Any] | None, daemons: list[Daemon]) -> None:
+        """What runs of this link (as `was` described it) and what holds its port names."""
+        name = f"ir-{self.connection}"
+        for d in [d for d in daemons if d.role == "charon" and d.name == name]:
+            if not stop_daemon(d):
+                raise LabError(f"the responder of {self.connection} (pid {d.pid}) did not exit")
+            daemons.remove(d)
+        ports = {(self.underlay_ns, self.far_port), (self.node_ns, self.local_if)}
+        if was is not None:  # a namespace's veths go in the background: their names now
+            ports |= {(was["underlay_ns"], was["far_port"]), (was["node_ns"], was["local_if"])}
+        for ns, port in sorted(ports):
+            if _exists(ns) and _has_link(ns, port):
+                ip_batch([f"link del {port}"], ns=ns)
+        for ns in reversed(self.namespaces()):
+            if _exists(ns):
+                run(["ip", "netns", "del", ns], timeout=TIMEOUT, error=LabError)
+        if was is not None and _exists(was["node_ns"]):  # the old responder's MAC, forgotten
+            ip_batch([f"neigh flush to {was['remote']}"], ns=was["node_ns"])
 
     def prepare(self) -> None:
         """Nothing: the node's plan needs its charon (NodeCharons), not the responder."""
@@ -146,17 +189,17 @@ class NodeCharons:
         return ()
 
     def build(self, created: list[str], daemons: list[Daemon]) -> None:
-        """Made once: the secrets and the charons that run (`lab apply`) are kept, since the
-        nodes' loaded links use them."""
+        """The secrets, and a charon for every node that has none (the nodes' loaded links
+        use those that run: kept)."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not (self.directory / SECRETS_FILE).exists():
-            _write_secrets(self.secrets, self.directory)
+        self.prepare()
         for node, ns in self.nodes:
             if not charon_socket(self.directory, node).exists():
                 daemons.append(start_charon(ns, self.directory, node))
 
     def prepare(self) -> None:
-        """Nothing: `build` made the charons and secrets a node's plan reads."""
+        """The secrets of links added since (`lab plan|apply`): a node's plan resolves them."""
+        _add_secrets(self.secrets, self.directory)
 
     def join(self) -> None:
         """Nothing: a node's apply loads its links into its charon."""
@@ -199,7 +242,6 @@ def sites(model: ir.IR, topo: Topology, directory: Path) -> list[IpsecSite]:
     """Every IPsec link of `model` in the lab `topo` with node directory `directory` (pure)."""
     out: list[IpsecSite] = []
     p = topo.prefix
-    port = 0
     for node in sorted(model.nodes, key=lambda n: n.name):
         for name, link, _tree in connections(model, node):
             local_addr, local_gw = _pair(link.local_ts[0], "local_ts")
@@ -214,9 +256,9 @@ def sites(model: ir.IR, topo: Topology, directory: Path) -> list[IpsecSite]:
                     local_gw,
                     f"{p}-ir-{name}",
                     link.remote,
-                    f"ir{port}",
+                    ifname("ir-", name, "ir."),
                     link.remote_port or 4500,
-                    f"il{port}",
+                    ifname("il-", name, "il."),
                     f"{p}-ih-{name}",
                     host_addr,
                     host_gw,
@@ -226,7 +268,6 @@ def sites(model: ir.IR, topo: Topology, directory: Path) -> list[IpsecSite]:
                     directory,
                 )
             )
-            port += 1
     return out
 
 
@@ -291,14 +332,27 @@ def start_charon(ns: str, directory: Path, name: str, nat_port: int = 4500) -> D
     return d
 
 
-def _write_secrets(names: tuple[str, ...], directory: Path) -> None:
-    values = {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in names}
+def _add_secrets(names: tuple[str, ...], directory: Path) -> None:
+    """The secrets file with a value for each of `names`: those it has are kept."""
+    file = directory / SECRETS_FILE
+    values = read_secrets_file(str(file)) if file.exists() else {}
+    missing = [n for n in names if n not in values]
+    if not missing:
+        return
+    values |= {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in missing}
     text = "".join(f'{n}: "{v}"\n' for n, v in values.items())
-    write_atomic(directory / SECRETS_FILE, text, mode=0o600)
+    write_atomic(file, text, mode=0o600)
 
 
 def _exists(ns: str) -> bool:
     return Path("/run/netns", ns).exists()
+
+
+def _has_link(ns: str, ifname: str) -> bool:
+    done = run(
+        ["ip", "-n", ns, "link", "show", ifname], check=False, timeout=TIMEOUT, error=LabError
+    )
+    return done.returncode == 0
 
 
 def _netns(ns: str, created: list[str]) -> None:

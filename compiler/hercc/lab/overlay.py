@@ -11,9 +11,11 @@ files its keys. The lab's names are a Naming per node (hercc.lab.naming);
 the per-node plan and apply are hercc.lab.nodes', the very code that brought
 the lab's overlay up (`lab up`).
 
-The far ends of enterprise links (lab/far_sides.py) follow: the ports a
-node's links name are made before the nodes are planned, and the far ends
-are made afresh once the nodes are applied.
+The far ends of enterprise links (lab/far_sides.py) follow: what a node's
+plan must find (the ports its links name, its IPsec links' secrets) is made
+before the nodes are planned, the far ends as the spec says now before they
+are applied (a VXLAN's afresh, an IPsec link's when it is new or changed), and
+what hangs off a node's links (a host on its bridge) once they are applied.
 
 Nodes come and go: a node the spec adds is plugged into the underlay
 (hercc.lab.underlay.add_hosts: its namespace, a NAT router for a nat node,
@@ -377,6 +379,13 @@ def apply_lab(
             )
         far = far_sides(planned.model, planned.topology, state.apply_dir)
         prepare_all(far)
+        # as the spec says now (a VNI may have changed; a new IPsec link's responder answers
+        # the node's initiate)
+        recorded = list(state.daemons)
+        try:
+            build_all(far, [], state.daemons)
+        finally:
+            touched = touched or state.daemons != recorded  # a responder started or stopped
         for gp in planned.gateways:  # before the nodes' tunnels dial them
             if not gp.plan.no_changes:
                 touched = True
@@ -399,7 +408,6 @@ def apply_lab(
             if not rest.no_changes:
                 run(n.lab_node, rest)
             done.append(n.node)
-        build_all(far, [], state.daemons)  # as the spec says now (a VNI may have changed)
         join_all(far)
     finally:
         if done or touched:

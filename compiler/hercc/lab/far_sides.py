@@ -11,12 +11,13 @@ the state file, `lab plan|apply`):
 
   namespaces()  what it creates, in order: recorded in the state file after the
                 underlay's (statefile.record), so `lab down` deletes them
-  build(created, daemons)  make them, before the nodes' overlays are applied
-                (`lab up`); after them, as the spec says now (`lab apply`); every
-                namespace goes into `created` and every process it starts into
-                `daemons` as soon as it exists, so the caller's teardown removes it
-  prepare()     make what a node's plan needs to find (a port the spec names),
-                idempotent: before a node is planned or applied
+  build(created, daemons)  make them as the spec says now, before the nodes'
+                overlays are applied (`lab up`, `lab apply`: a VXLAN's far end
+                afresh, an IPsec link's when it is new or changed); every namespace
+                goes into `created` and every process it starts into `daemons` as
+                soon as it exists, so the caller's teardown removes it
+  prepare()     make what a node's plan needs to find (a port the spec names,
+                an IPsec link's secret), idempotent: before a node is planned
   join()        what needs the node's applied links (a host on its bridge),
                 idempotent: after the nodes are applied
   endpoints()   what `lab check` pings: (name, network, namespace, addresses,
@@ -68,6 +69,6 @@ def join_all(sides: Sequence[FarSide]) -> None:
 
 
 def build_all(sides: Sequence[FarSide], created: list[str], daemons: list[Daemon]) -> None:
-    """`lab up` before the nodes are applied; `lab apply` after: as the spec says now."""
+    """Before the nodes are applied (`lab up`, `lab apply`): as the spec says now."""
     for side in sides:
         side.build(created, daemons)

@@ -242,7 +242,8 @@ def _responders(name: str) -> dict[str, int]:
 
 def test_lab_apply_builds_a_new_links_far_side_and_keeps_the_others(tmp_path: Path) -> None:
     """A link the spec adds (sorting before the running one) gets its responder before beta
-    applies it; a changed link gets a new one; the running link keeps its responder and SAs."""
+    applies it; a changed link gets a new one; the running link keeps its responder and SAs.
+    beta re-created (a new endpoint) gets a new charon in its new namespace."""
     name = f"ia{os.getpid() % 100000}"
     base = SPEC.read_text().rstrip()
     assert base.endswith("}")
@@ -250,6 +251,8 @@ def test_lab_apply_builds_a_new_links_far_side_and_keeps_the_others(tmp_path: Pa
     for rts in ("50", "60"):
         specs[rts] = tmp_path / f"annex{rts}.herc"
         specs[rts].write_text(base[:-1] + ANNEX.replace("RTS", rts))
+    specs["moved"] = tmp_path / "moved.herc"  # beta re-created at a new endpoint
+    specs["moved"].write_text(specs["60"].read_text().replace("198.51.100.7", "198.51.100.8"))
     persistent.down_lab(name)
     code, _out, err = lab("up", str(SPEC), "--name", name)
     assert code == 0, err
@@ -283,6 +286,14 @@ def test_lab_apply_builds_a_new_links_far_side_and_keeps_the_others(tmp_path: Pa
         assert code == 0, out + err
         code, out, err = lab("check", "--name", name)
         assert code == 0, out + err
+        code, out, err = lab("apply", "--name", name, str(specs["moved"]))
+        assert code == 0, out + err
+        assert "1 to replace" in out
+        third = _responders(name)  # a charon in beta's new namespace, both responders new
+        assert not set(third.values()) & set(second.values()), (second, third)
+        code, out, err = lab("check", "--name", name)
+        assert code == 0, out + err
+        assert "ipsec:hq-annex:local" in out and "ipsec:hq-branch:local" in out
     finally:
         code, _out, err = lab("down", "--name", name)
     assert code == 0, err

@@ -34,8 +34,9 @@ link's far side, and a changed one's afresh, before the nodes are applied (so
 the responder answers the node's initiate). A link that did not change keeps
 its responder and so the node's SAs: each link's description is recorded
 next to its responder (`ir-C.site.json`, no secret value). A node's charon is
-started where none runs, but only `lab up` gets that far for a node's first
-link: the node's plan reads its charon. `lab check` pings between the two
+started where none runs in the node's namespace as it is now (a node that
+`lab apply` re-created gets a new one), but only `lab up` gets that far for a
+node's first link: the node's plan reads its charon. `lab check` pings between the two
 hosts of each link (network "ipsec:C"); `lab exec ipsec:C:local|
 ipsec:C:remote|ipsec:C:responder` runs a command there. IPv4 traffic
 selectors only.
@@ -57,7 +58,7 @@ from hercc.backends.swanctl import connections
 from hercc.backends.swanctl import local_addr as local_addr_of
 from hercc.diagnostics import LabError
 from hercc.ipsec_proposals import esp_of
-from hercc.lab.daemons import Daemon, start_daemon, stop_daemon, wait_alive
+from hercc.lab.daemons import Daemon, alive, start_daemon, stop_daemon, wait_alive
 from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
@@ -111,7 +112,8 @@ class IpsecSite:
         node's SAs), else made afresh (`lab apply`: a new or changed link)."""
         record = self.directory / f"ir-{self.connection}.site.json"
         was = json.loads(record.read_text()) if record.exists() else None
-        if _exists(self.far_ns) and was == self._described():
+        kept = _exists(self.far_ns) and was == self._described()
+        if kept and _has_link(self.node_ns, self.local_if):  # (gone with a re-created node)
             return
         self._take_down(was, daemons)
         for ns in self.namespaces():
@@ -189,13 +191,19 @@ class NodeCharons:
         return ()
 
     def build(self, created: list[str], daemons: list[Daemon]) -> None:
-        """The secrets, and a charon for every node that has none (the nodes' loaded links
-        use those that run: kept)."""
+        """The secrets, and a charon for every node without one in its namespace as it is now
+        (a node `lab apply` re-created has a new one): those that run keep the nodes' links."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.prepare()
         for node, ns in self.nodes:
-            if not charon_socket(self.directory, node).exists():
-                daemons.append(start_charon(ns, self.directory, node))
+            running = [d for d in daemons if d.role == "charon" and d.name == node]
+            if any(_runs_in(d, ns) for d in running):
+                continue
+            for d in running:
+                if not stop_daemon(d):
+                    raise LabError(f"the charon of node {node} (pid {d.pid}) did not exit")
+                daemons.remove(d)
+            daemons.append(start_charon(ns, self.directory, node))
 
     def prepare(self) -> None:
         """The secrets of links added since (`lab plan|apply`): a node's plan resolves them."""
@@ -346,6 +354,15 @@ def _add_secrets(names: tuple[str, ...], directory: Path) -> None:
 
 def _exists(ns: str) -> bool:
     return Path("/run/netns", ns).exists()
+
+
+def _runs_in(d: Daemon, ns: str) -> bool:
+    """`d` runs, in network namespace `ns` as it is now (not one deleted under it)."""
+    try:
+        here, there = os.stat(f"/proc/{d.pid}/ns/net"), os.stat(Path("/run/netns", ns))
+    except OSError:
+        return False
+    return alive(d) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _has_link(ns: str, ifname: str) -> bool:

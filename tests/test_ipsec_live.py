@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import secrets
 import subprocess
@@ -55,7 +56,7 @@ def ipsec_lab() -> Iterator[Lab]:
 
 
 def _site(lab_: Lab) -> IpsecSite:
-    (site,) = sites(lab_.model, lab_.topology)
+    (site,) = sites(lab_.model, lab_.topology, lab_.node_dir)
     return site
 
 
@@ -221,3 +222,79 @@ def test_no_secret_reaches_outputs_plans_logs_ir_or_manifest(
     assert code == 0, err
     assert not netns_with(state.prefix)
     assert not [text[:200] for text in seen if marker in text]
+
+
+ANNEX = """  ipsec annex {
+    node      beta
+    remote    192.0.2.253
+    local_ts  10.20.0.0/17
+    remote_ts 192.168.RTS.0/24
+    auth      psk secret("hq-annex-psk")
+    proposals "aes256-sha256-modp2048"
+  }
+}
+"""
+
+
+def _responders(name: str) -> dict[str, int]:
+    return {d.name: d.pid for d in persistent.load_state(name).daemons if d.role == "charon"}
+
+
+def test_lab_apply_builds_a_new_links_far_side_and_keeps_the_others(tmp_path: Path) -> None:
+    """A link the spec adds (sorting before the running one) gets its responder before beta
+    applies it; a changed link gets a new one; the running link keeps its responder and SAs.
+    beta re-created (a new endpoint) gets a new charon in its new namespace."""
+    name = f"ia{os.getpid() % 100000}"
+    base = SPEC.read_text().rstrip()
+    assert base.endswith("}")
+    specs = {}
+    for rts in ("50", "60"):
+        specs[rts] = tmp_path / f"annex{rts}.herc"
+        specs[rts].write_text(base[:-1] + ANNEX.replace("RTS", rts))
+    specs["moved"] = tmp_path / "moved.herc"  # beta re-created at a new endpoint
+    specs["moved"].write_text(specs["60"].read_text().replace("198.51.100.7", "198.51.100.8"))
+    persistent.down_lab(name)
+    code, _out, err = lab("up", str(SPEC), "--name", name)
+    assert code == 0, err
+    prefix = persistent.load_state(name).prefix
+    try:
+        kept = _responders(name)["ir-hq-branch"]
+        code, out, err = lab("apply", "--name", name, str(specs["50"]))
+        assert code == 0, out + err
+        assert "+ ipsec.hq-annex" in out and "ipsec.hq-branch" not in out
+        first = _responders(name)
+        assert first["ir-hq-branch"] == kept and "ir-hq-annex" in first
+        code, out, err = lab("check", "--name", name)
+        assert code == 0, out + err
+        assert "ipsec:hq-annex:local" in out and "ipsec:hq-branch:local" in out
+        code, out, err = lab("apply", "--name", name, str(specs["60"]))
+        assert code == 0, out + err
+        assert "~ ipsec.hq-annex" in out
+        second = _responders(name)
+        assert second["ir-hq-branch"] == kept and second["ir-hq-annex"] != first["ir-hq-annex"]
+        code, out, err = lab(
+            "exec",
+            "--name",
+            name,
+            "ipsec:hq-annex:local",
+            "--",
+            "ping",
+            "-c2",
+            "-W2",
+            "192.168.60.254",
+        )
+        assert code == 0, out + err
+        code, out, err = lab("check", "--name", name)
+        assert code == 0, out + err
+        code, out, err = lab("apply", "--name", name, str(specs["moved"]))
+        assert code == 0, out + err
+        assert "1 to replace" in out
+        third = _responders(name)  # a charon in beta's new namespace, both responders new
+        assert not set(third.values()) & set(second.values()), (second, third)
+        code, out, err = lab("check", "--name", name)
+        assert code == 0, out + err
+        assert "ipsec:hq-annex:local" in out and "ipsec:hq-branch:local" in out
+    finally:
+        code, _out, err = lab("down", "--name", name)
+    assert code == 0, err
+    assert not netns_with(prefix)

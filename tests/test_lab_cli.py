@@ -186,10 +186,8 @@ def test_two_labs_coexist_and_check_ok(
     quick: persistent.LabState, ref: persistent.LabState
 ) -> None:
     assert set(quick.namespaces).isdisjoint(ref.namespaces)
-    for state, pings in (
-        (quick, 32),
-        (ref, 80),
-    ):  # ref: 72, 4 across its IPsec link, 4 across its VXLAN
+    # ref: 72, 4 across its IPsec link, 4 across its VXLAN
+    for state, pings in ((quick, 32), (ref, 80)):
         code, out, _ = lab("check", "--name", state.name)
         assert code == 0, out
         assert f"{pings}/{pings} pings answered" in out

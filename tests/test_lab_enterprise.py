@@ -40,8 +40,9 @@ def _reference() -> tuple[object, topology.Topology]:
 
 def test_far_sides_of_the_reference() -> None:
     model, t = _reference()
-    sides = far_sides(model, t)  # type: ignore[arg-type]
-    assert sides == (
+    sides = far_sides(model, t, "/d/nodes")  # type: ignore[arg-type]
+    assert [type(s).__name__ for s in sides[:2]] == ["NodeCharons", "IpsecSite"]  # beta's link
+    assert sides[2:] == (
         VxlanFar(
             "dc1",
             "hq",
@@ -71,7 +72,7 @@ def test_far_sides_of_the_reference() -> None:
             ),
         ),
     )
-    assert far_namespaces(sides)[:3] == ("hx-ev-dc1", "hx-eh-dc1", "hx-el-dc1")
+    assert far_namespaces(sides)[3:6] == ("hx-ev-dc1", "hx-eh-dc1", "hx-el-dc1")
     # recorded: deleted by `lab down`, pinged by `lab check`, reached by `lab exec`
     state = LabState("x", "hx", "s", "/d", "/d/keys", "now")
     record(state, t, model)  # type: ignore[arg-type]
@@ -106,13 +107,13 @@ def test_what_the_lab_cannot_run(tmp_path: Path) -> None:
     ):
         model = compile_spec(str(_vxlan_spec(tmp_path, node, remote)), use_lock=False).ir
         with pytest.raises(LabError, match=why):
-            l2_far_sides(model, topology.topology_of(model, "hx"))
+            l2_far_sides(model, topology.topology_of(model, "hx"), tmp_path)
     six = _vxlan_spec(tmp_path).read_text().replace("local 192.0.2.11", "local 2001:db8::1")
     six = six.replace("remote 192.0.2.200", "remote 2001:db8::2")
     (tmp_path / "six.herc").write_text(six)
     model = compile_spec(str(tmp_path / "six.herc"), use_lock=False).ir
     with pytest.raises(LabError, match="the lab's underlay is IPv4 only"):
-        l2_far_sides(model, topology.topology_of(model, "hx"))
+        l2_far_sides(model, topology.topology_of(model, "hx"), tmp_path)
 
 
 def test_vlans_are_left_out_without_8021q(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The lab's IPsec links: a charon per node, and the far side of every link.
+"""The lab's IPsec links: a charon per node, and the far side of every link (`FarSide`s).
 
 How a link's addresses map onto the lab (prefix P, connection C = <enterprise>-<ipsec>):
 
@@ -6,15 +6,17 @@ How a link's addresses map onto the lab (prefix P, connection C = <enterprise>-<
               endpoint address is (the swanctl.conf's local_addrs); kernel-libipsec
               makes its `ipsec0` there. A host P-il-C stands inside local_ts: the
               last address of the first local_ts prefix (x.x.x.254 of a /24), behind
-              a veth `il<i>` whose node end has the address before it (a /30), so
+              a veth `il-C` whose node end has the address before it (a /30), so
               the underlay namespace routes for it (ip_forward) into the tunnel.
-  far side    P-ir-C is plugged into the underlay bridge like a public node, at the
-              link's `remote` address (a /32, on-link default route), and runs a
+  far side    P-ir-C is plugged into the underlay bridge like a public node (port
+              `ir-C`; `il.`/`ir.` and a hash when too long), at the link's
+              `remote` address (a /32, on-link default route), and runs a
               strongSwan responder: the node's connection mirrored (local_ts and
               remote_ts swapped, same proposals and then strongSwan's defaults, so
               that a proposal changed by `lab apply` still meets one; the same
-              PSK; the port of `remote_port` when there is one). A host P-ih-C stands behind it in
-              the first remote_ts prefix, addressed like the local host.
+              PSK; the port of `remote_port` when there is one). A host P-ih-C
+              stands behind it in the first remote_ts prefix, addressed like the
+              local host.
 
 Each charon runs with its own strongswan.conf, in a private mount namespace
 with a private /run (its PID file is fixed at /run/charon.pid), its VICI socket
@@ -22,37 +24,53 @@ in the lab's node directory (`<nodes>/<node>.charon.vici`, where a node's plan
 and apply find it: `node_setup`), started and stopped by PID like the lab's
 other daemons. The links' secrets are taken from HERC_SECRET_<NAME> when set,
 else made at random, into `<nodes>/ipsec.secrets.yaml` (0600), which the nodes'
-plan and apply read as their --secrets.
+plan and apply read as their --secrets, and the responders too.
 
-`lab check` pings between the two hosts of each link (`endpoints`: network
-"ipsec:C"); `lab exec ipsec:C:local|ipsec:C:remote` runs a command there.
-IPv4 traffic selectors only.
+`ipsec_far_sides` is the maker (lab/far_sides.py): `NodeCharons` (the secrets
+file and the nodes' charons) first, then an `IpsecSite` per link. `lab up`
+builds them before the nodes are applied; `lab plan|apply` adds the secrets
+of new links before the nodes are planned, and `lab apply` builds a new
+link's far side, and a changed one's afresh, before the nodes are applied (so
+the responder answers the node's initiate). A link that did not change keeps
+its responder and so the node's SAs: each link's description is recorded
+next to its responder (`ir-C.site.json`, no secret value). A node's charon is
+started where none runs in the node's namespace as it is now (a node that
+`lab apply` re-created gets a new one), but only `lab up` gets that far for a
+node's first link: the node's plan reads its charon. `lab check` pings between the two
+hosts of each link (network "ipsec:C"); `lab exec ipsec:C:local|
+ipsec:C:remote|ipsec:C:responder` runs a command there. IPv4 traffic
+selectors only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 import secrets as random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hercc import ir
 from hercc.backends.swanctl import connections
 from hercc.backends.swanctl import local_addr as local_addr_of
 from hercc.diagnostics import LabError
 from hercc.ipsec_proposals import esp_of
-from hercc.lab.daemons import Daemon, start_daemon, wait_alive
+from hercc.lab.daemons import Daemon, alive, start_daemon, stop_daemon, wait_alive
+from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
-from hercc.passes.secrets import env_name
+from hercc.passes.secrets import env_name, read_secrets_file, resolve
 from hercc.plan.ipsec_setup import IpsecSetup
 from hercc.resources.ipsec import shared_id
+from hercc.resources.naming import ifname
 from hercc.state.ipsec import ViciSocket
 from hercc.sysio.files import write_atomic
 from hercc.sysio.process import run
 
-__all__ = ["IpsecSite", "endpoints", "ipsec_up", "namespaces", "node_setup", "sites", "targets"]
+__all__ = ["IpsecSite", "NodeCharons", "charon_socket", "ipsec_far_sides", "node_setup", "sites"]
 
 CHARON = "/usr/lib/ipsec/charon"
 PLUGINS = (
@@ -65,7 +83,7 @@ SOCKET_MAX = 107  # sun_path, with its NUL
 
 @dataclass(frozen=True)
 class IpsecSite:
-    """One link in the lab (see the module docstring)."""
+    """One link in the lab (see the module docstring): its responder and its two hosts."""
 
     connection: str
     node: str
@@ -83,6 +101,122 @@ class IpsecSite:
     host_gw: str
     tree: dict[str, object]  # the responder's connection
     secret: str
+    underlay_ns: str
+    directory: Path  # the lab's node directory: the responder's files, the secrets file
+
+    def namespaces(self) -> tuple[str, ...]:
+        return (self.far_ns, self.host_ns, self.local_ns)
+
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
+        """As the spec says now: kept while it runs as described (its responder holds the
+        node's SAs), else made afresh (`lab apply`: a new or changed link)."""
+        record = self.directory / f"ir-{self.connection}.site.json"
+        was = json.loads(record.read_text()) if record.exists() else None
+        kept = _exists(self.far_ns) and was == self._described()
+        if kept and _has_link(self.node_ns, self.local_if):  # (gone with a re-created node)
+            return
+        self._take_down(was, daemons)
+        for ns in self.namespaces():
+            _netns(ns, created)
+        ul = f"link add ul netns {self.far_ns} type veth peer name {self.far_port}"
+        ip_batch([ul, f"link set {self.far_port} master br0 up"], ns=self.underlay_ns)
+        up = ["link set lo up", f"address add {self.remote}/32 dev ul", "link set ul up"]
+        ip_batch([*up, "route add default dev ul"], ns=self.far_ns)
+        _host_behind(self.far_ns, "lan", self.host_ns, self.host_addr, self.host_gw)
+        _host_behind(self.node_ns, self.local_if, self.local_ns, self.local_addr, self.local_gw)
+        name = f"ir-{self.connection}"
+        daemons.append(start_charon(self.far_ns, self.directory, name, self.remote_port))
+        file = str(self.directory / SECRETS_FILE)  # NodeCharons' (built first)
+        key = {"id": shared_id(self.connection), "type": "IKE"}
+        key["data"] = resolve([self.secret], file, os.environ)[self.secret]
+        vici = ViciSocket(str(self.directory / f"{name}.charon.vici"))
+        vici.request("load-shared", key)
+        vici.request("load-conn", {self.connection: self.tree})
+        write_atomic(record, json.dumps(self._described(), sort_keys=True), mode=0o600)
+
+    def _described(self) -> dict[str, Any]:
+        """What the link is, as recorded next to its responder (no secret value)."""
+        fields = dataclasses.asdict(self)
+        del fields["directory"]
+        described: dict[str, Any] = json.loads(json.dumps(fields))  # as read back: no tuples
+        return described
+
+    def _take_down(self, was: dict[str, Any] | None, daemons: list[Daemon]) -> None:
+        """What runs of this link (as `was` described it) and what holds its port names."""
+        name = f"ir-{self.connection}"
+        for d in [d for d in daemons if d.role == "charon" and d.name == name]:
+            if not stop_daemon(d):
+                raise LabError(f"the responder of {self.connection} (pid {d.pid}) did not exit")
+            daemons.remove(d)
+        ports = {(self.underlay_ns, self.far_port), (self.node_ns, self.local_if)}
+        if was is not None:  # a namespace's veths go in the background: their names now
+            ports |= {(was["underlay_ns"], was["far_port"]), (was["node_ns"], was["local_if"])}
+        for ns, port in sorted(ports):
+            if _exists(ns) and _has_link(ns, port):
+                ip_batch([f"link del {port}"], ns=ns)
+        for ns in reversed(self.namespaces()):
+            if _exists(ns):
+                run(["ip", "netns", "del", ns], timeout=TIMEOUT, error=LabError)
+        if was is not None and _exists(was["node_ns"]):  # the old responder's MAC, forgotten
+            ip_batch([f"neigh flush to {was['remote']}"], ns=was["node_ns"])
+
+    def prepare(self) -> None:
+        """Nothing: the node's plan needs its charon (NodeCharons), not the responder."""
+
+    def join(self) -> None:
+        """Nothing: both hosts are routed by `build`."""
+
+    def endpoints(self) -> tuple[FarEndpoint, ...]:
+        """The two hosts ping each other through the tunnel."""
+        net = f"ipsec:{self.connection}"
+        local, remote = self.local_addr.split("/")[0], self.host_addr.split("/")[0]
+        return (
+            FarEndpoint(f"{net}:local", net, self.local_ns, (local,), self.node),
+            FarEndpoint(f"{net}:remote", net, self.host_ns, (remote,), self.node),
+        )
+
+    def targets(self) -> dict[str, str]:
+        return {f"ipsec:{self.connection}:responder": self.far_ns}
+
+
+@dataclass(frozen=True)
+class NodeCharons:
+    """The nodes' end of the lab's IPsec links: their secrets file and a charon per node."""
+
+    directory: Path
+    secrets: tuple[str, ...]  # the links' secret names
+    nodes: tuple[tuple[str, str], ...]  # (node, its underlay namespace) of the nodes with links
+
+    def namespaces(self) -> tuple[str, ...]:
+        return ()
+
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
+        """The secrets, and a charon for every node without one in its namespace as it is now
+        (a node `lab apply` re-created has a new one): those that run keep the nodes' links."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.prepare()
+        for node, ns in self.nodes:
+            running = [d for d in daemons if d.role == "charon" and d.name == node]
+            if any(_runs_in(d, ns) for d in running):
+                continue
+            for d in running:
+                if not stop_daemon(d):
+                    raise LabError(f"the charon of node {node} (pid {d.pid}) did not exit")
+                daemons.remove(d)
+            daemons.append(start_charon(ns, self.directory, node))
+
+    def prepare(self) -> None:
+        """The secrets of links added since (`lab plan|apply`): a node's plan resolves them."""
+        _add_secrets(self.secrets, self.directory)
+
+    def join(self) -> None:
+        """Nothing: a node's apply loads its links into its charon."""
+
+    def endpoints(self) -> tuple[FarEndpoint, ...]:
+        return ()
+
+    def targets(self) -> dict[str, str]:
+        return {}
 
 
 def _pair(ts: str, what: str) -> tuple[str, str]:
@@ -114,11 +248,10 @@ def _mirrored(name: str, link: ir.Ipsec, local: str) -> dict[str, object]:
     }
 
 
-def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
-    """Every IPsec link of `model` in the lab `topo` (pure)."""
+def sites(model: ir.IR, topo: Topology, directory: Path) -> list[IpsecSite]:
+    """Every IPsec link of `model` in the lab `topo` with node directory `directory` (pure)."""
     out: list[IpsecSite] = []
     p = topo.prefix
-    port = 0
     for node in sorted(model.nodes, key=lambda n: n.name):
         for name, link, _tree in connections(model, node):
             local_addr, local_gw = _pair(link.local_ts[0], "local_ts")
@@ -133,46 +266,29 @@ def sites(model: ir.IR, topo: Topology) -> list[IpsecSite]:
                     local_gw,
                     f"{p}-ir-{name}",
                     link.remote,
-                    f"ir{port}",
+                    ifname("ir-", name, "ir."),
                     link.remote_port or 4500,
-                    f"il{port}",
+                    ifname("il-", name, "il."),
                     f"{p}-ih-{name}",
                     host_addr,
                     host_gw,
                     _mirrored(name, link, local_addr_of(node)),
                     link.secret,
+                    topo.underlay_ns,
+                    directory,
                 )
             )
-            port += 1
     return out
 
 
-def namespaces(model: ir.IR, topo: Topology) -> list[str]:
-    return [ns for s in sites(model, topo) for ns in (s.far_ns, s.host_ns, s.local_ns)]
-
-
-def targets(model: ir.IR, topo: Topology) -> dict[str, str]:
-    """`lab exec` names: ipsec:C:local (the host in local_ts), ipsec:C:remote, ipsec:C:responder."""
-    out: dict[str, str] = {}
-    for s in sites(model, topo):
-        out |= {
-            f"ipsec:{s.connection}:local": s.local_ns,
-            f"ipsec:{s.connection}:remote": s.host_ns,
-            f"ipsec:{s.connection}:responder": s.far_ns,
-        }
-    return out
-
-
-def endpoints(model: ir.IR, topo: Topology) -> list[tuple[str, str, str, str, list[str], str]]:
-    """`lab check`'s probes of each link, as the state file's Endpoint fields
-    (name, kind, network, namespace, addresses, node): the two hosts ping each other."""
-    out: list[tuple[str, str, str, str, list[str], str]] = []
-    for s in sites(model, topo):
-        net = f"ipsec:{s.connection}"
-        local, remote = s.local_addr.split("/")[0], s.host_addr.split("/")[0]
-        out.append((f"{net}:local", "ipsec", net, s.local_ns, [local], s.node))
-        out.append((f"{net}:remote", "ipsec", net, s.host_ns, [remote], s.node))
-    return out
+def ipsec_far_sides(model: ir.IR, topo: Topology, directory: Path) -> list[FarSide]:
+    """The nodes' charons and every link's far side (see the module docstring)."""
+    links = sites(model, topo, directory)
+    if not links:
+        return []
+    names = tuple(sorted({i.secret for e in model.enterprise for i in e.ipsec}))
+    nodes = tuple((n, topo.host(n).ns) for n in sorted({s.node for s in links}))
+    return [NodeCharons(directory, names, nodes), *links]
 
 
 def charon_socket(state_dir: str | Path, node: str) -> Path:
@@ -226,12 +342,36 @@ def start_charon(ns: str, directory: Path, name: str, nat_port: int = 4500) -> D
     return d
 
 
-def _secrets(model: ir.IR, directory: Path) -> dict[str, str]:
-    names = sorted({i.secret for e in model.enterprise for i in e.ipsec})
-    values = {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in names}
+def _add_secrets(names: tuple[str, ...], directory: Path) -> None:
+    """The secrets file with a value for each of `names`: those it has are kept."""
+    file = directory / SECRETS_FILE
+    values = read_secrets_file(str(file)) if file.exists() else {}
+    missing = [n for n in names if n not in values]
+    if not missing:
+        return
+    values |= {n: os.environ.get(env_name(n)) or random.token_urlsafe(24) for n in missing}
     text = "".join(f'{n}: "{v}"\n' for n, v in values.items())
-    write_atomic(directory / SECRETS_FILE, text, mode=0o600)
-    return values
+    write_atomic(file, text, mode=0o600)
+
+
+def _exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
+
+
+def _runs_in(d: Daemon, ns: str) -> bool:
+    """`d` runs, in network namespace `ns` as it is now (not one deleted under it)."""
+    try:
+        here, there = os.stat(f"/proc/{d.pid}/ns/net"), os.stat(Path("/run/netns", ns))
+    except OSError:
+        return False
+    return alive(d) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _has_link(ns: str, ifname: str) -> bool:
+    done = run(
+        ["ip", "-n", ns, "link", "show", ifname], check=False, timeout=TIMEOUT, error=LabError
+    )
+    return done.returncode == 0
 
 
 def _netns(ns: str, created: list[str]) -> None:
@@ -247,39 +387,3 @@ def _host_behind(ns: str, ifname: str, host_ns: str, addr: str, gw: str) -> None
     cmds = ["link set lo up", f"address add {addr} dev eth0", "link set eth0 up"]
     ip_batch([*cmds, f"route add default via {gateway}"], ns=host_ns)
     run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=ns, timeout=TIMEOUT, error=LabError)
-
-
-def ipsec_up(
-    model: ir.IR, topo: Topology, state_dir: Path, created: list[str], daemons: list[Daemon]
-) -> None:
-    """Build every link's far side and hosts, and a charon per node with links.
-
-    Namespaces go into `created` and processes into `daemons` as soon as they
-    exist, so the caller's teardown removes them.
-    """
-    links = sites(model, topo)
-    if not links:
-        return
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    values = _secrets(model, state_dir)
-    for s in links:
-        for ns in (s.far_ns, s.host_ns, s.local_ns):
-            _netns(ns, created)
-        ul = f"link add ul netns {s.far_ns} type veth peer name {s.far_port}"
-        ip_batch([ul, f"link set {s.far_port} master br0 up"], ns=topo.underlay_ns)
-        up = ["link set lo up", f"address add {s.remote}/32 dev ul", "link set ul up"]
-        ip_batch([*up, "route add default dev ul"], ns=s.far_ns)
-        _host_behind(s.far_ns, "lan", s.host_ns, s.host_addr, s.host_gw)
-        _host_behind(s.node_ns, s.local_if, s.local_ns, s.local_addr, s.local_gw)
-        d = start_charon(s.far_ns, state_dir, f"ir-{s.connection}", s.remote_port)
-        daemons.append(d)
-        _respond(ViciSocket(str(state_dir / f"ir-{s.connection}.charon.vici")), s, values)
-    for node in sorted({s.node for s in links}):
-        ns = topo.host(node).ns
-        daemons.append(start_charon(ns, state_dir, node))
-
-
-def _respond(vici: ViciSocket, s: IpsecSite, values: dict[str, str]) -> None:
-    key = {"id": shared_id(s.connection), "type": "IKE", "data": values[s.secret]}
-    vici.request("load-shared", key)
-    vici.request("load-conn", {s.connection: s.tree})

@@ -46,6 +46,7 @@ from pathlib import Path
 from hercc import ir
 from hercc.backends.enterprise_links import node_links
 from hercc.diagnostics import LabError
+from hercc.lab.daemons import Daemon
 from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
 from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
@@ -104,7 +105,7 @@ class VxlanFar:
     def namespaces(self) -> tuple[str, ...]:
         return (self.far_ns, self.far_host_ns, self.near_ns)
 
-    def build(self, created: list[str]) -> None:
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
         """Made afresh: what a `lab apply` finds of it goes first (its VNI may have changed)."""
         if _has_link(self.underlay_ns, self.underlay_port):
             # a namespace goes in the background: its veths' other ends with it, later
@@ -170,6 +171,10 @@ class VxlanFar:
             FarEndpoint(f"far:{self.link}", network, self.far_host_ns, (_ip(self.far),)),
         )
 
+    def targets(self) -> dict[str, str]:
+        """None but its endpoints."""
+        return {}
+
 
 def _ip(cidr: str) -> str:
     return str(ipaddress.ip_interface(cidr).ip)
@@ -186,7 +191,7 @@ class PortStandIns:
     def namespaces(self) -> tuple[str, ...]:
         return tuple(ns for _, ns in self.ports)
 
-    def build(self, created: list[str]) -> None:
+    def build(self, created: list[str], daemons: list[Daemon]) -> None:
         self._make(created)
 
     def prepare(self) -> None:
@@ -212,9 +217,13 @@ class PortStandIns:
     def endpoints(self) -> tuple[FarEndpoint, ...]:
         return ()
 
+    def targets(self) -> dict[str, str]:
+        return {}
 
-def l2_far_sides(model: ir.IR, t: Topology) -> Sequence[FarSide]:
-    """The VXLANs' far sides and every node's port stand-ins (see the module docstring)."""
+
+def l2_far_sides(model: ir.IR, t: Topology, directory: Path) -> Sequence[FarSide]:
+    """The VXLANs' far sides and every node's port stand-ins (see the module docstring);
+    they start no daemon, so `directory` holds nothing of theirs."""
     out: list[FarSide] = []
     prefix, hosts = t.prefix, {h.node: h for h in t.hosts}
     taken = {h.public_ip: f"lab node {h.node}" for h in t.hosts}

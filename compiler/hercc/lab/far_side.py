@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from hercc import ir
+from hercc.lab.daemons import Daemon
 from hercc.lab.topology import Topology
 
 __all__ = ["FarEndpoint", "FarSide", "Maker"]
@@ -29,7 +31,7 @@ class FarEndpoint:
 class FarSide(Protocol):
     def namespaces(self) -> tuple[str, ...]: ...
 
-    def build(self, created: list[str]) -> None: ...
+    def build(self, created: list[str], daemons: list[Daemon]) -> None: ...
 
     def prepare(self) -> None: ...
 
@@ -37,6 +39,8 @@ class FarSide(Protocol):
 
     def endpoints(self) -> tuple[FarEndpoint, ...]: ...
 
+    def targets(self) -> dict[str, str]: ...
 
-# (IR, the lab's topology of it) -> the far sides of one kind of link
-Maker = Callable[[ir.IR, Topology], Sequence[FarSide]]
+
+# (IR, the lab's topology of it, the lab's node directory) -> the far sides of one kind of link
+Maker = Callable[[ir.IR, Topology, Path], Sequence[FarSide]]

@@ -1,45 +1,55 @@
-"""The far sides of enterprise links in the lab: one maker per kind, in a list a sibling joins.
+"""The far sides of enterprise links in the lab: one maker per kind, in one list.
 
 On a real machine an enterprise link ends somewhere Hercules does not run
-(a data centre's VXLAN switch, an IPsec gateway) and starts at interfaces
-that exist before Hercules (a bridge's ports, a VLAN's parent). The lab
-stands in for both. Each maker in MAKERS turns the IR into `FarSide`s,
-pure descriptions (lab/far_side.py) computed from the IR and the lab's Topology
-wherever they are needed (the harness, the state file, `lab plan|apply`):
+(a data centre's VXLAN switch, an IPsec gateway) and starts at what exists
+before Hercules (a bridge's ports, a VLAN's parent, the node's charon). The
+lab stands in for both. Each maker in MAKERS turns the IR into `FarSide`s,
+pure descriptions (lab/far_side.py) computed from the IR, the lab's Topology
+and its node directory (every node's --state-dir, where a far side's daemons
+keep their configs, sockets and logs) wherever they are needed (the harness,
+the state file, `lab plan|apply`):
 
   namespaces()  what it creates, in order: recorded in the state file after the
                 underlay's (statefile.record), so `lab down` deletes them
-  build(created)  make them, before the nodes' overlays are applied (`lab up`:
-                underlay.build_underlay; `lab apply`: afresh, as the spec says
-                now); every namespace goes into `created` as soon as it exists
-  prepare()     make what a node's plan needs to find (a port the spec names),
-                idempotent: before a node is planned or applied
+  build(created, daemons)  make them as the spec says now, before the nodes'
+                overlays are applied (`lab up`, `lab apply`: a VXLAN's far end
+                afresh, an IPsec link's when it is new or changed); every namespace
+                goes into `created` and every process it starts into `daemons` as
+                soon as it exists, so the caller's teardown removes it
+  prepare()     make what a node's plan needs to find (a port the spec names,
+                an IPsec link's secret), idempotent: before a node is planned
   join()        what needs the node's applied links (a host on its bridge),
                 idempotent: after the nodes are applied
   endpoints()   what `lab check` pings: (name, network, namespace, addresses,
-                node) rows, crossed within each network like the overlay's
+                node) rows, crossed within each network like the overlay's; each
+                is also a `lab exec` name
+  targets()     the other names `lab exec` knows (name -> namespace)
 
-The VXLAN, bridge and VLAN side is lab/enterprise_l2.py.
+The VXLAN, bridge and VLAN side is lab/enterprise_l2.py, the IPsec side
+lab/enterprise_ipsec.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from hercc import ir
+from hercc.lab.daemons import Daemon
+from hercc.lab.enterprise_ipsec import ipsec_far_sides
 from hercc.lab.enterprise_l2 import l2_far_sides
 from hercc.lab.far_side import FarSide, Maker
 from hercc.lab.topology import Topology
 
 __all__ = ["MAKERS", "build_all", "far_namespaces", "far_sides", "join_all", "prepare_all"]
 
-# one per kind of link; a sibling (IPsec's responder) adds its own
-MAKERS: tuple[Maker, ...] = (l2_far_sides,)
+# one per kind of link
+MAKERS: tuple[Maker, ...] = (ipsec_far_sides, l2_far_sides)
 
 
-def far_sides(model: ir.IR, t: Topology) -> tuple[FarSide, ...]:
-    """Every far side of `model` in its lab topology `t`."""
-    return tuple(side for make in MAKERS for side in make(model, t))
+def far_sides(model: ir.IR, t: Topology, directory: str | Path) -> tuple[FarSide, ...]:
+    """Every far side of `model` in its lab topology `t`, with the lab's node directory."""
+    return tuple(side for make in MAKERS for side in make(model, t, Path(directory)))
 
 
 def far_namespaces(sides: Sequence[FarSide]) -> tuple[str, ...]:
@@ -58,7 +68,7 @@ def join_all(sides: Sequence[FarSide]) -> None:
         side.join()
 
 
-def build_all(sides: Sequence[FarSide], created: list[str]) -> None:
-    """`lab up` before the nodes are applied; `lab apply` after: as the spec says now."""
+def build_all(sides: Sequence[FarSide], created: list[str], daemons: list[Daemon]) -> None:
+    """Before the nodes are applied (`lab up`, `lab apply`): as the spec says now."""
     for side in sides:
-        side.build(created)
+        side.build(created, daemons)

@@ -27,11 +27,7 @@ Compile the spec with the lab's keys first (hercc.lab.compile_for_lab),
 since routing copies node keys onto peers.
 
 Every namespace the executor creates gets the lab's kernel settings first
-(no DAD, no router advertisements, no ICMP redirects: a relay sends packets
-back out of the WireGuard interface they came in on, which IPv4 takes for a
-bad first hop); ICMP errors leave from the address of the interface the
-packet came in on (the overlay address of a WireGuard interface) and are
-not rate-limited, so TTL probes (`hops`) can name every relay on a path.
+(nodes.tune), so TTL probes (`hops`) can name every relay on a path.
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -54,13 +50,12 @@ from hercc.diagnostics import LabError
 from hercc.lab import nodes
 from hercc.lab.collectors_up import add_collectors
 from hercc.lab.daemons import Daemon
-from hercc.lab.enterprise_ipsec import ipsec_up
 from hercc.lab.far_sides import build_all, far_sides, join_all
 from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
 from hercc.lab.topology import Topology, new_prefix, topology_of
-from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, build_underlay
+from hercc.lab.underlay import TIMEOUT, build_underlay
 from hercc.plan.diff import Plan
 from hercc.plan.node_service import LiveSystem, live_system
 from hercc.sysio.process import run
@@ -68,12 +63,6 @@ from hercc.sysio.procfs import proc_start_time, stop
 
 TOOLS = ("ip", "nft", "wg", "wireguard-go", "ping", "ss", "sysctl")
 WG_RUN_DIR = Path("/var/run/wireguard")
-_OVERLAY_SYSCTLS = (
-    *NS_SYSCTLS,
-    "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
-    "net.ipv4.icmp_ratelimit=0",
-    "net.ipv6.icmp.ratelimit=0",
-)
 # ping's lines for an echo reply and for a time-exceeded error (IPv4, IPv6)
 _ANSWER = re.compile(
     r"^(?:\d+ bytes from (?P<dst>[0-9A-Fa-f.:]+?):? icmp_seq"
@@ -100,38 +89,6 @@ def who_answered(ping_output: str) -> str | None:
     if found is None:
         return None
     return str(ipaddress.ip_address(found.group("dst") or found.group("hop")))
-
-
-def wait_ports(t: Topology, only: Collection[str] | None = None) -> None:
-    """wireguard-go binds its UDP port once it sees its (moved) TUN up: wait for the ports of
-    every node of `t` (or of those in `only`)."""
-    wanted: dict[str, set[int]] = {}
-    for m in t.members:
-        if only is None or m.node in only:
-            wanted.setdefault(t.host(m.node).ns, set()).add(m.listen_port)
-    deadline = time.monotonic() + 10
-    while wanted:
-        for ns in sorted(wanted):
-            out = run(["ss", "-Hnlu"], netns=ns, timeout=5, error=LabError).stdout
-            open_ports = set()
-            for line in out.splitlines():
-                fields = line.split()
-                if len(fields) >= 4:
-                    port = fields[3].rsplit(":", 1)[-1]
-                    if port.isdigit():
-                        open_ports.add(int(port))
-            if wanted[ns] <= open_ports:
-                del wanted[ns]
-        if not wanted:
-            break
-        if time.monotonic() > deadline:
-            raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
-        time.sleep(0.02)
-
-
-def tune(ns: str) -> None:
-    """The lab's kernel settings for a namespace of a node's overlay (see the module doc)."""
-    run(["sysctl", "-qw", *_OVERLAY_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
 
 
 class Lab:
@@ -226,16 +183,15 @@ class Lab:
             build_underlay(self.topology, self.namespaces)
             t = self.topology  # the collectors listen before any exporter starts
             add_collectors(t.underlay_ns, t.collectors, self.workdir, self.namespaces, self.daemons)
-            ipsec_up(self.model, self.topology, self.node_dir, self.namespaces, self.daemons)
-            far = far_sides(self.model, self.topology)  # enterprise links' far ends
-            build_all(far, self.namespaces)
+            far = far_sides(self.model, self.topology, self.node_dir)  # enterprise links' far ends
+            build_all(far, self.namespaces, self.daemons)
             self.timings["underlay"] = time.monotonic() - start
             keys = KeyFiles(self.keys)
             self._nodes = nodes.lab_nodes(self.model, self.topology, keys)
             io = live_system()
             self._apply_all(io, withhold=True)
             self.timings["withheld"] = time.monotonic() - start
-            self._wait_ports()
+            nodes.wait_ports(self.topology)
             self.timings["ports"] = time.monotonic() - start
             self.public.model = self.model
             self.public.up(self.daemons)
@@ -432,15 +388,12 @@ class Lab:
             planned, _live = nodes.plan_node(n, desired, self.node_dir, io)
             self.plans.setdefault(n.node, []).append(planned)
             if not planned.no_changes:
-                nodes.apply_node(n, planned, self.node_dir, io, on_netns=tune)
+                nodes.apply_node(n, planned, self.node_dir, io, on_netns=nodes.tune)
 
         with ThreadPoolExecutor(max_workers=APPLY_PARALLEL) as pool:
             futures = [pool.submit(one, n) for n in self._nodes]
         for future in futures:
             future.result()
-
-    def _wait_ports(self) -> None:
-        wait_ports(self.topology)
 
     def _wait_handshakes(self, io: LiveSystem) -> None:
         pending: dict[tuple[str, str], set[str]] = {}

@@ -15,13 +15,23 @@ flow exporter, `<node>.exporter.json`).
 `withheld` is a desired state without the peers' endpoints and keepalives
 (and the tunnels' probes):
 `lab up` applies it first on every node, so that every port is open and
-every peer known everywhere before anyone dials (see hercc.lab.harness).
+every peer known everywhere before anyone dials (see hercc.lab.harness), and
+`wait_ports` waits for those ports.
+
+Every namespace the executor creates gets the lab's kernel settings first
+(`tune`: no DAD, no router advertisements, no ICMP redirects: a relay sends
+packets back out of the WireGuard interface they came in on, which IPv4
+takes for a bad first hop); ICMP errors leave from the address of the
+interface the packet came in on (the overlay address of a WireGuard
+interface) and are not rate-limited, so TTL probes can name every relay on
+a path.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +41,7 @@ from hercc.lab import topology
 from hercc.lab.enterprise_ipsec import node_setup
 from hercc.lab.enterprise_l2 import runnable
 from hercc.lab.naming import LabNaming, lab_naming
+from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT
 from hercc.plan import node_service
 from hercc.plan.apply import ApplyFailed, Step
 from hercc.plan.desired import KeyLookup, desired_state
@@ -39,7 +50,15 @@ from hercc.plan.node_service import LiveSystem, NameConflict, NetnsHook, NodeCon
 from hercc.resources.action import Action
 from hercc.resources.ids import PeerId
 from hercc.resources.model import State, state_of
+from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, proc_start_time, read_pid_file
+
+_OVERLAY_SYSCTLS = (
+    *NS_SYSCTLS,
+    "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
+    "net.ipv4.icmp_ratelimit=0",
+    "net.ipv6.icmp.ratelimit=0",
+)
 
 
 @dataclass(frozen=True)
@@ -204,3 +223,35 @@ def renew_peers(plan: Plan, desired: State, live: State, replaced: Mapping[str, 
         return plan
     kept = tuple(renewed.pop(c.address, c) for c in plan.changes)
     return Plan(kept + tuple(renewed[a] for a in sorted(renewed)))
+
+
+def wait_ports(t: topology.Topology, only: Collection[str] | None = None) -> None:
+    """wireguard-go binds its UDP port once it sees its (moved) TUN up: wait for the ports of
+    every node of `t` (or of those in `only`)."""
+    wanted: dict[str, set[int]] = {}
+    for m in t.members:
+        if only is None or m.node in only:
+            wanted.setdefault(t.host(m.node).ns, set()).add(m.listen_port)
+    deadline = time.monotonic() + 10
+    while wanted:
+        for ns in sorted(wanted):
+            out = run(["ss", "-Hnlu"], netns=ns, timeout=5, error=LabError).stdout
+            open_ports = set()
+            for line in out.splitlines():
+                fields = line.split()
+                if len(fields) >= 4:
+                    port = fields[3].rsplit(":", 1)[-1]
+                    if port.isdigit():
+                        open_ports.add(int(port))
+            if wanted[ns] <= open_ports:
+                del wanted[ns]
+        if not wanted:
+            break
+        if time.monotonic() > deadline:
+            raise LabError(f"WireGuard ports not open within 10 s: {wanted}")
+        time.sleep(0.02)
+
+
+def tune(ns: str) -> None:
+    """The lab's kernel settings for a namespace of a node's overlay (see the module doc)."""
+    run(["sysctl", "-qw", *_OVERLAY_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)

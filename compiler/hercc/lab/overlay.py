@@ -11,9 +11,11 @@ files its keys. The lab's names are a Naming per node (hercc.lab.naming);
 the per-node plan and apply are hercc.lab.nodes', the very code that brought
 the lab's overlay up (`lab up`).
 
-The far ends of enterprise links (lab/far_sides.py) follow: the ports a
-node's links name are made before the nodes are planned, and the far ends
-are made afresh once the nodes are applied.
+The far ends of enterprise links (lab/far_sides.py) follow: what a node's
+plan must find (the ports its links name, its IPsec links' secrets) is made
+before the nodes are planned, the far ends as the spec says now before they
+are applied (a VXLAN's afresh, an IPsec link's when it is new or changed), and
+what hangs off a node's links (a host on its bridge) once they are applied.
 
 Nodes come and go: a node the spec adds is plugged into the underlay
 (hercc.lab.underlay.add_hosts: its namespace, a NAT router for a nat node,
@@ -49,7 +51,6 @@ from hercc.lab.collectors import Collector
 from hercc.lab.collectors_up import apply_collectors, collector_changes
 from hercc.lab.daemons import stop_all
 from hercc.lab.far_sides import build_all, far_sides, join_all, prepare_all
-from hercc.lab.harness import tune, wait_ports
 from hercc.lab.keys import gateway_public_keys
 from hercc.lab.naming import LabKeys, LabNaming, lab_naming
 from hercc.lab.persistent.statefile import (
@@ -245,7 +246,7 @@ def plan_lab(state: LabState, spec: str, sources: dict[str, str] | None = None) 
     names = {(i.node, kept_name(i)): i.name for i in state.interfaces}
     running = {h.node: h for h in state.hosts}
     topo = topology.topology_of(model, state.prefix, names, running)
-    prepare_all(far_sides(model, topo))  # the ports a node's plan must find, as on a machine
+    prepare_all(far_sides(model, topo, state.apply_dir))  # what a node's plan must find
     hosts = host_changes(state, running, topo.hosts)
     change_of = {c.node: c for c in hosts}
     replaced = {
@@ -343,7 +344,7 @@ def apply_lab(
                 progress(n.node, step)
 
         try:
-            nodes.apply_node(n, plan, state.apply_dir, io, on_netns=tune, progress=step_done)
+            nodes.apply_node(n, plan, state.apply_dir, io, on_netns=nodes.tune, progress=step_done)
         except LabError as exc:
             applied = f"; applied before it: {', '.join(done)}" if done else ""
             raise LabError(f"{exc}{applied}") from None
@@ -376,8 +377,15 @@ def apply_lab(
             apply_collectors(
                 t.underlay_ns, state.collectors, t.collectors, Path(state.directory), state.daemons
             )
-        far = far_sides(planned.model, planned.topology)
+        far = far_sides(planned.model, planned.topology, state.apply_dir)
         prepare_all(far)
+        # as the spec says now (a VNI may have changed; a new IPsec link's responder answers
+        # the node's initiate)
+        recorded = list(state.daemons)
+        try:
+            build_all(far, [], state.daemons)
+        finally:
+            touched = touched or state.daemons != recorded  # a responder started or stopped
         for gp in planned.gateways:  # before the nodes' tunnels dial them
             if not gp.plan.no_changes:
                 touched = True
@@ -390,7 +398,7 @@ def apply_lab(
         for n in new:
             quiet, _ = nodes.plan_node(n.lab_node, nodes.withheld(n.desired), state.apply_dir, io)
             run(n.lab_node, quiet)
-        wait_ports(planned.topology, {n.node for n in new})
+        nodes.wait_ports(planned.topology, {n.node for n in new})
         staying = [n for n in planned.nodes if n.host is None and not n.plan.no_changes]
         for n in moves.in_apply_order(staying):  # a workload's old node before its new one
             run(n.lab_node, n.plan)
@@ -400,7 +408,6 @@ def apply_lab(
             if not rest.no_changes:
                 run(n.lab_node, rest)
             done.append(n.node)
-        build_all(far, [])  # the far ends as the spec says now (a VNI may have changed)
         join_all(far)
     finally:
         if done or touched:

@@ -27,7 +27,7 @@ from typing import Any
 
 from hercc import ir
 from hercc.diagnostics import LabError
-from hercc.lab import enterprise_ipsec, nodes
+from hercc.lab import nodes
 from hercc.lab.collectors import Collector
 from hercc.lab.daemons import Daemon
 from hercc.lab.far_sides import far_namespaces, far_sides
@@ -85,7 +85,7 @@ class Endpoint:
     """A source and destination of `check`: a node's member namespace, a workload, or an
     end of an enterprise link (lab/far_sides.py)."""
 
-    name: str  # node@network, the workload's name, or near:<link> / far:<link>
+    name: str  # node@network, the workload's name, or near:<link> / far:<link> / ipsec:<conn>:local
     kind: str  # node | workload | enterprise
     network: str
     ns: str
@@ -279,12 +279,8 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
     state.gateways = list(p.gateways)
     state.internet = p.internet
     state.collectors = list(p.collectors)
-    far = far_sides(model, p)
-    state.namespaces = [
-        *p.namespaces(),
-        *far_namespaces(far),
-        *enterprise_ipsec.namespaces(model, p),
-    ]
+    far = far_sides(model, p, state.apply_dir)
+    state.namespaces = [*p.namespaces(), *far_namespaces(far)]
     state.interfaces = [
         Interface(
             name=m.wg_if,
@@ -331,13 +327,14 @@ def record(state: LabState, p: Topology, model: ir.IR) -> None:
         )
         for w in p.workloads
     ]
-    state.targets = exec_targets(p) | enterprise_ipsec.targets(model, p)
-    state.endpoints += [Endpoint(*e) for e in enterprise_ipsec.endpoints(model, p)]
-    for end in (e for side in far for e in side.endpoints()):  # enterprise links' two ends
-        state.endpoints.append(
-            Endpoint(end.name, "enterprise", end.network, end.ns, [*end.addresses], end.node)
-        )
-        state.targets[end.name] = end.ns
+    state.targets = exec_targets(p)
+    for side in far:  # enterprise links' two ends, and what else their far sides name
+        for end in side.endpoints():
+            state.endpoints.append(
+                Endpoint(end.name, "enterprise", end.network, end.ns, [*end.addresses], end.node)
+            )
+            state.targets[end.name] = end.ns
+        state.targets |= side.targets()
 
 
 def exec_targets(p: Topology) -> dict[str, str]:

@@ -359,7 +359,7 @@ def test_a_new_certificate_is_a_change_of_cert_and_apply_loads_it(
 def test_the_lab_refuses_a_certificate_link_by_name(certs: Path) -> None:
     model = compile_text(certs, LINK.format(auth=AUTH)).ir
     with pytest.raises(LabError, match="takes auth psk only, not hq-branch's auth cert"):
-        sites(model, topology_of(model, "hx"))
+        sites(model, topology_of(model, "hx"), certs)
 
 
 def test_plan_refuses_a_key_that_is_not_the_certificates_and_names_only_the_secret(

@@ -89,7 +89,7 @@ def sum_cpus(per_cpu: Iterable[FlowCounters]) -> FlowCounters | None:
 
     A CPU that never saw the flow holds zeros, its times included, so it is
     left out of the times rather than pulling first_ns to 0. (A loop, not
-    sums of generators: it runs for every key of every poll, and most flows
+    sums of generators: it runs for every entry that moved, and most flows
     live on one CPU.)
     """
     total: FlowCounters | None = None

@@ -4,9 +4,10 @@ The lab is bench/bpf_bench.py's (sender -> router -> receiver). Both
 exporters watch the router's veth from the sender and send IPFIX to an
 nfcapd of their own in the router namespace:
 
-- hercc: bench/hercc_exporter.py, one process that loads hercc's program for
-  `fastpath off` + `monitor { netflow { protocol ipfix } }` (accounting only,
-  on the veth's TC ingress) and runs hercc.flows' Exporter over its map;
+- hercc: bench/hercc_exporter.py, one process that loads and pins hercc's
+  program for `fastpath off` + `monitor { netflow { protocol ipfix } }`
+  (accounting only, on the veth's TC ingress) as apply does, and runs what
+  `hercc flows export` runs (hercc.state.flow_export.serve) over its pins;
 - softflowd (Debian), capturing the same veth with libpcap:
   `softflowd -d -i VETH -n COLLECTOR -v 10 -B 67108864 -m 65536`.
 
@@ -168,10 +169,16 @@ class Bench:
     def exporter(self, kind: str, label: str, port: int) -> subprocess.Popen[bytes]:
         t, w = self.topo, self.lab.workdir
         if kind == "hercc":
+            # in the host's mount namespace, where the bpffs is: it enters the router's itself
             argv = [sys.executable, os.path.join(HERE, "hercc_exporter.py"), "--workdir", w,
-                    "--collector", f"127.0.0.1:{port}", "--dev", t.r_in]  # fmt: skip
-            proc = self.lab.start(t.rtr, argv, label)
+                    "--collector", f"127.0.0.1:{port}", "--dev", t.r_in,
+                    "--netns", t.rtr]  # fmt: skip
             log = os.path.join(w, f"{label}.log")
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+            self.lab.procs.append((label, proc))
             wait_for(lambda: "ready" in _read(log), "hercc's exporter", proc, self.lab, 120)
             return proc
         files = ["-p", os.path.join(w, f"{label}.pid"), "-c", os.path.join(w, f"{label}.ctl")]

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from hercc.diagnostics import OperationError
-from hercc.flows.exporter import ExportConfig, Exporter
+from hercc.flows.exporter import ExportConfig, Exporter, Snapshots
 from hercc.flows.ipfix import IpfixEncoder
 from hercc.flows.netflow_v9 import NetflowV9Encoder
 from hercc.flows.packing import ExportPolicy
@@ -233,7 +233,7 @@ def export(
     config = ExportConfig(protocol, 60_000, 15_000, sampling=1, domain_id=4242)
     sender = UdpSender(f"127.0.0.1:{port}")
     try:
-        source = lambda: ((k, [v]) for k, v in next(maps).items())  # noqa: E731
+        source = Snapshots(lambda: ((k, [v]) for k, v in next(maps).items()))
         exporter = Exporter(config, source, [sender], clock=lambda: now[0], wall=wall)
         first = exporter.poll()
         now[0] = t0 + 200 * S

@@ -10,7 +10,7 @@ import pytest
 
 from hercc import ir
 from hercc.diagnostics import OperationError
-from hercc.flows.exporter import ExportConfig, Exporter, domain_id
+from hercc.flows.exporter import ExportConfig, Exporter, Snapshots, domain_id
 from hercc.flows.records import Direction, FlowCounters, FlowKey, WallClock
 from hercc.flows.sender import UdpSender, parse_collector
 from tests.flowdecode import Decoder
@@ -55,9 +55,8 @@ def test_poll_sends_the_same_datagrams_to_every_collector_and_flush_ends() -> No
     now = [12 * S]
     a, b = Recorder(), Recorder()
     config = ExportConfig("ipfix", 60_000, 15_000, 1, domain_id=7)
-    exporter = Exporter(
-        config, lambda: [(KEY, counters)], [a, b], clock=lambda: now[0], wall=WallClock(0)
-    )
+    source = Snapshots(lambda: [(KEY, counters)])
+    exporter = Exporter(config, source, [a, b], clock=lambda: now[0], wall=WallClock(0))
     first = exporter.poll()
     assert first.records == () and len(first.datagrams) == 1  # the templates
     now[0] = 30 * S
@@ -71,13 +70,26 @@ def test_poll_sends_the_same_datagrams_to_every_collector_and_flush_ends() -> No
 
 def test_run_polls_until_stopped_then_flushes() -> None:
     counters = [FlowCounters(5, 500, 1 * S, 2 * S, 0)]
-    polls = iter([False, False, True])
+    stops = iter([False, False, True])
     sent = Recorder()
     config = ExportConfig("v9", 60_000, 15_000, 1, domain_id=7, poll_interval_ms=250)
-    exporter = Exporter(config, lambda: [(KEY, counters)], [sent], clock=lambda: 3 * S)
-    sleeps: list[float] = []
-    stats = exporter.run(stop=lambda: next(polls), sleep=sleeps.append)
-    assert sleeps == [0.25, 0.25] and stats.records == 1
+    reads: list[int] = []
+
+    def entries() -> list[tuple[FlowKey, list[FlowCounters]]]:
+        reads.append(1)
+        return [(KEY, counters)]
+
+    exporter = Exporter(config, Snapshots(entries), [sent], clock=lambda: 3 * S)
+    waits: list[float] = []
+    polls: list[int] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return next(stops)
+
+    stats = exporter.run(wait=wait, polled=lambda r: polls.append(len(r.records))).table
+    assert waits == [0.25, 0.25, 0.25] and stats.records == 1
+    assert len(polls) == 3 and len(reads) == 4  # a source that cannot tell is read every time
     dec = Decoder()
     assert sum(r[2] for d in sent.sent for _, r in dec.decode(d).records) == 5
 
@@ -88,8 +100,9 @@ def test_run_exports_what_the_map_counted_after_the_last_poll() -> None:
     snapshots = iter([FlowCounters(5, 500, 1 * S, 2 * S, 0), FlowCounters(8, 800, 1 * S, 3 * S, 0)])
     sent = Recorder()
     config = ExportConfig("v9", 60_000, 15_000, 1, domain_id=7)
-    exporter = Exporter(config, lambda: [(KEY, [next(snapshots)])], [sent], clock=lambda: 4 * S)
-    stats = exporter.run(stop=iter([False, True]).__next__, sleep=lambda _: None)
+    source = Snapshots(lambda: [(KEY, [next(snapshots)])])
+    exporter = Exporter(config, source, [sent], clock=lambda: 4 * S)
+    stats = exporter.run(wait=lambda _: True).table
     dec = Decoder()
     assert sum(r[2] for d in sent.sent for _, r in dec.decode(d).records) == 8
     assert stats.records == 1

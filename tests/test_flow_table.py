@@ -14,6 +14,7 @@ from hercc.flows.records import (
     FlowCounters,
     FlowKey,
     FlowRecord,
+    MapChanges,
     WallClock,
     merge,
     sum_cpus,
@@ -182,3 +183,16 @@ def test_random_histories_are_exact(seed: int, sampling: int) -> None:
         assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in expected.items()}
         assert all(0 <= expected[k][1] - v[1] < 20 * 100 * 5 for k, v in got.items())
     assert {r.reason for r in out} >= {EndReason.IDLE_TIMEOUT, EndReason.LACK_OF_RESOURCES}
+
+
+def test_a_poll_costs_what_changed_and_timers_do_not_pile_up() -> None:
+    t = table()
+    flows = [key(i) for i in range(50)]
+    for step in range(1, 300):  # busy flows: every poll moves them, and their deadlines
+        t.update({k: c(step, step * 100, 0, step / 10) for k in flows}, step * S // 10 + 1)
+    assert len(t._timers) <= 2 * len(flows)
+    assert t.advance(MapChanges({}, []), 30 * S) == []  # nothing changed, nothing due
+    # a timer armed for an earlier deadline fires, finds nothing due, and re-arms
+    assert 30 * S < t.due_ns() < int(29.9 * S) + 15 * S
+    assert t.advance(MapChanges({}, []), t.due_ns()) == []
+    assert t.due_ns() == int(29.9 * S) + 15 * S  # the flows' idle timeout

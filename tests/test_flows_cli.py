@@ -74,12 +74,12 @@ class FakeMaps:
     def __init__(self, node: str, state_dir: Path) -> None:
         pass
 
-    def entries(self) -> list[tuple[FlowKey, list[FlowCounters]]]:
+    def snapshot(self) -> dict[FlowKey, FlowCounters]:
         FakeMaps.screens += 1
         n = FakeMaps.screens * 10
         a, b = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
         key = FlowKey(a, b, 1000, 53, 17, 3, Direction.INGRESS)
-        return [(key, [FlowCounters(n, n * 100, 1, n, 0)])]
+        return {key: FlowCounters(n, n * 100, 1, n, 0)}
 
     def close(self) -> None:
         pass

@@ -72,7 +72,6 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
 
 def run_top(args: argparse.Namespace, console: Console) -> int:
     from hercc.cli.views.flows import CLEAR, render_top
-    from hercc.flows.records import merge
     from hercc.flows.top import top_talkers
     from hercc.state.flow_export import NodeMaps
 
@@ -83,8 +82,7 @@ def run_top(args: argparse.Namespace, console: Console) -> int:
     previous, before, shown = None, 0.0, 0
     try:
         while True:
-            current, now = merge(maps.entries()), time.monotonic()
-            maps.close()
+            current, now = maps.snapshot(), time.monotonic()
             talkers = top_talkers(current, previous, now - before, sort=args.sort, limit=args.limit)
             when = time.strftime("%H:%M:%S")
             screen = render_top(args.node, talkers, len(current), when)

@@ -20,9 +20,10 @@ sent with the templates.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from hercc.flows.packing import SET_HEADER, Encoder, Template, template_record
-from hercc.flows.records import NS_PER_MS, Direction, FlowRecord
+from hercc.flows.records import NS_PER_MS, FlowRecord
 
 VERSION = 9
 HEADER = struct.Struct("!HHIIII")
@@ -64,18 +65,24 @@ class NetflowV9Encoder(Encoder):
     HEADER_SIZE = HEADER.size
     PAD_SETS = True
 
-    def template_for(self, record: FlowRecord) -> Template:
-        return IPV6 if record.key.ipv6 else IPV4
+    IPV4, IPV6 = IPV4, IPV6
 
-    def pack_record(self, template: Template, record: FlowRecord) -> bytes:
-        key, uptime = record.key, self.uptime_ms
-        ingress = key.direction == Direction.INGRESS
-        return template.layout.pack(
-            key.src.packed, key.dst.packed, key.src_port, key.dst_port, key.protocol,
-            record.tcp_flags & 0xFF, record.packets, record.octets,
-            uptime(record.first_ns), uptime(record.last_ns),
-            key.ifindex if ingress else 0, 0 if ingress else key.ifindex, int(key.direction),
-        )  # fmt: skip
+    def pack(self, template: Template, records: Sequence[FlowRecord]) -> bytes:
+        pack_into, step = template.layout.pack_into, template.layout.size
+        out = bytearray(step * len(records))
+        offset, base = self.clock.offset_ns, self._base_ms()  # uptime_ms, inlined
+        for at, (key, packets, octets, first_ns, last_ns, flags, _) in zip(
+            range(0, len(out), step), records, strict=True
+        ):
+            egress = key.direction
+            pack_into(
+                out, at, key.src.packed, key.dst.packed, key.src_port, key.dst_port,
+                key.protocol, flags & 0xFF, packets, octets,
+                ((first_ns + offset) // NS_PER_MS - base) % MOD32,
+                ((last_ns + offset) // NS_PER_MS - base) % MOD32,
+                0 if egress else key.ifindex, key.ifindex if egress else 0, egress,
+            )  # fmt: skip
+        return bytes(out)
 
     def template_sets(self) -> tuple[bytes, int]:
         body = b"".join(template_record(t.template_id, t.fields) for t in (IPV4, IPV6))

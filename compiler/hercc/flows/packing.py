@@ -11,6 +11,10 @@ first datagram, then again after `template_packets` datagrams or
 collectors restart, so templates are repeated on both counts). When
 templates are due and there is nothing to export, a datagram of templates
 alone is sent.
+
+Records are packed in bulk: all those of one template into one buffer
+(`Encoder.pack`, `struct.pack_into`), which datagrams then take in slices:
+all records of a template have its size, so how many fit is a division.
 """
 
 from __future__ import annotations
@@ -78,11 +82,12 @@ class Encoder(ABC):
     HEADER_SIZE: int
     PAD_SETS: bool  # v9 pads each FlowSet to 4 bytes; IPFIX sends no padding
 
-    @abstractmethod
-    def template_for(self, record: FlowRecord) -> Template: ...
+    IPV4: Template
+    IPV6: Template
 
     @abstractmethod
-    def pack_record(self, template: Template, record: FlowRecord) -> bytes: ...
+    def pack(self, template: Template, records: Sequence[FlowRecord]) -> bytes:
+        """These records (all of this template's family) packed one after the other."""
 
     @abstractmethod
     def template_sets(self) -> tuple[bytes, int]:
@@ -107,24 +112,34 @@ class Encoder(ABC):
     def encode(self, records: Sequence[FlowRecord], now_ns: int) -> list[Datagram]:
         """The datagrams that carry these records, at monotonic time now_ns."""
         # Grouped by template (IPv4 first), so that a datagram holds one set per template.
-        templates = [self.template_for(r) for r in records]
-        rows = sorted(
-            (
-                (t.template_id, self.pack_record(t, r))
-                for t, r in zip(templates, records, strict=True)
-            ),
-            key=lambda row: row[0],
-        )
+        v4 = [r for r in records if r.key.src.version == 4]
+        v6 = [r for r in records if r.key.src.version == 6] if len(v4) < len(records) else []
+        groups = [(t, self.pack(t, rs), len(rs)) for t, rs in ((self.IPV4, v4), (self.IPV6, v6))]
+        pending = [g for g in groups if g[2]]
         out: list[Datagram] = []
-        i = 0
-        while i < len(rows) or (not out and self.templates_due(now_ns)):
+        g = at = 0  # the next record: the group, and its place in it
+        while g < len(pending) or (not out and self.templates_due(now_ns)):
             with_templates = self.templates_due(now_ns)
             sets, n_records, n_data = self._preamble() if with_templates else ([], 0, 0)
-            data_sets, j = self._fill(rows, i, self.HEADER_SIZE + sum(map(len, sets)))
-            if j == i and i < len(rows) and not with_templates:
-                raise ValueError(f"a {len(rows[i][1])}-byte record does not fit a datagram")
-            n_records, n_data, i = n_records + j - i, n_data + j - i, j
-            body = b"".join(sets + data_sets)
+            size = self.HEADER_SIZE + sum(map(len, sets))
+            n_in = 0
+            while g < len(pending):
+                template, packed, count = pending[g]
+                room = self.policy.max_datagram - size - SET_HEADER.size - self._max_pad()
+                k = min(max(room, 0) // template.layout.size, count - at)
+                if k == 0:
+                    break
+                step = template.layout.size
+                sets.append(self._set(template.template_id, packed[at * step : (at + k) * step]))
+                size += len(sets[-1])
+                n_in, at = n_in + k, at + k
+                if at == count:
+                    g, at = g + 1, 0
+            if n_in == 0 and g < len(pending) and not with_templates:
+                size = pending[g][0].layout.size
+                raise ValueError(f"a {size}-byte record does not fit a datagram")
+            n_records, n_data = n_records + n_in, n_data + n_in
+            body = b"".join(sets)
             length = self.HEADER_SIZE + len(body)
             head = self.header(records=n_records, length=length, now_ns=now_ns)
             out.append(Datagram(head + body, n_data, with_templates))
@@ -142,31 +157,12 @@ class Encoder(ABC):
         options = self.options_data()
         if options is None:
             return [template_sets], n_templates, 0
-        return [template_sets, self._set(options[0], [options[1]])], n_templates + 1, 1
+        return [template_sets, self._set(options[0], options[1])], n_templates + 1, 1
 
-    def _fill(
-        self, rows: Sequence[tuple[int, bytes]], start: int, size: int
-    ) -> tuple[list[bytes], int]:
-        """Data sets of rows[start:] that fit after `size` bytes, and the first row left out."""
-        sets: list[bytes] = []
-        pad = 3 if self.PAD_SETS else 0
-        j = start
-        while j < len(rows):
-            tid, k = rows[j][0], j
-            budget = self.policy.max_datagram - size - SET_HEADER.size - pad
-            while k < len(rows) and rows[k][0] == tid and budget >= len(rows[k][1]):
-                budget -= len(rows[k][1])
-                k += 1
-            if k == j:
-                break
-            data_set = self._set(tid, [row for _, row in rows[j:k]])
-            sets.append(data_set)
-            size += len(data_set)
-            j = k
-        return sets, j
+    def _max_pad(self) -> int:
+        return 3 if self.PAD_SETS else 0
 
-    def _set(self, set_id: int, rows: Sequence[bytes]) -> bytes:
-        body = b"".join(rows)
+    def _set(self, set_id: int, body: bytes) -> bytes:
         pad = (-len(body)) % 4 if self.PAD_SETS else 0
         return SET_HEADER.pack(set_id, SET_HEADER.size + len(body) + pad) + body + b"\0" * pad
 

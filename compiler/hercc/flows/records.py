@@ -3,7 +3,14 @@
 The accounting map is a per-CPU LRU hash: one `FlowKey` and, per CPU, one
 `FlowCounters` that only ever grows while the entry lives. `merge` sums the
 CPUs; everything downstream (the flow table, the encoders) sees one
-cumulative `FlowCounters` per key.
+cumulative `FlowCounters` per key. A reader that keeps the map between
+polls hands over only what changed (`MapChanges`).
+
+The exporter builds a `FlowCounters` for every entry that changed in every
+poll and a `FlowRecord` for every record: both are named tuples, which are
+built about three times faster than frozen dataclasses and compared in C.
+A `FlowKey` is built once in a flow's life but looked up every poll, so it
+keeps its hash (ipaddress hashes its addresses in Python, each time).
 
 Times in the map come from `bpf_ktime_get_ns`, CLOCK_MONOTONIC nanoseconds.
 `WallClock` turns them into Unix milliseconds with one offset, taken once
@@ -20,7 +27,8 @@ import enum
 import ipaddress
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NS_PER_MS = 1_000_000
@@ -47,14 +55,21 @@ class FlowKey:
     protocol: int
     ifindex: int
     direction: Direction
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ports = (self.src_port, self.dst_port, self.protocol, self.ifindex, self.direction)
+        object.__setattr__(self, "_hash", hash((int(self.src), int(self.dst), *ports)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def ipv6(self) -> bool:
         return self.src.version == 6
 
 
-@dataclass(frozen=True, slots=True)
-class FlowCounters:
+class FlowCounters(NamedTuple):
     """A flow's counters since its map entry was created (one CPU's, or all summed).
 
     packets and octets (L3 bytes) only grow; first_ns and last_ns are the
@@ -74,7 +89,7 @@ def sum_cpus(per_cpu: Iterable[FlowCounters]) -> FlowCounters | None:
 
     A CPU that never saw the flow holds zeros, its times included, so it is
     left out of the times rather than pulling first_ns to 0. (A loop, not
-    sums of generators: it runs for every key of every poll, and most flows
+    sums of generators: it runs for every entry that moved, and most flows
     live on one CPU.)
     """
     total: FlowCounters | None = None
@@ -92,6 +107,16 @@ def sum_cpus(per_cpu: Iterable[FlowCounters]) -> FlowCounters | None:
             tcp_flags=total.tcp_flags | c.tcp_flags,
         )
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class MapChanges:
+    """What a read of the map found since the previous read: the entries that are new or
+    whose counters moved (summed over CPUs), and the keys no longer there (the LRU evicted
+    them, or their object was replaced). Keys the reader deleted itself are not `gone`."""
+
+    changed: dict[FlowKey, FlowCounters]
+    gone: list[FlowKey]
 
 
 def merge(entries: Iterable[tuple[FlowKey, Sequence[FlowCounters]]]) -> dict[FlowKey, FlowCounters]:
@@ -128,8 +153,7 @@ class EndReason(enum.IntEnum):
     LACK_OF_RESOURCES = 5  # the map's LRU evicted the entry
 
 
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
+class FlowRecord(NamedTuple):
     """What one exported record says: the counts since the flow's previous record.
 
     first_ns and last_ns are monotonic, like the map's; the encoders convert them.

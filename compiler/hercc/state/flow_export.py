@@ -3,14 +3,19 @@
 `serve` is what `hercc flows export --node N` runs (hercc.cli.flows). It
 needs no spec: what to export and where comes from the config file apply
 wrote (state/exporter_proc.py `ExporterFiles.config`), the maps from the
-node's pins (state/flow_maps.py). Every poll_interval_ms:
+node's pins (state/flow_maps.py). It wakes up every poll_interval_ms and
+polls when something can be due (hercc.flows.exporter `Exporter.run`): a
+flow's timeout, or a map that may be filling up (`NodeMaps.needs_read`:
+the flows created since the last read, from the counters map), or an object
+added or replaced. A poll:
 
-* `NodeMaps.entries` opens the node's objects afresh (apply may have
-  replaced one since: a new digest is a new directory) in the namespaces
-  the node owns (its registry in the state directory: another node of the
-  same name, in a lab or a test beside it, is not this one) and reads every
-  flow map; the exporter's table applies the timeouts and sends
-  (hercc.flows.exporter);
+* `NodeMaps.read` lists the node's objects in the namespaces the node owns
+  (its registry in the state directory: another node of the same name, in
+  a lab or a test beside it, is not this one), keeps the maps it has open,
+  opens new ones (apply may have replaced an object: a new digest is a new
+  directory, a pin made again a new inode) and reads what changed in every
+  flow map; the keys of an object gone are gone too; the exporter's table
+  applies the timeouts and sends (hercc.flows.exporter);
 * flows exported and idle are deleted from their map (`NodeMaps.take`), so
   the LRU only evicts when the live flows outgrow it; a map fuller than
   HIGH_WATER of its entries is brought down to LOW_WATER by exporting and
@@ -26,8 +31,8 @@ next datagram is tried again, as any UDP exporter does; the sequence
 numbers go on, so the collector sees the loss.
 
 On stop (SIGTERM, or after one poll with `--once`), every flow is deleted
-from the map with its final counters and sent (forced end), and the state
-file says `clean: true`.
+from the map with its final counters (`NodeMaps.drain`) and sent (forced
+end), and the state file says `clean: true`.
 
 A restart continues: the sequence numbers go on from the state file when
 protocol, domain and collectors are the same (a collector then sees no
@@ -40,7 +45,6 @@ per flow) rather than sending everything again.
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import threading
@@ -49,15 +53,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hercc.dataplane.attach import BPFFS
+from hercc.dataplane.attach import BPFFS, MAP_PREFIX
 from hercc.diagnostics import OperationError
-from hercc.flows.exporter import ExportConfig, Exporter
-from hercc.flows.records import FlowKey, merge
+from hercc.flows.exporter import ExportConfig, Exporter, PollResult
+from hercc.flows.records import FlowCounters, FlowKey, MapChanges
 from hercc.flows.sender import Sender
 from hercc.flows.table import TableStats
-from hercc.state.dataplane import FlowEntry
 from hercc.state.exporter_proc import ExporterFiles, read_config
-from hercc.state.flow_maps import FlowMaps, node_flow_maps
+from hercc.state.flow_maps import FlowMaps, flow_objects
 from hercc.state.registry import OwnedRegistry
 from hercc.sysio.files import make_dirs, write_atomic
 
@@ -68,58 +71,85 @@ LOW_WATER = 0.75
 
 
 class NodeMaps:
-    """Every flow map of a node (the module docstring); implements flows.exporter.MapAccess."""
+    """Every flow map of a node, kept open from read to read (the module docstring);
+    a flows.exporter FlowSource and MapAccess."""
 
     def __init__(self, node: str, state_dir: Path, bpffs: str = BPFFS) -> None:
         self.node = node
         self.bpffs = bpffs
         self._registry = OwnedRegistry(node, state_dir)
-        self._known: dict[Path, dict[bytes, FlowKey]] = {}  # per object: its keys decoded
-        self._maps: list[FlowMaps] = []
-        self._where: dict[FlowKey, FlowMaps] = {}
-        self._crowded: list[FlowKey] = []
+        self._maps: dict[Path, FlowMaps] = {}
 
-    def entries(self) -> list[FlowEntry]:
-        self.close()
-        self._maps = node_flow_maps(self.node, self.bpffs, self._registry.load())
-        self._where, self._crowded = {}, []
-        out: list[FlowEntry] = []
-        self._known = {m.directory: self._known.get(m.directory, {}) for m in self._maps}
-        for maps in self._maps:
-            entries = maps.entries(self._known[maps.directory])
-            for key, _ in entries:
-                self._where[key] = maps
-            self._crowded += _least_recent(entries, maps.flows.max_entries)
-            out += entries
+    def _objects(self) -> dict[Path, int]:
+        """The node's objects with a flow map now, and the inode of each one's pin."""
+        out = {}
+        for directory in flow_objects(self.node, self.bpffs, self._registry.load()):
+            try:
+                out[directory] = (directory / f"{MAP_PREFIX}flows").stat().st_ino
+            except FileNotFoundError:
+                continue  # unpinned meanwhile
         return out
 
-    def take(self, keys: Sequence[FlowKey]) -> list[FlowEntry]:
-        by_map: dict[int, list[FlowKey]] = {}
-        for key in keys:
-            maps = self._where.pop(key, None)
-            if maps is not None:
-                by_map.setdefault(id(maps), []).append(key)
-        out: list[FlowEntry] = []
-        for maps in self._maps:
-            out += maps.take(by_map.get(id(maps), []))
+    def _sync(self) -> list[FlowKey]:
+        """Open the objects added, close those gone or replaced; the keys these held."""
+        now, gone = self._objects(), []
+        for directory in [d for d, m in self._maps.items() if now.get(d) != m.inode]:
+            maps = self._maps.pop(directory)
+            gone += list(maps.current())
+            maps.close()
+        for directory in now.keys() - self._maps.keys():
+            self._maps[directory] = FlowMaps(directory)
+        self._maps = dict(sorted(self._maps.items()))
+        return gone
+
+    def read(self) -> MapChanges:
+        gone = self._sync()
+        changed: dict[FlowKey, FlowCounters] = {}
+        for maps in self._maps.values():
+            changes = maps.read()
+            changed.update(changes.changed)
+            gone += changes.gone
+        return MapChanges(changed, gone)
+
+    def needs_read(self) -> bool:
+        objects = self._objects()
+        if objects != {d: m.inode for d, m in self._maps.items()}:
+            return True
+        return any(maps.may_overflow(HIGH_WATER) for maps in self._maps.values())
+
+    def snapshot(self) -> dict[FlowKey, FlowCounters]:
+        """Every flow of the node's maps now, summed over CPUs (`hercc flows top`)."""
+        self.read()
+        out: dict[FlowKey, FlowCounters] = {}
+        for maps in self._maps.values():
+            out.update(maps.current())
+        return out
+
+    def take(self, keys: Sequence[FlowKey]) -> dict[FlowKey, FlowCounters]:
+        out: dict[FlowKey, FlowCounters] = {}
+        for maps in self._maps.values():
+            out.update(maps.take(keys))
         return out
 
     def crowded(self) -> list[FlowKey]:
-        return self._crowded
+        out: list[FlowKey] = []
+        for maps in self._maps.values():
+            size = maps.flows.max_entries
+            if maps.live > HIGH_WATER * size:
+                out += maps.least_recent(maps.live - int(LOW_WATER * size))
+        return out
+
+    def drain(self) -> dict[FlowKey, FlowCounters]:
+        self._sync()
+        out: dict[FlowKey, FlowCounters] = {}
+        for maps in self._maps.values():
+            out.update(maps.drain())
+        return out
 
     def close(self) -> None:
-        for maps in self._maps:
+        for maps in self._maps.values():
             maps.close()
-        self._maps = []
-
-
-def _least_recent(entries: Sequence[FlowEntry], max_entries: int) -> list[FlowKey]:
-    """The flows to drop from a map fuller than HIGH_WATER to bring it to LOW_WATER."""
-    if len(entries) <= HIGH_WATER * max_entries:
-        return []
-    n = len(entries) - int(LOW_WATER * max_entries)
-    last = ((max(c.last_ns for c in cpus), key) for key, cpus in entries)
-    return [key for _, key in heapq.nsmallest(n, last)]
+        self._maps = {}
 
 
 class _Tolerant:
@@ -239,18 +269,17 @@ def serve(
     senders = [_Tolerant(sender) for sender in open_senders(config)]
     maps = NodeMaps(node, state_dir, bpffs)
     try:
-        exporter = Exporter(config, maps.entries, senders, maps=maps)
+        exporter = Exporter(config, maps, senders, maps=maps)
         if saved is not None and saved.stream == _stream(config):
             exporter.encoder.packets_sent = saved.packets_sent
             exporter.encoder.records_sent = saved.records_sent
         if saved is not None and not saved.clean:
-            exporter.table.adopt(merge(maps.entries()))
-        while True:
-            stats = exporter.poll().table
-            _save(files.state, exporter, stats, senders, clean=False)
-            if once or stop.wait(config.poll_interval_ms / 1000):
-                break
-        stats = exporter.stop().table
+            exporter.table.adopt(maps.read().changed)
+
+        def polled(result: PollResult) -> None:
+            _save(files.state, exporter, result.table, senders, clean=False)
+
+        stats = exporter.run(wait=stop.wait, polled=polled, once=once).table
         _save(files.state, exporter, stats, senders, clean=True)
         return stats
     finally:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway_lab import Lab, LabError
+from hercc.state.dataplane import ProgTestRunOpts
 
 T = TypeVar("T")
 
@@ -278,29 +279,9 @@ def sink() -> Tool:
     return Tool(SINK_C.replace("SINK_PORT", str(SINK_PORT)), "sink")
 
 
-class _TestRunOpts(ctypes.Structure):
-    _fields_ = [
-        ("sz", ctypes.c_size_t),
-        ("data_in", ctypes.c_void_p),
-        ("data_out", ctypes.c_void_p),
-        ("data_size_in", ctypes.c_uint32),
-        ("data_size_out", ctypes.c_uint32),
-        ("ctx_in", ctypes.c_void_p),
-        ("ctx_out", ctypes.c_void_p),
-        ("ctx_size_in", ctypes.c_uint32),
-        ("ctx_size_out", ctypes.c_uint32),
-        ("retval", ctypes.c_uint32),
-        ("repeat", ctypes.c_int),
-        ("duration", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("cpu", ctypes.c_uint32),
-        ("batch_size", ctypes.c_uint32),
-    ]
-
-
 def _libbpf() -> Any:
     lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(ProgTestRunOpts)]
     lib.bpf_obj_get_info_by_fd.argtypes = [
         ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
     ]  # fmt: skip
@@ -314,8 +295,8 @@ def send_live(fd: int, data: bytes, ifindex: int, count: int) -> None:
     ctx = struct.pack("=6I", 0, len(data), 0, ifindex, 0, 0)  # struct xdp_md
     data_in = ctypes.create_string_buffer(data, len(data))
     ctx_in = ctypes.create_string_buffer(ctx, len(ctx))
-    opts = _TestRunOpts(
-        sz=ctypes.sizeof(_TestRunOpts),
+    opts = ProgTestRunOpts(
+        sz=ctypes.sizeof(ProgTestRunOpts),
         data_in=ctypes.cast(data_in, ctypes.c_void_p),
         data_size_in=len(data),
         ctx_in=ctypes.cast(ctx_in, ctypes.c_void_p),

@@ -32,6 +32,7 @@ __all__ = [
     "KERNEL_HEADERS",
     "FlowEntry",
     "LoadedProgram",
+    "ProgTestRunOpts",
     "ProgramRun",
     "compile_program",
     "flow_entry",
@@ -60,7 +61,7 @@ class ProgramRun:
     duration_ns: int
 
 
-class _TestRunOpts(ctypes.Structure):
+class ProgTestRunOpts(ctypes.Structure):
     """libbpf's struct bpf_test_run_opts (libbpf 1.x), up to batch_size."""
 
     _fields_ = [
@@ -221,8 +222,8 @@ class LoadedProgram:
         """
         data_in = ctypes.create_string_buffer(packet, len(packet))
         data_out = ctypes.create_string_buffer(len(packet) + _OUT_ROOM)
-        opts = _TestRunOpts(
-            sz=ctypes.sizeof(_TestRunOpts),
+        opts = ProgTestRunOpts(
+            sz=ctypes.sizeof(ProgTestRunOpts),
             data_in=ctypes.cast(data_in, ctypes.c_void_p),
             data_out=ctypes.cast(data_out, ctypes.c_void_p),
             data_size_in=len(packet),
@@ -287,6 +288,6 @@ def _libbpf() -> Any:
         lib = ctypes.CDLL(_LIBBPF, use_errno=True)
     except OSError as exc:
         raise BccUnavailable(f"{_LIBBPF}: {exc}") from None
-    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(ProgTestRunOpts)]
     lib.bpf_prog_test_run_opts.restype = ctypes.c_int
     return lib

@@ -283,3 +283,21 @@ def test_real_networkd_builds_what_the_files_say(
             assert links[port].get("master") == bridge, port
         for vlan in vlans:  # created where the kernel has 8021q; here networkd says why not
             assert vlan in links or expected, f"no {vlan}, and no reason in the log"
+
+
+def test_a_vxlan_over_ipv6_loses_70_bytes_of_mtu_in_every_output(tmp_path: Path) -> None:
+    """Outer Ethernet 14 + IPv6 40 + UDP 8 + VXLAN 8: 1430, where IPv4 gives 1450."""
+    from hercc.plan.desired import desired_state
+
+    text = EDGES.replace(
+        "local 192.0.2.10; remote 192.0.2.201", "local 2001:db8::10; remote 2001:db8::201"
+    )
+    model = _compile(tmp_path, "v6.herc", text)
+    files = render_all(model, L2)
+    netdev = files["nodes/alpha/networkd/60-hercules-vx.a-ve5e8f7050.netdev"]
+    assert "MTUBytes=1430" in netdev.splitlines()
+    assert "      mtu: 1430" in files["nodes/alpha/netplan/60-enterprise.yaml"].splitlines()
+    (vxlan,) = [r for r in desired_state(model, "alpha") if r.kind == "vxlan"]
+    assert vxlan.attrs["mtu"] == 1430
+    v4 = render_all(_compile(tmp_path, "v4.herc", EDGES), L2)
+    assert "MTUBytes=1450" in v4["nodes/alpha/networkd/60-hercules-vx.a-ve5e8f7050.netdev"]

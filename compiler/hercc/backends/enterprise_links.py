@@ -9,6 +9,7 @@ interfaces are attached, never created.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -16,8 +17,13 @@ from hercc import ir
 from hercc.resources.naming import bridge_ifname, vlan_ifname, vxlan_ifname
 
 UNDERLAY_MTU = 1500
-VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-VXLAN_MTU = UNDERLAY_MTU - VXLAN_OVERHEAD
+# outer Ethernet 14 + IP (IPv4 20, IPv6 40) + UDP 8 + VXLAN 8
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+
+
+def vxlan_mtu(vxlan: ir.Vxlan) -> int:
+    """The VXLAN device's MTU: the underlay's less what encapsulation adds over its IP version."""
+    return UNDERLAY_MTU - VXLAN_OVERHEAD[ipaddress.ip_address(vxlan.remote).version]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 
 from hercc import ir
-from hercc.backends.enterprise_links import VXLAN_MTU, bridge_members, node_links
+from hercc.backends.enterprise_links import bridge_members, node_links, vxlan_mtu
 from hercc.backends.memo import RenderMemo
 
 FILE = "60-enterprise.yaml"
@@ -51,7 +51,7 @@ def render_node(model: ir.IR, node: ir.Node, memo: RenderMemo) -> dict[str, str]
             f"      id: {v.vni}",
             f"      local: {_q(v.local)}",
             '      mode: "vxlan"',
-            f"      mtu: {VXLAN_MTU}",
+            f"      mtu: {vxlan_mtu(v)}",
             f"      port: {v.port}",
             f"      remote: {_q(v.remote)}",
         ]

@@ -18,7 +18,7 @@ Keys as systemd 252 (Debian 12) reads them; the same as netplan 0.106 writes.
 from __future__ import annotations
 
 from hercc import ir
-from hercc.backends.enterprise_links import VXLAN_MTU, NodeLinks, named_bridges, node_links
+from hercc.backends.enterprise_links import NodeLinks, named_bridges, node_links, vxlan_mtu
 from hercc.backends.memo import RenderMemo
 
 PRIORITY = 60
@@ -42,7 +42,7 @@ def _files(node: str, links: NodeLinks) -> dict[str, list[str]]:
             "[NetDev]",
             f"Name={x.ifname}",
             "Kind=vxlan",
-            f"MTUBytes={VXLAN_MTU}",
+            f"MTUBytes={vxlan_mtu(v)}",
             "",
             "[VXLAN]",
             f"VNI={v.vni}",

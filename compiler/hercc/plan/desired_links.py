@@ -10,8 +10,8 @@ the lab). LNS below is that namespace:
                        makes it); attrs: up
   port    LNS/<IF>     each port of a bridge block: an existing interface, attached
                        (master) but never owned; attrs: bridge; under its bridge
-  vxlan   LNS/vx-<name>  attrs: vni, local, remote, port, mtu (VXLAN_MTU: the
-                       underlay's 1500 less the 50-byte overhead, as networkd is told),
+  vxlan   LNS/vx-<name>  attrs: vni, local, remote, port, mtu (vxlan_mtu: the
+                       underlay's 1500 less 50 bytes over IPv4, 70 over IPv6, as networkd is told),
                        bridge (or None), up; under its bridge when it has one. Its
                        `dev` (the underlay interface holding `local`) is found at
                        apply time and left out here: any device is fine.
@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from hercc import ir
-from hercc.backends.enterprise_links import VXLAN_MTU, bridge_members, node_links
+from hercc.backends.enterprise_links import bridge_members, node_links, vxlan_mtu
 from hercc.resources.gateway_naming import HOST_NETNS
 from hercc.resources.ids import AddressId, InterfaceId, format_id
 from hercc.resources.model import FORCES_NEW, Resource
@@ -67,7 +67,7 @@ def link_resources(model: ir.IR, node: ir.Node, naming: Naming) -> Iterator[Reso
                 "local": v.local,
                 "remote": v.remote,
                 "port": v.port,
-                "mtu": VXLAN_MTU,
+                "mtu": vxlan_mtu(v),
                 "bridge": v.bridge,
                 "up": True,
             },

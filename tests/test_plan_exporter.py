@@ -32,6 +32,7 @@ from hercc.state.dataplane_status import MapStatus, ObjectStatus, ProgramStatus
 from hercc.state.exporter_proc import ExporterFiles, exporter_argv, exporter_of, read_exporter
 from hercc.sysio import procfs
 from tests.conftest import EXAMPLES
+from tests.test_executor import FakeProcess
 from tests.test_node_service import FakeReader
 
 ATTRS = {
@@ -107,18 +108,6 @@ def test_read_live_asks_for_the_nodes_exporter_records(tmp_path: Path) -> None:
 
 
 @dataclass
-class Proc:
-    pid: int
-    code: int | None = None
-
-    def poll(self) -> int | None:
-        return self.code
-
-    def wait(self, timeout: float | None = None) -> int:
-        return self.code or 0
-
-
-@dataclass
 class Fake:
     """spawn, kill and argv_in of the System; a spawned exporter writes its state file."""
 
@@ -129,17 +118,17 @@ class Fake:
     calls: list[tuple[str, object]] = field(default_factory=list)
     next_pid: int = 100
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Proc:
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> FakeProcess:
         self.next_pid += 1
         self.calls.append(("spawn", list(argv)))
         ns = argv[argv.index("--netns") + 1] if "--netns" in argv else HOST_NETNS
         if self.exits is not None:
             log.write_text("hercc: error: no flow export config\n")
-            return Proc(self.next_pid, self.exits)
+            return FakeProcess(self.next_pid, self.exits)
         self.running[self.next_pid] = (ns, list(argv))
         state = ExporterFiles(self.state_dir, "a").state
         state.write_text(json.dumps({"pid": self.next_pid}))
-        return Proc(self.next_pid)
+        return FakeProcess(self.next_pid)
 
     def kill(self, pid: int, sig: int) -> None:
         self.calls.append(("kill", (pid, sig)))

@@ -23,7 +23,8 @@ from typing import Any
 
 from hercc.dataplane.attach import MAP_PREFIX, PROG_PREFIX, parse_object_name
 from hercc.dataplane.layout import route_entry
-from hercc.state.errors import BccUnavailable, DataplaneError
+from hercc.state.errors import DataplaneError
+from hercc.state.libbpf_maps import check, libbpf
 
 __all__ = [
     "MAP_NAMES",
@@ -56,36 +57,14 @@ class PinnedObject:
     map_sizes: Mapping[str, int]  # map name -> max_entries
 
 
-def _libbpf() -> Any:
-    try:
-        lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-    except OSError as exc:
-        raise BccUnavailable(f"libbpf.so.1: {exc}") from None
-    lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
-    lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
-    lib.bpf_obj_get_info_by_fd.argtypes = [
-        ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
-    ]  # fmt: skip
-    lib.bpf_map_update_elem.argtypes = [
-        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
-    ]  # fmt: skip
-    return lib
-
-
-def _check(rc: int, what: str) -> int:
-    if rc < 0:
-        raise DataplaneError(f"{what}: {os.strerror(-rc if rc < -1 else ctypes.get_errno())}")
-    return rc
-
-
 def _open(path: Path) -> int:
-    return _check(_libbpf().bpf_obj_get(str(path).encode()), f"open {path}")
+    return check(libbpf().bpf_obj_get(str(path).encode()), f"open {path}")
 
 
 def _info_u32(fd: int, offset: int) -> int:
     buf = ctypes.create_string_buffer(_INFO_SIZE)
     size = ctypes.c_uint32(_INFO_SIZE)
-    _check(_libbpf().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)), "object info")
+    check(libbpf().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)), "object info")
     return int(struct.unpack_from("=I", buf.raw, offset)[0])
 
 
@@ -118,24 +97,24 @@ def pinned_objects(root: Path) -> list[PinnedObject]:
 
 def pin_loaded(loaded: Any, directory: Path) -> None:
     """Pin a LoadedProgram's entry points and maps into `directory` (made here)."""
-    lib = _libbpf()
+    lib = libbpf()
     directory.mkdir(parents=True)
     for entry, fd in sorted(loaded.fds.items()):
-        _check(lib.bpf_obj_pin(fd, str(directory / f"{PROG_PREFIX}{entry}").encode()), entry)
+        check(lib.bpf_obj_pin(fd, str(directory / f"{PROG_PREFIX}{entry}").encode()), entry)
     for name in MAP_NAMES:
         try:
             table = loaded.table(name)
         except DataplaneError:
             continue  # no flow map without accounting
         path = directory / f"{MAP_PREFIX}{name}"
-        _check(lib.bpf_obj_pin(table.map_fd, str(path).encode()), name)
+        check(lib.bpf_obj_pin(table.map_fd, str(path).encode()), name)
 
 
 def fill_routes(
     directory: Path, routes: Sequence[Mapping[str, Any]], interfaces: Mapping[str, tuple[int, int]]
 ) -> None:
     """Write maps.json's routes into the pinned tries; `interfaces`: name -> (ifindex, layer)."""
-    lib = _libbpf()
+    lib = libbpf()
     fds = {v: _open(directory / f"{MAP_PREFIX}routes{v}") for v in (4, 6)}
     try:
         for route in routes:
@@ -144,7 +123,7 @@ def fill_routes(
                 raise DataplaneError(f"route {route['prefix']}: no interface {name}")
             ifindex, layer = (0, 0) if name is None else interfaces[name]
             version, key, value = route_entry(route, ifindex, layer)
-            _check(lib.bpf_map_update_elem(fds[version], key, value, 0), f"route {route['prefix']}")
+            check(lib.bpf_map_update_elem(fds[version], key, value, 0), f"route {route['prefix']}")
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -160,7 +139,7 @@ def unpin(directory: Path) -> Callable[[], None]:
     def repin() -> None:
         directory.mkdir(parents=True)
         for name, fd in held.items():
-            _check(_libbpf().bpf_obj_pin(fd, str(directory / name).encode()), name)
+            check(libbpf().bpf_obj_pin(fd, str(directory / name).encode()), name)
 
     return repin
 

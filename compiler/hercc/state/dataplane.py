@@ -27,6 +27,7 @@ from hercc.dataplane.layout import COUNTERS, FLOW_KEY, FLOW_VALUE, route_entry
 from hercc.dataplane.program import SOURCE_DIR, Program, program_text
 from hercc.flows.records import Direction, FlowCounters, FlowKey
 from hercc.state.errors import BccUnavailable, DataplaneError
+from hercc.state.libbpf_maps import libbpf
 
 __all__ = [
     "KERNEL_HEADERS",
@@ -43,7 +44,6 @@ __all__ = [
 FlowEntry = tuple[FlowKey, list[FlowCounters]]
 
 KERNEL_HEADERS = "/var/cache/hercules/kernel-headers"
-_LIBBPF = "libbpf.so.1"
 _OUT_ROOM = 512  # room in the output buffer for headers a program pushes
 # struct __sk_buff (uapi/linux/bpf.h): its size and the offsets of the two fields
 # a TC test run is given, to make the packet a GSO packet of that many segments.
@@ -240,7 +240,7 @@ class LoadedProgram:
         if ctx is not None:
             opts.ctx_in = ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p)
             opts.ctx_size_in = ctypes.sizeof(ctx)
-        rc = _libbpf().bpf_prog_test_run_opts(self.fds[entry], ctypes.byref(opts))
+        rc = libbpf().bpf_prog_test_run_opts(self.fds[entry], ctypes.byref(opts))
         if rc != 0:
             raise DataplaneError(f"BPF_PROG_TEST_RUN of {entry}: {os.strerror(-rc)}")
         return ProgramRun(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
@@ -281,13 +281,3 @@ def flow_key(key: bytes) -> FlowKey:
 def _per_cpu(values: Any) -> Iterator[bytes]:
     for value in values:
         yield bytes(value)
-
-
-def _libbpf() -> Any:
-    try:
-        lib = ctypes.CDLL(_LIBBPF, use_errno=True)
-    except OSError as exc:
-        raise BccUnavailable(f"{_LIBBPF}: {exc}") from None
-    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(ProgTestRunOpts)]
-    lib.bpf_prog_test_run_opts.restype = ctypes.c_int
-    return lib

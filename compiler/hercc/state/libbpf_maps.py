@@ -13,12 +13,17 @@ What state/flow_maps.py needs of a map, each call one bpf(2) syscall:
 A per-CPU map's value is its value size rounded up to 8 bytes, times the
 possible CPUs (`possible_cpus`). `Libbpf` is the library, or anything with
 its functions (tests count the calls).
+
+`libbpf()` is the one place hercc loads the library: state/bpf_pins.py
+(pins, route maps) and state/dataplane.py (BPF_PROG_TEST_RUN) call it too,
+and `check` turns its negative returns into a DataplaneError for all of them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import struct
 from collections.abc import Iterator
@@ -28,7 +33,16 @@ from typing import Any
 
 from hercc.state.errors import BccUnavailable, DataplaneError
 
-__all__ = ["BATCH", "Libbpf", "MapFd", "MapInfo", "libbpf", "open_map", "possible_cpus"]
+__all__ = [
+    "BATCH",
+    "Libbpf",
+    "MapFd",
+    "MapInfo",
+    "check",
+    "libbpf",
+    "open_map",
+    "possible_cpus",
+]
 
 BATCH = 4096
 _INFO = struct.Struct("=IIIII")  # struct bpf_map_info: type, id, key_size, value_size, max_entries
@@ -39,13 +53,16 @@ _REFUSED = (errno.EINVAL, _ENOTSUPP, errno.EOPNOTSUPP)
 Libbpf = Any  # ctypes.CDLL("libbpf.so.1") with the argtypes below, or a stand-in
 
 
+@functools.cache
 def libbpf() -> Libbpf:
+    """libbpf.so.1 (libbcc links it), loaded once, typed for every call hercc makes."""
     try:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError as exc:
         raise BccUnavailable(f"libbpf.so.1: {exc}") from None
     vp, u32p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)
     lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
+    lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
     lib.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, vp, u32p]
     lib.bpf_map_get_next_key.argtypes = [ctypes.c_int, vp, vp]
     lib.bpf_map_lookup_elem.argtypes = [ctypes.c_int, vp, vp]
@@ -53,6 +70,7 @@ def libbpf() -> Libbpf:
     lib.bpf_map_update_elem.argtypes = [ctypes.c_int, vp, vp, ctypes.c_uint64]
     lib.bpf_map_lookup_batch.argtypes = [ctypes.c_int, vp, vp, vp, vp, u32p, vp]
     lib.bpf_map_lookup_and_delete_batch.argtypes = [ctypes.c_int, vp, vp, vp, vp, u32p, vp]
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, vp]  # state/dataplane.ProgTestRunOpts
     return lib
 
 
@@ -67,9 +85,11 @@ def _errno(rc: int) -> int:
     return -rc if rc < -1 else ctypes.get_errno()
 
 
-def check(rc: int, what: str) -> None:
+def check(rc: int, what: str) -> int:
+    """`rc`, a libbpf call's return, when it is not an error."""
     if rc < 0:
         raise DataplaneError(f"{what}: {os.strerror(_errno(rc))}")
+    return rc
 
 
 @dataclass(frozen=True)

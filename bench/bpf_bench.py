@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from gateway_lab import Lab, LabError
 from hercc.state.dataplane import ProgTestRunOpts
+from hercc.state.libbpf_maps import libbpf
 
 T = TypeVar("T")
 
@@ -279,16 +280,6 @@ def sink() -> Tool:
     return Tool(SINK_C.replace("SINK_PORT", str(SINK_PORT)), "sink")
 
 
-def _libbpf() -> Any:
-    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(ProgTestRunOpts)]
-    lib.bpf_obj_get_info_by_fd.argtypes = [
-        ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
-    ]  # fmt: skip
-    lib.bpf_enable_stats.argtypes = [ctypes.c_int]
-    return lib
-
-
 def send_live(fd: int, data: bytes, ifindex: int, count: int) -> None:
     """Run the generator `count` times in live-frames mode, as if `data` arrived on `ifindex`
     (an interface of the calling thread's network namespace)."""
@@ -304,7 +295,7 @@ def send_live(fd: int, data: bytes, ifindex: int, count: int) -> None:
         repeat=count,
         flags=BPF_F_TEST_XDP_LIVE_FRAMES,
     )
-    rc = _libbpf().bpf_prog_test_run_opts(fd, ctypes.byref(opts))
+    rc = libbpf().bpf_prog_test_run_opts(fd, ctypes.byref(opts))
     if rc != 0:
         raise LabError(f"BPF_PROG_TEST_RUN (live frames): {os.strerror(-rc)}")
 
@@ -344,7 +335,7 @@ def thread_cpu_ns() -> int:
 
 def enable_stats() -> int:
     """BPF_ENABLE_STATS: programs count their runs and run time until the fd is closed."""
-    fd = int(_libbpf().bpf_enable_stats(0))  # BPF_STATS_RUN_TIME
+    fd = int(libbpf().bpf_enable_stats(0))  # BPF_STATS_RUN_TIME
     if fd < 0:
         raise LabError(f"BPF_ENABLE_STATS: {os.strerror(ctypes.get_errno())}")
     return fd
@@ -354,7 +345,7 @@ def run_stats(fd: int) -> tuple[int, int]:
     """A program's (run time ns, runs) so far: counted only while stats are enabled."""
     buf = ctypes.create_string_buffer(_PROG_INFO_SIZE)
     size = ctypes.c_uint32(_PROG_INFO_SIZE)
-    if _libbpf().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)) != 0:
+    if libbpf().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size)) != 0:
         raise LabError(f"program info: {os.strerror(ctypes.get_errno())}")
     ns, runs = struct.unpack_from("=QQ", buf.raw, _PROG_RUN_TIME_OFFSET)
     return int(ns), int(runs)

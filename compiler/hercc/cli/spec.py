@@ -52,7 +52,7 @@ def compile_args(
     outputs need per-node peers; check and route need paths alone.
     """
     compiled = compile_unchecked(args, console, peers_for)
-    checked_ir_json(compiled.ir)
+    checked_ir_data(compiled.ir)
     return compiled
 
 
@@ -71,10 +71,15 @@ def compile_unchecked(
     return compiled
 
 
-def checked_ir_json(model: ir.IR) -> str:
-    """ir.json's text, its data checked against schemas/ir.schema.json first."""
+def checked_ir_data(model: ir.IR) -> dict[str, Any]:
+    """ir.json's data, checked against schemas/ir.schema.json."""
     from hercc.schemas_check import validate_ir
 
     data = ir.to_data(model)
     validate_ir(data)
-    return ir.dumps(data)
+    return data
+
+
+def checked_ir_json(model: ir.IR) -> str:
+    """ir.json's text, its data checked first (a build writes it)."""
+    return ir.dumps(checked_ir_data(model))

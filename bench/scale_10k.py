@@ -3,8 +3,9 @@
 1,000 public nodes, of which the first 100 relay (`relay off` on the rest),
 and 9,000 nat nodes; no explicit links, so default costs. Prints the phases
 measured in process (compile with routing; ir.json's data and its schema
-check; render alone; render, hash and write streamed), then each command as
-a child process with its peak RSS:
+check; render alone; render, hash and write streamed, by a worker process
+per CPU), then each command as a child process with its peak RSS (summed
+over the child and its workers):
 
 - `build --backend wireguard` (wg setconf only): under 10 s, under 1 GiB;
 - `build` of the default outputs (with --all-outputs; several GB on disk):
@@ -56,9 +57,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     from hercc import ir
-    from hercc.backends import render_files
+    from hercc.backends import global_files, node_parts, render_files
     from hercc.pipeline import compile_spec
     from hercc.schemas_check import validate_ir
+    from hercc.sysio.forked import usable_cpus
     from hercc.writer import write_tree
 
     text, _ = mesh_spec(args.nodes, nat_every=args.nat_every, relays=args.relays)
@@ -77,8 +79,11 @@ def main() -> None:
         size = sum(len(text.encode()) for _, text in render_files(model, ["wireguard"]))
         phases.append(("render wg setconf", time.perf_counter() - t))
         t = time.perf_counter()
-        write_tree(os.path.join(tmp, "phases"), render_files(model, ["wireguard"]))
-        phases.append(("render + write", time.perf_counter() - t))
+        only = ["wireguard"]
+        write_tree(
+            os.path.join(tmp, "phases"), global_files(model, only), parts=node_parts(model, only)
+        )
+        phases.append((f"render + write ({usable_cpus()} CPUs)", time.perf_counter() - t))
         shutil.rmtree(os.path.join(tmp, "phases"))
         first = min(node.name for node in model.nodes)
         del model
@@ -101,7 +106,7 @@ def main() -> None:
             copy, _ = measure(["cp", "-r", out, os.path.join(tmp, "copy")])
     print(f"{args.nodes} nodes, 1 in {args.nat_every} public, {args.relays} relays")
     for name, seconds in phases:
-        print(f"  {name:<20} {seconds:7.2f} s")
+        print(f"  {name:<28} {seconds:7.2f} s")
     print(f"output: {size / 1e9:.2f} GB in {args.nodes} wg setconf files; cp -r {wg_copy:.2f} s")
     for name, wall, rss in runs:
         print(f"hercc build, {name} (child process): {wall:.2f} s, peak RSS {rss:.0f} MiB")

@@ -3,7 +3,16 @@
 Files are written as they come (a build streams them node by node) into a
 sibling temporary directory, hashed on the way for the manifest, and the
 directory is swapped in by rename once the last one is written: a failing
-build leaves the output directory exactly as it was.
+build leaves the output directory exactly as it was. A big build comes in
+parts (hercc.backends.node_parts): one forked worker process per CPU renders,
+hashes and writes whole parts, while this one writes the rest.
+
+nodes/ is marked as the top of its subtrees for ext4's directory allocator
+(the `T` attribute of chattr(1)), which spreads each node's directory over the
+disk as it does top-level ones. Without it, a large build made right after
+another was deleted creates its 30,000 inodes among the ones just freed, which
+ext4 without a journal skips one by one for a while: 13-17 s instead of 7-8 s
+for 10,000 nodes here. Elsewhere the mark is ignored.
 
 A build lands whole, its directory and its companion file (SPEC.lock) or
 neither, in this order:
@@ -37,12 +46,15 @@ import shutil
 import stat
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from itertools import chain
 
 from hercc.diagnostics import UsageError
 from hercc.ir import dumps
-from hercc.sysio.files import Staged, make_dirs, stage, write_error
+from hercc.sysio.files import Staged, make_dirs, mark_top_directory, stage, write_error
+from hercc.sysio.forked import Forked, usable_cpus
 
 MANIFEST = "manifest.json"
 GENERATOR, MANIFEST_VERSION = "hercc", 1
@@ -56,6 +68,11 @@ DIR_MODE, FILE_MODE = 0o755, 0o644
 PRIVATE_DIR_MODE, PRIVATE_FILE_MODE = 0o700, 0o600
 # nodes/<node>/<kind>/ whose files only root may read; not even the names of secrets are public
 _PRIVATE_FILES, _PRIVATE_DIRS = ("netplan", "secrets"), ("secrets",)
+# Directories whose subdirectories are independent trees, for the filesystem to spread out.
+_TOP_DIRS = ("nodes",)
+
+Files = Iterable[tuple[str, str]]
+Entry = dict[str, int | str]  # a file's manifest entry: sha256 and size
 
 
 def manifest(entries: Mapping[str, Mapping[str, int | str]]) -> str:
@@ -65,16 +82,20 @@ def manifest(entries: Mapping[str, Mapping[str, int | str]]) -> str:
 
 def write_tree(
     out_dir: str,
-    files: Iterable[tuple[str, str]],
+    files: Files,
     secret_files: Mapping[str, str] | None = None,
     companion: tuple[str, str] | None = None,
+    parts: Sequence[Callable[[], Files]] = (),
 ) -> int:
-    """Replace out_dir with exactly `files` and their manifest; return how many that is.
+    """Replace out_dir with exactly `parts`' files and `files`, and their manifest;
+    return how many files that is.
 
     `files` (path, text) are consumed lazily: at most FILES_IN_FLIGHT of them
-    wait to be written when the next is asked for. Secrets are written mode
-    0600 and stay out of the manifest. `companion` (path, text), SPEC.lock for
-    a build, lands with the directory or not at all (see the module's doc).
+    wait to be written when the next is asked for. Each of `parts` gives more
+    files when called: with two parts or more and two CPUs or more, worker
+    processes write them while `files` are written here. Secrets are written
+    mode 0600 and stay out of the manifest. `companion` (path, text), SPEC.lock
+    for a build, lands with the directory or not at all (see the module's doc).
     A symbolic link out_dir stays: the directory it points at is replaced.
 
     UsageError if out_dir is not a build directory hercc may replace;
@@ -91,7 +112,7 @@ def write_tree(
     staged: Staged | None = None
     try:
         made: set[str] = set()
-        entries = _write_files(tmp, files, made)
+        entries = _write_all(tmp, parts, files, made)
         _write(tmp, MANIFEST, manifest(entries), made)
         for rel, text in sorted((secret_files or {}).items()):
             _write(tmp, rel, text, made)
@@ -235,31 +256,53 @@ def _is_secrets(rel_dir: str) -> bool:
     return len(parts) == 3 and _kind(parts) == "secrets"
 
 
-def _write_files(
-    root: str, files: Iterable[tuple[str, str]], made: set[str]
-) -> dict[str, dict[str, int | str]]:
-    """Write `files` under root; return their manifest entries (path -> sha256 and size).
+def _write_all(
+    root: str, parts: Sequence[Callable[[], Files]], files: Files, made: set[str]
+) -> dict[str, Entry]:
+    """Write the parts' files and `files` under root; their manifest entries (path -> Entry)."""
+    workers = usable_cpus()
+    if len(parts) < 2 or workers < 2:
+        return _write_files(root, chain(chain.from_iterable(p() for p in parts), files), made)
+    with Forked([partial(_write_part, root, part) for part in parts], workers) as forked:
+        entries = _write_files(root, files, made)
+        for part_entries in forked.results():
+            entries.update(part_entries)
+    return entries
+
+
+def _write_part(root: str, part: Callable[[], Files]) -> dict[str, Entry]:
+    """In a worker process, with a CPU of its own: render, hash and write in turn."""
+    made: set[str] = set()
+    entries = {}
+    for rel, text in part():
+        data = text.encode("utf-8")
+        entries[rel] = _hash_and_write(root, rel, data, made)
+    return entries
+
+
+def _hash_and_write(root: str, rel: str, data: bytes, made: set[str]) -> Entry:
+    _write(root, rel, data, made)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _write_files(root: str, files: Files, made: set[str]) -> dict[str, Entry]:
+    """Write `files` under root; return their manifest entries (path -> Entry).
 
     Two threads hash and write while this one renders the next files (the
     generator runs here): hashlib and file I/O let go of the GIL, and creating
     files and directories mostly waits on the filesystem, so two writers overlap.
     """
-
-    def hash_and_write(rel: str, data: bytes) -> str:
-        _write(root, rel, data, made)
-        return hashlib.sha256(data).hexdigest()
-
-    entries: dict[str, dict[str, int | str]] = {}
-    pending: deque[tuple[str, int, Future[str]]] = deque()
+    entries: dict[str, Entry] = {}
+    pending: deque[tuple[str, Future[Entry]]] = deque()
 
     def settle_oldest() -> None:
-        rel, size, written = pending.popleft()
-        entries[rel] = {"sha256": written.result(), "size": size}
+        rel, written = pending.popleft()
+        entries[rel] = written.result()
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hercc-writer") as pool:
         for rel, text in files:
             data = text.encode("utf-8")  # once: the hash and the write share the bytes
-            pending.append((rel, len(data), pool.submit(hash_and_write, rel, data)))
+            pending.append((rel, pool.submit(_hash_and_write, root, rel, data, made)))
             if len(pending) >= FILES_IN_FLIGHT:
                 settle_oldest()
         while pending:
@@ -288,8 +331,9 @@ def _file_mode(rel: str) -> int:
 def _make_dirs(root: str, rel_dir: str, made: set[str]) -> None:
     """root/rel_dir and its missing parents, each with its mode (mkdir's is cut by the umask).
 
-    Both writing threads call this: the one whose mkdir succeeds sets the mode,
-    the other finds the directory there and goes on (all before the swap).
+    Writing threads and processes all call this: the one whose mkdir succeeds
+    sets the mode, the others find the directory there and go on (all before
+    the swap).
     """
     parts = rel_dir.split("/") if rel_dir else []
     for depth in range(1, len(parts) + 1):
@@ -303,6 +347,8 @@ def _make_dirs(root: str, rel_dir: str, made: set[str]) -> None:
             continue
         private = _kind(parts[:depth]) in _PRIVATE_DIRS
         os.chmod(path, PRIVATE_DIR_MODE if private else DIR_MODE)
+        if rel in _TOP_DIRS:
+            mark_top_directory(path)
         made.add(rel)
 
 

@@ -6,7 +6,8 @@ tuple. A 1,000-node mesh holds a million peer entries but a few thousand
 distinct objects, so the backends render each object's text once per render.
 Hashing a Peer's fields costs about as much as rendering it: entries are found
 by identity. The memo belongs to one render, so renders in different threads
-share nothing.
+share nothing; the parts of one render share it, and a forked worker that
+renders some of them extends its own copy (fork keeps every identity).
 """
 
 from __future__ import annotations

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hercc import ir
-from hercc.backends import BACKEND_NAMES, render_files
+from hercc.backends import BACKEND_NAMES, global_files, node_parts
 from hercc.cli.console import Console
 from hercc.cli.exitcode import ExitCode
 from hercc.cli.spec import add_spec_command, checked_ir_json, compile_unchecked
@@ -100,12 +99,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.secrets is not None:
         secrets |= _ipsec_secrets(compiled.ir, args.secrets, nodes)
     lock = (compiled.lock_file, compiled.lock.to_json()) if compiled.lock_changed else None
-    # The schema check of ir.json (a second at 10,000 nodes) runs while the
-    # writing threads wait on the disk; ir.json is the last file rendered.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hercc-ir-check") as pool:
-        ir_json = pool.submit(checked_ir_json, compiled.ir)
-        files = render_files(compiled.ir, args.backend, nodes, ir_json.result)
-        count = write_tree(args.output, files, secrets, lock)
+    model = compiled.ir
+    # The nodes' parts go to worker processes in a big build; meanwhile this one
+    # checks ir.json against the schema (a second at 10,000 nodes) and writes it.
+    parts = node_parts(model, args.backend, nodes)
+    files = global_files(model, args.backend, nodes, lambda: checked_ir_json(model))
+    count = write_tree(args.output, files, secrets, lock, parts)
     if args.format == "json":
         console.out.write(json.dumps({"ok": True, "output": args.output, "files": count}) + "\n")
     else:

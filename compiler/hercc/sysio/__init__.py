@@ -4,7 +4,10 @@
   `run_attached` (an interactive command) and `start` (a long-running,
   detached process);
 - `files`: `write_atomic` (a unique temporary file, fsync, rename; symbolic
-  links followed), `stage` (the same, put in place later) and `make_dirs`;
+  links followed), `stage` (the same, put in place later), `make_dirs` and
+  `mark_top_directory` (a hint to ext4's allocator);
+- `forked`: `Forked`, tasks run by forked worker processes that share the
+  parent's memory (a big build's parts);
 - `procfs`: a process's start time, command line and name from /proc, "is
   this still the process we recorded", `stop`, and the PID files.
 

@@ -14,8 +14,10 @@ dangling one, is a file that exists.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
+import struct
 import tempfile
 from dataclasses import dataclass
 
@@ -137,6 +139,24 @@ def make_dirs(path: str | os.PathLike[str], mode: int) -> None:
                 raise OperationError(f"cannot create {path}: {it} is not a directory") from None
         except OSError as exc:
             raise OperationError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+
+# linux/fs.h: FS_IOC_GETFLAGS, FS_IOC_SETFLAGS (the kernel reads an int) and FS_TOPDIR_FL
+_GET_FLAGS, _SET_FLAGS, _TOP_DIRECTORY = 0x80086601, 0x40086602, 0x00020000
+
+
+def mark_top_directory(path: str) -> None:
+    """Mark a directory as the top of directory hierarchies (chattr +T): ext4's
+    allocator then spreads its subdirectories over the disk, as it spreads
+    those of /. Best effort: a filesystem without the flag is left as it is."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            flags = struct.unpack("i", fcntl.ioctl(fd, _GET_FLAGS, bytes(4)))[0]
+            if not flags & _TOP_DIRECTORY:
+                fcntl.ioctl(fd, _SET_FLAGS, struct.pack("i", flags | _TOP_DIRECTORY))
+        finally:
+            os.close(fd)
 
 
 def write_error(path: str, exc: OSError) -> OperationError:

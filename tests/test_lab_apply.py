@@ -27,6 +27,7 @@ from hercc.lab.overlay import block_changes
 from hercc.lab.persistent.statefile import alive, lab_dir, state_file
 from hercc.pipeline import compile_spec
 from hercc.plan.desired import desired_state
+from hercc.state.links import vlan_unavailable_reason
 from hercc.sysio.procfs import proc_start_time
 from tests.conftest import EXAMPLES
 from tests.labtools import lab, netns_with, wireguard_go_of
@@ -35,6 +36,7 @@ REFERENCE = EXAMPLES / "reference.herc"
 QUICKSTART = EXAMPLES / "quickstart.herc"
 REASON = harness.missing_requirements((*harness.TOOLS, "sysctl"))
 RUN = f"p{os.getpid()}"
+UP_ERR: dict[str, str] = {}  # lab name -> what its `lab up` wrote to stderr
 
 
 def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
@@ -45,6 +47,7 @@ def started(spec: Path, name: str) -> Iterator[persistent.LabState]:
     try:
         code, _, err = lab("up", "--name", name, str(spec))
         assert code == 0, err
+        UP_ERR[name] = err
         yield persistent.load_state(name)
     finally:
         state = persistent.load_state(name)
@@ -162,6 +165,23 @@ def test_plan_apply_round_trip(ref: persistent.LabState, tmp_path: Path) -> None
     assert out.count("No changes. Your node matches the spec.") == 4
     assert out.count("No changes. Your gateway matches the spec.") == 2
     assert out.endswith(f"No changes. Every node of lab {name!r} matches the spec.\n")
+    # vlan office of alpha: left out, and said so, exactly where this kernel has no 8021q
+    why = vlan_unavailable_reason()
+    office = [f"alpha: vlan.{p}-n-alpha/vl-office: {why}"] if why is not None else []
+    assert ref.left_out == office
+    assert [line for line in office if f"  {line}\n" in UP_ERR[name]] == office
+    assert [f"  {line}" for line in office] == [
+        line for line in out.splitlines() if line.startswith("  alpha: vlan.")
+    ]
+    assert ("Left out of the lab" in out) == bool(office)
+    code, planned, err = lab("plan", "--name", name, str(REFERENCE), "--json")
+    assert code == 0, err
+    assert [f"{x['node']}: {x['what']}" for x in json.loads(planned)["left_out"]] == office
+    code, status, err = lab("status", "--name", name)
+    assert code == 0, err
+    assert [
+        line.split("left out", 1)[1].strip() for line in status.splitlines() if "left out" in line
+    ] == office
 
     changed = without_web(tmp_path)
     code, out, err = lab("plan", "--name", name, str(changed), "--detailed-exitcode")

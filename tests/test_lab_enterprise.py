@@ -122,9 +122,11 @@ def test_vlans_are_left_out_without_8021q(monkeypatch: pytest.MonkeyPatch) -> No
     other = Resource("bridge", "ns/br-x", {"up": True})
     desired = state_of([vlan, addr, other])
     monkeypatch.setattr(enterprise_l2, "vlan_unavailable_reason", lambda: "no 8021q")
-    assert list(runnable(desired)) == [other.address]
+    kept, left_out = runnable(desired)
+    assert list(kept) == [other.address]
+    assert left_out == ["vlan.ns/vl-x: no 8021q"]
     monkeypatch.setattr(enterprise_l2, "vlan_unavailable_reason", lambda: None)
-    assert runnable(desired) == desired
+    assert runnable(desired) == (desired, [])
 
 
 def test_lab_vxlan_end_to_end(tmp_path: Path) -> None:

@@ -205,7 +205,15 @@ def _up(
         f"{len(state.interfaces)} wireguard-go, {_daemons(state)} (prefix {state.prefix}); "
         f"`hercc lab check --name {name}`, `hercc lab down --name {name}`\n"
     )
+    err.write(_left_out(state.left_out))
     return ExitCode.OK
+
+
+def _left_out(lines: list[str]) -> str:
+    if not lines:
+        return ""
+    head = "left out of the lab, which this machine cannot make:\n"
+    return head + "".join(f"  {line}\n" for line in lines)
 
 
 def _name(name: str) -> str:

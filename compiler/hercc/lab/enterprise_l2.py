@@ -276,10 +276,13 @@ def l2_far_sides(model: ir.IR, t: Topology, directory: Path) -> Sequence[FarSide
     return out
 
 
-def runnable(desired: State) -> State:
+def runnable(desired: State) -> tuple[State, list[str]]:
     """A lab node's desired state without what this kernel cannot make: its VLANs (and
-    their addresses) where there is no 8021q (state/links.vlan_unavailable_reason)."""
-    vlans = {a for a, r in desired.items() if r.kind == "vlan"}
-    if not vlans or vlan_unavailable_reason() is None:
-        return desired
-    return {a: r for a, r in desired.items() if a not in vlans and r.parent not in vlans}
+    their addresses) where there is no 8021q (state/links.vlan_unavailable_reason);
+    and what was left out, a line for each VLAN with the kernel's reason."""
+    vlans = sorted(a for a, r in desired.items() if r.kind == "vlan")
+    why = vlan_unavailable_reason() if vlans else None
+    if why is None:
+        return desired, []
+    kept = {a: r for a, r in desired.items() if a not in vlans and r.parent not in vlans}
+    return kept, [f"{a}: {why}" for a in vlans]

@@ -156,6 +156,11 @@ class Lab:
         }
 
     @property
+    def left_out(self) -> list[str]:
+        """What the spec asks and this machine cannot make, once up: "node: what: why"."""
+        return [f"{n.node}: {line}" for n in self._nodes for line in n.left_out]
+
+    @property
     def pids(self) -> list[int]:
         return [pid for _, pid in self.wireguard_go().values()]
 

@@ -68,6 +68,8 @@ class LabNode:
     underlay_ns: str
     keys: KeyLookup
     desired: State
+    # what the spec asks of the node and this machine cannot make (no 8021q: its VLANs), and why
+    left_out: tuple[str, ...] = ()
 
     def context(self, state_dir: str | Path, system: LiveSystem) -> NodeContext:
         """The node as `hercc plan|apply` sees it, with the lab's node directory as --state-dir."""
@@ -90,8 +92,8 @@ def lab_nodes(
             {m.network: m.wg_if for m in topo.members if m.node == node},
             {gw: name for n, gw, name in topo.tunnels if n == node},
         )
-        desired = runnable(state_of(desired_state(model, node, naming, keys)))  # no 8021q: no VLAN
-        out.append(LabNode(node, naming, topo.host(node).ns, keys, desired))
+        desired, left_out = runnable(state_of(desired_state(model, node, naming, keys)))
+        out.append(LabNode(node, naming, topo.host(node).ns, keys, desired, tuple(left_out)))
     return out
 
 

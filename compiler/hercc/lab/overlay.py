@@ -136,6 +136,11 @@ class LabPlan:
         return add, change, destroy + sum(p.destroy for p in plans)
 
     @property
+    def left_out(self) -> list[tuple[str, str]]:
+        """(node, what and why) for what the spec asks and this machine cannot make."""
+        return [(n.node, line) for n in self.nodes for line in n.lab_node.left_out]
+
+    @property
     def no_changes(self) -> bool:
         return (
             not self.hosts
@@ -413,6 +418,7 @@ def apply_lab(
         if done or touched:
             rerecord(state, planned.topology, planned.spec, planned.model)
             state.public = public_paths(planned.model)
+            state.left_out = [f"{node}: {line}" for node, line in planned.left_out]
             refresh_named(state, planned.model)
             refresh_servers(planned.model, planned.topology, Path(state.directory), state.daemons)
             save_state(state)

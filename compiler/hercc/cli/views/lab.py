@@ -171,6 +171,8 @@ def render_status(st: LabStatus) -> str:
         text += f"  {f.name:<15} {what}: {pid}; {hs}\n"
     for d, ok in st.daemons:
         text += f"  {d.role:<15} {d.name}: pid {d.pid} {'alive' if ok else 'DEAD'}, in {d.ns}\n"
+    for line in s.left_out:
+        text += f"  left out       {line}\n"
     return text
 
 
@@ -246,6 +248,11 @@ def render_lab_plan(planned: LabPlan) -> str:
                 f"\nNetFlow collectors: {added} to add, "
                 f"{len(planned.collectors) - added} to remove."
             )
+    if planned.left_out:
+        parts.append(
+            "Left out of the lab, which this machine cannot make (no plan holds them):\n"
+            + "".join(f"  {node}: {line}\n" for node, line in planned.left_out)
+        )
     return "\n".join(parts) + "\n" + total + "\n"
 
 
@@ -268,5 +275,6 @@ def lab_plan_json(planned: LabPlan) -> str:
         },
         "summary": {"add": add, "change": change, "destroy": destroy},
         "no_changes": planned.no_changes,
+        "left_out": [{"node": node, "what": line} for node, line in planned.left_out],
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -118,6 +118,7 @@ def _up_locked(
         record_pids(state, state.interfaces)
         state.daemons = list(lab.daemons)
         state.public = public_paths(lab.model)
+        state.left_out = lab.left_out
         for iface in state.interfaces:
             if iface.start_time is None:
                 log = Path(iface.log).read_text(errors="replace").strip()

@@ -116,6 +116,8 @@ class LabState:
     daemons: list[Daemon] = field(default_factory=list)  # named, servers, gateways' processes
     public: list[PublicPath] = field(default_factory=list)  # what `check` tries from internet
     collectors: list[Collector] = field(default_factory=list)  # NetFlow collectors (nfcapd)
+    # "node: what: why" for what the spec asks and this machine cannot make (no 8021q: VLANs)
+    left_out: list[str] = field(default_factory=list)
     version: int = STATE_VERSION
 
     def to_json(self) -> str:

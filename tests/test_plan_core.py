@@ -457,6 +457,13 @@ def test_order_parents_first_on_create_children_first_on_delete(reference: ir.IR
         seen.append(c.address)
     assert [c.address for c in destroyed.changes] == [c.address for c in created.changes][::-1]
     assert destroyed.counts() == (0, 0, len(full))
+    # XDP (which accounts every packet) attached before the TC program behind it, detached after
+    order = [c.address for c in created.changes]
+    xdp, tc = "bpf.herc-prod/hv-web/xdp", "bpf.herc-prod/hv-web/tc-ingress"
+    assert order.index(xdp) < order.index(tc)
+    assert max(i for i, a in enumerate(order) if a.endswith("/xdp")) < min(
+        i for i, a in enumerate(order) if a.endswith("/tc-ingress")
+    )
     # a mixed plan: deletes (children first) before creates and updates (parents first)
     mixed = diff(state(reference, "alpha"), full)
     actions = [c.action for c in mixed.changes]

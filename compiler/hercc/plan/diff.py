@@ -11,9 +11,10 @@ replaced resource takes every resource under it (by `parent`) along: the
 kernel drops an interface's addresses and routes with it, so they are
 replaced too even when they themselves did not change.
 
-Order, the one apply follows: deletes first, children before parents (kind
-order of resources.model.ORDER backwards, then address backwards); then
-creates, replaces and updates, parents before children (ORDER, then address).
+Order, the one apply follows: deletes first, children before parents
+(resources.model.apply_rank backwards: kind order, then XDP after TC; then
+address backwards); then creates, replaces and updates, parents before
+children (apply_rank, then address).
 A replace is applied as a delete and a create at its place in the second part.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hercc.resources.action import Action
-from hercc.resources.model import ORDER, Resource, State
+from hercc.resources.model import Resource, State, apply_rank
 
 _MISSING = object()
 
@@ -94,8 +95,8 @@ class Plan:
         return self.add, self.change, self.destroy
 
 
-def _forward_key(r: Resource) -> tuple[int, str]:
-    return (ORDER.get(r.kind, len(ORDER)), r.address)
+def _forward_key(r: Resource) -> tuple[int, int, str]:
+    return (*apply_rank(r.kind, r.address), r.address)
 
 
 def changed_attrs(desired: Resource, live: Resource) -> list[tuple[str, Any, Any]]:

@@ -128,6 +128,7 @@ __all__ = [
     "STATE_DIR",
     "Resource",
     "State",
+    "apply_rank",
     "state_of",
 ]
 
@@ -152,6 +153,19 @@ KINDS = (
 )
 # Creation order by kind (destruction runs it backwards).
 ORDER = {kind: i for i, kind in enumerate(KINDS)}
+
+
+def apply_rank(kind: str, address: str) -> tuple[int, int]:
+    """Where a resource is created in a plan: its kind's place in ORDER, then,
+    among eBPF attachments, XDP before TC; destruction runs it backwards. XDP
+    accounts every packet and the TC program behind it on the same veth none:
+    with XDP attached first and detached last, no packet is forwarded without
+    being accounted.
+    """
+    xdp_first = 0 if kind == "bpf" and address.endswith("/xdp") else 1
+    return ORDER.get(kind, len(ORDER)), xdp_first
+
+
 # Per kind: the attributes that hold a fingerprint of a secret.
 SENSITIVE: Mapping[str, frozenset[str]] = {
     "wireguard": frozenset({"private_key"}),

@@ -60,7 +60,7 @@ def main() -> None:
     from hercc.backends import global_files, node_parts, render_files
     from hercc.pipeline import compile_spec
     from hercc.schemas_check import validate_ir
-    from hercc.sysio.forked import usable_cpus
+    from hercc.sysio.cpus import usable_cpus
     from hercc.writer import write_tree
 
     text, _ = mesh_spec(args.nodes, nat_every=args.nat_every, relays=args.relays)

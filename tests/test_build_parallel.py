@@ -21,8 +21,8 @@ import pytest
 from hercc import backends, writer
 from hercc.cli import main as cli
 from hercc.diagnostics import OperationError
+from hercc.sysio.cpus import usable_cpus
 from hercc.sysio.files import mark_top_directory
-from hercc.sysio.forked import usable_cpus
 from tests.clitools import tree
 from tests.conftest import EXAMPLES
 

@@ -53,8 +53,9 @@ from itertools import chain
 
 from hercc.diagnostics import UsageError
 from hercc.ir import dumps
+from hercc.sysio.cpus import usable_cpus
 from hercc.sysio.files import Staged, make_dirs, mark_top_directory, stage, write_error
-from hercc.sysio.forked import Forked, usable_cpus
+from hercc.sysio.forked import Forked
 
 MANIFEST = "manifest.json"
 GENERATOR, MANIFEST_VERSION = "hercc", 1

@@ -7,7 +7,8 @@
   links followed), `stage` (the same, put in place later), `make_dirs` and
   `mark_top_directory` (a hint to ext4's allocator);
 - `forked`: `Forked`, tasks run by forked worker processes that share the
-  parent's memory (a big build's parts);
+  parent's memory (a big build's parts), as many as `cpus.usable_cpus`
+  (affinity, capped by a cgroup CPU quota);
 - `procfs`: a process's start time, command line and name from /proc, "is
   this still the process we recorded", `stop`, and the PID files.
 

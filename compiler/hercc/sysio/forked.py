@@ -45,11 +45,6 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _inherited: Sequence[Callable[[], object]] = ()
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, not the machine's count)."""
-    return len(os.sched_getaffinity(0))
-
-
 class Forked(Generic[T]):
     """Run `tasks` in up to `workers` forked processes, while the parent goes on."""
 

@@ -120,16 +120,10 @@ class NodeMaps:
     def snapshot(self) -> dict[FlowKey, FlowCounters]:
         """Every flow of the node's maps now, summed over CPUs (`hercc flows top`)."""
         self.read()
-        out: dict[FlowKey, FlowCounters] = {}
-        for maps in self._maps.values():
-            out.update(maps.current())
-        return out
+        return self._merged(FlowMaps.current)
 
     def take(self, keys: Sequence[FlowKey]) -> dict[FlowKey, FlowCounters]:
-        out: dict[FlowKey, FlowCounters] = {}
-        for maps in self._maps.values():
-            out.update(maps.take(keys))
-        return out
+        return self._merged(lambda maps: maps.take(keys))
 
     def crowded(self) -> list[FlowKey]:
         out: list[FlowKey] = []
@@ -141,9 +135,15 @@ class NodeMaps:
 
     def drain(self) -> dict[FlowKey, FlowCounters]:
         self._sync()
+        return self._merged(FlowMaps.drain)
+
+    def _merged(
+        self, each: Callable[[FlowMaps], dict[FlowKey, FlowCounters]]
+    ) -> dict[FlowKey, FlowCounters]:
+        """each(maps) of every open object, in one dict (each object's keys are its own)."""
         out: dict[FlowKey, FlowCounters] = {}
         for maps in self._maps.values():
-            out.update(maps.drain())
+            out.update(each(maps))
         return out
 
     def close(self) -> None:

@@ -128,21 +128,11 @@ class FlowMaps:
         get = last.get
         moved = [(k, v) for k, v in current.items() if get(k) != v]
         gone = [key for raw in sorted(last.keys() - current.keys()) if (key := self._forget(raw))]
-        changed: dict[FlowKey, FlowCounters] = {}
-        for raw, value in moved:
-            total = self._total(value)
-            if total is not None:  # no CPU counted yet: not a flow until one does
-                changed[self._key(raw)] = total
-        return MapChanges(changed, gone)
+        return MapChanges(self._decoded(moved), gone)
 
     def current(self) -> dict[FlowKey, FlowCounters]:
         """Every entry of the last read (less those deleted since), decoded."""
-        out = {}
-        for raw, value in self._last.items():
-            total = self._total(value)
-            if total is not None:
-                out[self._key(raw)] = total
-        return out
+        return self._decoded(self._last.items())
 
     def take(self, keys: Iterable[FlowKey]) -> dict[FlowKey, FlowCounters]:
         """Delete these entries (of those this map holds), with their final counters; an
@@ -173,11 +163,7 @@ class FlowMaps:
                 raw: buffer.raw for raw in final if self._flows_fd.lookup_and_delete(raw, buffer)
             }
         self._add_deleted(len(final))
-        out: dict[FlowKey, FlowCounters] = {}
-        for raw, value in final.items():
-            total = self._total(value)
-            if total is not None:
-                out[self._key(raw)] = total
+        out = self._decoded(final.items())
         self._last, self._keys, self._raw = {}, {}, {}
         return out
 
@@ -216,6 +202,16 @@ class FlowMaps:
             )
         return out
 
+    def _decoded(self, entries: Iterable[tuple[bytes, bytes]]) -> dict[FlowKey, FlowCounters]:
+        """Raw entries as FlowKey -> counters summed over CPUs; an entry no CPU counted a
+        packet in yet is no flow until one does."""
+        out: dict[FlowKey, FlowCounters] = {}
+        for raw, value in entries:
+            total = self._total(value)
+            if total is not None:
+                out[self._key(raw)] = total
+        return out
+
     def _key(self, raw: bytes) -> FlowKey:
         key = self._keys.get(raw)
         if key is None:
@@ -230,8 +226,7 @@ class FlowMaps:
         return key
 
     def _counter(self, index: int) -> int:
-        cpus = _counter_cpus(self._counters_fd, index)
-        return sum(cpus) if cpus is not None else 0
+        return _counter_sum(self._counters_fd, index)
 
     def _add_deleted(self, n: int) -> None:
         cpus = _counter_cpus(self._counters_fd, _DELETED) if n else None
@@ -248,11 +243,13 @@ def _counter_cpus(fd: MapFd, index: int) -> list[int] | None:
     return [c for (c,) in _U64.iter_unpack(value)]
 
 
+def _counter_sum(fd: MapFd, index: int) -> int:
+    cpus = _counter_cpus(fd, index)
+    return sum(cpus) if cpus is not None else 0
+
+
 def _counters(fd: MapFd, live: int) -> dict[str, int]:
-    out = {}
-    for i, name in enumerate(COUNTERS):
-        values = _counter_cpus(fd, i)
-        out[name] = sum(values) if values is not None else 0
+    out = {name: _counter_sum(fd, i) for i, name in enumerate(COUNTERS)}
     out["evicted"] = max(0, out["flows_created"] - live - out["flows_deleted"])
     return out
 

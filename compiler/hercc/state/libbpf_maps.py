@@ -158,21 +158,22 @@ class MapFd:
 
     def one_by_one(self) -> Iterator[tuple[bytes, bytes]]:
         """Every entry by bpf_map_get_next_key and bpf_map_lookup_elem (two syscalls each)."""
-        ksize = self.info.key_size
         value = ctypes.create_string_buffer(self.value_size)
-        key, nxt = None, ctypes.create_string_buffer(ksize)
-        while self.lib.bpf_map_get_next_key(self.fd, key, nxt) == 0:
-            key = ctypes.create_string_buffer(nxt.raw, ksize)
+        for key in self._keys():
             if self.lib.bpf_map_lookup_elem(self.fd, key, value) == 0:
                 yield key.raw, value.raw  # gone meanwhile: left out
 
     def count(self) -> int:
         """Entries in use, key by key (arrays: their size)."""
-        key, nxt, n = None, ctypes.create_string_buffer(self.info.key_size), 0
+        return sum(1 for _ in self._keys())
+
+    def _keys(self) -> Iterator[ctypes.Array[ctypes.c_char]]:
+        """Every key, by bpf_map_get_next_key (each a buffer of its own)."""
+        ksize = self.info.key_size
+        key, nxt = None, ctypes.create_string_buffer(ksize)
         while self.lib.bpf_map_get_next_key(self.fd, key, nxt) == 0:
-            key = ctypes.create_string_buffer(nxt.raw, self.info.key_size)
-            n += 1
-        return n
+            key = ctypes.create_string_buffer(nxt.raw, ksize)
+            yield key
 
 
 def open_map(lib: Libbpf, path: Path, prefix: str, cpus: int) -> MapFd:

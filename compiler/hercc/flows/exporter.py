@@ -199,9 +199,7 @@ class Exporter:
 
     def poll(self) -> PollResult:
         """One round: read the map, export what is due, send it to every collector."""
-        changes = self._source.read()
-        now = self._clock()
-        records = self.table.advance(changes, now)
+        records, now = self._advanced()
         if self._maps is not None:
             records += self._retire(self.table.idle(), EndReason.IDLE_TIMEOUT)
             records += self._retire(self._maps.crowded(), EndReason.LACK_OF_RESOURCES)
@@ -211,14 +209,18 @@ class Exporter:
         """A last poll, then with map access every flow deleted from the map and sent with
         its final counts (forced end), or without, every pending count (`flush`)."""
         if self._maps is None:
-            changes = self._source.read()
-            now = self._clock()
-            records = self.table.advance(changes, now)
+            records, now = self._advanced()
             return self._send(records + self.table.flush(), now)
         final = self._maps.drain()
         now = self._clock()
         records = self.table.update(final, now)
         return self._send(records + self.table.flush(forget=True), now)
+
+    def _advanced(self) -> tuple[list[FlowRecord], int]:
+        """Read the map and advance the table to now: the records due, and now."""
+        changes = self._source.read()
+        now = self._clock()
+        return self.table.advance(changes, now), now
 
     def _retire(self, keys: Sequence[FlowKey], reason: EndReason) -> list[FlowRecord]:
         if not keys or self._maps is None:

@@ -111,6 +111,8 @@ class FlowTable:
             if entry is not None:
                 self._evict(key, entry, out)
                 self._discard(key)
+        # The loop of every poll: `retire` makes the same two checks, but here they stay
+        # inline, as a method call per changed entry made a poll about 15% slower.
         for key, counters in changes.changed.items():
             entry = entries.get(key)
             if entry is not None and (

@@ -29,7 +29,7 @@ from pathlib import Path
 from hercc.diagnostics import LabError
 from hercc.lab.collectors import Collector, collector_namespaces
 from hercc.lab.daemons import Daemon, start_daemon, stop_daemon, wait_alive
-from hercc.lab.underlay import TIMEOUT, Station, add_stations
+from hercc.lab.underlay import TIMEOUT, Station, add_stations, delete_namespace
 from hercc.sysio.files import make_dirs
 from hercc.sysio.process import run
 
@@ -116,11 +116,9 @@ def remove_collectors(
         daemons.remove(d)
     kept = set(collector_namespaces(staying))
     for ns in collector_namespaces(gone):
-        if ns in kept or not Path("/run/netns", ns).exists():
-            continue
-        done = run(["ip", "netns", "del", ns], check=False, timeout=TIMEOUT, error=LabError)
-        if done.returncode != 0 and Path("/run/netns", ns).exists():
-            errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+        error = None if ns in kept else delete_namespace(ns)
+        if error is not None:
+            errors.append(error)
     return errors
 
 

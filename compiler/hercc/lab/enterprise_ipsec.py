@@ -61,7 +61,7 @@ from hercc.ipsec_proposals import esp_of
 from hercc.lab.daemons import Daemon, alive, start_daemon, stop_daemon, wait_alive
 from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
-from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
+from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, has_link, ip_batch, netns_exists
 from hercc.passes.secrets import env_name, read_secrets_file, resolve
 from hercc.plan.ipsec_setup import IpsecSetup
 from hercc.resources.ipsec import shared_id
@@ -112,8 +112,8 @@ class IpsecSite:
         node's SAs), else made afresh (`lab apply`: a new or changed link)."""
         record = self.directory / f"ir-{self.connection}.site.json"
         was = json.loads(record.read_text()) if record.exists() else None
-        kept = _exists(self.far_ns) and was == self._described()
-        if kept and _has_link(self.node_ns, self.local_if):  # (gone with a re-created node)
+        kept = netns_exists(self.far_ns) and was == self._described()
+        if kept and has_link(self.node_ns, self.local_if):  # (gone with a re-created node)
             return
         self._take_down(was, daemons)
         for ns in self.namespaces():
@@ -152,12 +152,12 @@ class IpsecSite:
         if was is not None:  # a namespace's veths go in the background: their names now
             ports |= {(was["underlay_ns"], was["far_port"]), (was["node_ns"], was["local_if"])}
         for ns, port in sorted(ports):
-            if _exists(ns) and _has_link(ns, port):
+            if netns_exists(ns) and has_link(ns, port):
                 ip_batch([f"link del {port}"], ns=ns)
         for ns in reversed(self.namespaces()):
-            if _exists(ns):
+            if netns_exists(ns):
                 run(["ip", "netns", "del", ns], timeout=TIMEOUT, error=LabError)
-        if was is not None and _exists(was["node_ns"]):  # the old responder's MAC, forgotten
+        if was is not None and netns_exists(was["node_ns"]):  # the old responder's MAC, forgotten
             ip_batch([f"neigh flush to {was['remote']}"], ns=was["node_ns"])
 
     def prepare(self) -> None:
@@ -354,10 +354,6 @@ def _add_secrets(names: tuple[str, ...], directory: Path) -> None:
     write_atomic(file, text, mode=0o600)
 
 
-def _exists(ns: str) -> bool:
-    return Path("/run/netns", ns).exists()
-
-
 def _runs_in(d: Daemon, ns: str) -> bool:
     """`d` runs, in network namespace `ns` as it is now (not one deleted under it)."""
     try:
@@ -365,13 +361,6 @@ def _runs_in(d: Daemon, ns: str) -> bool:
     except OSError:
         return False
     return alive(d) and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def _has_link(ns: str, ifname: str) -> bool:
-    done = run(
-        ["ip", "-n", ns, "link", "show", ifname], check=False, timeout=TIMEOUT, error=LabError
-    )
-    return done.returncode == 0
 
 
 def _netns(ns: str, created: list[str]) -> None:

@@ -49,7 +49,14 @@ from hercc.diagnostics import LabError
 from hercc.lab.daemons import Daemon
 from hercc.lab.far_side import FarEndpoint, FarSide
 from hercc.lab.topology import Topology
-from hercc.lab.underlay import NS_SYSCTLS, TIMEOUT, ip_batch
+from hercc.lab.underlay import (
+    NS_SYSCTLS,
+    TIMEOUT,
+    add_namespace,
+    has_link,
+    ip_batch,
+    netns_exists,
+)
 from hercc.resources.model import State
 from hercc.resources.naming import vxlan_ifname
 from hercc.state.links import vlan_unavailable_reason
@@ -60,24 +67,10 @@ __all__ = ["SEGMENT", "PortStandIns", "VxlanFar", "l2_far_sides", "runnable"]
 SEGMENT = ipaddress.IPv4Network("172.31.0.0/16")  # a /24 per VXLAN: near .1, far .2
 
 
-def _exists(ns: str) -> bool:
-    return Path("/run/netns", ns).exists()
-
-
 def _netns_add(ns: str, created: list[str]) -> None:
-    if _exists(ns):
-        raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
-    run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
-    created.append(ns)
+    add_namespace(ns, created)
     run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
     ip_batch(["link set lo up"], ns=ns)
-
-
-def _has_link(ns: str, ifname: str) -> bool:
-    done = run(
-        ["ip", "-n", ns, "link", "show", ifname], check=False, timeout=TIMEOUT, error=LabError
-    )
-    return done.returncode == 0
 
 
 @dataclass(frozen=True)
@@ -107,11 +100,11 @@ class VxlanFar:
 
     def build(self, created: list[str], daemons: list[Daemon]) -> None:
         """Made afresh: what a `lab apply` finds of it goes first (its VNI may have changed)."""
-        if _has_link(self.underlay_ns, self.underlay_port):
+        if has_link(self.underlay_ns, self.underlay_port):
             # a namespace goes in the background: its veths' other ends with it, later
             ip_batch([f"link del {self.underlay_port}"], ns=self.underlay_ns)
         for ns in reversed(self.namespaces()):
-            if _exists(ns):
+            if netns_exists(ns):
                 run(["ip", "netns", "del", ns], timeout=TIMEOUT, error=LabError)
         for ns in self.namespaces():
             _netns_add(ns, created)
@@ -147,9 +140,9 @@ class VxlanFar:
 
     def join(self) -> None:
         """The near host's macvlan on the node's bridge, once both exist and it has none."""
-        if not _exists(self.near_ns) or _has_link(self.near_ns, "eth0"):
+        if not netns_exists(self.near_ns) or has_link(self.near_ns, "eth0"):
             return
-        if not _has_link(self.node_ns, self.lower):
+        if not has_link(self.node_ns, self.lower):
             raise LabError(f"vxlan {self.link}: no {self.lower} on node {self.node} to join")
         temp = f"lv-{self.underlay_port}"
         ip_batch(
@@ -198,12 +191,12 @@ class PortStandIns:
         self._make([])
 
     def _make(self, created: list[str]) -> None:
-        if not _exists(self.node_ns):
+        if not netns_exists(self.node_ns):
             return  # a node the apply adds: made again once it is plugged in
         for ifname, ns in self.ports:
-            if _has_link(self.node_ns, ifname):
+            if has_link(self.node_ns, ifname):
                 continue
-            if not _exists(ns):
+            if not netns_exists(ns):
                 _netns_add(ns, created)
             ip_batch(
                 [f"link add {ifname} netns {self.node_ns} type veth peer name eth0 netns {ns}"]

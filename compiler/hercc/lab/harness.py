@@ -55,7 +55,7 @@ from hercc.lab.keys import GeneratedKeys, KeySource, gateway_owner, with_keys
 from hercc.lab.naming import KeyFiles
 from hercc.lab.public_up import PublicSide, tear_down_public
 from hercc.lab.topology import Topology, new_prefix, topology_of
-from hercc.lab.underlay import TIMEOUT, build_underlay
+from hercc.lab.underlay import TIMEOUT, build_underlay, delete_namespace, netns_exists
 from hercc.plan.diff import Plan
 from hercc.plan.node_service import LiveSystem, live_system
 from hercc.sysio.process import run
@@ -235,11 +235,11 @@ class Lab:
                 if not stop(pid, start, timeout=10):  # it sends what it holds first
                     errors.append(f"the flow exporter of {node} (pid {pid}) did not exit")
         for ns in [*self.overlay_namespaces(), *reversed(self.namespaces)]:
-            if not Path("/run/netns", ns).exists():
+            if not netns_exists(ns):
                 continue
-            done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
-            if done.returncode != 0 and Path("/run/netns", ns).exists():
-                errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+            error = delete_namespace(ns)
+            if error is not None:
+                errors.append(error)
             forget_namespace(ns)  # the dataplane's pinned maps of the namespace
         if errors:
             raise LabError("lab teardown incomplete: " + "; ".join(errors))

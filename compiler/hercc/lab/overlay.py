@@ -56,14 +56,13 @@ from hercc.lab.naming import LabKeys, LabNaming, lab_naming
 from hercc.lab.persistent.statefile import (
     LabState,
     kept_name,
-    netns_exists,
     rerecord,
     save_state,
 )
 from hercc.lab.public_paths import public_paths
 from hercc.lab.public_up import refresh_servers
 from hercc.lab.topology import Block, Host
-from hercc.lab.underlay import add_hosts, remove_hosts, set_block
+from hercc.lab.underlay import add_hosts, netns_exists, remove_hosts, set_block
 from hercc.plan.apply import Step
 from hercc.plan.diff import Plan, diff
 from hercc.plan.node_service import live_system

@@ -48,7 +48,7 @@ def build_underlay(t: Topology, created: list[str]) -> None:
 
     So a failure halfway leaves the caller the list of what to remove.
     """
-    _netns_add(t.underlay_ns, created)
+    add_namespace(t.underlay_ns, created)
     run(["sysctl", "-qw", *NS_SYSCTLS], netns=t.underlay_ns, timeout=TIMEOUT, error=LabError)
     ip_batch(["link set lo up", "link add br0 type bridge", "link set br0 up"], ns=t.underlay_ns)
     add_hosts(t, t.hosts, created)
@@ -68,7 +68,7 @@ def add_public(t: Topology, created: list[str]) -> None:
 def add_stations(underlay_ns: str, stations: Sequence[Station], created: list[str]) -> None:
     """Plug namespaces into the bridge at their addresses (ns, bridge port, address, address6)."""
     for ns, *_ in stations:
-        _netns_add(ns, created)
+        add_namespace(ns, created)
         run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
     ip_batch(
         [
@@ -89,7 +89,7 @@ def add_hosts(t: Topology, hosts: Sequence[Host], created: list[str]) -> None:
     """Plug `hosts` of `t` into its running underlay: namespaces, uplinks, NAT, drop rules."""
     spaces = [ns for h in hosts for ns in (h.ns, h.router_ns) if ns is not None]
     for ns in spaces:
-        _netns_add(ns, created)
+        add_namespace(ns, created)
     for ns in spaces:
         run(["sysctl", "-qw", *NS_SYSCTLS], netns=ns, timeout=TIMEOUT, error=LabError)
     ip_batch(
@@ -139,14 +139,38 @@ def add_hosts(t: Topology, hosts: Sequence[Host], created: list[str]) -> None:
 
 def remove_hosts(hosts: Sequence[Host]) -> list[str]:
     """Delete the namespaces of `hosts` (their uplinks go with them); what could not be."""
-    errors: list[str] = []
-    for ns in [ns for h in hosts for ns in (h.router_ns, h.ns) if ns is not None]:
-        if not Path("/run/netns", ns).exists():
-            continue
-        done = run(["ip", "netns", "del", ns], check=False, timeout=TIMEOUT, error=LabError)
-        if done.returncode != 0 and Path("/run/netns", ns).exists():
-            errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
-    return errors
+    namespaces = [ns for h in hosts for ns in (h.router_ns, h.ns) if ns is not None]
+    return [error for ns in namespaces if (error := delete_namespace(ns)) is not None]
+
+
+def netns_exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
+
+
+def has_link(ns: str, ifname: str) -> bool:
+    """Whether namespace `ns` has an interface `ifname`."""
+    done = run(
+        ["ip", "-n", ns, "link", "show", ifname], check=False, timeout=TIMEOUT, error=LabError
+    )
+    return done.returncode == 0
+
+
+def add_namespace(ns: str, created: list[str]) -> None:
+    """A new namespace `ns`, recorded in `created`; LabError if it is there already."""
+    if netns_exists(ns):
+        raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
+    run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
+    created.append(ns)
+
+
+def delete_namespace(ns: str, timeout: float = TIMEOUT) -> str | None:
+    """Delete namespace `ns` if it is there; why it could not be, or None."""
+    if not netns_exists(ns):
+        return None
+    done = run(["ip", "netns", "del", ns], check=False, timeout=timeout, error=LabError)
+    if done.returncode != 0 and netns_exists(ns):
+        return f"ip netns del {ns}: {done.stderr.strip()}"
+    return None
 
 
 def set_block(ns: str, b: Block | None) -> None:
@@ -174,13 +198,6 @@ def set_block(ns: str, b: Block | None) -> None:
             + "}\n"
         )
     _nft(ns, script)
-
-
-def _netns_add(ns: str, created: list[str]) -> None:
-    if Path("/run/netns", ns).exists():
-        raise LabError(f"namespace {ns} already exists (another lab with prefix?)")
-    run(["ip", "netns", "add", ns], timeout=TIMEOUT, error=LabError)
-    created.append(ns)
 
 
 def _nft(ns: str, script: str) -> None:

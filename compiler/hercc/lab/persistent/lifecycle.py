@@ -36,7 +36,6 @@ from hercc.lab.persistent.statefile import (
     claim,
     list_labs,
     load_state,
-    netns_exists,
     record,
     record_pids,
     state_root,
@@ -46,6 +45,7 @@ from hercc.lab.public import internet_namespace
 from hercc.lab.public_paths import public_paths
 from hercc.lab.spec import compile_for_lab
 from hercc.lab.topology import prefix_for_lab
+from hercc.lab.underlay import delete_namespace, netns_exists
 from hercc.state.bpf_load import forget_namespace
 from hercc.sysio.process import run
 from hercc.sysio.procfs import cmdline, comm, proc_start_time, stop
@@ -197,10 +197,9 @@ def _teardown(state: LabState) -> list[str]:
                 Path(iface.socket).unlink()
     remove_etc(internet_namespace(state.prefix))
     for ns in reversed(state.namespaces):
-        if netns_exists(ns):
-            done = run(["ip", "netns", "del", ns], check=False, timeout=10, error=LabError)
-            if done.returncode != 0 and netns_exists(ns):
-                errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
+        error = delete_namespace(ns)
+        if error is not None:
+            errors.append(error)
         if not netns_exists(ns):  # the dataplane's pins of the namespace, as Lab.down does
             forget_namespace(ns)
     return errors

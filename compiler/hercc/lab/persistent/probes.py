@@ -25,8 +25,9 @@ from hercc.diagnostics import LabError
 from hercc.lab.collectors import Collector
 from hercc.lab.collectors_up import ROLE, listening
 from hercc.lab.daemons import alive
-from hercc.lab.persistent.statefile import LabState, netns_exists
+from hercc.lab.persistent.statefile import LabState
 from hercc.lab.public_paths import PublicPath
+from hercc.lab.underlay import netns_exists
 from hercc.sysio.process import run
 
 CHECK_PARALLEL = 32

@@ -36,6 +36,7 @@ from hercc.lab.keys import gateway_owner
 from hercc.lab.public import GatewayHost, Internet
 from hercc.lab.public_paths import PublicPath
 from hercc.lab.topology import Block, Host, Topology, prefix_for_lab
+from hercc.lab.underlay import netns_exists
 from hercc.sysio.files import write_atomic
 from hercc.sysio.procfs import proc_start_time, same_process
 
@@ -229,10 +230,6 @@ def alive(iface: Interface) -> bool:
     if iface.pid is None or iface.start_time is None:
         return False
     return same_process(iface.pid, iface.start_time)
-
-
-def netns_exists(ns: str) -> bool:
-    return Path("/run/netns", ns).exists()
 
 
 # ---------------------------------------------------------------- recording a topology

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from hercc.diagnostics import LabError
 from hercc.lab.daemons import Daemon
 from hercc.lab.daemons import alive as daemon_alive
-from hercc.lab.persistent.statefile import Interface, LabState, alive, netns_exists
+from hercc.lab.persistent.statefile import Interface, LabState, alive
+from hercc.lab.underlay import netns_exists
 from hercc.sysio.process import run
 
 

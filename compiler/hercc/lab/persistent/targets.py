@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hercc.diagnostics import LabError
-from hercc.lab.persistent.statefile import LabState, netns_exists
+from hercc.lab.persistent.statefile import LabState
+from hercc.lab.underlay import netns_exists
 from hercc.sysio.process import run_attached
 
 

@@ -36,10 +36,12 @@ from hercc.plan.executor.errors import ExecutorError
 from hercc.plan.executor.system import System
 from hercc.resources.ids import InterfaceId
 from hercc.resources.model import Resource
+from hercc.state.links import L2_KINDS as LINK_KINDS
 
 __all__ = ["L2_KINDS", "L2Links"]
 
-L2_KINDS = frozenset({"bridge", "vxlan", "vlan", "port"})
+# The link kinds the state reads (bridge, vxlan, vlan), and the ports of our bridges.
+L2_KINDS = LINK_KINDS | {"port"}
 
 
 class L2Links:

@@ -209,8 +209,9 @@ def read_bpf(
             else:
                 mine.setdefault(rid, []).append(owner[a.prog_id])
                 modes[rid] = (a.ifname, a.mode)
+        parsed = _json(links) if mine else []  # once for the namespace, not per attachment
         for rid, found in sorted(mine.items()):
-            xdp, content = _xdp_attrs(bpf, ns, _json(links), *modes[rid])
+            xdp, content = _xdp_attrs(bpf, ns, parsed, *modes[rid])
             ours.append(_resource(ns, rid, found, xdp, content))
     return ours, foreign
 
